@@ -1,0 +1,246 @@
+//! Serialized `HloModuleProto` bytes for PJRT's `"hlo"` program format.
+//!
+//! Follows the rules XLA checks when it loads a module (see `shared/spec/pjrt.md`): layouts on
+//! every array shape and literal, `parameter_names` in every program shape, callees listed
+//! before their callers, operands defined before use, unique names and ids.
+
+use prost::Message;
+
+use super::builder::{Computation, Instruction};
+use super::element::{from_bytes, ElementType};
+use super::literal::Literal;
+use super::module::Module;
+use super::op::{comparison_type, Op, WindowDim};
+use super::proto_messages as pb;
+use super::shape::Shape;
+
+impl Module {
+    /// The module as a serialized `xla.HloModuleProto`.
+    pub fn to_proto_bytes(&self) -> Vec<u8> {
+        self.to_proto().encode_to_vec()
+    }
+
+    /// The module as a `xla.HloModuleProto` message.
+    pub fn to_proto(&self) -> pb::HloModuleProto {
+        let mut next_instruction_id = 1i64;
+        let computation_ids: std::collections::HashMap<_, _> =
+            self.computations().iter().enumerate().map(|(i, c)| (c.id(), i as i64 + 1)).collect();
+        let computations: Vec<pb::HloComputationProto> = self
+            .computations()
+            .iter()
+            .map(|c| {
+                let first_id = next_instruction_id;
+                next_instruction_id += c.instructions().len() as i64;
+                let instructions = c
+                    .instructions()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, inst)| {
+                        let mut proto = self.instruction_proto(c, i, inst, |id| computation_ids[&id]);
+                        proto.id = first_id + i as i64;
+                        proto.operand_ids = inst.operands.iter().map(|&o| first_id + o as i64).collect();
+                        proto
+                    })
+                    .collect();
+                pb::HloComputationProto {
+                    name: self.computation_name(c.id()).to_string(),
+                    instructions,
+                    program_shape: Some(program_shape(c)),
+                    id: computation_ids[&c.id()],
+                    root_id: first_id + c.root_index() as i64,
+                }
+            })
+            .collect();
+        let entry = self.entry();
+        let input_output_alias = (!self.aliases().is_empty()).then(|| pb::HloInputOutputAliasProto {
+            entries: self
+                .aliases()
+                .iter()
+                .map(|a| pb::AliasEntryProto {
+                    output_shape_index: a.output_index.clone(),
+                    parameter_number: a.parameter,
+                    parameter_shape_index: a.parameter_index.clone(),
+                    kind: pb::AliasKind::MayAlias as i32,
+                })
+                .collect(),
+        });
+        pb::HloModuleProto {
+            name: self.name().to_string(),
+            entry_computation_name: self.computation_name(entry.id()).to_string(),
+            entry_computation_id: computation_ids[&entry.id()],
+            computations,
+            host_program_shape: Some(program_shape(entry)),
+            id: 1,
+            input_output_alias,
+            buffer_donor: None,
+        }
+    }
+
+    fn instruction_proto(
+        &self,
+        c: &Computation,
+        index: usize,
+        inst: &Instruction,
+        computation_id: impl Fn(super::op::ComputationId) -> i64,
+    ) -> pb::HloInstructionProto {
+        let mut p = pb::HloInstructionProto {
+            name: self.instruction_name(c.id(), index).to_string(),
+            opcode: inst.op.opcode().to_string(),
+            shape: Some(shape_proto(&inst.shape)),
+            called_computation_ids: inst.op.called_computations().into_iter().map(&computation_id).collect(),
+            ..Default::default()
+        };
+        if !inst.metadata.op_type.is_empty() || !inst.metadata.op_name.is_empty() {
+            p.metadata = Some(pb::OpMetadata {
+                op_type: inst.metadata.op_type.clone(),
+                op_name: inst.metadata.op_name.clone(),
+                ..Default::default()
+            });
+        }
+        let operand_ty = |k: usize| c.instructions()[inst.operands[k]].shape.as_array().map(|a| a.ty());
+        match &inst.op {
+            Op::Parameter { number, .. } => p.parameter_number = *number,
+            Op::Constant(lit) => p.literal = Some(literal_proto(lit)),
+            Op::Iota { dimension } => p.dimensions = vec![*dimension],
+            Op::Broadcast { dimensions } | Op::Reverse { dimensions } => p.dimensions = dimensions.clone(),
+            Op::Transpose { permutation } => p.dimensions = permutation.clone(),
+            Op::Concatenate { dimension } => p.dimensions = vec![*dimension],
+            Op::Slice { start, limit, stride } => {
+                p.slice_dimensions = (0..start.len())
+                    .map(|d| pb::SliceDimensions { start: start[d], limit: limit[d], stride: stride[d] })
+                    .collect()
+            }
+            Op::DynamicSlice { sizes } => p.dynamic_slice_sizes = sizes.clone(),
+            Op::Pad { config } => {
+                p.padding_config = Some(pb::PaddingConfig {
+                    dimensions: config
+                        .iter()
+                        .map(|d| pb::PaddingConfigDimension {
+                            edge_padding_low: d.low,
+                            edge_padding_high: d.high,
+                            interior_padding: d.interior,
+                        })
+                        .collect(),
+                })
+            }
+            Op::Compare { direction } => {
+                p.comparison_direction = direction.name().to_string();
+                if let Some(ty) = operand_ty(0) {
+                    p.comparison_type = comparison_type(ty).to_string();
+                }
+            }
+            Op::Reduce { dimensions, .. } => p.dimensions = dimensions.clone(),
+            Op::ReduceWindow { window, .. } | Op::SelectAndScatter { window, .. } => p.window = Some(window_proto(window)),
+            Op::Convolution { window, dimension_numbers: dn, feature_group_count, batch_group_count } => {
+                p.window = Some(window_proto(window));
+                p.convolution_dimension_numbers = Some(pb::ConvolutionDimensionNumbers {
+                    input_batch_dimension: dn.input_batch,
+                    input_feature_dimension: dn.input_feature,
+                    input_spatial_dimensions: dn.input_spatial.clone(),
+                    kernel_input_feature_dimension: dn.kernel_input_feature,
+                    kernel_output_feature_dimension: dn.kernel_output_feature,
+                    kernel_spatial_dimensions: dn.kernel_spatial.clone(),
+                    output_batch_dimension: dn.output_batch,
+                    output_feature_dimension: dn.output_feature,
+                    output_spatial_dimensions: dn.output_spatial.clone(),
+                });
+                p.feature_group_count = *feature_group_count;
+                p.batch_group_count = *batch_group_count;
+                p.precision_config = Some(default_precision());
+            }
+            Op::Dot { dimension_numbers: dn } => {
+                p.dot_dimension_numbers = Some(pb::DotDimensionNumbers {
+                    lhs_contracting_dimensions: dn.lhs_contracting.clone(),
+                    rhs_contracting_dimensions: dn.rhs_contracting.clone(),
+                    lhs_batch_dimensions: dn.lhs_batch.clone(),
+                    rhs_batch_dimensions: dn.rhs_batch.clone(),
+                });
+                p.precision_config = Some(default_precision());
+            }
+            Op::GetTupleElement { index } => p.tuple_index = *index,
+            Op::RngBitGenerator { algorithm } => p.rng_algorithm = *algorithm as i32,
+            Op::AllReduce { replica_groups, .. } => {
+                p.replica_groups = replica_groups.iter().map(|g| pb::ReplicaGroup { replica_ids: g.clone() }).collect()
+            }
+            Op::Convert
+            | Op::BitcastConvert
+            | Op::Reshape
+            | Op::DynamicUpdateSlice
+            | Op::Select
+            | Op::Clamp
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Tuple
+            | Op::While { .. }
+            | Op::Conditional { .. } => {}
+        }
+        p
+    }
+}
+
+fn default_precision() -> pb::PrecisionConfig {
+    pb::PrecisionConfig { operand_precision: vec![pb::Precision::Default as i32; 2] }
+}
+
+fn program_shape(c: &Computation) -> pb::ProgramShapeProto {
+    pb::ProgramShapeProto {
+        parameters: c.parameter_shapes().into_iter().map(shape_proto).collect(),
+        result: Some(shape_proto(c.result_shape())),
+        parameter_names: c.parameter_names().into_iter().map(str::to_string).collect(),
+    }
+}
+
+/// A shape with its layout (XLA rejects array shapes without one).
+pub fn shape_proto(shape: &Shape) -> pb::ShapeProto {
+    match shape {
+        Shape::Array(a) => pb::ShapeProto {
+            element_type: pb::PrimitiveType::from(a.ty()) as i32,
+            dimensions: a.dims().to_vec(),
+            tuple_shapes: Vec::new(),
+            layout: Some(pb::LayoutProto { minor_to_major: a.minor_to_major().to_vec() }),
+            is_dynamic_dimension: vec![false; a.rank()],
+        },
+        Shape::Tuple(elems) => pb::ShapeProto {
+            element_type: pb::PrimitiveType::Tuple as i32,
+            tuple_shapes: elems.iter().map(shape_proto).collect(),
+            ..Default::default()
+        },
+    }
+}
+
+fn window_proto(window: &[WindowDim]) -> pb::Window {
+    pb::Window {
+        dimensions: window
+            .iter()
+            .map(|w| pb::WindowDimension {
+                size: w.size,
+                stride: w.stride,
+                padding_low: w.padding_low,
+                padding_high: w.padding_high,
+                window_dilation: w.window_dilation,
+                base_dilation: w.base_dilation,
+                window_reversal: false,
+            })
+            .collect(),
+    }
+}
+
+/// A literal in the typed field XLA reads for its element type (half types as raw bytes).
+pub fn literal_proto(lit: &Literal) -> pb::LiteralProto {
+    let b = lit.bytes();
+    let mut p = pb::LiteralProto { shape: Some(shape_proto(&Shape::Array(lit.shape().clone()))), ..Default::default() };
+    match lit.ty() {
+        ElementType::Pred => p.preds = from_bytes(b),
+        ElementType::S8 => p.s8s = b.to_vec(),
+        ElementType::U8 => p.u8s = b.to_vec(),
+        ElementType::S32 => p.s32s = from_bytes(b),
+        ElementType::S64 => p.s64s = from_bytes(b),
+        ElementType::U32 => p.u32s = from_bytes(b),
+        ElementType::U64 => p.u64s = from_bytes(b),
+        ElementType::F32 => p.f32s = from_bytes(b),
+        ElementType::F64 => p.f64s = from_bytes(b),
+        ElementType::F16 => p.f16s = b.to_vec(),
+        ElementType::Bf16 => p.bf16s = b.to_vec(),
+    }
+    p
+}
