@@ -1,0 +1,5 @@
+//! Training: step graphs, optimizer, schedules and the progressive-learning scheduler.
+pub mod ema;
+pub mod loss;
+pub mod lr;
+pub mod optimizer;
