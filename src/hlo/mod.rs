@@ -1,0 +1,25 @@
+//! The HLO layer: element types, shapes, literals, the builder with shape inference, the text
+//! printer and the `HloModuleProto` encoder.
+pub mod builder;
+pub mod element;
+pub mod encode;
+pub mod error;
+pub mod literal;
+pub mod module;
+pub mod printer;
+pub mod op;
+pub mod ops;
+pub mod shape;
+
+pub use builder::{Builder, Computation, Instruction, Value};
+pub use element::{ElementType, NativeType};
+pub use error::HloError;
+pub use literal::Literal;
+pub use module::{InputOutputAlias, Module};
+pub use op::{
+    same_padding, BinaryOp, ComparisonDirection, ComputationId, ConvDimensionNumbers, DotDimensionNumbers, Metadata,
+    Op, PadDim, RandomAlgorithm, UnaryOp, WindowDim,
+};
+pub use ops::ConvSpec;
+pub use shape::{ArrayShape, Shape};
+pub mod proto_messages;

@@ -1,0 +1,84 @@
+//! Convolutions, activations, pooling and dense layers.
+
+use crate::hlo::{error::Result, same_padding, ArrayShape, HloError, Builder, ConvDimensionNumbers, ConvSpec, DotDimensionNumbers, Value, WindowDim};
+
+/// NHWC x HWIO convolution with TF `SAME` padding (any odd total padding goes to the high side).
+/// `groups` > 1 makes it grouped; `groups == channels` with an `[kh, kw, 1, C]` kernel is depthwise.
+fn conv_same(b: &mut Builder, x: Value, kernel: Value, stride: i64, groups: i64) -> Result<Value> {
+    let xs = b.array_shape("conv2d", x)?.dims().to_vec();
+    let ks = b.array_shape("conv2d", kernel)?.dims().to_vec();
+    if xs.len() != 4 || ks.len() != 4 {
+        return Err(HloError::new("conv2d", &[b.shape(x), b.shape(kernel)], "expected an NHWC input and an HWIO kernel"));
+    }
+    let window = (0..2)
+        .map(|i| {
+            let (lo, hi) = same_padding(xs[i + 1], ks[i], stride, 1);
+            WindowDim::new(ks[i]).stride(stride).padding(lo, hi)
+        })
+        .collect();
+    let spec = ConvSpec {
+        window,
+        dimension_numbers: ConvDimensionNumbers::nhwc(),
+        feature_group_count: groups,
+        batch_group_count: 1,
+    };
+    b.convolution(x, kernel, &spec)
+}
+
+/// A dense NHWC convolution with an `[kh, kw, in, out]` kernel, stride `stride`, TF `SAME` padding.
+pub fn conv2d(b: &mut Builder, x: Value, kernel: Value, stride: i64) -> Result<Value> {
+    conv_same(b, x, kernel, stride, 1)
+}
+
+/// A depthwise NHWC convolution with an `[kh, kw, 1, C]` kernel (channel multiplier 1).
+pub fn depthwise_conv2d(b: &mut Builder, x: Value, kernel: Value, stride: i64) -> Result<Value> {
+    let channels = *b.array_shape("depthwise_conv2d", x)?.dims().last().unwrap_or(&1);
+    conv_same(b, x, kernel, stride, channels)
+}
+
+/// SiLU (swish): `x * sigmoid(x)`.
+pub fn silu(b: &mut Builder, x: Value) -> Result<Value> {
+    let s = b.logistic(x)?;
+    b.mul(x, s)
+}
+
+/// Mean over the spatial dimensions of NHWC: `[B, H, W, C] -> [B, C]`.
+pub fn global_avg_pool(b: &mut Builder, x: Value) -> Result<Value> {
+    let shape = b.array_shape("global_avg_pool", x)?.clone();
+    let d = shape.dims();
+    let sum = b.reduce_sum(x, &[1, 2])?;
+    let n = b.full(&ArrayShape::new(shape.ty(), &[d[0], d[3]]), (d[1] * d[2]) as f64)?;
+    b.div(sum, n)
+}
+
+/// `x @ w + bias` for `x: [B, in]`, `w: [in, out]`, `bias: [out]`.
+pub fn dense(b: &mut Builder, x: Value, w: Value, bias: Value) -> Result<Value> {
+    let dn = DotDimensionNumbers { lhs_contracting: vec![1], rhs_contracting: vec![0], ..Default::default() };
+    let y = b.dot_general(x, w, &dn)?;
+    let dims = b.array_shape("dense", y)?.dims().to_vec();
+    let bias = b.broadcast_in_dim(bias, &dims, &[1])?;
+    b.add(y, bias)
+}
+
+/// The weights of a squeeze-and-excite unit, as 2-D matrices (1x1 conv kernels reshaped).
+#[derive(Clone, Copy, Debug)]
+pub struct SeWeights {
+    /// `[C, rd]` and `[rd]`.
+    pub reduce_w: Value,
+    pub reduce_b: Value,
+    /// `[rd, C]` and `[C]`.
+    pub expand_w: Value,
+    pub expand_b: Value,
+}
+
+/// Squeeze-and-excite: global average pool -> dense (SiLU) -> dense (sigmoid) -> scale channels.
+pub fn squeeze_excite(b: &mut Builder, x: Value, w: &SeWeights) -> Result<Value> {
+    let dims = b.array_shape("squeeze_excite", x)?.dims().to_vec();
+    let pooled = global_avg_pool(b, x)?;
+    let reduced = dense(b, pooled, w.reduce_w, w.reduce_b)?;
+    let reduced = silu(b, reduced)?;
+    let expanded = dense(b, reduced, w.expand_w, w.expand_b)?;
+    let gate = b.logistic(expanded)?;
+    let gate = b.broadcast_in_dim(gate, &dims, &[0, 3])?;
+    b.mul(x, gate)
+}

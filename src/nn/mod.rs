@@ -1,0 +1,13 @@
+//! Neural-network layers as HLO: convolutions with TF `SAME` padding, batch norm, activations,
+//! squeeze-and-excite, pooling, dense, and the random regularisers (dropout, stochastic depth).
+//!
+//! Everything is NHWC with HWIO kernels. Layers are plain functions over [`Builder`] values, so
+//! autodiff sees ordinary HLO and the model code stays a readable sequence of calls.
+
+mod layers;
+mod norm;
+mod random;
+
+pub use layers::{conv2d, depthwise_conv2d, global_avg_pool, dense, silu, squeeze_excite, SeWeights};
+pub use norm::{batch_norm_infer, batch_norm_train, BatchNormParams, BatchNormUpdate};
+pub use random::{drop_connect, dropout, Rng};

@@ -1,0 +1,79 @@
+//! Batch normalisation over NHWC (statistics per channel over batch, height and width).
+//!
+//! Statistics and normalisation run in f32 whatever the compute type, as Keras' mixed precision
+//! does; the variance is the biased batch variance, used both to normalise and to update the
+//! moving statistics (the official TPU batch norm).
+
+use crate::hlo::{error::Result, ArrayShape, Builder, ElementType, Value};
+
+/// The four per-channel tensors of one batch-norm layer (all f32 `[C]`).
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormParams {
+    pub gamma: Value,
+    pub beta: Value,
+    pub moving_mean: Value,
+    pub moving_var: Value,
+}
+
+/// Updated moving statistics after a training-mode batch norm.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormUpdate {
+    pub moving_mean: Value,
+    pub moving_var: Value,
+}
+
+fn normalize(b: &mut Builder, x32: Value, mean: Value, var: Value, p: &BatchNormParams, epsilon: f64) -> Result<Value> {
+    let dims = b.array_shape("batch_norm", x32)?.dims().to_vec();
+    let c = dims[3];
+    let eps = b.full(&ArrayShape::new(ElementType::F32, &[c]), epsilon)?;
+    let var_eps = b.add(var, eps)?;
+    let inv = b.rsqrt(var_eps)?;
+    let scale = b.mul(inv, p.gamma)?;
+    let shift = b.mul(mean, scale)?;
+    let offset = b.sub(p.beta, shift)?;
+    let scale = b.broadcast_in_dim(scale, &dims, &[3])?;
+    let offset = b.broadcast_in_dim(offset, &dims, &[3])?;
+    let scaled = b.mul(x32, scale)?;
+    b.add(scaled, offset)
+}
+
+/// Training-mode batch norm: normalises with the batch statistics and returns the moving
+/// statistics updated as `moving = momentum*moving + (1-momentum)*batch` (TF convention).
+pub fn batch_norm_train(b: &mut Builder, x: Value, p: &BatchNormParams, momentum: f64, epsilon: f64) -> Result<(Value, BatchNormUpdate)> {
+    let shape = b.array_shape("batch_norm", x)?.clone();
+    let dims = shape.dims().to_vec();
+    let x32 = b.convert(x, ElementType::F32)?;
+    let count = (dims[0] * dims[1] * dims[2]) as f64;
+    let per_channel = ArrayShape::new(ElementType::F32, &[dims[3]]);
+    let n = b.full(&per_channel, count)?;
+    let sum = b.reduce_sum(x32, &[0, 1, 2])?;
+    let mean = b.div(sum, n)?;
+    let mean_b = b.broadcast_in_dim(mean, &dims, &[3])?;
+    let centered = b.sub(x32, mean_b)?;
+    let sq = b.mul(centered, centered)?;
+    let sq_sum = b.reduce_sum(sq, &[0, 1, 2])?;
+    let var = b.div(sq_sum, n)?;
+    let y = normalize(b, x32, mean, var, p, epsilon)?;
+    let y = b.convert(y, shape.ty())?;
+
+    // The moving statistics are outputs of their own; the loss never depends on them, so
+    // autodiff does not differentiate through this update.
+    let m = b.full(&per_channel, momentum)?;
+    let one_minus = b.full(&per_channel, 1.0 - momentum)?;
+    let update = |b: &mut Builder, moving: Value, batch: Value| -> Result<Value> {
+        let kept = b.mul(m, moving)?;
+        let fresh = b.mul(one_minus, batch)?;
+        b.add(kept, fresh)
+    };
+    let moving_mean = update(b, p.moving_mean, mean)?;
+    let moving_var = update(b, p.moving_var, var)?;
+    Ok((y, BatchNormUpdate { moving_mean, moving_var }))
+}
+
+/// Inference-mode batch norm with the moving statistics.
+pub fn batch_norm_infer(b: &mut Builder, x: Value, p: &BatchNormParams, epsilon: f64) -> Result<Value> {
+    let ty = b.array_shape("batch_norm", x)?.ty();
+    let x32 = b.convert(x, ElementType::F32)?;
+    let y = normalize(b, x32, p.moving_mean, p.moving_var, p, epsilon)?;
+    b.convert(y, ty)
+}
