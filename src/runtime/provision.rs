@@ -30,7 +30,8 @@ use sha2::{Digest, Sha256};
 use zip::ZipArchive;
 
 /// A backend whose PJRT plugin we know how to find and install.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PluginKind {
     /// The official OpenXLA CPU plugin (PJRT C API 0.81).
     Cpu,

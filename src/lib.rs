@@ -1,0 +1,9 @@
+//! effnetv2: build XLA HLO for EfficientNetV2 training in Rust and run it through PJRT plugins.
+pub mod autodiff;
+pub mod data;
+pub mod hlo;
+pub mod model;
+pub mod nn;
+pub mod runtime;
+pub mod train;
+pub mod trainer;

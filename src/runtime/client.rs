@@ -1,0 +1,341 @@
+//! `PJRT_Client`: one plugin's view of its devices; creates buffers and executables.
+
+use std::ffi::c_void;
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use super::api::{slice_from_raw, string_from_raw, Api};
+use super::error::{Result, RuntimeError};
+use super::ffi::{self, ApiFunction};
+use super::named_value::{self, PjrtValue};
+use super::plugin::Plugin;
+
+/// Plugin-specific client create options (`PJRT_NamedValue`s), e.g. `cpu_device_count` for the
+/// CPU plugins. Which names a plugin accepts is up to the plugin: 0.115 CPU plugins reject
+/// unknown names, 0.81 silently ignores them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClientOptions {
+    values: Vec<(String, PjrtValue)>,
+}
+
+impl ClientOptions {
+    pub fn new() -> ClientOptions {
+        ClientOptions::default()
+    }
+
+    /// Sets `name` to `value`, replacing an earlier value of the same name.
+    pub fn set(mut self, name: impl Into<String>, value: PjrtValue) -> ClientOptions {
+        let name = name.into();
+        self.values.retain(|(n, _)| *n != name);
+        self.values.push((name, value));
+        self
+    }
+
+    /// CPU plugins: how many CPU devices the client exposes (data-parallel code on one host).
+    pub fn cpu_device_count(self, count: i64) -> ClientOptions {
+        self.set("cpu_device_count", PjrtValue::Int64(count))
+    }
+
+    pub fn values(&self) -> &[(String, PjrtValue)] {
+        &self.values
+    }
+}
+
+/// A device of a client: its PJRT identity and description.
+///
+/// `Device` is `Send + Sync`: it is an immutable copy of the description plus the plugin's
+/// device handle, which is only passed back to the (thread-safe) plugin.
+pub struct Device {
+    raw: NonNull<c_void>,
+    id: i32,
+    process_index: i32,
+    kind: String,
+    debug_string: String,
+}
+
+// SAFETY: see the type's documentation; the handle is never dereferenced by this crate.
+unsafe impl Send for Device {}
+unsafe impl Sync for Device {}
+
+impl Device {
+    /// The global device id (what device assignments refer to).
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// The index of the process that owns the device (0 on a single host).
+    pub fn process_index(&self) -> i32 {
+        self.process_index
+    }
+
+    /// The device kind, e.g. `cpu` or `NVIDIA H100 80GB HBM3`.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The plugin's description of the device, e.g. `TFRT_CPU_0`.
+    pub fn debug_string(&self) -> &str {
+        &self.debug_string
+    }
+
+    pub(crate) fn raw(&self) -> *mut c_void {
+        self.raw.as_ptr()
+    }
+}
+
+impl fmt::Debug for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Device")
+            .field("id", &self.id)
+            .field("process_index", &self.process_index)
+            .field("kind", &self.kind)
+            .field("debug_string", &self.debug_string)
+            .finish()
+    }
+}
+
+/// A PJRT client. Cloning is cheap and shares the client; the client is destroyed when the last
+/// clone, buffer and executable made from it are gone (they all hold a reference).
+///
+/// `Client` is `Send + Sync`: PJRT clients are thread-safe (XLA's `PjRtClient` contract), and
+/// the state kept here is immutable after creation.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<ClientInner>,
+}
+
+pub(crate) struct ClientInner {
+    plugin: Arc<Plugin>,
+    raw: NonNull<c_void>,
+    platform_name: String,
+    platform_version: String,
+    devices: Vec<Device>,
+    addressable_devices: Vec<Device>,
+}
+
+// SAFETY: see `Client`; `raw` is only passed to the thread-safe plugin.
+unsafe impl Send for ClientInner {}
+unsafe impl Sync for ClientInner {}
+
+impl Client {
+    /// Creates a client of `plugin` with plugin-specific `options`.
+    pub fn new(plugin: Arc<Plugin>, options: &ClientOptions) -> Result<Client> {
+        let api = plugin.api();
+        let raw_options: Vec<ffi::NamedValue> = options
+            .values
+            .iter()
+            .map(|(name, value)| named_value::to_ffi(name, value))
+            .collect();
+        let mut args = ffi::ClientCreateArgs {
+            create_options: raw_options.as_ptr(),
+            num_options: raw_options.len(),
+            ..Default::default()
+        };
+        // SAFETY: `raw_options` and the strings it points into outlive the call.
+        unsafe { api.call(&mut args) }?;
+        let raw = NonNull::new(args.client).ok_or_else(|| {
+            RuntimeError::protocol(ffi::ClientCreateArgs::NAME, "no client and no error")
+        })?;
+        // From here on the client is owned by `ClientOwner`, which destroys it on any early error.
+        let owner = ClientOwner { api, raw };
+        let platform_name = owner.platform_name()?;
+        let platform_version = owner.platform_version()?;
+        let devices = owner.devices(false)?;
+        let addressable_devices = owner.devices(true)?;
+        // Ownership passes to `ClientInner`, whose drop destroys the client.
+        std::mem::forget(owner);
+        let inner = ClientInner {
+            plugin,
+            raw,
+            platform_name,
+            platform_version,
+            devices,
+            addressable_devices,
+        };
+        Ok(Client {
+            inner: Arc::new(inner),
+        })
+    }
+
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.inner.plugin
+    }
+
+    /// The platform name, e.g. `cpu` or `cuda`.
+    pub fn platform_name(&self) -> &str {
+        &self.inner.platform_name
+    }
+
+    /// The platform version string the plugin reports.
+    pub fn platform_version(&self) -> &str {
+        &self.inner.platform_version
+    }
+
+    /// All devices, including those of other processes.
+    pub fn devices(&self) -> &[Device] {
+        &self.inner.devices
+    }
+
+    /// The devices this process can place buffers on and execute on.
+    pub fn addressable_devices(&self) -> &[Device] {
+        &self.inner.addressable_devices
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("platform_name", &self.inner.platform_name)
+            .field("platform_version", &self.inner.platform_version)
+            .field("devices", &self.inner.devices.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientInner {
+    pub(crate) fn api(&self) -> &Api {
+        self.plugin.api()
+    }
+
+    pub(crate) fn raw(&self) -> *mut c_void {
+        self.raw.as_ptr()
+    }
+
+    /// The addressable device with this plugin handle.
+    pub(crate) fn addressable_device_by_raw(&self, raw: *mut c_void) -> Option<&Device> {
+        self.addressable_devices.iter().find(|d| d.raw() == raw)
+    }
+
+    /// Checks that `device` is one of this client's addressable devices (not another client's).
+    pub(crate) fn check_addressable(&self, device: &Device) -> Result<()> {
+        match self.addressable_device_by_raw(device.raw()) {
+            Some(_) => Ok(()),
+            None => Err(RuntimeError::invalid(format!(
+                "device {} ({}) is not an addressable device of this {} client",
+                device.id, device.debug_string, self.platform_name
+            ))),
+        }
+    }
+}
+
+impl Drop for ClientInner {
+    fn drop(&mut self) {
+        drop(ClientOwner {
+            api: self.plugin.api(),
+            raw: self.raw,
+        });
+    }
+}
+
+/// Owns a raw client while `Client::new` queries it, so that every exit destroys it once.
+struct ClientOwner<'a> {
+    api: &'a Api,
+    raw: NonNull<c_void>,
+}
+
+impl ClientOwner<'_> {
+    fn platform_name(&self) -> Result<String> {
+        let mut args = ffi::ClientPlatformNameArgs {
+            client: self.raw.as_ptr(),
+            ..Default::default()
+        };
+        // SAFETY: live client; the returned string lives as long as the client and is copied.
+        unsafe {
+            self.api.call(&mut args)?;
+            Ok(string_from_raw(args.platform_name, args.platform_name_size))
+        }
+    }
+
+    fn platform_version(&self) -> Result<String> {
+        let mut args = ffi::ClientPlatformVersionArgs {
+            client: self.raw.as_ptr(),
+            ..Default::default()
+        };
+        // SAFETY: as in `platform_name`.
+        unsafe {
+            self.api.call(&mut args)?;
+            Ok(string_from_raw(
+                args.platform_version,
+                args.platform_version_size,
+            ))
+        }
+    }
+
+    fn devices(&self, addressable_only: bool) -> Result<Vec<Device>> {
+        let handles: Vec<*mut c_void> = if addressable_only {
+            let mut args = ffi::ClientAddressableDevicesArgs {
+                client: self.raw.as_ptr(),
+                ..Default::default()
+            };
+            // SAFETY: live client; the list lives as long as the client and is copied.
+            unsafe {
+                self.api.call(&mut args)?;
+                slice_from_raw(args.addressable_devices, args.num_addressable_devices).to_vec()
+            }
+        } else {
+            let mut args = ffi::ClientDevicesArgs {
+                client: self.raw.as_ptr(),
+                ..Default::default()
+            };
+            // SAFETY: as above.
+            unsafe {
+                self.api.call(&mut args)?;
+                slice_from_raw(args.devices, args.num_devices).to_vec()
+            }
+        };
+        handles
+            .into_iter()
+            .map(|raw| describe_device(self.api, raw))
+            .collect()
+    }
+}
+
+impl Drop for ClientOwner<'_> {
+    fn drop(&mut self) {
+        let mut args = ffi::ClientDestroyArgs {
+            client: self.raw.as_ptr(),
+            ..Default::default()
+        };
+        // SAFETY: the client is live and this is its only destruction. A failure leaves nothing
+        // to undo (the error object itself is destroyed by `call`).
+        let _ = unsafe { self.api.call(&mut args) };
+    }
+}
+
+fn describe_device(api: &Api, raw: *mut c_void) -> Result<Device> {
+    let raw = NonNull::new(raw)
+        .ok_or_else(|| RuntimeError::protocol("PJRT_Client_Devices", "null device handle"))?;
+    let mut description = ffi::DeviceGetDescriptionArgs {
+        device: raw.as_ptr(),
+        ..Default::default()
+    };
+    let mut id = ffi::DeviceDescriptionIdArgs::default();
+    let mut process_index = ffi::DeviceDescriptionProcessIndexArgs::default();
+    let mut kind = ffi::DeviceDescriptionKindArgs::default();
+    let mut debug_string = ffi::DeviceDescriptionDebugStringArgs::default();
+    // SAFETY: `raw` is a live device of a live client; the description and its strings live as
+    // long as the device and are copied before returning.
+    unsafe {
+        api.call(&mut description)?;
+        let d = description.device_description;
+        id.device_description = d;
+        process_index.device_description = d;
+        kind.device_description = d;
+        debug_string.device_description = d;
+        api.call(&mut id)?;
+        api.call(&mut process_index)?;
+        api.call(&mut kind)?;
+        api.call(&mut debug_string)?;
+        Ok(Device {
+            raw,
+            id: id.id,
+            process_index: process_index.process_index,
+            kind: string_from_raw(kind.device_kind, kind.device_kind_size),
+            debug_string: string_from_raw(
+                debug_string.debug_string,
+                debug_string.debug_string_size,
+            ),
+        })
+    }
+}
