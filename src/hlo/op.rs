@@ -78,6 +78,8 @@ pub enum BinaryOp {
     And,
     Or,
     Xor,
+    ShiftLeft,
+    ShiftRightLogical,
 }
 
 impl BinaryOp {
@@ -95,12 +97,19 @@ impl BinaryOp {
             BinaryOp::And => "and",
             BinaryOp::Or => "or",
             BinaryOp::Xor => "xor",
+            BinaryOp::ShiftLeft => "shift-left",
+            BinaryOp::ShiftRightLogical => "shift-right-logical",
         }
     }
 
     /// Bitwise/logical ops take pred or integer operands only.
     pub fn is_logical(self) -> bool {
         matches!(self, BinaryOp::And | BinaryOp::Or | BinaryOp::Xor)
+    }
+
+    /// Bit shifts take integer operands only.
+    pub fn is_shift(self) -> bool {
+        matches!(self, BinaryOp::ShiftLeft | BinaryOp::ShiftRightLogical)
     }
 }
 

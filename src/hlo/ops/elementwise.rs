@@ -57,7 +57,9 @@ impl Builder {
         self.check(op.opcode(), rhs)?;
         let shape = self.same_shapes(op.opcode(), &[lhs, rhs])?;
         let ty = shape.ty();
-        let ok = if op.is_logical() {
+        let ok = if op.is_shift() {
+            ty.is_integer()
+        } else if op.is_logical() {
             ty == ElementType::Pred || ty.is_integer()
         } else if op == BinaryOp::Atan2 {
             ty.is_float()
@@ -176,7 +178,8 @@ macro_rules! binary_methods {
 }
 
 binary_methods!(add => Add, sub => Subtract, mul => Multiply, div => Divide, max => Maximum,
-    min => Minimum, pow => Power, rem => Remainder, atan2 => Atan2, and => And, or => Or, xor => Xor);
+    min => Minimum, pow => Power, rem => Remainder, atan2 => Atan2, and => And, or => Or, xor => Xor,
+    shift_left => ShiftLeft, shift_right_logical => ShiftRightLogical);
 
 /// A scalar literal of `ty` holding `value` converted as `as` would.
 pub fn scalar_literal(ty: ElementType, value: f64) -> Literal {
