@@ -1,0 +1,511 @@
+//! The prefetching loader: a producer thread assembles batches in order on a worker pool and
+//! keeps up to `queue_depth` ready batches in a bounded channel.
+//!
+//! A batch is a pure function of (source, recipe, seed, epoch, position), so thread timing never
+//! changes the data, and [`Loader::resume`] from a stored [`Cursor`] reproduces the remaining
+//! batches exactly. Changing the stage or the cursor restarts the producer: batches prefetched
+//! under the old settings are discarded, so the change takes effect with the very next batch.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use rayon::{ThreadPool, ThreadPoolBuilder};
+
+use super::batch::{assemble, Batch, Cursor, Recipe, SkippedImage, Slot};
+use super::error::{DataError, Result};
+use super::mix::MixConfig;
+use super::rng::epoch_order;
+use super::source::Source;
+use super::transform::{RandAugment, TrainTransform};
+
+/// RandAugment layers of the official recipe.
+pub const RANDAUGMENT_LAYERS: usize = 2;
+
+/// The settings that progressive learning changes at a stage boundary.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stage {
+    /// Training image side in pixels.
+    pub image_size: usize,
+    /// RandAugment magnitude (float, used directly in the level formulas).
+    pub magnitude: f32,
+    /// Mixup alpha (0 = off).
+    pub mixup: f32,
+    /// CutMix alpha (0 = off).
+    pub cutmix: f32,
+}
+
+/// Settings of a training loader.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LoaderConfig {
+    /// Examples per batch.
+    pub batch: usize,
+    /// Training image side of the first stage.
+    pub image_size: usize,
+    /// RandAugment magnitude of the first stage.
+    pub magnitude: f32,
+    /// RandAugment layers; [`RANDAUGMENT_LAYERS`] in the official recipe, 0 disables it.
+    pub ra_layers: usize,
+    /// Mixup alpha of the first stage.
+    pub mixup: f32,
+    /// CutMix alpha of the first stage.
+    pub cutmix: f32,
+    /// Seed of every random decision (shuffle, crops, augmentation, mixing).
+    pub seed: u64,
+    /// Decoding / augmentation threads.
+    pub workers: usize,
+    /// Ready batches kept ahead of the consumer.
+    pub queue_depth: usize,
+    /// Drop the incomplete last batch of each epoch (keeps every batch the compiled size).
+    pub drop_last: bool,
+    /// Visit examples in a fresh seeded order each epoch.
+    pub shuffle: bool,
+}
+
+impl LoaderConfig {
+    /// The stage part of this configuration.
+    pub fn stage(&self) -> Stage {
+        Stage {
+            image_size: self.image_size,
+            magnitude: self.magnitude,
+            mixup: self.mixup,
+            cutmix: self.cutmix,
+        }
+    }
+}
+
+/// Settings of an evaluation loader: one pass in source order, eval transform, no mixing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EvalConfig {
+    pub batch: usize,
+    pub image_size: usize,
+    pub workers: usize,
+    pub queue_depth: usize,
+}
+
+/// Unreadable examples met during one epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochReport {
+    pub epoch: u64,
+    /// Skipped examples in the batches this loader delivered for the epoch.
+    pub skipped: Vec<SkippedImage>,
+}
+
+/// How examples are grouped into batches and epochs (fixed for a loader's life).
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    batch: usize,
+    shuffle: bool,
+    seed: u64,
+    queue_depth: usize,
+    /// Number of epochs to produce; `None` = endless (training).
+    epochs: Option<u64>,
+    /// Examples delivered per epoch.
+    epoch_examples: usize,
+}
+
+/// Iterator of batches fed by background threads. Training loaders run forever (crossing epochs);
+/// evaluation loaders end after one pass.
+pub struct Loader {
+    source: Arc<dyn Source>,
+    pool: Arc<ThreadPool>,
+    layout: Layout,
+    recipe: Recipe,
+    cursor: Cursor,
+    producer: Producer,
+    epoch_skips: Vec<SkippedImage>,
+    last_report: Option<EpochReport>,
+    finished: bool,
+}
+
+impl Loader {
+    /// A training loader starting at epoch 0, position 0.
+    pub fn new(source: Arc<dyn Source>, config: LoaderConfig) -> Result<Self> {
+        let recipe = train_recipe(config.stage(), config.ra_layers)?;
+        let layout = layout(
+            source.as_ref(),
+            config.batch,
+            config.drop_last,
+            config.shuffle,
+            config.seed,
+            config.queue_depth,
+            None,
+        )?;
+        Self::start(source, layout, recipe, config.workers)
+    }
+
+    /// An evaluation loader over the whole source in its own order.
+    pub fn eval(source: Arc<dyn Source>, config: EvalConfig) -> Result<Self> {
+        check_size(config.image_size)?;
+        let recipe = Recipe::Eval {
+            image_size: config.image_size,
+        };
+        let layout = layout(
+            source.as_ref(),
+            config.batch,
+            false,
+            false,
+            0,
+            config.queue_depth,
+            Some(1),
+        )?;
+        Self::start(source, layout, recipe, config.workers)
+    }
+
+    fn start(
+        source: Arc<dyn Source>,
+        layout: Layout,
+        recipe: Recipe,
+        workers: usize,
+    ) -> Result<Self> {
+        if workers == 0 {
+            return Err(DataError::Config("workers must be at least 1".into()));
+        }
+        let pool = ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .thread_name(|i| format!("data-worker-{i}"))
+            .build()
+            .map_err(|e| DataError::Config(format!("cannot start {workers} data workers: {e}")))?;
+        let pool = Arc::new(pool);
+        let cursor = Cursor::default();
+        let producer = Producer::spawn(&source, &pool, layout, recipe, cursor)?;
+        Ok(Loader {
+            source,
+            pool,
+            layout,
+            recipe,
+            cursor,
+            producer,
+            epoch_skips: Vec::new(),
+            last_report: None,
+            finished: false,
+        })
+    }
+
+    /// Switches to a new progressive-learning stage; the next batch returned uses it. Fails on an
+    /// evaluation loader or an invalid stage.
+    pub fn set_stage(&mut self, stage: Stage) -> Result<()> {
+        let Recipe::Train { transform, .. } = self.recipe else {
+            return Err(DataError::Config(
+                "an evaluation loader has no training stage".into(),
+            ));
+        };
+        let recipe = train_recipe(stage, transform.randaugment.layers)?;
+        if recipe != self.recipe {
+            self.recipe = recipe;
+            self.restart()?;
+        }
+        Ok(())
+    }
+
+    /// The current stage (`None` for an evaluation loader).
+    pub fn stage(&self) -> Option<Stage> {
+        match self.recipe {
+            Recipe::Train { transform, mix } => Some(Stage {
+                image_size: transform.image_size,
+                magnitude: transform.randaugment.magnitude,
+                mixup: mix.mixup,
+                cutmix: mix.cutmix,
+            }),
+            Recipe::Eval { .. } => None,
+        }
+    }
+
+    /// Where the next batch starts. Save it with the checkpoint of the step that consumed the
+    /// last batch.
+    pub fn cursor(&self) -> Cursor {
+        self.cursor
+    }
+
+    /// Continues from `cursor`: the following batches are exactly those an uninterrupted loader
+    /// with the same configuration and stage would have produced from there.
+    pub fn resume(&mut self, cursor: Cursor) -> Result<()> {
+        let beyond_last_epoch = self.layout.epochs.is_some_and(|n| cursor.epoch >= n);
+        if beyond_last_epoch || cursor.position >= self.layout.epoch_examples {
+            return Err(DataError::Config(format!(
+                "cursor (epoch {}, position {}) is outside the data: an epoch has {} examples{}",
+                cursor.epoch,
+                cursor.position,
+                self.layout.epoch_examples,
+                if self.layout.epochs.is_some() {
+                    " and evaluation has one epoch"
+                } else {
+                    ""
+                }
+            )));
+        }
+        self.cursor = cursor;
+        self.epoch_skips.clear();
+        self.restart()
+    }
+
+    /// Batches per epoch.
+    pub fn batches_per_epoch(&self) -> usize {
+        self.layout.epoch_examples.div_ceil(self.layout.batch)
+    }
+
+    /// Number of classes (width of the soft labels).
+    pub fn num_classes(&self) -> usize {
+        self.source.num_classes()
+    }
+
+    /// Unreadable examples met so far in the current epoch.
+    pub fn skipped_this_epoch(&self) -> &[SkippedImage] {
+        &self.epoch_skips
+    }
+
+    /// The report of the last epoch that ended, with its unreadable examples.
+    pub fn last_epoch_report(&self) -> Option<&EpochReport> {
+        self.last_report.as_ref()
+    }
+
+    fn restart(&mut self) -> Result<()> {
+        // Stop the old producer before starting the new one so they do not compete for workers.
+        self.producer.stop();
+        self.producer = Producer::spawn(
+            &self.source,
+            &self.pool,
+            self.layout,
+            self.recipe,
+            self.cursor,
+        )?;
+        self.finished = false;
+        Ok(())
+    }
+
+    /// Moves the cursor past `batch` and files its skipped examples.
+    fn account(&mut self, batch: &Batch) {
+        self.epoch_skips.extend(batch.skipped.iter().cloned());
+        if batch.end_of_epoch {
+            self.last_report = Some(EpochReport {
+                epoch: batch.epoch,
+                skipped: std::mem::take(&mut self.epoch_skips),
+            });
+        }
+        self.cursor = batch.next;
+    }
+}
+
+impl Iterator for Loader {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        match self.producer.receiver.recv() {
+            Ok(Ok(batch)) => {
+                self.account(&batch);
+                Some(Ok(batch))
+            }
+            Ok(Err(e)) => {
+                self.finished = true;
+                Some(Err(e))
+            }
+            Err(_) => {
+                self.finished = true;
+                let complete = self.layout.epochs.is_some_and(|n| self.cursor.epoch >= n);
+                (!complete).then(|| {
+                    Err(DataError::Stopped(
+                        "the batch producer thread ended unexpectedly (a worker panicked)".into(),
+                    ))
+                })
+            }
+        }
+    }
+}
+
+/// Checks the layout options and counts the examples per epoch.
+fn layout(
+    source: &dyn Source,
+    batch: usize,
+    drop_last: bool,
+    shuffle: bool,
+    seed: u64,
+    queue_depth: usize,
+    epochs: Option<u64>,
+) -> Result<Layout> {
+    if batch == 0 {
+        return Err(DataError::Config("batch must be at least 1".into()));
+    }
+    if queue_depth == 0 {
+        return Err(DataError::Config("queue_depth must be at least 1".into()));
+    }
+    if source.is_empty() {
+        return Err(DataError::Config("the data source holds no example".into()));
+    }
+    let epoch_examples = if drop_last {
+        source.len() / batch * batch
+    } else {
+        source.len()
+    };
+    if epoch_examples == 0 {
+        return Err(DataError::Config(format!(
+            "batch {batch} is larger than the {} examples of the source and drop_last is set",
+            source.len()
+        )));
+    }
+    Ok(Layout {
+        batch,
+        shuffle,
+        seed,
+        queue_depth,
+        epochs,
+        epoch_examples,
+    })
+}
+
+fn check_size(image_size: usize) -> Result<()> {
+    if image_size == 0 {
+        return Err(DataError::Config("image_size must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// The training recipe of `stage`, validated.
+fn train_recipe(stage: Stage, ra_layers: usize) -> Result<Recipe> {
+    check_size(stage.image_size)?;
+    if !stage.magnitude.is_finite() || stage.magnitude < 0.0 {
+        return Err(DataError::Config(format!(
+            "RandAugment magnitude must be a finite number >= 0, got {}",
+            stage.magnitude
+        )));
+    }
+    let mix = MixConfig {
+        mixup: stage.mixup,
+        cutmix: stage.cutmix,
+    };
+    mix.validate()?;
+    Ok(Recipe::Train {
+        transform: TrainTransform {
+            image_size: stage.image_size,
+            randaugment: RandAugment {
+                layers: ra_layers,
+                magnitude: stage.magnitude,
+            },
+        },
+        mix,
+    })
+}
+
+/// The background thread that assembles batches and its channel.
+struct Producer {
+    receiver: Receiver<Result<Batch>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Producer {
+    fn spawn(
+        source: &Arc<dyn Source>,
+        pool: &Arc<ThreadPool>,
+        layout: Layout,
+        recipe: Recipe,
+        start: Cursor,
+    ) -> Result<Self> {
+        let (sender, receiver) = sync_channel(layout.queue_depth);
+        let stop = Arc::new(AtomicBool::new(false));
+        let work = Work {
+            source: Arc::clone(source),
+            pool: Arc::clone(pool),
+            layout,
+            recipe,
+            stop: Arc::clone(&stop),
+        };
+        let thread = std::thread::Builder::new()
+            .name("data-producer".into())
+            .spawn(move || work.run(start, &sender))
+            .map_err(|e| {
+                DataError::Config(format!("cannot start the batch producer thread: {e}"))
+            })?;
+        Ok(Producer {
+            receiver,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks the thread to stop, unblocks it and waits for it.
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Free queue slots so a producer blocked in `send` wakes up and sees the flag.
+        while self.receiver.try_recv().is_ok() {}
+        if let Some(thread) = self.thread.take() {
+            // A panicked producer has nothing left to clean up; its panic was already reported
+            // to the consumer as a closed channel.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Everything the producer thread owns.
+struct Work {
+    source: Arc<dyn Source>,
+    pool: Arc<ThreadPool>,
+    layout: Layout,
+    recipe: Recipe,
+    stop: Arc<AtomicBool>,
+}
+
+impl Work {
+    /// Produces batches from `cursor` on until told to stop, the consumer goes away, the last
+    /// epoch ends or a batch fails.
+    fn run(&self, mut cursor: Cursor, sender: &SyncSender<Result<Batch>>) {
+        let layout = self.layout;
+        let mut order = (u64::MAX, Vec::new());
+        while !self.stop.load(Ordering::Relaxed) {
+            if layout.epochs.is_some_and(|n| cursor.epoch >= n) {
+                return;
+            }
+            if order.0 != cursor.epoch {
+                let items =
+                    epoch_order(self.source.len(), layout.seed, cursor.epoch, layout.shuffle);
+                order = (cursor.epoch, items);
+            }
+            let end = (cursor.position + layout.batch).min(layout.epoch_examples);
+            let end_of_epoch = end == layout.epoch_examples;
+            let next = if end_of_epoch {
+                Cursor {
+                    epoch: cursor.epoch + 1,
+                    position: 0,
+                }
+            } else {
+                Cursor {
+                    epoch: cursor.epoch,
+                    position: end,
+                }
+            };
+            let slot = Slot {
+                epoch: cursor.epoch,
+                position: cursor.position,
+                end_of_epoch,
+                next,
+            };
+            let indices = &order.1[cursor.position..end];
+            let batch = assemble(
+                self.source.as_ref(),
+                self.recipe,
+                layout.seed,
+                slot,
+                indices,
+                &self.pool,
+                &self.stop,
+            );
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let failed = batch.is_err();
+            if sender.send(batch).is_err() || failed {
+                return;
+            }
+            cursor = next;
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! The input pipeline: data sources, the official EfficientNetV2 augmentation, mixup/CutMix and a
+//! deterministic multi-threaded prefetching loader that feeds the train step.
+//!
+//! Determinism: every random decision about an example comes from a stream keyed by
+//! (seed, epoch, example index) ([`rng`]), and batches are assembled in order, so the output does
+//! not depend on thread timing and a run resumed from a [`Cursor`] sees the same batches.
+
+pub mod batch;
+pub mod cache;
+pub mod decode;
+pub mod error;
+pub mod loader;
+pub mod mix;
+pub mod rng;
+pub mod source;
+pub mod transform;
+
+pub use batch::{Batch, Cursor, SkippedImage};
+pub use cache::cache_dir;
+pub use decode::decode_rgb;
+pub use error::{DataError, Result};
+pub use loader::{EpochReport, EvalConfig, Loader, LoaderConfig, Stage, RANDAUGMENT_LAYERS};
+pub use mix::MixConfig;
+pub use source::{
+    fashion_mnist_dir, install_fashion_mnist, pack_shards, FashionMnist, ImageFolder, Source,
+    Split, ZipShards,
+};
+pub use transform::{eval_transform, TrainTransform};

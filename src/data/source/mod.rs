@@ -1,0 +1,56 @@
+//! Where labelled images come from: image folders, zip shards and Fashion-MNIST.
+
+mod fashion_mnist;
+mod folder;
+mod labels;
+mod shards;
+
+pub use fashion_mnist::{fashion_mnist_dir, install_fashion_mnist, FashionMnist, Split};
+pub use folder::ImageFolder;
+pub use labels::{read_labels, write_labels, LABELS_FILE};
+pub use shards::{pack_shards, ZipShards};
+
+use image::RgbImage;
+
+use super::error::Result;
+
+/// A finite, indexable set of labelled images that worker threads read concurrently.
+///
+/// Indices run over `0..len()`; `label` must be cheap (no decoding) because the loader asks for it
+/// when forming batches. Callers pass only indices below `len()`.
+pub trait Source: Send + Sync {
+    /// Number of examples.
+    fn len(&self) -> usize;
+
+    /// Whether the source holds no example.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Class names; a label is an index into this list.
+    fn class_names(&self) -> &[String];
+
+    /// Number of classes.
+    fn num_classes(&self) -> usize {
+        self.class_names().len()
+    }
+
+    /// Class index of example `index`.
+    fn label(&self, index: usize) -> usize;
+
+    /// Reads and decodes example `index` into RGB. An error means this example is unusable (corrupt
+    /// or unreadable); the loader skips it and keeps going.
+    fn load(&self, index: usize) -> Result<RgbImage>;
+}
+
+/// File extensions (lower case) accepted as images.
+const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+
+/// Whether `name` ends in one of [`IMAGE_EXTENSIONS`] (case-insensitive).
+fn has_image_extension(name: &str) -> bool {
+    name.rsplit_once('.').is_some_and(|(_, ext)| {
+        IMAGE_EXTENSIONS
+            .iter()
+            .any(|known| ext.eq_ignore_ascii_case(known))
+    })
+}

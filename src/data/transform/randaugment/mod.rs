@@ -1,0 +1,224 @@
+//! RandAugment as the official EfficientNetV2 code runs it (spec 6.2): per layer one of 16
+//! operations is picked uniformly and always applied at the shared magnitude.
+//!
+//! Quirks reproduced: `blend` clips only when extrapolating and truncates; `contrast` uses the
+//! pixel count / 256 as its grey level; `sharpness` keeps the border and truncates; geometric ops
+//! fill uncovered pixels with 128 and sample the nearest pixel; shears are the projective
+//! transforms `[1, level, 0, 0, 1, 0, 0, 0]` / `[1, 0, 0, level, 1, 0, 0, 0]`; translations are in
+//! pixels whatever the image size; the magnitude is a float used directly in the formulas.
+//! Knowingly dropped: the per-op probability drawn and ignored by the official code is not drawn
+//! (it has no effect), signs are drawn only for the selected op (same distribution), and the
+//! convolution inside `sharpness` may round differently from TensorFlow's in the last unit (see
+//! [`color::sharpness`]).
+
+pub mod color;
+pub mod geometric;
+
+use image::RgbImage;
+use rand::Rng;
+
+/// Level scale of the official code (`_MAX_LEVEL`).
+pub const MAX_LEVEL: f64 = 10.0;
+/// Half side of the cutout square at `MAX_LEVEL`.
+pub const CUTOUT_CONST: f64 = 40.0;
+/// Translation in pixels at `MAX_LEVEL`.
+pub const TRANSLATE_CONST: f64 = 100.0;
+/// Threshold used by `SolarizeAdd`.
+pub const SOLARIZE_ADD_THRESHOLD: u32 = 128;
+
+/// The 16 operations, in the official order (the uniform pick indexes this list).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OpKind {
+    AutoContrast,
+    Equalize,
+    Invert,
+    Rotate,
+    Posterize,
+    Solarize,
+    Color,
+    Contrast,
+    Brightness,
+    Sharpness,
+    ShearX,
+    ShearY,
+    TranslateX,
+    TranslateY,
+    Cutout,
+    SolarizeAdd,
+}
+
+impl OpKind {
+    /// All operations in the official order.
+    pub const ALL: [OpKind; 16] = [
+        OpKind::AutoContrast,
+        OpKind::Equalize,
+        OpKind::Invert,
+        OpKind::Rotate,
+        OpKind::Posterize,
+        OpKind::Solarize,
+        OpKind::Color,
+        OpKind::Contrast,
+        OpKind::Brightness,
+        OpKind::Sharpness,
+        OpKind::ShearX,
+        OpKind::ShearY,
+        OpKind::TranslateX,
+        OpKind::TranslateY,
+        OpKind::Cutout,
+        OpKind::SolarizeAdd,
+    ];
+
+    /// The operation with its argument for `magnitude` (the level-to-argument table of spec 6.2).
+    /// Random signs (rotate, shear, translate; 50 % negative) and the cutout centre (uniform over
+    /// a `width` x `height` image) are drawn from `rng`.
+    pub fn resolve(self, magnitude: f32, width: u32, height: u32, rng: &mut impl Rng) -> Op {
+        let level = f64::from(magnitude) / MAX_LEVEL;
+        let enhance = (level * 1.8 + 0.1) as f32;
+        let mut signed = |value: f64| {
+            let value = value as f32;
+            if rng.gen::<f32>() < 0.5 {
+                -value
+            } else {
+                value
+            }
+        };
+        match self {
+            OpKind::AutoContrast => Op::AutoContrast,
+            OpKind::Equalize => Op::Equalize,
+            OpKind::Invert => Op::Invert,
+            OpKind::Rotate => Op::Rotate {
+                degrees: signed(level * 30.0),
+            },
+            OpKind::Posterize => Op::Posterize {
+                bits: (level * 4.0) as u32,
+            },
+            OpKind::Solarize => Op::Solarize {
+                threshold: (level * 256.0) as u32,
+            },
+            OpKind::SolarizeAdd => Op::SolarizeAdd {
+                addition: (level * 110.0) as i32,
+            },
+            OpKind::Color => Op::Color { factor: enhance },
+            OpKind::Contrast => Op::Contrast { factor: enhance },
+            OpKind::Brightness => Op::Brightness { factor: enhance },
+            OpKind::Sharpness => Op::Sharpness { factor: enhance },
+            OpKind::ShearX => Op::ShearX {
+                level: signed(level * 0.3),
+            },
+            OpKind::ShearY => Op::ShearY {
+                level: signed(level * 0.3),
+            },
+            OpKind::TranslateX => Op::TranslateX {
+                pixels: signed(level * TRANSLATE_CONST),
+            },
+            OpKind::TranslateY => Op::TranslateY {
+                pixels: signed(level * TRANSLATE_CONST),
+            },
+            OpKind::Cutout => Op::Cutout {
+                pad: (level * CUTOUT_CONST) as u32,
+                center_x: rng.gen_range(0..width.max(1)),
+                center_y: rng.gen_range(0..height.max(1)),
+            },
+        }
+    }
+}
+
+/// An operation with its argument fixed, ready to apply.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Op {
+    AutoContrast,
+    Equalize,
+    Invert,
+    Rotate {
+        degrees: f32,
+    },
+    Posterize {
+        bits: u32,
+    },
+    Solarize {
+        threshold: u32,
+    },
+    SolarizeAdd {
+        addition: i32,
+    },
+    Color {
+        factor: f32,
+    },
+    Contrast {
+        factor: f32,
+    },
+    Brightness {
+        factor: f32,
+    },
+    Sharpness {
+        factor: f32,
+    },
+    ShearX {
+        level: f32,
+    },
+    ShearY {
+        level: f32,
+    },
+    TranslateX {
+        pixels: f32,
+    },
+    TranslateY {
+        pixels: f32,
+    },
+    Cutout {
+        pad: u32,
+        center_x: u32,
+        center_y: u32,
+    },
+}
+
+impl Op {
+    /// Applies the operation.
+    pub fn apply(&self, image: &RgbImage) -> RgbImage {
+        match *self {
+            Op::AutoContrast => color::autocontrast(image),
+            Op::Equalize => color::equalize(image),
+            Op::Invert => color::invert(image),
+            Op::Rotate { degrees } => geometric::rotate(image, degrees),
+            Op::Posterize { bits } => color::posterize(image, bits),
+            Op::Solarize { threshold } => color::solarize(image, threshold),
+            Op::SolarizeAdd { addition } => {
+                color::solarize_add(image, addition, SOLARIZE_ADD_THRESHOLD)
+            }
+            Op::Color { factor } => color::color(image, factor),
+            Op::Contrast { factor } => color::contrast(image, factor),
+            Op::Brightness { factor } => color::brightness(image, factor),
+            Op::Sharpness { factor } => color::sharpness(image, factor),
+            Op::ShearX { level } => geometric::shear_x(image, level),
+            Op::ShearY { level } => geometric::shear_y(image, level),
+            Op::TranslateX { pixels } => geometric::translate_x(image, pixels),
+            Op::TranslateY { pixels } => geometric::translate_y(image, pixels),
+            Op::Cutout {
+                pad,
+                center_x,
+                center_y,
+            } => geometric::cutout(image, pad, center_x, center_y),
+        }
+    }
+}
+
+/// The RandAugment policy: `layers` uniformly picked operations at `magnitude`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RandAugment {
+    /// Operations applied in sequence (the official setting is 2).
+    pub layers: usize,
+    /// Shared magnitude, on the 0..=10 (and beyond) official scale.
+    pub magnitude: f32,
+}
+
+impl RandAugment {
+    /// Draws and applies the policy's operations to `image`.
+    pub fn apply(&self, mut image: RgbImage, rng: &mut impl Rng) -> RgbImage {
+        for _ in 0..self.layers {
+            let kind = OpKind::ALL[rng.gen_range(0..OpKind::ALL.len())];
+            let op = kind.resolve(self.magnitude, image.width(), image.height(), rng);
+            image = op.apply(&image);
+        }
+        image
+    }
+}

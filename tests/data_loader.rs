@@ -1,0 +1,388 @@
+//! The prefetching loader: determinism across runs, worker counts and restarts, stage changes,
+//! folder vs zip shards, unreadable images, evaluation order, and layout errors.
+
+mod data_support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use data_support::{files, foolbox_data};
+use effnetv2::data::{
+    decode_rgb, eval_transform, pack_shards, Batch, Cursor, EvalConfig, ImageFolder, Loader,
+    LoaderConfig, Source, Stage, ZipShards,
+};
+
+/// A three-class folder of real fixtures: progressive JPEGs, colour PNGs and greyscale PNGs.
+fn fixture_folder(root: &Path) {
+    let data = foolbox_data();
+    for (class, prefix, suffix, count) in [
+        ("apple", "imagenet_0", ".jpg", 4),
+        ("bird", "cifar10_", ".png", 5),
+        ("coat", "fashionMNIST_", ".png", 5),
+    ] {
+        let dir = root.join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for path in files(&data, prefix, suffix).into_iter().take(count) {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+fn config() -> LoaderConfig {
+    LoaderConfig {
+        batch: 4,
+        image_size: 32,
+        magnitude: 10.0,
+        ra_layers: 2,
+        mixup: 0.2,
+        cutmix: 0.2,
+        seed: 17,
+        workers: 2,
+        queue_depth: 2,
+        drop_last: false,
+        shuffle: true,
+    }
+}
+
+fn take(loader: &mut Loader, n: usize) -> Vec<Batch> {
+    (0..n)
+        .map(|_| loader.next().expect("endless").expect("batch"))
+        .collect()
+}
+
+/// Everything observable about two batch sequences is equal.
+fn assert_same(a: &[Batch], b: &[Batch]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!((x.epoch, x.position, x.next), (y.epoch, y.position, y.next));
+        assert_eq!(x.indices, y.indices);
+        assert_eq!(x.labels, y.labels);
+        assert_eq!(x.soft_labels, y.soft_labels);
+        assert!(
+            x.images == y.images,
+            "images differ at epoch {} position {}",
+            x.epoch,
+            x.position
+        );
+    }
+}
+
+fn folder_source(root: &Path) -> Arc<dyn Source> {
+    Arc::new(ImageFolder::open(root).unwrap())
+}
+
+#[test]
+fn batches_do_not_depend_on_workers_or_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_folder(dir.path());
+    let source = folder_source(dir.path());
+    // 14 examples, batch 4: epochs of 4 batches (the last one has 2).
+    let one = take(
+        &mut Loader::new(
+            source.clone(),
+            LoaderConfig {
+                workers: 1,
+                ..config()
+            },
+        )
+        .unwrap(),
+        8,
+    );
+    let three = take(
+        &mut Loader::new(
+            source.clone(),
+            LoaderConfig {
+                workers: 3,
+                queue_depth: 1,
+                ..config()
+            },
+        )
+        .unwrap(),
+        8,
+    );
+    assert_same(&one, &three);
+    let again = take(&mut Loader::new(source, config()).unwrap(), 8);
+    assert_same(&one, &again);
+
+    let sizes: Vec<usize> = one.iter().map(Batch::len).collect();
+    assert_eq!(sizes, [4, 4, 4, 2, 4, 4, 4, 2]);
+    assert!(one[3].end_of_epoch && one[4].epoch == 1);
+    assert_eq!(one[0].image_dims(), [4, 32, 32, 3]);
+    assert_eq!(one[0].soft_labels.len(), 4 * 3);
+    // Each epoch visits every example once, in a different order.
+    let order = |epoch: &[Batch]| {
+        epoch
+            .iter()
+            .flat_map(|b| b.indices.clone())
+            .collect::<Vec<_>>()
+    };
+    let (first, second) = (order(&one[..4]), order(&one[4..]));
+    assert_ne!(first, second);
+    for mut o in [first, second] {
+        o.sort_unstable();
+        assert_eq!(o, (0..14).collect::<Vec<_>>());
+    }
+    // Mixed labels still sum to one and stay in [0, 1]; images are in [-1, 1].
+    for b in &one {
+        for row in b.soft_labels.chunks(3) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        }
+        assert!(b.images.iter().all(|v| (-1.0..=1.0).contains(v)));
+    }
+}
+
+#[test]
+fn a_restart_mid_epoch_sees_the_same_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_folder(dir.path());
+    let source = folder_source(dir.path());
+    let full = take(&mut Loader::new(source.clone(), config()).unwrap(), 6);
+
+    let mut interrupted = Loader::new(source.clone(), config()).unwrap();
+    take(&mut interrupted, 2);
+    let saved = serde_json::to_string(&interrupted.cursor()).unwrap();
+    drop(interrupted);
+
+    let cursor: Cursor = serde_json::from_str(&saved).unwrap();
+    assert_eq!(
+        cursor,
+        Cursor {
+            epoch: 0,
+            position: 8
+        }
+    );
+    let mut resumed = Loader::new(source, config()).unwrap();
+    resumed.resume(cursor).unwrap();
+    assert_same(&take(&mut resumed, 4), &full[2..]);
+}
+
+#[test]
+fn a_stage_change_takes_effect_with_the_next_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_folder(dir.path());
+    let source = folder_source(dir.path());
+    let stage = Stage {
+        image_size: 48,
+        magnitude: 6.667,
+        mixup: 0.0,
+        cutmix: 0.0,
+    };
+    let mut loader = Loader::new(source.clone(), config()).unwrap();
+    take(&mut loader, 1);
+    loader.set_stage(stage).unwrap();
+    assert_eq!(loader.stage(), Some(stage));
+    let after = take(&mut loader, 2);
+    assert!(after
+        .iter()
+        .all(|b| b.image_size == 48 && b.images.len() == b.len() * 48 * 48 * 3));
+    // No mixing in the new stage: labels are one-hot again.
+    assert!(after[0].soft_labels.iter().all(|&v| v == 0.0 || v == 1.0));
+    // The same as a loader configured with that stage from the start, resumed at the same place.
+    let mut fresh = Loader::new(
+        source,
+        LoaderConfig {
+            image_size: 48,
+            magnitude: 6.667,
+            mixup: 0.0,
+            cutmix: 0.0,
+            ..config()
+        },
+    )
+    .unwrap();
+    fresh
+        .resume(Cursor {
+            epoch: 0,
+            position: 4,
+        })
+        .unwrap();
+    assert_same(&take(&mut fresh, 2), &after);
+}
+
+#[test]
+fn zip_shards_yield_the_same_batches_as_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, shards) = (dir.path().join("images"), dir.path().join("shards"));
+    fixture_folder(&images);
+    let folder = ImageFolder::open(&images).unwrap();
+    let written = pack_shards(&folder, &shards, 5).unwrap();
+    assert_eq!(written.len(), 3);
+    assert_eq!(
+        std::fs::read_to_string(shards.join("labels.txt")).unwrap(),
+        "apple\nbird\ncoat\n"
+    );
+    let zipped = ZipShards::open(&shards).unwrap();
+    assert_eq!(zipped.len(), folder.len());
+    assert_eq!(zipped.class_names(), folder.class_names());
+    let from_folder = take(&mut Loader::new(Arc::new(folder), config()).unwrap(), 5);
+    let from_zip = take(&mut Loader::new(Arc::new(zipped), config()).unwrap(), 5);
+    assert_same(&from_folder, &from_zip);
+}
+
+#[test]
+fn unreadable_images_are_skipped_counted_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_folder(dir.path());
+    let jpeg = std::fs::read(dir.path().join("apple/imagenet_00_243.jpg")).unwrap();
+    std::fs::write(
+        dir.path().join("apple/truncated.jpg"),
+        &jpeg[..jpeg.len() / 3],
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("bird/garbage.png"), b"not an image at all").unwrap();
+    let source = folder_source(dir.path());
+    assert_eq!(source.len(), 16);
+
+    let mut train = Loader::new(
+        source.clone(),
+        LoaderConfig {
+            drop_last: true,
+            ..config()
+        },
+    )
+    .unwrap();
+    let epoch = take(&mut train, 4);
+    assert!(
+        epoch.iter().all(|b| b.len() == 4),
+        "training batches keep their size"
+    );
+    let report = train.last_epoch_report().expect("epoch 0 ended");
+    assert_eq!(report.epoch, 0);
+    let mut reasons: Vec<&str> = report.skipped.iter().map(|s| s.reason.as_str()).collect();
+    reasons.sort_unstable();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons
+        .iter()
+        .any(|r| r.contains("truncated.jpg") && r.contains("truncated")));
+    assert!(reasons.iter().any(|r| r.contains("garbage.png")));
+    assert!(train.skipped_this_epoch().is_empty());
+
+    let eval = Loader::eval(
+        source,
+        EvalConfig {
+            batch: 5,
+            image_size: 24,
+            workers: 2,
+            queue_depth: 2,
+        },
+    )
+    .unwrap();
+    let batches: Vec<Batch> = eval.map(Result::unwrap).collect();
+    assert_eq!(
+        batches.iter().map(Batch::len).sum::<usize>(),
+        14,
+        "evaluation drops the two"
+    );
+    assert_eq!(batches.iter().map(|b| b.skipped.len()).sum::<usize>(), 2);
+}
+
+#[test]
+fn evaluation_is_one_ordered_pass_of_the_eval_transform() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_folder(dir.path());
+    let folder = ImageFolder::open(dir.path()).unwrap();
+    let expected_first = {
+        let image = decode_rgb(&std::fs::read(folder.path(0)).unwrap(), "first").unwrap();
+        let mut out = vec![0f32; 40 * 40 * 3];
+        eval_transform(&image, 40, &mut out);
+        out
+    };
+    let labels: Vec<i32> = (0..folder.len()).map(|i| folder.label(i) as i32).collect();
+    let eval = Loader::eval(
+        Arc::new(folder),
+        EvalConfig {
+            batch: 4,
+            image_size: 40,
+            workers: 2,
+            queue_depth: 1,
+        },
+    )
+    .unwrap();
+    let batches: Vec<Batch> = eval.map(Result::unwrap).collect();
+    assert_eq!(batches.len(), 4);
+    assert!(batches[3].end_of_epoch);
+    let indices: Vec<usize> = batches.iter().flat_map(|b| b.indices.clone()).collect();
+    assert_eq!(indices, (0..14).collect::<Vec<_>>());
+    assert_eq!(
+        batches
+            .iter()
+            .flat_map(|b| b.labels.clone())
+            .collect::<Vec<_>>(),
+        labels
+    );
+    assert_eq!(batches[0].images[..40 * 40 * 3], expected_first[..]);
+}
+
+#[test]
+fn layout_and_option_errors_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_folder(dir.path());
+    std::fs::create_dir(dir.path().join("dog")).unwrap();
+    let message = ImageFolder::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        message.contains("dog") && message.contains("contains no images"),
+        "{message}"
+    );
+
+    std::fs::write(dir.path().join("dog/readme.txt"), "notes").unwrap();
+    let message = ImageFolder::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        message.contains("readme.txt") && message.contains("extension"),
+        "{message}"
+    );
+
+    std::fs::remove_dir_all(dir.path().join("dog")).unwrap();
+    let source = folder_source(dir.path());
+    for (bad, needle) in [
+        (
+            LoaderConfig {
+                batch: 0,
+                ..config()
+            },
+            "batch",
+        ),
+        (
+            LoaderConfig {
+                workers: 0,
+                ..config()
+            },
+            "workers",
+        ),
+        (
+            LoaderConfig {
+                magnitude: -1.0,
+                ..config()
+            },
+            "magnitude",
+        ),
+        (
+            LoaderConfig {
+                cutmix: f32::INFINITY,
+                ..config()
+            },
+            "cutmix",
+        ),
+        (
+            LoaderConfig {
+                batch: 20,
+                drop_last: true,
+                ..config()
+            },
+            "drop_last",
+        ),
+    ] {
+        let message = Loader::new(source.clone(), bad)
+            .err()
+            .expect("rejected")
+            .to_string();
+        assert!(message.contains(needle), "{message}");
+    }
+    let mut loader = Loader::new(source, config()).unwrap();
+    let message = loader
+        .resume(Cursor {
+            epoch: 0,
+            position: 14,
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("position 14"), "{message}");
+}
