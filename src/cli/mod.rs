@@ -2,7 +2,14 @@
 //! `Subcommand` type and a `run` method; adding one is a new file, a `Command` variant and a match
 //! arm.
 
+mod bench;
+mod data;
+mod dump;
+mod eval;
+mod info;
 mod plugin;
+mod summary;
+mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -20,12 +27,34 @@ enum Command {
     /// Install and list PJRT plugins (the shared libraries that run the compiled programs).
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Train with progressive learning (defaults: the small variant on Fashion-MNIST, CPU plugin).
+    Train(Box<train::TrainArgs>),
+    /// Evaluate a run's EMA weights (top-1 / top-5).
+    Eval(eval::EvalArgs),
+    /// Write the HLO of every graph a training run compiles, with a size table.
+    Dump(dump::DumpArgs),
+    /// Print a model's layer table (shapes, parameters, MACs).
+    Summary(summary::SummaryArgs),
+    /// Show a plugin's version, platform and devices.
+    Info(info::InfoArgs),
+    /// Measure train-step throughput with K steps per call against K = 1.
+    Bench(bench::BenchArgs),
+    /// Install data sets and pack image folders into zip shards.
+    #[command(subcommand)]
+    Data(data::DataCommand),
 }
 
 impl Cli {
     pub fn run(self) -> Result<()> {
         match self.command {
             Command::Plugin(command) => command.run(),
+            Command::Train(args) => args.run(),
+            Command::Eval(args) => args.run(),
+            Command::Dump(args) => args.run(),
+            Command::Summary(args) => args.run(),
+            Command::Info(args) => args.run(),
+            Command::Bench(args) => args.run(),
+            Command::Data(command) => command.run(),
         }
     }
 }

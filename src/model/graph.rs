@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use super::resolve::{Block, Model};
 use super::spec::BlockType;
 use crate::hlo::{error::Result, Builder, ElementType, HloError, Value};
-use crate::nn::{self, BatchNormParams, Rng, SeWeights};
+use crate::nn::{self, BatchNormParams, DepthwiseImpl, Rng, SeWeights};
 
 /// The model's variables as graph values, by parameter name (see [`super::params`]).
 #[derive(Clone, Debug, Default)]
@@ -55,28 +55,39 @@ pub struct ForwardOutput {
     pub bn_updates: Vec<(String, Value)>,
 }
 
+/// How the forward pass is lowered to HLO: arithmetic precision and the depthwise strategy
+/// (both change the graph, not the model).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Lowering {
+    /// f32, or bf16 with f32 variables and f32 batch-norm statistics.
+    pub compute: ElementType,
+    pub depthwise: DepthwiseImpl,
+}
+
 struct Forward<'m, 'w, 'r> {
     model: &'m Model,
     weights: &'w Weights,
     compute: ElementType,
+    depthwise: DepthwiseImpl,
     mode: Mode<'r>,
     bn_updates: Vec<(String, Value)>,
 }
 
-/// Builds the forward pass of `model` on `images` (f32 NHWC, already normalised) with arithmetic
-/// in `compute` (f32, or bf16 with f32 variables and f32 batch-norm statistics).
+/// Builds the forward pass of `model` on `images` (f32 NHWC, already normalised).
 pub fn forward(
     b: &mut Builder,
     model: &Model,
     weights: &Weights,
     images: Value,
-    compute: ElementType,
+    lowering: Lowering,
     mode: Mode,
 ) -> Result<ForwardOutput> {
+    let compute = lowering.compute;
     let mut f = Forward {
         model,
         weights,
         compute,
+        depthwise: lowering.depthwise,
         mode,
         bn_updates: Vec::new(),
     };
@@ -145,7 +156,7 @@ impl Forward<'_, '_, '_> {
             },
             |b| {
                 if depthwise {
-                    nn::depthwise_conv2d(b, x, kernel, stride)
+                    nn::depthwise_conv2d(b, x, kernel, stride, self.depthwise)
                 } else {
                     nn::conv2d(b, x, kernel, stride)
                 }

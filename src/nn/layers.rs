@@ -1,6 +1,6 @@
 //! Convolutions, activations, pooling and dense layers.
 
-use crate::hlo::{error::Result, same_padding, ArrayShape, HloError, Builder, ConvDimensionNumbers, ConvSpec, DotDimensionNumbers, Value, WindowDim};
+use crate::hlo::{error::Result, same_padding, ArrayShape, HloError, PadDim, Builder, ConvDimensionNumbers, ConvSpec, DotDimensionNumbers, Value, WindowDim};
 
 /// NHWC x HWIO convolution with TF `SAME` padding (any odd total padding goes to the high side).
 /// `groups` > 1 makes it grouped; `groups == channels` with an `[kh, kw, 1, C]` kernel is depthwise.
@@ -30,10 +30,64 @@ pub fn conv2d(b: &mut Builder, x: Value, kernel: Value, stride: i64) -> Result<V
     conv_same(b, x, kernel, stride, 1)
 }
 
-/// A depthwise NHWC convolution with an `[kh, kw, 1, C]` kernel (channel multiplier 1).
-pub fn depthwise_conv2d(b: &mut Builder, x: Value, kernel: Value, stride: i64) -> Result<Value> {
-    let channels = *b.array_shape("depthwise_conv2d", x)?.dims().last().unwrap_or(&1);
-    conv_same(b, x, kernel, stride, channels)
+/// How a depthwise convolution is lowered to HLO.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DepthwiseImpl {
+    /// One `convolution` with `feature_group_count = C` (what TPU and GPU compilers expect).
+    GroupedConvolution,
+    /// `kh*kw` shifted slices of the padded input, each scaled per channel and summed: plain
+    /// elementwise HLO that fuses well. XLA's CPU backend runs grouped convolutions through a
+    /// slow generic path (measured: 15x slower than this at 14x14x96, batch 128).
+    ShiftedSum,
+}
+
+/// A depthwise NHWC convolution with an `[kh, kw, 1, C]` kernel (channel multiplier 1), stride
+/// `stride`, TF `SAME` padding.
+pub fn depthwise_conv2d(b: &mut Builder, x: Value, kernel: Value, stride: i64, how: DepthwiseImpl) -> Result<Value> {
+    let xs = b.array_shape("depthwise_conv2d", x)?.dims().to_vec();
+    let ks = b.array_shape("depthwise_conv2d", kernel)?.dims().to_vec();
+    if xs.len() != 4 || ks.len() != 4 || ks[2] != 1 || ks[3] != xs[3] {
+        return Err(HloError::new(
+            "depthwise_conv2d",
+            &[b.shape(x), b.shape(kernel)],
+            "expected an NHWC input and a [kh, kw, 1, C] kernel with the input's C",
+        ));
+    }
+    match how {
+        DepthwiseImpl::GroupedConvolution => conv_same(b, x, kernel, stride, xs[3]),
+        DepthwiseImpl::ShiftedSum => shifted_sum(b, x, kernel, stride, &xs, &ks),
+    }
+}
+
+fn shifted_sum(b: &mut Builder, x: Value, kernel: Value, stride: i64, xs: &[i64], ks: &[i64]) -> Result<Value> {
+    let (h_pad, w_pad) = (same_padding(xs[1], ks[0], stride, 1), same_padding(xs[2], ks[1], stride, 1));
+    let (oh, ow) = ((xs[1] + stride - 1) / stride, (xs[2] + stride - 1) / stride);
+    let zero = b.scalar_of(b.array_shape("depthwise_conv2d", x)?.ty(), 0.0)?;
+    let none = PadDim { low: 0, high: 0, interior: 0 };
+    let padded = b.pad(
+        x,
+        zero,
+        &[none, PadDim { low: h_pad.0, high: h_pad.1, interior: 0 }, PadDim { low: w_pad.0, high: w_pad.1, interior: 0 }, none],
+    )?;
+    let out_dims = [xs[0], oh, ow, xs[3]];
+    let mut sum: Option<Value> = None;
+    for i in 0..ks[0] {
+        for j in 0..ks[1] {
+            let start = [0, i, j, 0];
+            let limit = [xs[0], i + (oh - 1) * stride + 1, j + (ow - 1) * stride + 1, xs[3]];
+            let window = b.slice(padded, &start, &limit, &[1, stride, stride, 1])?;
+            let tap = b.slice(kernel, &[i, j, 0, 0], &[i + 1, j + 1, 1, xs[3]], &[1, 1, 1, 1])?;
+            let tap = b.reshape(tap, &[xs[3]])?;
+            let tap = b.broadcast_in_dim(tap, &out_dims, &[3])?;
+            let term = b.mul(window, tap)?;
+            sum = Some(match sum {
+                Some(acc) => b.add(acc, term)?,
+                None => term,
+            });
+        }
+    }
+    sum.ok_or_else(|| HloError::new("depthwise_conv2d", &[], "the kernel has no taps"))
 }
 
 /// SiLU (swish): `x * sigmoid(x)`.

@@ -8,6 +8,6 @@ mod layers;
 mod norm;
 mod random;
 
-pub use layers::{conv2d, depthwise_conv2d, global_avg_pool, dense, silu, squeeze_excite, SeWeights};
+pub use layers::{conv2d, depthwise_conv2d, DepthwiseImpl, global_avg_pool, dense, silu, squeeze_excite, SeWeights};
 pub use norm::{batch_norm_infer, batch_norm_train, BatchNormParams, BatchNormUpdate};
 pub use random::{drop_connect, dropout, Rng};

@@ -3,3 +3,5 @@ pub mod ema;
 pub mod loss;
 pub mod lr;
 pub mod optimizer;
+pub mod state;
+pub mod step;

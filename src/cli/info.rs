@@ -1,0 +1,44 @@
+//! `effnetv2 info`: what a plugin is and what it exposes.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use effnetv2::runtime::provision::PluginKind;
+use effnetv2::runtime::PjrtValue;
+use effnetv2::trainer::run::open_client;
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    #[arg(long, default_value = "cpu", value_parser = super::plugin::kind_value_parser())]
+    plugin: PluginKind,
+    /// Use this plugin library instead of finding/installing one.
+    #[arg(long)]
+    plugin_path: Option<PathBuf>,
+}
+
+impl InfoArgs {
+    pub fn run(self) -> Result<()> {
+        let client = open_client(self.plugin, self.plugin_path.as_deref())?;
+        let plugin = client.plugin();
+        let v = plugin.api_version();
+        println!("plugin:       {}", plugin.path().display());
+        println!("sha256:       {}", plugin.sha256_hex());
+        println!("PJRT C API:   {}.{}", v.major, v.minor);
+        for (name, value) in plugin.attributes() {
+            let text = match value {
+                PjrtValue::String(s) => s.clone(),
+                PjrtValue::Int64(i) => i.to_string(),
+                PjrtValue::Int64List(l) => format!("{l:?}"),
+                PjrtValue::Float(f) => f.to_string(),
+                PjrtValue::Bool(b) => b.to_string(),
+            };
+            println!("attribute:    {name} = {text}");
+        }
+        println!("platform:     {} {}", client.platform_name(), client.platform_version());
+        for d in client.devices() {
+            println!("device {:>2}:    {} ({}, process {})", d.id(), d.kind(), d.debug_string(), d.process_index());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,185 @@
+//! Checkpoints: every state tensor in one safetensors file (names from [`StateLayout`]) plus a
+//! JSON metadata file, written atomically as a directory and pruned to the last `keep`.
+//!
+//! A checkpoint directory `ckpt-<step>` is first written as `ckpt-<step>.tmp` (files fsynced),
+//! then renamed; a crash leaves either the previous set of checkpoints or the new one, never a
+//! half-written checkpoint that `--resume` could pick up.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::hlo::{ArrayShape, ElementType, Literal};
+
+const TENSORS: &str = "state.safetensors";
+const METADATA: &str = "meta.json";
+
+fn dtype(ty: ElementType) -> Result<Dtype> {
+    Ok(match ty {
+        ElementType::F32 => Dtype::F32,
+        ElementType::F64 => Dtype::F64,
+        ElementType::Bf16 => Dtype::BF16,
+        ElementType::F16 => Dtype::F16,
+        ElementType::S64 => Dtype::I64,
+        ElementType::S32 => Dtype::I32,
+        ElementType::U64 => Dtype::U64,
+        ElementType::U32 => Dtype::U32,
+        ElementType::U8 => Dtype::U8,
+        ElementType::S8 => Dtype::I8,
+        ElementType::Pred => Dtype::BOOL,
+    })
+}
+
+fn element_type(d: Dtype) -> Result<ElementType> {
+    Ok(match d {
+        Dtype::F32 => ElementType::F32,
+        Dtype::F64 => ElementType::F64,
+        Dtype::BF16 => ElementType::Bf16,
+        Dtype::F16 => ElementType::F16,
+        Dtype::I64 => ElementType::S64,
+        Dtype::I32 => ElementType::S32,
+        Dtype::U64 => ElementType::U64,
+        Dtype::U32 => ElementType::U32,
+        Dtype::U8 => ElementType::U8,
+        Dtype::I8 => ElementType::S8,
+        Dtype::BOOL => ElementType::Pred,
+        other => bail!("checkpoint tensors of type {other:?} are not supported"),
+    })
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all().with_context(|| format!("syncing {}", path.display()))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing directory {}", dir.display()))
+}
+
+/// Checkpoint directory name for a step; zero-padded so names sort by step.
+fn dir_name(step: u64) -> String {
+    format!("ckpt-{step:010}")
+}
+
+/// Writes `tensors` and `metadata` as checkpoint `step` under `root`, atomically, and removes all
+/// but the newest `keep` checkpoints. Returns the checkpoint directory.
+pub fn save<M: Serialize>(root: &Path, step: u64, tensors: &[(String, Literal)], metadata: &M, keep: usize) -> Result<PathBuf> {
+    fs::create_dir_all(root).with_context(|| format!("creating checkpoint root {}", root.display()))?;
+    let final_dir = root.join(dir_name(step));
+    let tmp = root.join(format!("{}.tmp", dir_name(step)));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).with_context(|| format!("removing stale {}", tmp.display()))?;
+    }
+    fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(name, lit)| {
+            let shape: Vec<usize> = lit.shape().dims().iter().map(|&d| d as usize).collect();
+            let view = TensorView::new(dtype(lit.ty())?, shape, lit.bytes()).map_err(|e| anyhow::anyhow!("tensor {name}: {e}"))?;
+            Ok((name.clone(), view))
+        })
+        .collect::<Result<_>>()?;
+    let bytes = safetensors::serialize(views, &None).context("serializing checkpoint tensors")?;
+    write_synced(&tmp.join(TENSORS), &bytes)?;
+    write_synced(&tmp.join(METADATA), serde_json::to_string_pretty(metadata)?.as_bytes())?;
+    sync_dir(&tmp)?;
+    if final_dir.exists() {
+        fs::remove_dir_all(&final_dir).with_context(|| format!("replacing {}", final_dir.display()))?;
+    }
+    fs::rename(&tmp, &final_dir).with_context(|| format!("renaming {} to {}", tmp.display(), final_dir.display()))?;
+    sync_dir(root)?;
+    prune(root, keep)?;
+    Ok(final_dir)
+}
+
+/// Completed checkpoint directories under `root`, oldest first.
+pub fn list(root: &Path) -> Result<Vec<PathBuf>> {
+    if !root.exists() {
+        return Ok(Vec::new());
+    }
+    let mut dirs: Vec<PathBuf> = fs::read_dir(root)
+        .with_context(|| format!("listing {}", root.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt-") && !n.ends_with(".tmp"))
+        })
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// The newest completed checkpoint under `root`, if any.
+pub fn latest(root: &Path) -> Result<Option<PathBuf>> {
+    Ok(list(root)?.pop())
+}
+
+fn prune(root: &Path, keep: usize) -> Result<()> {
+    let dirs = list(root)?;
+    let excess = dirs.len().saturating_sub(keep.max(1));
+    for d in &dirs[..excess] {
+        fs::remove_dir_all(d).with_context(|| format!("removing old checkpoint {}", d.display()))?;
+    }
+    Ok(())
+}
+
+/// Reads a checkpoint's tensors (in file order of `names`) and metadata.
+pub fn load<M: DeserializeOwned>(dir: &Path, names: &[String]) -> Result<(Vec<Literal>, M)> {
+    let path = dir.join(TENSORS);
+    let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+    let tensors = names
+        .iter()
+        .map(|name| {
+            let view = st.tensor(name).with_context(|| format!("checkpoint {} has no tensor '{name}'", dir.display()))?;
+            let dims: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+            let shape = ArrayShape::new(element_type(view.dtype())?, &dims);
+            Literal::from_bytes(shape, view.data().to_vec()).map_err(|e| anyhow::anyhow!("tensor {name}: {e}"))
+        })
+        .collect::<Result<_>>()?;
+    let meta_path = dir.join(METADATA);
+    let meta = serde_json::from_slice(&fs::read(&meta_path).with_context(|| format!("reading {}", meta_path.display()))?)
+        .with_context(|| format!("parsing {}", meta_path.display()))?;
+    Ok((tensors, meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_pruning() {
+        let root = tempfile::tempdir().unwrap();
+        let tensors = vec![
+            ("params/w".to_string(), Literal::from_vec(&[2, 2], &[1f32, 2., 3., 4.]).unwrap()),
+            ("step".to_string(), Literal::scalar(7i64)),
+            ("rng".to_string(), Literal::from_vec(&[2], &[1u64, u64::MAX]).unwrap()),
+        ];
+        for step in [1, 2, 3] {
+            save(root.path(), step, &tensors, &serde_json::json!({ "step": step }), 2).unwrap();
+        }
+        let dirs = list(root.path()).unwrap();
+        assert_eq!(dirs.len(), 2, "only the newest two are kept");
+        let newest = latest(root.path()).unwrap().unwrap();
+        assert!(newest.ends_with("ckpt-0000000003"));
+        let names: Vec<String> = tensors.iter().map(|(n, _)| n.clone()).collect();
+        let (loaded, meta): (Vec<Literal>, serde_json::Value) = load(&newest, &names).unwrap();
+        assert_eq!(meta["step"], 3);
+        for ((_, want), got) in tensors.iter().zip(&loaded) {
+            assert_eq!(want, got);
+        }
+        let err = load::<serde_json::Value>(&newest, &["missing".to_string()]).unwrap_err();
+        assert!(format!("{err:#}").contains("no tensor 'missing'"));
+    }
+
+    #[test]
+    fn unfinished_checkpoints_are_ignored() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("ckpt-0000000009.tmp")).unwrap();
+        assert!(latest(root.path()).unwrap().is_none());
+    }
+}

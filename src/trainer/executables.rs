@@ -1,0 +1,112 @@
+//! Compiled executables with a persistent on-disk cache.
+//!
+//! XLA compiles of a train step take seconds to minutes, so every executable is serialized
+//! through PJRT and stored under a key that hashes everything that can change the binary: the
+//! HLO bytes, the compile options, the plugin's sha256 and its PJRT version. A blob from another
+//! plugin build can load and silently compute garbage (measured), hence the plugin hash; any
+//! load error is treated as a miss and falls back to compiling. Every compile is logged with its
+//! reason and duration.
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::hlo::Module;
+use crate::runtime::{Client, CompileOptions, LoadedExecutable};
+
+/// Why an executable was compiled (or that it was not).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompileReason {
+    /// Loaded from the disk cache: nothing was compiled.
+    CacheHit,
+    /// No cache entry for this key (a new shape, or options/plugin changed).
+    CacheMiss,
+    /// A cache entry existed but could not be loaded (the error is logged).
+    CacheUnusable(String),
+    /// Caching is disabled.
+    NoCache,
+}
+
+/// One compile or cache load, for the metrics log.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompileEvent {
+    pub module: String,
+    pub key: String,
+    pub reason: CompileReason,
+    pub seconds: f64,
+    pub instructions: usize,
+}
+
+/// Compiles modules for one client, through the cache directory when one is set.
+#[derive(Clone, Debug)]
+pub struct ExecutableCache {
+    dir: Option<PathBuf>,
+}
+
+impl ExecutableCache {
+    /// A cache storing executables under `dir` (`None` disables caching).
+    pub fn new(dir: Option<PathBuf>) -> ExecutableCache {
+        ExecutableCache { dir }
+    }
+
+    /// The cache key of `module` compiled with `options` on `client`'s plugin.
+    pub fn key(client: &Client, proto: &[u8], options: &CompileOptions) -> Result<String> {
+        let mut h = Sha256::new();
+        for part in [proto, &options.encode()?, &client.plugin().sha256()] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        let version = client.plugin().api_version();
+        h.update(format!("{version:?}|{}|{}", client.platform_name(), client.platform_version()).as_bytes());
+        Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Returns a loaded executable for `module`, from the cache when possible.
+    pub fn get(&self, client: &Client, module: &Module, options: &CompileOptions) -> Result<(LoadedExecutable, CompileEvent)> {
+        let proto = module.to_proto_bytes();
+        let key = Self::key(client, &proto, options)?;
+        let start = Instant::now();
+        let event = |reason, start: Instant| CompileEvent {
+            module: module.name().to_string(),
+            key: key.clone(),
+            reason,
+            seconds: start.elapsed().as_secs_f64(),
+            instructions: module.instruction_count(),
+        };
+        let Some(dir) = &self.dir else {
+            let exe = client.compile(&proto, options).with_context(|| format!("compiling {}", module.name()))?;
+            return Ok((exe, event(CompileReason::NoCache, start)));
+        };
+        let path = dir.join(format!("{key}.pjrt"));
+        let reason = match fs::read(&path) {
+            Ok(blob) => match client.deserialize_executable(&blob, None) {
+                Ok(exe) => return Ok((exe, event(CompileReason::CacheHit, start))),
+                Err(e) => CompileReason::CacheUnusable(e.to_string()),
+            },
+            Err(_) => CompileReason::CacheMiss,
+        };
+        let exe = client.compile(&proto, options).with_context(|| format!("compiling {}", module.name()))?;
+        let done = event(reason, start);
+        // A failure to store only costs a recompile next time; it is not an error of this run.
+        if let Err(e) = store(dir, &path, &exe) {
+            eprintln!("warning: could not store executable {}: {e:#}", path.display());
+        }
+        Ok((exe, done))
+    }
+}
+
+fn store(dir: &std::path::Path, path: &std::path::Path, exe: &LoadedExecutable) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let blob = exe.serialize()?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(&blob)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
