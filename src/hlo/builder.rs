@@ -1,5 +1,6 @@
 //! The graph builder: creates one computation at a time and hands out typed value handles.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -120,6 +121,8 @@ pub struct Builder {
     callees: Vec<Computation>,
     scopes: Vec<String>,
     op_type: Option<String>,
+    /// Instructions that autodiff treats as constants (see `autodiff::stop_gradient`).
+    gradient_stops: HashSet<usize>,
 }
 
 impl Builder {
@@ -132,6 +135,7 @@ impl Builder {
             callees: Vec::new(),
             scopes: Vec::new(),
             op_type: None,
+            gradient_stops: HashSet::new(),
         }
     }
 
@@ -267,6 +271,20 @@ impl Builder {
     /// The current scope path (`a/b/c`).
     pub fn scope_path(&self) -> String {
         self.scopes.join("/")
+    }
+
+    /// Marks `v` as a constant for differentiation: no gradient flows from `v` into its operands.
+    /// Only the marked instruction is affected, so mark a fresh identity of a value (what
+    /// `autodiff::stop_gradient` does) rather than a value that has other uses.
+    pub fn mark_gradient_stop(&mut self, v: Value) -> Result<()> {
+        self.check("stop_gradient", v)?;
+        self.gradient_stops.insert(v.index());
+        Ok(())
+    }
+
+    /// Whether [`Builder::mark_gradient_stop`] marked `v`.
+    pub fn is_gradient_stop(&self, v: Value) -> bool {
+        v.builder == self.id && self.gradient_stops.contains(&v.index())
     }
 
     /// Finishes the computation with `root` as its result.

@@ -9,6 +9,7 @@ pub mod module;
 pub mod printer;
 pub mod op;
 pub mod ops;
+pub mod passes;
 pub mod shape;
 
 pub use builder::{Builder, Computation, Instruction, Value};
