@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use data_support::{files, foolbox_data};
 use effnetv2::data::{
-    decode_rgb, eval_transform, pack_shards, Batch, Cursor, EvalConfig, ImageFolder, Loader,
-    LoaderConfig, Source, Stage, ZipShards,
+    decode_rgb, eval_transform, pack_shards, AugmentGeometry, Batch, Cursor, EvalConfig,
+    ImageFolder, Loader, LoaderConfig, Source, Stage, ZipShards,
 };
 
 /// A three-class folder of real fixtures: progressive JPEGs, colour PNGs and greyscale PNGs.
@@ -41,6 +41,7 @@ fn config() -> LoaderConfig {
         queue_depth: 2,
         drop_last: false,
         shuffle: true,
+        geometry: AugmentGeometry::default(),
     }
 }
 
@@ -368,6 +369,16 @@ fn layout_and_option_errors_say_what_is_wrong() {
                 ..config()
             },
             "drop_last",
+        ),
+        (
+            LoaderConfig {
+                geometry: AugmentGeometry {
+                    crop_area_min: 0.0,
+                    ..AugmentGeometry::default()
+                },
+                ..config()
+            },
+            "crop_area_min",
         ),
     ] {
         let message = Loader::new(source.clone(), bad)

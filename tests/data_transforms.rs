@@ -3,7 +3,7 @@
 use effnetv2::data::rng::{stream, Purpose};
 use effnetv2::data::transform::crop::{random_crop, AREA_RANGE, ASPECT_RANGE};
 use effnetv2::data::transform::{eval_transform, resize_bilinear, CropBox, RandAugment};
-use effnetv2::data::TrainTransform;
+use effnetv2::data::{AugmentGeometry, TrainTransform};
 use image::{Rgb, RgbImage};
 
 #[test]
@@ -13,7 +13,7 @@ fn random_crops_respect_area_and_aspect_ranges() {
         let (mut smallest, mut largest) = (f32::MAX, 0f32);
         let mut whole = 0;
         for i in 0..5000 {
-            let crop = random_crop(w, h, &mut stream(11, 0, i, Purpose::Augment));
+            let crop = random_crop(w, h, AREA_RANGE.0, &mut stream(11, 0, i, Purpose::Augment));
             assert!(
                 crop.x + crop.width <= w && crop.y + crop.height <= h,
                 "{crop:?} outside {w}x{h}"
@@ -50,13 +50,32 @@ fn random_crops_respect_area_and_aspect_ranges() {
 }
 
 #[test]
+fn random_crops_respect_a_configured_area_floor() {
+    // The tiny model's floor: no crop below 35 % of the image, and the floor is reached.
+    let floor = 0.35;
+    for (w, h) in [(28u32, 28u32), (640, 427)] {
+        let image_area = (w * h) as f32;
+        let smallest = (0..3000)
+            .map(|i| {
+                let crop = random_crop(w, h, floor, &mut stream(13, 0, i, Purpose::Augment));
+                (crop.width * crop.height) as f32 / image_area
+            })
+            .fold(f32::MAX, f32::min);
+        assert!(
+            (floor..floor + 0.05).contains(&smallest),
+            "{w}x{h}: smallest area {smallest}"
+        );
+    }
+}
+
+#[test]
 fn crop_positions_are_uniform_over_the_free_range() {
     // Mean offset of x over many draws is about half the free width on average.
     let (w, h) = (400u32, 400u32);
     let n = 4000;
     let (mut offset_fraction, mut counted) = (0f64, 0);
     for i in 0..n {
-        let c = random_crop(w, h, &mut stream(12, 0, i, Purpose::Augment));
+        let c = random_crop(w, h, AREA_RANGE.0, &mut stream(12, 0, i, Purpose::Augment));
         if c.width < w {
             offset_fraction += f64::from(c.x) / f64::from(w - c.width - 1).max(1.0);
             counted += 1;
@@ -121,6 +140,7 @@ fn train_transform_output_is_normalised_and_deterministic() {
             layers: 2,
             magnitude: 15.0,
         },
+        geometry: AugmentGeometry::default(),
     };
     let mut a = vec![0f32; 24 * 24 * 3];
     let mut b = a.clone();
@@ -146,6 +166,7 @@ fn train_transform_flips_about_half_the_time() {
             layers: 0,
             magnitude: 0.0,
         },
+        geometry: AugmentGeometry::default(),
     };
     let mut out = vec![0f32; 8 * 8 * 3];
     let mut flipped = 0;

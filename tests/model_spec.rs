@@ -1,6 +1,7 @@
 //! Model specs against the oracles of `shared/spec/effnetv2.md`: parameter counts (section 5.2), MACs
 //! (5.3), resolved tables (1.5), spatial sizes and survival probabilities (7), progressive schedules (4).
 
+use effnetv2::data::AugmentGeometry;
 use effnetv2::model::{
     load_spec, round_filters, round_repeats, BlockType, Init, Model, ModelSpec, ParamKind,
     ScheduleVariant, Section, SpecError,
@@ -673,6 +674,62 @@ fn inconsistent_block_table_is_rejected_naming_the_stage() {
 }
 
 #[test]
+fn augment_geometry_is_official_unless_the_spec_scales_it() {
+    let official = AugmentGeometry::default();
+    for name in ALL {
+        assert_eq!(
+            load_spec(name).unwrap().augment_geometry,
+            official,
+            "{name}"
+        );
+    }
+    // 28 px Fashion-MNIST: the pixel constants scaled by 28/224 and a 35 % crop-area floor.
+    assert_eq!(
+        load_spec("tiny").unwrap().augment_geometry,
+        AugmentGeometry {
+            crop_area_min: 0.35,
+            translate_const: 12.5,
+            cutout_const: 5.0,
+        }
+    );
+    // A partial object keeps the official values for the fields it leaves out.
+    let mut v = s_json();
+    v["augment_geometry"] = serde_json::json!({"cutout_const": 8.0});
+    let spec = ModelSpec::from_json(&v.to_string(), "edited.json").unwrap();
+    assert_eq!(
+        spec.augment_geometry,
+        AugmentGeometry {
+            cutout_const: 8.0,
+            ..official
+        }
+    );
+
+    for (field, value, needle) in [
+        ("crop_area_min", 0.0, "must be in (0, 1], got 0"),
+        ("crop_area_min", 1.2, "must be in (0, 1], got 1.2"),
+        (
+            "translate_const",
+            -3.0,
+            "must be a finite number >= 0, got -3",
+        ),
+        ("cutout_const", -1.0, "must be a finite number >= 0, got -1"),
+    ] {
+        let mut v = s_json();
+        v["augment_geometry"] = serde_json::json!({ field: value });
+        let msg = invalid(&v);
+        assert!(
+            msg.starts_with(&format!(
+                "edited.json: field `augment_geometry.{field}`: {needle}"
+            )),
+            "{msg}"
+        );
+    }
+    let mut v = s_json();
+    v["augment_geometry"] = serde_json::json!({"translate": 10.0});
+    assert!(invalid(&v).contains("unknown field `translate`"));
+}
+
+#[test]
 fn edited_specs_are_validated_again() {
     let mut spec = load_spec("s").unwrap();
     spec.depth_divisor = 0;
@@ -739,7 +796,8 @@ fn tiny_variant() {
     let spec = &m.spec;
     assert_eq!(
         (spec.num_classes, spec.input.channels, spec.image_size.train),
-        (10, 1, 28)
+        (10, 3, 28),
+        "the data pipeline turns greyscale into 3 channels"
     );
     let types: Vec<BlockType> = m.stages.iter().map(|s| s.block).collect();
     assert_eq!(types, [F, F, M, M]);
@@ -766,7 +824,7 @@ fn tiny_variant() {
         .iter()
         .map(|s| s.image_size)
         .collect();
-    assert_eq!(sizes, [19, 22, 25, 28]);
+    assert_eq!(sizes, [16, 20, 24, 28]);
 }
 
 #[test]

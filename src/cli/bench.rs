@@ -39,7 +39,7 @@ impl BenchArgs {
         let model = Model::new(load_spec(&self.model)?)?;
         let layout = StateLayout::new(&model);
         let client = open_client(self.plugin, None)?;
-        let device = client.addressable_devices().first().context("no device")?.clone();
+        let device = client.addressable_devices().first().context("no device")?;
         let cache = ExecutableCache::new(Some(effnetv2::data::cache_dir()?.join("executables")));
         let classes = model.spec.num_classes as i64;
         let mut baseline = None;

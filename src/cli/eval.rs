@@ -51,7 +51,7 @@ impl EvalArgs {
         debug_assert_eq!(weights.len(), layout.entries().iter().filter(|e| e.name.starts_with("ema/")).count());
 
         let client = open_client(config.plugin, config.plugin_path.as_deref())?;
-        let device = client.addressable_devices().first().context("the plugin exposes no device")?.clone();
+        let device = client.addressable_devices().first().context("the plugin exposes no device")?;
         let buffers = weights.iter().map(|w| client.buffer_from_literal(w, &device)).collect::<Result<Vec<_>, _>>()?;
         let image_size = self.image_size.unwrap_or(model.spec.image_size.eval);
         let lowering = Lowering { compute: config.precision.compute_type(), depthwise: depthwise_for(&client) };

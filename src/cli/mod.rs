@@ -8,6 +8,7 @@ mod dump;
 mod eval;
 mod info;
 mod plugin;
+mod report;
 mod summary;
 mod train;
 
@@ -29,6 +30,8 @@ enum Command {
     Plugin(plugin::PluginCommand),
     /// Train with progressive learning (defaults: the small variant on Fashion-MNIST, CPU plugin).
     Train(Box<train::TrainArgs>),
+    /// Plot a run's loss, accuracy and learning rate (PNG and SVG) and summarise its stages.
+    Report(report::ReportArgs),
     /// Evaluate a run's EMA weights (top-1 / top-5).
     Eval(eval::EvalArgs),
     /// Write the HLO of every graph a training run compiles, with a size table.
@@ -49,6 +52,7 @@ impl Cli {
         match self.command {
             Command::Plugin(command) => command.run(),
             Command::Train(args) => args.run(),
+            Command::Report(args) => args.run(),
             Command::Eval(args) => args.run(),
             Command::Dump(args) => args.run(),
             Command::Summary(args) => args.run(),

@@ -18,7 +18,7 @@ use super::error::{DataError, Result};
 use super::mix::MixConfig;
 use super::rng::epoch_order;
 use super::source::Source;
-use super::transform::{RandAugment, TrainTransform};
+use super::transform::{AugmentGeometry, RandAugment, TrainTransform};
 
 /// RandAugment layers of the official recipe.
 pub const RANDAUGMENT_LAYERS: usize = 2;
@@ -61,6 +61,9 @@ pub struct LoaderConfig {
     pub drop_last: bool,
     /// Visit examples in a fresh seeded order each epoch.
     pub shuffle: bool,
+    /// Crop-area floor and RandAugment pixel constants, fixed for the loader's life; the official
+    /// values suit 224+ px images, small images need them scaled down.
+    pub geometry: AugmentGeometry,
 }
 
 impl LoaderConfig {
@@ -122,7 +125,8 @@ pub struct Loader {
 impl Loader {
     /// A training loader starting at epoch 0, position 0.
     pub fn new(source: Arc<dyn Source>, config: LoaderConfig) -> Result<Self> {
-        let recipe = train_recipe(config.stage(), config.ra_layers)?;
+        config.geometry.validate()?;
+        let recipe = train_recipe(config.stage(), config.ra_layers, config.geometry)?;
         let layout = layout(
             source.as_ref(),
             config.batch,
@@ -191,7 +195,7 @@ impl Loader {
                 "an evaluation loader has no training stage".into(),
             ));
         };
-        let recipe = train_recipe(stage, transform.randaugment.layers)?;
+        let recipe = train_recipe(stage, transform.randaugment.layers, transform.geometry)?;
         if recipe != self.recipe {
             self.recipe = recipe;
             self.restart()?;
@@ -363,8 +367,8 @@ fn check_size(image_size: usize) -> Result<()> {
     Ok(())
 }
 
-/// The training recipe of `stage`, validated.
-fn train_recipe(stage: Stage, ra_layers: usize) -> Result<Recipe> {
+/// The training recipe of `stage`, validated (`geometry` is checked once by [`Loader::new`]).
+fn train_recipe(stage: Stage, ra_layers: usize, geometry: AugmentGeometry) -> Result<Recipe> {
     check_size(stage.image_size)?;
     if !stage.magnitude.is_finite() || stage.magnitude < 0.0 {
         return Err(DataError::Config(format!(
@@ -384,6 +388,7 @@ fn train_recipe(stage: Stage, ra_layers: usize) -> Result<Recipe> {
                 layers: ra_layers,
                 magnitude: stage.magnitude,
             },
+            geometry,
         },
         mix,
     })

@@ -5,5 +5,6 @@ pub mod data;
 pub mod device_state;
 pub mod executables;
 pub mod init;
+pub mod plot;
 pub mod run;
 pub mod report;

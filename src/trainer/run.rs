@@ -22,7 +22,7 @@ use super::executables::{CompileEvent, ExecutableCache};
 use super::init::initial_state;
 use crate::data::{self, Cursor, EvalConfig, Loader, LoaderConfig, Source};
 use crate::hlo::Literal;
-use crate::model::{load_spec, Model, ProgressiveStage, ScheduleVariant};
+use crate::model::{load_spec, Model, ScheduleVariant};
 use crate::runtime::provision::{self, PluginKind};
 use crate::runtime::{Arg, Buffer, Client, ClientOptions, CompileOptions, Device, LoadedExecutable, Plugin};
 use crate::train::lr::{scaled_lr, Decay, LrSchedule};
@@ -30,6 +30,9 @@ use crate::model::graph::Lowering;
 use crate::nn::DepthwiseImpl;
 use crate::train::state::StateLayout;
 use crate::train::step::{eval_step_module, train_step_module, Precision, StepConfig};
+
+/// Steps between plain progress lines when no terminal shows the progress bar.
+const PLAIN_PROGRESS_EVERY: u64 = 100;
 
 /// Everything that defines a training run (written to `config.json` in the run directory).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -191,7 +194,7 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
     };
 
     let client = open_client(config.plugin, config.plugin_path.as_deref())?;
-    let device = client.addressable_devices().first().context("the plugin exposes no device")?.clone();
+    let device = client.addressable_devices().first().context("the plugin exposes no device")?;
     let mut log = MetricsLog::open(&config.out.join("metrics.jsonl"))?;
 
     let (mut state, mut step, cursor) = match &resumed {
@@ -220,6 +223,7 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
             queue_depth: 4,
             drop_last: true,
             shuffle: true,
+            geometry: model.spec.augment_geometry,
         },
     )?;
     loader.resume(cursor)?;
@@ -254,7 +258,7 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
                 };
                 compile_seconds += event.seconds;
                 log_compile(&mut log, si, &event)?;
-                bar.println(format!("stage {si}: {} ({:?}, {:.1} s)", event.module, event.reason, event.seconds));
+                say(&bar, format!("stage {si}: {} ready ({:?}, {:.1} s)", event.module, event.reason, event.seconds));
                 exes.by_size.insert(stage.image_size, Arc::new(exe));
             }
             // Compile the next distinct shape while this stage trains.
@@ -290,11 +294,16 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
                 let accuracy = outcome.correct as f32 / batch.len() as f32;
                 log.write(&Metric::Step { step, stage: si, image_size: stage.image_size, loss: outcome.loss, accuracy, lr: rate, images_per_sec: ips })?;
                 bar.set_position(step);
-                bar.set_message(format!("stage {si} {}px loss {:.3} acc {:.2} lr {:.4}", stage.image_size, outcome.loss, accuracy, rate));
+                let message = format!("stage {si} {}px loss {:.3} acc {:.2} lr {:.4} {ips:.0} img/s", stage.image_size, outcome.loss, accuracy, rate);
+                // Without a terminal (CI, a log file) the bar is hidden: print a line now and then.
+                if bar.is_hidden() && step % PLAIN_PROGRESS_EVERY == 0 {
+                    say(&bar, format!("step {step}/{total_steps} {message}"));
+                }
+                bar.set_message(message);
                 if batch.end_of_epoch {
                     if let Some(report) = loader.last_epoch_report().filter(|r| !r.skipped.is_empty()) {
                         let first = report.skipped[0].reason.clone();
-                        bar.println(format!("epoch {}: skipped {} unreadable images (first: {first})", report.epoch, report.skipped.len()));
+                        say(&bar, format!("epoch {}: skipped {} unreadable images (first: {first})", report.epoch, report.skipped.len()));
                         log.write(&Metric::Skipped { epoch: report.epoch, count: report.skipped.len(), first })?;
                     }
                 }
@@ -303,7 +312,7 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
                     save_checkpoint(&ckpt_dir, &layout, &state, step, batch.next, config)?;
                 }
                 if stop {
-                    bar.println(format!("stopped at step {step} after writing a checkpoint; rerun with --resume to continue"));
+                    say(&bar, format!("stopped at step {step} after writing a checkpoint; rerun with --resume to continue"));
                     completed = false;
                     return Ok(());
                 }
@@ -331,8 +340,9 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
                 cutmix: stage.cutmix_alpha,
                 dropout: stage.dropout,
             })?;
-            bar.println(format!(
-                "stage {si} done: {}px, {} steps, {:.0} img/s, eval top-1 {:.2}% top-5 {:.2}% ({images} images)",
+            say(
+                &bar,
+                format!("stage {si} done: {}px, {} steps, {:.0} img/s, eval top-1 {:.2}% top-5 {:.2}% ({images} images)",
                 stage.image_size,
                 step - steps_before,
                 images_per_sec,
@@ -354,6 +364,15 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
     };
     fs::write(config.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
     Ok(summary)
+}
+
+/// Prints a line above the progress bar (or plainly when no terminal shows it).
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 fn log_compile(log: &mut MetricsLog, stage: usize, e: &CompileEvent) -> Result<()> {

@@ -3,7 +3,8 @@
 
 use rand::Rng;
 
-/// Range of the crop area as a fraction of the image area.
+/// Official range of the crop area as a fraction of the image area; the lower end is the default
+/// of [`AugmentGeometry::crop_area_min`](super::AugmentGeometry::crop_area_min).
 pub const AREA_RANGE: (f32, f32) = (0.05, 1.0);
 /// Range of the crop aspect ratio (width / height); TensorFlow's default `(0.75, 1.33)`.
 pub const ASPECT_RANGE: (f32, f32) = (0.75, 1.33);
@@ -36,15 +37,15 @@ impl CropBox {
 }
 
 /// Draws a training crop of a `width` x `height` image the way TensorFlow's
-/// `sample_distorted_bounding_box(area_range=(0.05, 1), min_object_covered=0)` does: per attempt an
-/// aspect ratio is drawn uniformly, then a height uniformly between the heights that give the
-/// minimum and maximum area at that ratio (so the area is *not* uniform), then a uniform
-/// position. When all [`MAX_ATTEMPTS`] fail the whole image is used, which is TensorFlow's
-/// fallback (a centre crop of the full area).
-pub fn random_crop(width: u32, height: u32, rng: &mut impl Rng) -> CropBox {
+/// `sample_distorted_bounding_box(area_range=(area_min, 1), min_object_covered=0)` does (the
+/// official `area_min` is [`AREA_RANGE`]`.0`): per attempt an aspect ratio is drawn uniformly,
+/// then a height uniformly between the heights that give the minimum and maximum area at that
+/// ratio (so the area is *not* uniform), then a uniform position. When all [`MAX_ATTEMPTS`] fail
+/// the whole image is used, which is TensorFlow's fallback (a centre crop of the full area).
+pub fn random_crop(width: u32, height: u32, area_min: f32, rng: &mut impl Rng) -> CropBox {
     for _ in 0..MAX_ATTEMPTS {
         let aspect = rng.gen::<f32>() * (ASPECT_RANGE.1 - ASPECT_RANGE.0) + ASPECT_RANGE.0;
-        if let Some(crop) = try_crop(width as i32, height as i32, aspect, rng) {
+        if let Some(crop) = try_crop(width as i32, height as i32, aspect, area_min, rng) {
             return crop;
         }
     }
@@ -57,8 +58,14 @@ fn lrint(v: f32) -> i32 {
 }
 
 /// One attempt of TensorFlow's `GenerateRandomCrop`, with its rounding repairs.
-fn try_crop(width: i32, height: i32, aspect: f32, rng: &mut impl Rng) -> Option<CropBox> {
-    let min_area = AREA_RANGE.0 * width as f32 * height as f32;
+fn try_crop(
+    width: i32,
+    height: i32,
+    aspect: f32,
+    area_min: f32,
+    rng: &mut impl Rng,
+) -> Option<CropBox> {
+    let min_area = area_min * width as f32 * height as f32;
     let max_area = AREA_RANGE.1 * width as f32 * height as f32;
     let mut crop_h = lrint((min_area / aspect).sqrt());
     let mut max_h = lrint((max_area / aspect).sqrt());
@@ -155,8 +162,14 @@ mod tests {
     fn tiny_images_fall_back_to_the_whole_image() {
         // A 1x1 image allows only the 1x1 crop (area 1 >= 0.05, aspect 1).
         let mut rng = crate::data::rng::stream(0, 0, 0, crate::data::rng::Purpose::Augment);
-        assert_eq!(random_crop(1, 1, &mut rng), CropBox::whole(1, 1));
+        assert_eq!(
+            random_crop(1, 1, AREA_RANGE.0, &mut rng),
+            CropBox::whole(1, 1)
+        );
         // 1 pixel tall and 100 wide: no ratio in [0.75, 1.33] fits, so the whole image is used.
-        assert_eq!(random_crop(100, 1, &mut rng), CropBox::whole(100, 1));
+        assert_eq!(
+            random_crop(100, 1, AREA_RANGE.0, &mut rng),
+            CropBox::whole(100, 1)
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! Per-example image transforms of the official S/M/L/XL preprocessing (spec 6.1).
 
 pub mod crop;
+mod geometry;
 pub mod randaugment;
 mod resize;
 
 pub use crop::{eval_crop, random_crop, CropBox};
+pub use geometry::AugmentGeometry;
 pub use randaugment::RandAugment;
 pub use resize::resize_bilinear;
 
@@ -24,6 +26,8 @@ pub struct TrainTransform {
     /// RandAugment policy; `layers == 0` turns it off (then no `u8` rounding happens either, as
     /// in the official code without `augname`).
     pub randaugment: RandAugment,
+    /// Crop-area floor and RandAugment pixel constants (official by default).
+    pub geometry: AugmentGeometry,
 }
 
 impl TrainTransform {
@@ -39,7 +43,12 @@ impl TrainTransform {
             size * size * 3,
             "output buffer of the train transform"
         );
-        let crop = random_crop(image.width(), image.height(), rng);
+        let crop = random_crop(
+            image.width(),
+            image.height(),
+            self.geometry.crop_area_min,
+            rng,
+        );
         let mut pixels = resize_bilinear(image, crop, size);
         if rng.gen::<f32>() < 0.5 {
             flip_rows(&mut pixels, size);
@@ -53,7 +62,7 @@ impl TrainTransform {
         let quantized: Vec<u8> = pixels.iter().map(|v| v.clamp(0.0, 255.0) as u8).collect();
         let quantized = RgbImage::from_raw(size as u32, size as u32, quantized)
             .expect("resize produced size * size * 3 values");
-        let augmented = self.randaugment.apply(quantized, rng);
+        let augmented = self.randaugment.apply(quantized, &self.geometry, rng);
         for (o, &v) in out.iter_mut().zip(augmented.as_raw()) {
             *o = normalize(f32::from(v));
         }

@@ -100,7 +100,8 @@ pub struct RunLog {
 impl RunLog {
     /// Reads a `metrics.jsonl`; fails when it cannot be read or holds no training step.
     pub fn read(path: &Path) -> Result<RunLog> {
-        let text = fs::read_to_string(path).with_context(|| format!("reading the metrics log {}", path.display()))?;
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("reading the metrics log {}", path.display()))?;
         let log = RunLog::parse(&text);
         if log.steps.is_empty() {
             bail!(
@@ -124,23 +125,75 @@ impl RunLog {
             let metric = match serde_json::from_str::<Metric>(line) {
                 Ok(m) => m,
                 Err(e) => {
-                    log.bad_lines.push(BadLine { line: index + 1, error: e.to_string() });
+                    log.bad_lines.push(BadLine {
+                        line: index + 1,
+                        error: e.to_string(),
+                    });
                     continue;
                 }
             };
             match metric {
-                Metric::Step { step, stage, image_size, loss, accuracy, lr, images_per_sec } => {
-                    let point = StepPoint { step, stage, image_size, loss, accuracy, lr, images_per_sec };
+                Metric::Step {
+                    step,
+                    stage,
+                    image_size,
+                    loss,
+                    accuracy,
+                    lr,
+                    images_per_sec,
+                } => {
+                    let point = StepPoint {
+                        step,
+                        stage,
+                        image_size,
+                        loss,
+                        accuracy,
+                        lr,
+                        images_per_sec,
+                    };
                     log.replaced += usize::from(steps.insert(step, point).is_some());
                 }
-                Metric::Eval { step, stage, image_size, top1, top5, images } => {
-                    let point = EvalPoint { step, stage, image_size, top1, top5, images };
+                Metric::Eval {
+                    step,
+                    stage,
+                    image_size,
+                    top1,
+                    top5,
+                    images,
+                } => {
+                    let point = EvalPoint {
+                        step,
+                        stage,
+                        image_size,
+                        top1,
+                        top5,
+                        images,
+                    };
                     log.replaced += usize::from(evals.insert(step, point).is_some());
                 }
-                Metric::Compile { stage, module, reason, seconds, .. } => {
-                    log.compiles.push(CompileRecord { stage, module, reason, seconds });
+                Metric::Compile {
+                    stage,
+                    module,
+                    reason,
+                    seconds,
+                    ..
+                } => {
+                    log.compiles.push(CompileRecord {
+                        stage,
+                        module,
+                        reason,
+                        seconds,
+                    });
                 }
-                Metric::Skipped { epoch, count, first } => log.skipped.push(SkippedRecord { epoch, count, first }),
+                Metric::Skipped {
+                    epoch,
+                    count,
+                    first,
+                } => log.skipped.push(SkippedRecord {
+                    epoch,
+                    count,
+                    first,
+                }),
                 // Its counts cover only the part of a stage after a resumption; the step
                 // records give the whole stage.
                 Metric::Stage { .. } => {}
@@ -160,7 +213,13 @@ impl RunLog {
                     span.last_step = p.step;
                     span.steps += 1;
                 }
-                _ => spans.push(StageSpan { stage: p.stage, image_size: p.image_size, first_step: p.step, last_step: p.step, steps: 1 }),
+                _ => spans.push(StageSpan {
+                    stage: p.stage,
+                    image_size: p.image_size,
+                    first_step: p.step,
+                    last_step: p.step,
+                    steps: 1,
+                }),
             }
         }
         spans
@@ -179,7 +238,16 @@ mod tests {
     use super::*;
 
     fn step(step: u64, stage: usize, loss: f32) -> String {
-        serde_json::to_string(&Metric::Step { step, stage, image_size: 8 + 4 * stage, loss, accuracy: 0.5, lr: 0.1, images_per_sec: 10.0 }).unwrap()
+        serde_json::to_string(&Metric::Step {
+            step,
+            stage,
+            image_size: 8 + 4 * stage,
+            loss,
+            accuracy: 0.5,
+            lr: 0.1,
+            images_per_sec: 10.0,
+        })
+        .unwrap()
     }
 
     #[test]
@@ -205,8 +273,20 @@ mod tests {
         assert_eq!(
             log.stages(),
             [
-                StageSpan { stage: 0, image_size: 8, first_step: 1, last_step: 2, steps: 2 },
-                StageSpan { stage: 1, image_size: 12, first_step: 3, last_step: 4, steps: 2 },
+                StageSpan {
+                    stage: 0,
+                    image_size: 8,
+                    first_step: 1,
+                    last_step: 2,
+                    steps: 2
+                },
+                StageSpan {
+                    stage: 1,
+                    image_size: 12,
+                    first_step: 3,
+                    last_step: 4,
+                    steps: 2
+                },
             ]
         );
         assert_eq!(log.stages()[1].start(), 2);
@@ -214,7 +294,11 @@ mod tests {
 
     #[test]
     fn unreadable_lines_are_reported_and_skipped() {
-        let text = format!("{}\n{{\"event\":\"step\",\"st\n\n{}\n", step(1, 0, 1.0), step(2, 0, 0.5));
+        let text = format!(
+            "{}\n{{\"event\":\"step\",\"st\n\n{}\n",
+            step(1, 0, 1.0),
+            step(2, 0, 0.5)
+        );
         let log = RunLog::parse(&text);
         assert_eq!(log.steps.len(), 2);
         assert_eq!(log.bad_lines.len(), 1);
@@ -227,8 +311,13 @@ mod tests {
         let path = dir.path().join("metrics.jsonl");
         fs::write(&path, "").unwrap();
         let err = RunLog::read(&path).unwrap_err().to_string();
-        assert!(err.contains("metrics.jsonl") && err.contains("no training step"), "{err}");
-        let missing = RunLog::read(&dir.path().join("absent.jsonl")).unwrap_err().to_string();
+        assert!(
+            err.contains("metrics.jsonl") && err.contains("no training step"),
+            "{err}"
+        );
+        let missing = RunLog::read(&dir.path().join("absent.jsonl"))
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("absent.jsonl"), "{missing}");
     }
 }

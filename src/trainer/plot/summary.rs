@@ -7,14 +7,22 @@ use super::log::RunLog;
 /// accuracy.
 pub fn summary(log: &RunLog) -> String {
     let spans = log.stages();
-    let mut lines = vec![format!("{} steps in {} stages", log.steps.len(), spans.len())];
+    let mut lines = vec![format!(
+        "{} steps in {} stages",
+        log.steps.len(),
+        spans.len()
+    )];
     if log.replaced > 0 {
-        lines.push(format!("{} records repeated by a resumed run: the later ones are used", log.replaced));
+        lines.push(format!(
+            "{} records repeated by a resumed run: the later ones are used",
+            log.replaced
+        ));
     }
     lines.push("stage  image  steps  step range   img/s    top-1    top-5".to_string());
     for span in &spans {
         let points = log.steps_of(span);
-        let images_per_sec = points.iter().map(|p| p.images_per_sec).sum::<f64>() / points.len() as f64;
+        let images_per_sec =
+            points.iter().map(|p| p.images_per_sec).sum::<f64>() / points.len() as f64;
         let eval = log.evals.iter().rev().find(|e| e.stage == span.stage);
         lines.push(format!(
             "{:>5}  {:>5}  {:>5}  {:>10}  {:>6.0}  {:>7}  {:>7}",
@@ -27,18 +35,32 @@ pub fn summary(log: &RunLog) -> String {
             percent(eval.map(|e| e.top5)),
         ));
         for c in log.compiles.iter().filter(|c| c.stage == span.stage) {
-            lines.push(format!("       compiled {} in {:.1} s ({})", c.module, c.seconds, c.reason));
+            lines.push(format!(
+                "       compiled {} in {:.1} s ({})",
+                c.module, c.seconds, c.reason
+            ));
         }
     }
     let trained: Vec<usize> = spans.iter().map(|s| s.stage).collect();
     for c in log.compiles.iter().filter(|c| !trained.contains(&c.stage)) {
-        lines.push(format!("other: compiled {} in {:.1} s ({})", c.module, c.seconds, c.reason));
+        lines.push(format!(
+            "other: compiled {} in {:.1} s ({})",
+            c.module, c.seconds, c.reason
+        ));
     }
     for s in &log.skipped {
-        lines.push(format!("epoch {}: skipped {} unreadable images (first: {})", s.epoch, s.count, s.first));
+        lines.push(format!(
+            "epoch {}: skipped {} unreadable images (first: {})",
+            s.epoch, s.count, s.first
+        ));
     }
     if let Some(bad) = log.bad_lines.first() {
-        lines.push(format!("{} unreadable log lines left out (line {}: {})", log.bad_lines.len(), bad.line, bad.error));
+        lines.push(format!(
+            "{} unreadable log lines left out (line {}: {})",
+            log.bad_lines.len(),
+            bad.line,
+            bad.error
+        ));
     }
     lines.push(match log.evals.last() {
         Some(e) => {
@@ -69,20 +91,58 @@ mod tests {
     use crate::trainer::plot::log::{CompileRecord, EvalPoint, StepPoint};
 
     fn step(step: u64, stage: usize, images_per_sec: f64) -> StepPoint {
-        StepPoint { step, stage, image_size: 10 * (stage + 1), loss: 1.0, accuracy: 0.5, lr: 0.1, images_per_sec }
+        StepPoint {
+            step,
+            stage,
+            image_size: 10 * (stage + 1),
+            loss: 1.0,
+            accuracy: 0.5,
+            lr: 0.1,
+            images_per_sec,
+        }
     }
 
     #[test]
     fn rows_hold_each_stage_and_the_last_evaluation() {
         let log = RunLog {
-            steps: vec![step(1, 0, 100.0), step(2, 0, 200.0), step(3, 1, 50.0), step(4, 1, 70.0), step(5, 1, 90.0)],
+            steps: vec![
+                step(1, 0, 100.0),
+                step(2, 0, 200.0),
+                step(3, 1, 50.0),
+                step(4, 1, 70.0),
+                step(5, 1, 90.0),
+            ],
             evals: vec![
-                EvalPoint { step: 2, stage: 0, image_size: 30, top1: 0.5, top5: 0.75, images: 100 },
-                EvalPoint { step: 4, stage: 1, image_size: 30, top1: 0.625, top5: 0.875, images: 100 },
+                EvalPoint {
+                    step: 2,
+                    stage: 0,
+                    image_size: 30,
+                    top1: 0.5,
+                    top5: 0.75,
+                    images: 100,
+                },
+                EvalPoint {
+                    step: 4,
+                    stage: 1,
+                    image_size: 30,
+                    top1: 0.625,
+                    top5: 0.875,
+                    images: 100,
+                },
             ],
             compiles: vec![
-                CompileRecord { stage: 2, module: "eval".into(), reason: "CacheMiss".into(), seconds: 4.0 },
-                CompileRecord { stage: 1, module: "train_20".into(), reason: "CacheHit".into(), seconds: 0.3 },
+                CompileRecord {
+                    stage: 2,
+                    module: "eval".into(),
+                    reason: "CacheMiss".into(),
+                    seconds: 4.0,
+                },
+                CompileRecord {
+                    stage: 1,
+                    module: "train_20".into(),
+                    reason: "CacheHit".into(),
+                    seconds: 0.3,
+                },
             ],
             replaced: 3,
             ..RunLog::default()
@@ -92,8 +152,14 @@ mod tests {
         assert_eq!(lines[0], "5 steps in 2 stages");
         assert!(lines[1].starts_with("3 records repeated"), "{text}");
         // Mean images/s of stage 0: (100 + 200) / 2; of stage 1: (50 + 70 + 90) / 3.
-        assert_eq!(lines[3].split_whitespace().collect::<Vec<_>>(), ["0", "10px", "2", "1-2", "150", "50.00%", "75.00%"]);
-        assert_eq!(lines[4].split_whitespace().collect::<Vec<_>>(), ["1", "20px", "3", "3-5", "70", "62.50%", "87.50%"]);
+        assert_eq!(
+            lines[3].split_whitespace().collect::<Vec<_>>(),
+            ["0", "10px", "2", "1-2", "150", "50.00%", "75.00%"]
+        );
+        assert_eq!(
+            lines[4].split_whitespace().collect::<Vec<_>>(),
+            ["1", "20px", "3", "3-5", "70", "62.50%", "87.50%"]
+        );
         assert_eq!(lines[5].trim(), "compiled train_20 in 0.3 s (CacheHit)");
         assert_eq!(lines[6], "other: compiled eval in 4.0 s (CacheMiss)");
         assert_eq!(

@@ -4,8 +4,10 @@
 //! Quirks reproduced: `blend` clips only when extrapolating and truncates; `contrast` uses the
 //! pixel count / 256 as its grey level; `sharpness` keeps the border and truncates; geometric ops
 //! fill uncovered pixels with 128 and sample the nearest pixel; shears are the projective
-//! transforms `[1, level, 0, 0, 1, 0, 0, 0]` / `[1, 0, 0, level, 1, 0, 0, 0]`; translations are in
-//! pixels whatever the image size; the magnitude is a float used directly in the formulas.
+//! transforms `[1, level, 0, 0, 1, 0, 0, 0]` / `[1, 0, 0, level, 1, 0, 0, 0]`; translations and
+//! cutout sizes are in pixels whatever the image size (their constants come from an
+//! [`AugmentGeometry`], official by default); the magnitude is a float used directly in the
+//! formulas.
 //! Knowingly dropped: the per-op probability drawn and ignored by the official code is not drawn
 //! (it has no effect), signs are drawn only for the selected op (same distribution), and the
 //! convolution inside `sharpness` may round differently from TensorFlow's in the last unit (see
@@ -17,11 +19,15 @@ pub mod geometric;
 use image::RgbImage;
 use rand::Rng;
 
+use super::AugmentGeometry;
+
 /// Level scale of the official code (`_MAX_LEVEL`).
 pub const MAX_LEVEL: f64 = 10.0;
-/// Half side of the cutout square at `MAX_LEVEL`.
+/// Official half side of the cutout square at `MAX_LEVEL`; the default of
+/// [`AugmentGeometry::cutout_const`].
 pub const CUTOUT_CONST: f64 = 40.0;
-/// Translation in pixels at `MAX_LEVEL`.
+/// Official translation in pixels at `MAX_LEVEL`; the default of
+/// [`AugmentGeometry::translate_const`].
 pub const TRANSLATE_CONST: f64 = 100.0;
 /// Threshold used by `SolarizeAdd`.
 pub const SOLARIZE_ADD_THRESHOLD: u32 = 128;
@@ -68,10 +74,18 @@ impl OpKind {
         OpKind::SolarizeAdd,
     ];
 
-    /// The operation with its argument for `magnitude` (the level-to-argument table of spec 6.2).
-    /// Random signs (rotate, shear, translate; 50 % negative) and the cutout centre (uniform over
-    /// a `width` x `height` image) are drawn from `rng`.
-    pub fn resolve(self, magnitude: f32, width: u32, height: u32, rng: &mut impl Rng) -> Op {
+    /// The operation with its argument for `magnitude` (the level-to-argument table of spec 6.2),
+    /// with translations and cutout sizes scaled by `geometry`'s constants. Random signs (rotate,
+    /// shear, translate; 50 % negative) and the cutout centre (uniform over a `width` x `height`
+    /// image) are drawn from `rng`.
+    pub fn resolve(
+        self,
+        magnitude: f32,
+        geometry: &AugmentGeometry,
+        width: u32,
+        height: u32,
+        rng: &mut impl Rng,
+    ) -> Op {
         let level = f64::from(magnitude) / MAX_LEVEL;
         let enhance = (level * 1.8 + 0.1) as f32;
         let mut signed = |value: f64| {
@@ -109,13 +123,13 @@ impl OpKind {
                 level: signed(level * 0.3),
             },
             OpKind::TranslateX => Op::TranslateX {
-                pixels: signed(level * TRANSLATE_CONST),
+                pixels: signed(level * geometry.translate_const),
             },
             OpKind::TranslateY => Op::TranslateY {
-                pixels: signed(level * TRANSLATE_CONST),
+                pixels: signed(level * geometry.translate_const),
             },
             OpKind::Cutout => Op::Cutout {
-                pad: (level * CUTOUT_CONST) as u32,
+                pad: (level * geometry.cutout_const) as u32,
                 center_x: rng.gen_range(0..width.max(1)),
                 center_y: rng.gen_range(0..height.max(1)),
             },
@@ -212,11 +226,17 @@ pub struct RandAugment {
 }
 
 impl RandAugment {
-    /// Draws and applies the policy's operations to `image`.
-    pub fn apply(&self, mut image: RgbImage, rng: &mut impl Rng) -> RgbImage {
+    /// Draws and applies the policy's operations to `image`, with translations and cutout sizes
+    /// from `geometry`.
+    pub fn apply(
+        &self,
+        mut image: RgbImage,
+        geometry: &AugmentGeometry,
+        rng: &mut impl Rng,
+    ) -> RgbImage {
         for _ in 0..self.layers {
             let kind = OpKind::ALL[rng.gen_range(0..OpKind::ALL.len())];
-            let op = kind.resolve(self.magnitude, image.width(), image.height(), rng);
+            let op = kind.resolve(self.magnitude, geometry, image.width(), image.height(), rng);
             image = op.apply(&image);
         }
         image

@@ -1,0 +1,67 @@
+//! The whole train step (forward, loss, autodiff, RMSProp, BN statistics, EMA) learns: the small
+//! variant overfits one fixed batch on the CPU plugin, in f32 and in bf16.
+
+use effnetv2::hlo::Literal;
+use effnetv2::model::{load_spec, Model};
+use effnetv2::nn::DepthwiseImpl;
+use effnetv2::runtime::provision::{resolve, PluginKind};
+use effnetv2::runtime::{Buffer, Client, ClientOptions, CompileOptions, OptionOverride, Plugin};
+use effnetv2::train::state::StateLayout;
+use effnetv2::train::step::{train_step_module, Precision, StepConfig};
+use effnetv2::trainer::device_state::DeviceState;
+use effnetv2::trainer::init::initial_state;
+use rand::{Rng, SeedableRng};
+
+fn client() -> Client {
+    let plugin = Plugin::load(resolve(PluginKind::Cpu).expect("the CPU plugin installs")).unwrap();
+    Client::new(plugin, &ClientOptions::new().cpu_device_count(1)).unwrap()
+}
+
+/// Trains `steps` steps on one random batch and returns the losses.
+fn overfit(precision: Precision, steps: usize) -> Vec<f32> {
+    let client = client();
+    let device = &client.addressable_devices()[0];
+    let model = Model::new(load_spec("tiny").unwrap()).unwrap();
+    let (batch, size, classes) = (32i64, 16i64, 10i64);
+    let mut cfg = StepConfig::official(batch, size, precision, DepthwiseImpl::ShiftedSum);
+    cfg.label_smoothing = 0.0;
+    // XLA's CPU backend otherwise keeps bf16 intermediates in f32 ("excess precision"), which
+    // would make this an f32 run in disguise.
+    let options = CompileOptions::default().with_override("xla_allow_excess_precision", OptionOverride::Bool(false));
+    let exe = client.compile_module(&train_step_module(&model, &cfg).unwrap(), &options).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let images: Vec<f32> = (0..batch * size * size * 3).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let classes_of: Vec<i32> = (0..batch).map(|_| rng.gen_range(0..classes as i32)).collect();
+    let labels: Vec<f32> = classes_of.iter().flat_map(|&c| (0..classes as i32).map(move |k| if k == c { 1.0 } else { 0.0 })).collect();
+    let inputs: Vec<Buffer> = [
+        Literal::from_vec(&[batch, size, size, 3], &images).unwrap(),
+        Literal::from_vec(&[batch, classes], &labels).unwrap(),
+        Literal::from_vec(&[batch], &classes_of).unwrap(),
+        Literal::scalar(0.002f32),
+        Literal::scalar(0.0f32),
+    ]
+    .iter()
+    .map(|l| client.buffer_from_literal(l, device).unwrap())
+    .collect();
+    let layout = StateLayout::new(&model);
+    let mut state = DeviceState::upload(&client, device, &initial_state(&layout, 1)).unwrap();
+    (0..steps).map(|_| state.step(&exe, &inputs).unwrap().loss).collect()
+}
+
+fn check(losses: &[f32]) {
+    let first = losses[0];
+    let last = losses[losses.len() - 5..].iter().sum::<f32>() / 5.0;
+    println!("loss {first:.4} -> {last:.4} ({} steps)", losses.len());
+    assert!(losses.iter().all(|l| l.is_finite()), "losses: {losses:?}");
+    assert!(last < 0.1 * first, "the loss fell only from {first} to {last}: {losses:?}");
+}
+
+#[test]
+fn small_variant_overfits_one_batch_in_f32() {
+    check(&overfit(Precision::F32, 300));
+}
+
+#[test]
+fn small_variant_overfits_one_batch_in_bf16() {
+    check(&overfit(Precision::Bf16, 300));
+}
