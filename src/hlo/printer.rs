@@ -7,7 +7,7 @@ use super::element::ElementType;
 use super::literal::Literal;
 use super::module::Module;
 use super::op::{Op, WindowDim};
-use super::shape::join;
+use super::shape::{join, Shape};
 
 /// Literals with more elements than this print as `{...}` (XLA does the same for big constants).
 const MAX_PRINTED_ELEMENTS: usize = 64;
@@ -73,7 +73,7 @@ impl Module {
             _ => operands.join(", "),
         };
         let mut text = format!("%{} = {} {}({inner})", self.instruction_name(c.id(), index), inst.shape, inst.op.opcode());
-        for attr in self.attributes(&inst.op) {
+        for attr in self.attributes(c, inst) {
             let _ = write!(text, ", {attr}");
         }
         let m = &inst.metadata;
@@ -91,9 +91,9 @@ impl Module {
     }
 
     /// The `name=value` attributes that follow the operand list.
-    fn attributes(&self, op: &Op) -> Vec<String> {
+    fn attributes(&self, c: &Computation, inst: &Instruction) -> Vec<String> {
         let callee = |id| format!("%{}", self.computation_name(id));
-        match op {
+        match &inst.op {
             Op::Iota { dimension } => vec![format!("iota_dimension={dimension}")],
             Op::Broadcast { dimensions } | Op::Reverse { dimensions } => vec![format!("dimensions={{{}}}", join(dimensions))],
             Op::Transpose { permutation } => vec![format!("dimensions={{{}}}", join(permutation))],
@@ -146,6 +146,10 @@ impl Module {
             Op::GetTupleElement { index } => vec![format!("index={index}")],
             Op::RngBitGenerator { algorithm } => vec![format!("algorithm={}", algorithm.name())],
             Op::While { condition, body } => vec![format!("condition={}", callee(*condition)), format!("body={}", callee(*body))],
+            // XLA's parser takes a pred-selected conditional only in its true/false form.
+            Op::Conditional { branches } if is_pred(&c.instructions()[inst.operands[0]].shape) => {
+                vec![format!("true_computation={}", callee(branches[0])), format!("false_computation={}", callee(branches[1]))]
+            }
             Op::Conditional { branches } => {
                 let names: Vec<String> = branches.iter().map(|&b| callee(b)).collect();
                 vec![format!("branch_computations={{{}}}", names.join(", "))]
@@ -167,6 +171,10 @@ impl Module {
             | Op::Tuple => Vec::new(),
         }
     }
+}
+
+fn is_pred(shape: &Shape) -> bool {
+    shape.as_array().is_some_and(|a| a.ty() == ElementType::Pred)
 }
 
 /// XLA's window text: `size=3x3 stride=2x2 pad=0_1x0_1 lhs_dilate=.. rhs_dilate=..`, omitting

@@ -33,8 +33,14 @@ impl Builder {
         if st.ty() != ElementType::U64 || st.rank() != 1 {
             return Err(HloError::new("rng-bit-generator", &[self.shape(state)], "the state must be a rank-1 u64 array"));
         }
-        if !matches!(shape.ty(), ElementType::U32 | ElementType::U64 | ElementType::U8 | ElementType::S32 | ElementType::S64) {
-            return Err(HloError::new("rng-bit-generator", &[self.shape(state)], format!("cannot generate bits of type {}", shape.ty())));
+        // Unsigned only, as JAX's `rng_bit_generator` requires: XLA's CPU compiler fails its own
+        // verifier on an s32 result (its expander produces u32); bitcast-convert for signed bits.
+        if !matches!(shape.ty(), ElementType::U8 | ElementType::U32 | ElementType::U64) {
+            return Err(HloError::new(
+                "rng-bit-generator",
+                &[self.shape(state)],
+                format!("cannot generate bits of type {} (u8, u32 or u64 only)", shape.ty()),
+            ));
         }
         let result = Shape::Tuple(vec![st.into(), shape.clone().into()]);
         self.emit(Op::RngBitGenerator { algorithm }, &[state], result)
