@@ -59,7 +59,7 @@ impl EvalArgs {
         let cache = ExecutableCache::new(Some(effnetv2::data::cache_dir()?.join("executables")));
         let (exe, _) = cache.get(&client, &module, &CompileOptions::default())?;
         let (_, source) = self.data.unwrap_or(config.data).open()?;
-        let set = EvalSet { source, batch: self.batch, image_size, workers: config.workers, limit: self.limit };
+        let set = EvalSet { source, batch: self.batch, image_size, workers: config.workers, limit: self.limit, geometry: model.spec.augment_geometry };
         let refs: Vec<_> = buffers.iter().collect();
         let (top1, top5, n) = evaluate(&client, &device, &exe, &refs, &set)?;
         println!("{}: step {}, {n} images at {image_size}px: top-1 {:.2}%, top-5 {:.2}%", dir.display(), meta.step, 100.0 * top1, 100.0 * top5);

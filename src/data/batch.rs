@@ -86,6 +86,7 @@ pub(crate) enum Recipe {
     },
     Eval {
         image_size: usize,
+        crop_padding: f64,
     },
 }
 
@@ -93,7 +94,7 @@ impl Recipe {
     pub(crate) fn image_size(&self) -> usize {
         match self {
             Recipe::Train { transform, .. } => transform.image_size,
-            Recipe::Eval { image_size } => *image_size,
+            Recipe::Eval { image_size, .. } => *image_size,
         }
     }
 }
@@ -144,7 +145,7 @@ pub(crate) fn assemble(
                         let mut rng = stream(seed, slot.epoch, index as u64, Purpose::Augment);
                         transform.apply(&image, &mut rng, out);
                     }
-                    Recipe::Eval { image_size } => eval_transform(&image, image_size, out),
+                    Recipe::Eval { image_size, crop_padding } => eval_transform(&image, image_size, crop_padding, out),
                 }
                 None
             })

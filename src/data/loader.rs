@@ -85,6 +85,8 @@ pub struct EvalConfig {
     pub image_size: usize,
     pub workers: usize,
     pub queue_depth: usize,
+    /// Only `eval_crop_padding` matters for evaluation.
+    pub geometry: AugmentGeometry,
 }
 
 /// Unreadable examples met during one epoch.
@@ -142,8 +144,10 @@ impl Loader {
     /// An evaluation loader over the whole source in its own order.
     pub fn eval(source: Arc<dyn Source>, config: EvalConfig) -> Result<Self> {
         check_size(config.image_size)?;
+        config.geometry.validate()?;
         let recipe = Recipe::Eval {
             image_size: config.image_size,
+            crop_padding: config.geometry.eval_crop_padding,
         };
         let layout = layout(
             source.as_ref(),

@@ -20,7 +20,7 @@ use super::data::{upload_eval_batch, upload_train_batch, DataSpec};
 use super::device_state::DeviceState;
 use super::executables::{CompileEvent, ExecutableCache};
 use super::init::initial_state;
-use crate::data::{self, Cursor, EvalConfig, Loader, LoaderConfig, Source};
+use crate::data::{self, AugmentGeometry, Cursor, EvalConfig, Loader, LoaderConfig, Source};
 use crate::hlo::Literal;
 use crate::model::{load_spec, Model, ScheduleVariant};
 use crate::runtime::provision::{self, PluginKind};
@@ -325,6 +325,7 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
                 image_size: model.spec.image_size.eval,
                 workers: config.workers,
                 limit: config.eval_limit,
+                geometry: model.spec.augment_geometry,
             };
             let (top1, top5, images) = evaluate(&client, &device, &eval_exe, &state.ema_buffers(&layout), &set)?;
             log.write(&Metric::Eval { step, stage: si, image_size: model.spec.image_size.eval, top1, top5, images })?;
@@ -415,6 +416,7 @@ pub struct EvalSet {
     pub workers: usize,
     /// Evaluate on at most this many examples.
     pub limit: Option<usize>,
+    pub geometry: AugmentGeometry,
 }
 
 /// Top-1 and top-5 accuracy of `weights` (model variables in [`Model::params`] order) over the
@@ -422,7 +424,7 @@ pub struct EvalSet {
 pub fn evaluate(client: &Client, device: &Device, exe: &LoadedExecutable, weights: &[&Buffer], set: &EvalSet) -> Result<(f64, f64, usize)> {
     let loader = Loader::eval(
         set.source.clone(),
-        EvalConfig { batch: set.batch, image_size: set.image_size, workers: set.workers, queue_depth: 4 },
+        EvalConfig { batch: set.batch, image_size: set.image_size, workers: set.workers, queue_depth: 4, geometry: set.geometry },
     )?;
     let limit = set.limit.unwrap_or(usize::MAX);
     let (mut top1, mut top5, mut seen) = (0i64, 0i64, 0usize);

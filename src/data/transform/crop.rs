@@ -124,11 +124,11 @@ fn try_crop(
 /// The evaluation crop for `image_size`: below [`FULL_RESIZE_FROM`] a centred square of side
 /// `int(size / (size + 32) * min(width, height))`; from there on the whole image (its aspect
 /// ratio is then not kept by the resize).
-pub fn eval_crop(width: u32, height: u32, image_size: usize) -> CropBox {
+pub fn eval_crop(width: u32, height: u32, image_size: usize, crop_padding: f64) -> CropBox {
     if image_size >= FULL_RESIZE_FROM {
         return CropBox::whole(width, height);
     }
-    let ratio = (image_size as f64 / (image_size + CROP_PADDING) as f64) as f32;
+    let ratio = (image_size as f64 / (image_size as f64 + crop_padding)) as f32;
     let side = ((ratio * width.min(height) as f32) as u32).max(1);
     CropBox {
         x: (width - side).div_ceil(2),
@@ -146,7 +146,7 @@ mod tests {
     fn eval_crop_matches_hand_computed_boxes() {
         // 224 / 256 * 427 = 373.625 -> 373; offsets ((640 - 373) + 1) // 2 = 134, (54 + 1) // 2 = 27.
         assert_eq!(
-            eval_crop(640, 427, 224),
+            eval_crop(640, 427, 224, CROP_PADDING as f64),
             CropBox {
                 x: 134,
                 y: 27,
@@ -154,8 +154,10 @@ mod tests {
                 height: 373
             }
         );
-        assert_eq!(eval_crop(640, 427, 384), CropBox::whole(640, 427));
-        assert_eq!(eval_crop(640, 427, 320), CropBox::whole(640, 427));
+        assert_eq!(eval_crop(640, 427, 384, 32.0), CropBox::whole(640, 427));
+        assert_eq!(eval_crop(640, 427, 320, 32.0), CropBox::whole(640, 427));
+        // A scaled padding for 28 px images keeps 28/32 of the side.
+        assert_eq!(eval_crop(28, 28, 28, 4.0).width, 24);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::crop::AREA_RANGE;
+use super::crop::{AREA_RANGE, CROP_PADDING};
 use super::randaugment::{CUTOUT_CONST, TRANSLATE_CONST};
 use crate::data::error::{DataError, Result};
 
@@ -27,6 +27,9 @@ pub struct AugmentGeometry {
     /// Half side of the cutout square in pixels at magnitude
     /// [`MAX_LEVEL`](super::randaugment::MAX_LEVEL); official [`CUTOUT_CONST`].
     pub cutout_const: f64,
+    /// Evaluation crops below 320 px keep `size / (size + eval_crop_padding)` of the short side;
+    /// official [`CROP_PADDING`] (224 of 256).
+    pub eval_crop_padding: f64,
 }
 
 impl Default for AugmentGeometry {
@@ -36,6 +39,7 @@ impl Default for AugmentGeometry {
             crop_area_min: AREA_RANGE.0,
             translate_const: TRANSLATE_CONST,
             cutout_const: CUTOUT_CONST,
+            eval_crop_padding: CROP_PADDING as f64,
         }
     }
 }
@@ -54,6 +58,7 @@ impl AugmentGeometry {
         for (field, value) in [
             ("translate_const", self.translate_const),
             ("cutout_const", self.cutout_const),
+            ("eval_crop_padding", self.eval_crop_padding),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Some((field, format!("must be a finite number >= 0, got {value}")));

@@ -74,13 +74,13 @@ impl TrainTransform {
 ///
 /// # Panics
 /// If `out.len() != image_size * image_size * 3`.
-pub fn eval_transform(image: &RgbImage, image_size: usize, out: &mut [f32]) {
+pub fn eval_transform(image: &RgbImage, image_size: usize, crop_padding: f64, out: &mut [f32]) {
     assert_eq!(
         out.len(),
         image_size * image_size * 3,
         "output buffer of the eval transform"
     );
-    let crop = eval_crop(image.width(), image.height(), image_size);
+    let crop = eval_crop(image.width(), image.height(), image_size, crop_padding);
     for (o, v) in out.iter_mut().zip(resize_bilinear(image, crop, image_size)) {
         *o = normalize(v);
     }
