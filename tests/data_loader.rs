@@ -264,6 +264,7 @@ fn unreadable_images_are_skipped_counted_and_reported() {
             image_size: 24,
             workers: 2,
             queue_depth: 2,
+            geometry: Default::default(),
         },
     )
     .unwrap();
@@ -284,7 +285,7 @@ fn evaluation_is_one_ordered_pass_of_the_eval_transform() {
     let expected_first = {
         let image = decode_rgb(&std::fs::read(folder.path(0)).unwrap(), "first").unwrap();
         let mut out = vec![0f32; 40 * 40 * 3];
-        eval_transform(&image, 40, &mut out);
+        eval_transform(&image, 40, 32.0, &mut out);
         out
     };
     let labels: Vec<i32> = (0..folder.len()).map(|i| folder.label(i) as i32).collect();
@@ -295,6 +296,7 @@ fn evaluation_is_one_ordered_pass_of_the_eval_transform() {
             image_size: 40,
             workers: 2,
             queue_depth: 1,
+            geometry: Default::default(),
         },
     )
     .unwrap();

@@ -323,6 +323,7 @@ fn configured_constants_scale_translations_and_cutouts() {
         crop_area_min: 0.35,
         translate_const: 12.5,
         cutout_const: 5.0,
+        eval_crop_padding: 4.0,
     };
     for (m, translate, pad) in [(2.0, 2.5, 1.0), (5.0, 6.25, 2.0), (10.0, 12.5, 5.0)] {
         for kind in [OpKind::TranslateX, OpKind::TranslateY] {

@@ -97,7 +97,7 @@ fn eval_transform_centre_crops_below_320_and_normalises() {
     let img = gradient();
     let size = 16;
     let mut out = vec![0f32; size * size * 3];
-    eval_transform(&img, size, &mut out);
+    eval_transform(&img, size, 32.0, &mut out);
     // Crop side int(16 / 48 * 48) = 16 at offsets ((64 - 16) + 1) // 2 = 24, (32 + 1) // 2 = 16:
     // a 1:1 copy of that window.
     let expected: Vec<f32> = resize_bilinear(
@@ -125,7 +125,7 @@ fn eval_transform_resizes_the_whole_image_from_320() {
     let img = RgbImage::from_fn(640, 320, |x, _| Rgb([if x < 320 { 0 } else { 255 }; 3]));
     let size = 320;
     let mut out = vec![0f32; size * size * 3];
-    eval_transform(&img, size, &mut out);
+    eval_transform(&img, size, 32.0, &mut out);
     // Whole image squeezed to 320x320: the left half is black, the right half white.
     assert_eq!(out[0], -1.0);
     assert_eq!(out[(size - 1) * 3], (255.0 - 128.0) / 128.0);

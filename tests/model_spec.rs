@@ -690,6 +690,7 @@ fn augment_geometry_is_official_unless_the_spec_scales_it() {
             crop_area_min: 0.35,
             translate_const: 12.5,
             cutout_const: 5.0,
+            eval_crop_padding: 4.0,
         }
     );
     // A partial object keeps the official values for the fields it leaves out.

@@ -26,7 +26,20 @@ fn conv_same(b: &mut Builder, x: Value, kernel: Value, stride: i64, groups: i64)
 }
 
 /// A dense NHWC convolution with an `[kh, kw, in, out]` kernel, stride `stride`, TF `SAME` padding.
+///
+/// A 1x1 stride-1 convolution is emitted as a matrix product over `[B*H*W, in]`: the same
+/// arithmetic, but its kernel gradient becomes a plain matrix product too instead of a
+/// convolution with the batch as the contracted feature dimension, which XLA's CPU backend runs
+/// several times slower (measured 4.8x at 7x7x96->24, batch 128).
 pub fn conv2d(b: &mut Builder, x: Value, kernel: Value, stride: i64) -> Result<Value> {
+    let xs = b.array_shape("conv2d", x)?.dims().to_vec();
+    let ks = b.array_shape("conv2d", kernel)?.dims().to_vec();
+    if stride == 1 && xs.len() == 4 && ks.len() == 4 && ks[0] == 1 && ks[1] == 1 && ks[2] == xs[3] {
+        let rows = b.reshape(x, &[xs[0] * xs[1] * xs[2], xs[3]])?;
+        let w = b.reshape(kernel, &[ks[2], ks[3]])?;
+        let y = b.matmul(rows, w)?;
+        return b.reshape(y, &[xs[0], xs[1], xs[2], ks[3]]);
+    }
     conv_same(b, x, kernel, stride, 1)
 }
 

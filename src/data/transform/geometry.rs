@@ -146,6 +146,7 @@ mod tests {
             crop_area_min: 1.0,
             translate_const: 0.0,
             cutout_const: 0.0,
+            eval_crop_padding: 0.0,
         };
         assert_eq!(edge.out_of_range(), None);
     }

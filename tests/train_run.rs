@@ -1,0 +1,127 @@
+//! The progressive run end to end on the CPU plugin, on a few steps of Fashion-MNIST: stages switch
+//! graphs at the scheduled steps, a stopped and resumed run ends bit-identical to an uninterrupted
+//! one, and a second run with the same config loads every executable from the cache.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use effnetv2::hlo::Literal;
+use effnetv2::model::{load_spec, Model, ScheduleVariant};
+use effnetv2::runtime::provision::PluginKind;
+use effnetv2::train::lr::Decay;
+use effnetv2::train::state::StateLayout;
+use effnetv2::train::step::Precision;
+use effnetv2::trainer::checkpoint;
+use effnetv2::trainer::data::DataSpec;
+use effnetv2::trainer::run::{train, Metric, RunConfig};
+
+/// 40 steps of batch 32 over 4 stages (10 steps each).
+fn config(out: &Path) -> RunConfig {
+    RunConfig {
+        model: "tiny".into(),
+        plugin: PluginKind::Cpu,
+        plugin_path: None,
+        data: DataSpec::FashionMnist,
+        batch: 32,
+        epochs: 40.0 / 1875.0,
+        stages: Some(4),
+        schedule: ScheduleVariant::Official,
+        precision: Precision::F32,
+        seed: 3,
+        lr_base: 0.064,
+        warmup_epochs: 0.005,
+        decay: Decay::Cosine,
+        eval_batch: 100,
+        workers: 2,
+        checkpoint_every: 1000,
+        keep_checkpoints: 10,
+        stop_after: None,
+        eval_limit: Some(200),
+        out: out.to_path_buf(),
+    }
+}
+
+fn metrics(out: &Path) -> Vec<Metric> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn final_state(out: &Path) -> Vec<Literal> {
+    let model = Model::new(load_spec("tiny").unwrap()).unwrap();
+    let names: Vec<String> = StateLayout::new(&model).entries().iter().map(|e| e.name.clone()).collect();
+    let dir = checkpoint::latest(&out.join("checkpoints")).unwrap().expect("a final checkpoint");
+    checkpoint::load::<serde_json::Value>(&dir, &names).unwrap().0
+}
+
+#[test]
+fn progressive_run_switches_stages_resumes_exactly_and_reuses_executables() {
+    let root = tempfile::tempdir().unwrap();
+    let never = AtomicBool::new(false);
+
+    // Uninterrupted.
+    let full = root.path().join("full");
+    let summary = train(&config(&full), false, &never).unwrap();
+    assert!(summary.completed);
+    let sizes: Vec<usize> = summary.stages.iter().map(|s| s.image_size).collect();
+    assert_eq!(sizes, [16, 20, 24, 28]);
+    assert!(summary.final_top1 > 0.0 && summary.final_top1 <= 1.0);
+
+    // Every step ran with the graph of its stage: steps 1-10 at 16 px, 11-20 at 20 px, ...
+    let steps: Vec<(u64, usize)> = metrics(&full)
+        .into_iter()
+        .filter_map(|m| match m {
+            Metric::Step { step, image_size, .. } => Some((step, image_size)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps.len(), 40);
+    for (step, size) in steps {
+        assert_eq!(size, [16, 20, 24, 28][((step - 1) / 10) as usize], "step {step}");
+    }
+
+    // Stopped in the middle of stage 1 (after a checkpoint), then resumed: the stage-1 state
+    // crosses a process-like boundary (host and back) and every later stage starts from it.
+    let split = root.path().join("split");
+    let mut stopped = config(&split);
+    stopped.stop_after = Some(15);
+    assert!(!train(&stopped, false, &never).unwrap().completed);
+    let resumed = train(&config(&split), true, &never).unwrap();
+    assert!(resumed.completed);
+    let (a, b) = (final_state(&full), final_state(&split));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.bytes(), y.bytes(), "state differs after resuming");
+    }
+    assert_eq!(summary.final_top1, resumed.final_top1);
+
+    // Same config again: nothing is compiled, every executable comes from the cache.
+    let again = root.path().join("again");
+    train(&config(&again), false, &never).unwrap();
+    let reasons: Vec<String> = metrics(&again)
+        .into_iter()
+        .filter_map(|m| match m {
+            Metric::Compile { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 5, "4 train steps and the eval step");
+    assert!(reasons.iter().all(|r| r == "CacheHit"), "{reasons:?}");
+}
+
+#[test]
+fn resuming_with_another_batch_size_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let never = AtomicBool::new(false);
+    let mut c = config(root.path());
+    c.stop_after = Some(2);
+    train(&c, false, &never).unwrap();
+    let mut other = config(root.path());
+    other.batch = 16;
+    let err = train(&other, true, &never).unwrap_err();
+    assert!(format!("{err:#}").contains("--batch"), "{err:#}");
+    let err = train(&config(root.path()), false, &never).unwrap_err();
+    assert!(format!("{err:#}").contains("--resume"), "{err:#}");
+}
