@@ -4,8 +4,12 @@ use effnetv2::hlo::{Builder, ElementType, Module, Shape};
 
 fn small_module() -> Module {
     let mut b = Builder::new("main");
-    let x = b.parameter(0, Shape::array(ElementType::F32, &[2, 3]), "x").unwrap();
-    let y = b.parameter(1, Shape::array(ElementType::F32, &[2, 3]), "y").unwrap();
+    let x = b
+        .parameter(0, Shape::array(ElementType::F32, &[2, 3]), "x")
+        .unwrap();
+    let y = b
+        .parameter(1, Shape::array(ElementType::F32, &[2, 3]), "y")
+        .unwrap();
     let s = b.add(x, y).unwrap();
     let r = b.reduce_sum(s, &[1]).unwrap();
     let t = b.tuple(&[s, r]).unwrap();

@@ -27,12 +27,22 @@ fn overfit(precision: Precision, steps: usize) -> Vec<f32> {
     cfg.label_smoothing = 0.0;
     // XLA's CPU backend otherwise keeps bf16 intermediates in f32 ("excess precision"), which
     // would make this an f32 run in disguise.
-    let options = CompileOptions::default().with_override("xla_allow_excess_precision", OptionOverride::Bool(false));
-    let exe = client.compile_module(&train_step_module(&model, &cfg).unwrap(), &options).unwrap();
+    let options = CompileOptions::default()
+        .with_override("xla_allow_excess_precision", OptionOverride::Bool(false));
+    let exe = client
+        .compile_module(&train_step_module(&model, &cfg).unwrap(), &options)
+        .unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    let images: Vec<f32> = (0..batch * size * size * 3).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    let classes_of: Vec<i32> = (0..batch).map(|_| rng.gen_range(0..classes as i32)).collect();
-    let labels: Vec<f32> = classes_of.iter().flat_map(|&c| (0..classes as i32).map(move |k| if k == c { 1.0 } else { 0.0 })).collect();
+    let images: Vec<f32> = (0..batch * size * size * 3)
+        .map(|_| rng.gen_range(-1.0..1.0))
+        .collect();
+    let classes_of: Vec<i32> = (0..batch)
+        .map(|_| rng.gen_range(0..classes as i32))
+        .collect();
+    let labels: Vec<f32> = classes_of
+        .iter()
+        .flat_map(|&c| (0..classes as i32).map(move |k| if k == c { 1.0 } else { 0.0 }))
+        .collect();
     let inputs: Vec<Buffer> = [
         Literal::from_vec(&[batch, size, size, 3], &images).unwrap(),
         Literal::from_vec(&[batch, classes], &labels).unwrap(),
@@ -45,7 +55,9 @@ fn overfit(precision: Precision, steps: usize) -> Vec<f32> {
     .collect();
     let layout = StateLayout::new(&model);
     let mut state = DeviceState::upload(&client, device, &initial_state(&layout, 1)).unwrap();
-    (0..steps).map(|_| state.step(&exe, &inputs).unwrap().loss).collect()
+    (0..steps)
+        .map(|_| state.step(&exe, &inputs).unwrap().loss)
+        .collect()
 }
 
 fn check(losses: &[f32]) {
@@ -53,7 +65,10 @@ fn check(losses: &[f32]) {
     let last = losses[losses.len() - 5..].iter().sum::<f32>() / 5.0;
     println!("loss {first:.4} -> {last:.4} ({} steps)", losses.len());
     assert!(losses.iter().all(|l| l.is_finite()), "losses: {losses:?}");
-    assert!(last < 0.1 * first, "the loss fell only from {first} to {last}: {losses:?}");
+    assert!(
+        last < 0.1 * first,
+        "the loss fell only from {first} to {last}: {losses:?}"
+    );
 }
 
 #[test]

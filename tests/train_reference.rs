@@ -19,10 +19,29 @@ fn rmsprop_matches_the_tf1_update_over_several_steps() {
     let dims = [3usize, 5];
     let opt = RmsProp::default();
     let shape = Shape::array(ElementType::F64, &[3, 5]);
-    let m = module("rmsprop", &[shape.clone(), shape.clone(), shape.clone(), shape, Shape::scalar(ElementType::F64)], |b, p| {
-        let (var, slots) = opt.update(b, p[0], p[1], RmsSlots { mean_square: p[2], momentum: p[3] }, p[4])?;
-        b.tuple(&[var, slots.mean_square, slots.momentum])
-    });
+    let m = module(
+        "rmsprop",
+        &[
+            shape.clone(),
+            shape.clone(),
+            shape.clone(),
+            shape,
+            Shape::scalar(ElementType::F64),
+        ],
+        |b, p| {
+            let (var, slots) = opt.update(
+                b,
+                p[0],
+                p[1],
+                RmsSlots {
+                    mean_square: p[2],
+                    momentum: p[3],
+                },
+                p[4],
+            )?;
+            b.tuple(&[var, slots.mean_square, slots.momentum])
+        },
+    );
     // TF1 RMSPropOptimizer: ms starts at one, mom at zero.
     let mut var = random(&dims, -1.0f64, 1.0, 1);
     let mut ms = ArrayD::<f64>::ones(ndarray::IxDyn(&dims));
@@ -31,13 +50,28 @@ fn rmsprop_matches_the_tf1_update_over_several_steps() {
     for step in 0..6u64 {
         let grad = random(&dims, -2.0f64, 2.0, 10 + step);
         let lr = 0.05 * (step + 1) as f64;
-        let out = run(&m, &[v_dev, lit(&grad), ms_dev, mom_dev, Literal::scalar(lr)]);
+        let out = run(
+            &m,
+            &[v_dev, lit(&grad), ms_dev, mom_dev, Literal::scalar(lr)],
+        );
         ms = &ms * opt.decay + &grad.mapv(|g| g * g) * (1.0 - opt.decay);
         mom = &mom * opt.momentum + &(&grad * lr / &ms.mapv(|s| (s + opt.epsilon).sqrt()));
         var = &var - &mom;
-        assert_close(&format!("var after step {step}"), &out[0], &var, 1e-12, 1e-14);
+        assert_close(
+            &format!("var after step {step}"),
+            &out[0],
+            &var,
+            1e-12,
+            1e-14,
+        );
         assert_close(&format!("ms after step {step}"), &out[1], &ms, 1e-12, 1e-14);
-        assert_close(&format!("mom after step {step}"), &out[2], &mom, 1e-12, 1e-14);
+        assert_close(
+            &format!("mom after step {step}"),
+            &out[2],
+            &mom,
+            1e-12,
+            1e-14,
+        );
         (v_dev, ms_dev, mom_dev) = (out[0].clone(), out[1].clone(), out[2].clone());
     }
 }
@@ -67,11 +101,21 @@ fn label_smoothed_cross_entropy_with_weight_decay_matches_the_reference() {
     for (row, target) in logits.axis_iter(Axis(0)).zip(smoothed.axis_iter(Axis(0))) {
         let max = row.fold(f64::NEG_INFINITY, |m, &x| m.max(x));
         let lse = max + row.mapv(|x| (x - max).exp()).sum().ln();
-        ce -= row.iter().zip(target.iter()).map(|(x, y)| y * (x - lse)).sum::<f64>();
+        ce -= row
+            .iter()
+            .zip(target.iter())
+            .map(|(x, y)| y * (x - lse))
+            .sum::<f64>();
     }
     ce /= batch as f64;
     let l2 = 1e-2 * (w1.mapv(|x| x * x).sum() + w2.mapv(|x| x * x).sum()) / 2.0;
-    assert_close("loss", &got, &ndarray::arr0(ce + l2).into_dyn(), 1e-12, 1e-14);
+    assert_close(
+        "loss",
+        &got,
+        &ndarray::arr0(ce + l2).into_dyn(),
+        1e-12,
+        1e-14,
+    );
 }
 
 #[test]
@@ -79,7 +123,11 @@ fn ema_follows_the_ramped_decay_over_several_steps() {
     let dims = [4usize];
     let m = module(
         "ema",
-        &[Shape::array(ElementType::F64, &[4]), Shape::array(ElementType::F64, &[4]), Shape::scalar(ElementType::F64)],
+        &[
+            Shape::array(ElementType::F64, &[4]),
+            Shape::array(ElementType::F64, &[4]),
+            Shape::scalar(ElementType::F64),
+        ],
         |b, p| {
             let decay = ema::decay_in_graph(b, p[2], 0.9999)?;
             ema::update(b, p[0], p[1], decay)
@@ -91,8 +139,15 @@ fn ema_follows_the_ramped_decay_over_several_steps() {
         let var = random(&dims, -1.0f64, 1.0, 20 + t);
         dev = run(&m, &[dev, lit(&var), Literal::scalar(t as f64)])[0].clone();
         let d = ema::decay_at(0.9999, t as f64);
-        shadow = &shadow * d + &(var.clone().into_dimensionality::<ndarray::Ix1>().unwrap() * (1.0 - d));
-        assert_close(&format!("shadow after step {t}"), &dev, &shadow.clone().into_dyn(), 1e-12, 1e-14);
+        shadow =
+            &shadow * d + &(var.clone().into_dimensionality::<ndarray::Ix1>().unwrap() * (1.0 - d));
+        assert_close(
+            &format!("shadow after step {t}"),
+            &dev,
+            &shadow.clone().into_dyn(),
+            1e-12,
+            1e-14,
+        );
     }
     assert_eq!(to_array(&dev).len(), 4);
 }

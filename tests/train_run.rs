@@ -51,9 +51,17 @@ fn metrics(out: &Path) -> Vec<Metric> {
 
 fn final_state(out: &Path) -> Vec<Literal> {
     let model = Model::new(load_spec("tiny").unwrap()).unwrap();
-    let names: Vec<String> = StateLayout::new(&model).entries().iter().map(|e| e.name.clone()).collect();
-    let dir = checkpoint::latest(&out.join("checkpoints")).unwrap().expect("a final checkpoint");
-    checkpoint::load::<serde_json::Value>(&dir, &names).unwrap().0
+    let names: Vec<String> = StateLayout::new(&model)
+        .entries()
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    let dir = checkpoint::latest(&out.join("checkpoints"))
+        .unwrap()
+        .expect("a final checkpoint");
+    checkpoint::load::<serde_json::Value>(&dir, &names)
+        .unwrap()
+        .0
 }
 
 #[test]
@@ -73,13 +81,19 @@ fn progressive_run_switches_stages_resumes_exactly_and_reuses_executables() {
     let steps: Vec<(u64, usize)> = metrics(&full)
         .into_iter()
         .filter_map(|m| match m {
-            Metric::Step { step, image_size, .. } => Some((step, image_size)),
+            Metric::Step {
+                step, image_size, ..
+            } => Some((step, image_size)),
             _ => None,
         })
         .collect();
     assert_eq!(steps.len(), 40);
     for (step, size) in steps {
-        assert_eq!(size, [16, 20, 24, 28][((step - 1) / 10) as usize], "step {step}");
+        assert_eq!(
+            size,
+            [16, 20, 24, 28][((step - 1) / 10) as usize],
+            "step {step}"
+        );
     }
 
     // Stopped in the middle of stage 1 (after a checkpoint), then resumed: the stage-1 state

@@ -30,7 +30,11 @@ impl DataCommand {
                 let dir = install_fashion_mnist()?;
                 println!("Fashion-MNIST is in {}", dir.display());
             }
-            DataCommand::Pack { folder, out, images_per_shard } => {
+            DataCommand::Pack {
+                folder,
+                out,
+                images_per_shard,
+            } => {
                 let source = ImageFolder::open(&folder)?;
                 let shards = pack_shards(&source, &out, images_per_shard)?;
                 println!("wrote {} shards to {}", shards.len(), out.display());

@@ -62,20 +62,39 @@ struct Graph {
 impl DumpArgs {
     pub fn run(self) -> Result<()> {
         let model = Model::new(load_spec(&self.model)?)?;
-        let precision = if self.precision == "bf16" { Precision::Bf16 } else { Precision::F32 };
-        let schedule = if self.schedule == "paper" { ScheduleVariant::Paper } else { ScheduleVariant::Official };
-        let client = if self.optimized { Some(open_client(self.plugin, self.plugin_path.as_deref())?) } else { None };
+        let precision = if self.precision == "bf16" {
+            Precision::Bf16
+        } else {
+            Precision::F32
+        };
+        let schedule = if self.schedule == "paper" {
+            ScheduleVariant::Paper
+        } else {
+            ScheduleVariant::Official
+        };
+        let client = if self.optimized {
+            Some(open_client(self.plugin, self.plugin_path.as_deref())?)
+        } else {
+            None
+        };
         let depthwise = match (self.depthwise, &client) {
             (Some(Depthwise::Grouped), _) => DepthwiseImpl::GroupedConvolution,
             (Some(Depthwise::ShiftedSum), _) => DepthwiseImpl::ShiftedSum,
             (None, Some(c)) => depthwise_for(c),
             (None, None) => DepthwiseImpl::GroupedConvolution,
         };
-        let stages = model.spec.progressive_stages(schedule, model.spec.progressive.stages as u64 * 1000)?;
+        let stages = model
+            .spec
+            .progressive_stages(schedule, model.spec.progressive.stages as u64 * 1000)?;
         let chosen: Vec<_> = match self.stage {
             Some(n) => match stages.get(n) {
                 Some(s) => vec![s.clone()],
-                None => bail!("--stage {n}: model {} has {} stages (0..{})", model.spec.name, stages.len(), stages.len() - 1),
+                None => bail!(
+                    "--stage {n}: model {} has {} stages (0..{})",
+                    model.spec.name,
+                    stages.len(),
+                    stages.len() - 1
+                ),
             },
             None => stages,
         };
@@ -87,20 +106,36 @@ impl DumpArgs {
             }
             sizes.push(s.image_size);
             let cfg = StepConfig::official(self.batch, s.image_size as i64, precision, depthwise);
-            graphs.push(Graph { module: train_step_module(&model, &cfg)?, image_size: s.image_size });
+            graphs.push(Graph {
+                module: train_step_module(&model, &cfg)?,
+                image_size: s.image_size,
+            });
         }
         if self.eval {
             let eval = model.spec.image_size.eval;
-            let lowering = Lowering { compute: precision.compute_type(), depthwise };
-            graphs.push(Graph { module: eval_step_module(&model, self.batch, eval as i64, lowering)?, image_size: eval });
+            let lowering = Lowering {
+                compute: precision.compute_type(),
+                depthwise,
+            };
+            graphs.push(Graph {
+                module: eval_step_module(&model, self.batch, eval as i64, lowering)?,
+                image_size: eval,
+            });
         }
-        fs::create_dir_all(&self.out).with_context(|| format!("creating {}", self.out.display()))?;
+        fs::create_dir_all(&self.out)
+            .with_context(|| format!("creating {}", self.out.display()))?;
         let counts = model.param_counts();
-        println!("{:<28} {:>6} {:>6} {:>12} {:>12} {:>14} {:>14}", "graph", "image", "batch", "instructions", "parameters", "param bytes", "fwd MACs/img");
+        println!(
+            "{:<28} {:>6} {:>6} {:>12} {:>12} {:>14} {:>14}",
+            "graph", "image", "batch", "instructions", "parameters", "param bytes", "fwd MACs/img"
+        );
         for g in &graphs {
             let name = g.module.name().to_string();
             fs::write(self.out.join(format!("{name}.hlo.txt")), g.module.to_text())?;
-            fs::write(self.out.join(format!("{name}.hlo.pb")), g.module.to_proto_bytes())?;
+            fs::write(
+                self.out.join(format!("{name}.hlo.pb")),
+                g.module.to_proto_bytes(),
+            )?;
             println!(
                 "{:<28} {:>6} {:>6} {:>12} {:>12} {:>14} {:>14}",
                 name,
@@ -114,14 +149,22 @@ impl DumpArgs {
             if let Some(client) = &client {
                 let dir = tempfile::tempdir()?;
                 let options = CompileOptions::default()
-                    .with_override("xla_dump_to", OptionOverride::String(dir.path().display().to_string()))
+                    .with_override(
+                        "xla_dump_to",
+                        OptionOverride::String(dir.path().display().to_string()),
+                    )
                     .with_override("xla_dump_hlo_as_text", OptionOverride::Bool(true));
-                client.compile_module(&g.module, &options).with_context(|| format!("compiling {name}"))?;
+                client
+                    .compile_module(&g.module, &options)
+                    .with_context(|| format!("compiling {name}"))?;
                 let optimized = fs::read_dir(dir.path())?
                     .filter_map(|e| e.ok().map(|e| e.path()))
                     .find(|p| p.to_string_lossy().ends_with("after_optimizations.txt"))
                     .with_context(|| format!("XLA wrote no optimized HLO for {name}"))?;
-                fs::copy(&optimized, self.out.join(format!("{name}.optimized.hlo.txt")))?;
+                fs::copy(
+                    &optimized,
+                    self.out.join(format!("{name}.optimized.hlo.txt")),
+                )?;
             }
         }
         println!("wrote {} graphs to {}", graphs.len(), self.out.display());

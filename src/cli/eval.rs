@@ -13,7 +13,9 @@ use effnetv2::train::step::eval_step_module;
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::data::DataSpec;
 use effnetv2::trainer::executables::ExecutableCache;
-use effnetv2::trainer::run::{depthwise_for, evaluate, open_client, CheckpointMeta, EvalSet, RunConfig};
+use effnetv2::trainer::run::{
+    depthwise_for, evaluate, open_client, CheckpointMeta, EvalSet, RunConfig,
+};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -38,31 +40,69 @@ impl EvalArgs {
         let dir = if self.checkpoint.join("meta.json").exists() {
             self.checkpoint.clone()
         } else {
-            checkpoint::latest(&self.checkpoint.join("checkpoints"))?
-                .with_context(|| format!("{} holds no checkpoint (expected a run directory or a ckpt-* directory)", self.checkpoint.display()))?
+            checkpoint::latest(&self.checkpoint.join("checkpoints"))?.with_context(|| {
+                format!(
+                    "{} holds no checkpoint (expected a run directory or a ckpt-* directory)",
+                    self.checkpoint.display()
+                )
+            })?
         };
-        let meta: CheckpointMeta = serde_json::from_slice(&std::fs::read(dir.join("meta.json"))?)
-            .with_context(|| format!("reading {}", dir.join("meta.json").display()))?;
+        let meta: CheckpointMeta =
+            serde_json::from_slice(&std::fs::read(dir.join("meta.json"))?)
+                .with_context(|| format!("reading {}", dir.join("meta.json").display()))?;
         let config: RunConfig = meta.config;
         let model = Model::new(load_spec(&config.model)?)?;
         let layout = StateLayout::new(&model);
-        let names: Vec<String> = model.params().iter().map(|p| format!("ema/{}", p.name)).collect();
+        let names: Vec<String> = model
+            .params()
+            .iter()
+            .map(|p| format!("ema/{}", p.name))
+            .collect();
         let (weights, _): (Vec<Literal>, serde_json::Value) = checkpoint::load(&dir, &names)?;
-        debug_assert_eq!(weights.len(), layout.entries().iter().filter(|e| e.name.starts_with("ema/")).count());
+        debug_assert_eq!(
+            weights.len(),
+            layout
+                .entries()
+                .iter()
+                .filter(|e| e.name.starts_with("ema/"))
+                .count()
+        );
 
         let client = open_client(config.plugin, config.plugin_path.as_deref())?;
-        let device = client.addressable_devices().first().context("the plugin exposes no device")?;
-        let buffers = weights.iter().map(|w| client.buffer_from_literal(w, &device)).collect::<Result<Vec<_>, _>>()?;
+        let device = client
+            .addressable_devices()
+            .first()
+            .context("the plugin exposes no device")?;
+        let buffers = weights
+            .iter()
+            .map(|w| client.buffer_from_literal(w, device))
+            .collect::<Result<Vec<_>, _>>()?;
         let image_size = self.image_size.unwrap_or(model.spec.image_size.eval);
-        let lowering = Lowering { compute: config.precision.compute_type(), depthwise: depthwise_for(&client) };
+        let lowering = Lowering {
+            compute: config.precision.compute_type(),
+            depthwise: depthwise_for(&client),
+        };
         let module = eval_step_module(&model, self.batch as i64, image_size as i64, lowering)?;
         let cache = ExecutableCache::new(Some(effnetv2::data::cache_dir()?.join("executables")));
         let (exe, _) = cache.get(&client, &module, &CompileOptions::default())?;
         let (_, source) = self.data.unwrap_or(config.data).open()?;
-        let set = EvalSet { source, batch: self.batch, image_size, workers: config.workers, limit: self.limit, geometry: model.spec.augment_geometry };
+        let set = EvalSet {
+            source,
+            batch: self.batch,
+            image_size,
+            workers: config.workers,
+            limit: self.limit,
+            geometry: model.spec.augment_geometry,
+        };
         let refs: Vec<_> = buffers.iter().collect();
-        let (top1, top5, n) = evaluate(&client, &device, &exe, &refs, &set)?;
-        println!("{}: step {}, {n} images at {image_size}px: top-1 {:.2}%, top-5 {:.2}%", dir.display(), meta.step, 100.0 * top1, 100.0 * top5);
+        let (top1, top5, n) = evaluate(&client, device, &exe, &refs, &set)?;
+        println!(
+            "{}: step {}, {n} images at {image_size}px: top-1 {:.2}%, top-5 {:.2}%",
+            dir.display(),
+            meta.step,
+            100.0 * top1,
+            100.0 * top5
+        );
         Ok(())
     }
 }

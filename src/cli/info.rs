@@ -35,9 +35,19 @@ impl InfoArgs {
             };
             println!("attribute:    {name} = {text}");
         }
-        println!("platform:     {} {}", client.platform_name(), client.platform_version());
+        println!(
+            "platform:     {} {}",
+            client.platform_name(),
+            client.platform_version()
+        );
         for d in client.devices() {
-            println!("device {:>2}:    {} ({}, process {})", d.id(), d.kind(), d.debug_string(), d.process_index());
+            println!(
+                "device {:>2}:    {} ({}, process {})",
+                d.id(),
+                d.kind(),
+                d.debug_string(),
+                d.process_index()
+            );
         }
         Ok(())
     }

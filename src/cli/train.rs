@@ -31,7 +31,7 @@ pub struct TrainArgs {
     data: DataSpec,
     #[arg(long, default_value_t = 128)]
     batch: usize,
-    #[arg(long, default_value_t = 6.0)]
+    #[arg(long, default_value_t = 8.0)]
     epochs: f64,
     /// Progressive stages (default: the spec's).
     #[arg(long)]
@@ -92,11 +92,16 @@ fn parse_precision(s: &str) -> Result<Precision, String> {
 
 fn parse_decay(s: &str) -> Result<Decay, String> {
     match s {
-        "exponential" => Ok(Decay::Exponential { factor: 0.97, every_epochs: 2.4 }),
+        "exponential" => Ok(Decay::Exponential {
+            factor: 0.97,
+            every_epochs: 2.4,
+        }),
         "cosine" => Ok(Decay::Cosine),
         "linear" => Ok(Decay::Linear),
         "constant" => Ok(Decay::Constant),
-        _ => Err(format!("unknown decay '{s}': use exponential, cosine, linear or constant")),
+        _ => Err(format!(
+            "unknown decay '{s}': use exponential, cosine, linear or constant"
+        )),
     }
 }
 
@@ -117,7 +122,9 @@ impl TrainArgs {
             warmup_epochs: self.warmup_epochs,
             decay: self.decay,
             eval_batch: self.eval_batch,
-            workers: self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            workers: self
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             checkpoint_every: self.checkpoint_every.max(1),
             keep_checkpoints: self.keep_checkpoints,
             stop_after: self.stop_after,

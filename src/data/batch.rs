@@ -145,7 +145,10 @@ pub(crate) fn assemble(
                         let mut rng = stream(seed, slot.epoch, index as u64, Purpose::Augment);
                         transform.apply(&image, &mut rng, out);
                     }
-                    Recipe::Eval { image_size, crop_padding } => eval_transform(&image, image_size, crop_padding, out),
+                    Recipe::Eval {
+                        image_size,
+                        crop_padding,
+                    } => eval_transform(&image, image_size, crop_padding, out),
                 }
                 None
             })

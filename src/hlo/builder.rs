@@ -83,7 +83,11 @@ impl Computation {
     }
 
     pub fn parameter_shapes(&self) -> Vec<&Shape> {
-        self.0.parameters.iter().map(|&i| &self.0.instructions[i].shape).collect()
+        self.0
+            .parameters
+            .iter()
+            .map(|&i| &self.0.instructions[i].shape)
+            .collect()
     }
 
     pub fn parameter_names(&self) -> Vec<&str> {
@@ -153,14 +157,35 @@ impl Builder {
     }
 
     /// Declares parameter `number` of this computation.
-    pub fn parameter(&mut self, number: i64, shape: impl Into<Shape>, name: impl Into<String>) -> Result<Value> {
+    pub fn parameter(
+        &mut self,
+        number: i64,
+        shape: impl Into<Shape>,
+        name: impl Into<String>,
+    ) -> Result<Value> {
         let shape = shape.into();
-        let slot = usize::try_from(number)
-            .map_err(|_| HloError::new("parameter", &[], format!("parameter number {number} is negative")))?;
+        let slot = usize::try_from(number).map_err(|_| {
+            HloError::new(
+                "parameter",
+                &[],
+                format!("parameter number {number} is negative"),
+            )
+        })?;
         if self.parameters.get(slot).copied().flatten().is_some() {
-            return Err(HloError::new("parameter", &[], format!("parameter {number} is declared twice")));
+            return Err(HloError::new(
+                "parameter",
+                &[],
+                format!("parameter {number} is declared twice"),
+            ));
         }
-        let value = self.push(Op::Parameter { number, name: name.into() }, Vec::new(), shape);
+        let value = self.push(
+            Op::Parameter {
+                number,
+                name: name.into(),
+            },
+            Vec::new(),
+            shape,
+        );
         if self.parameters.len() <= slot {
             self.parameters.resize(slot + 1, None);
         }
@@ -176,7 +201,9 @@ impl Builder {
     /// The array shape of a value; an error naming `op` when the value is a tuple.
     pub fn array_shape(&self, op: &str, v: Value) -> Result<&ArrayShape> {
         let shape = self.shape(v);
-        shape.as_array().ok_or_else(|| HloError::new(op, &[shape], "expected an array operand, got a tuple"))
+        shape
+            .as_array()
+            .ok_or_else(|| HloError::new(op, &[shape], "expected an array operand, got a tuple"))
     }
 
     /// The instruction that produced `v`.
@@ -186,7 +213,11 @@ impl Builder {
 
     /// The operands of `v` as handles.
     pub fn operands(&self, v: Value) -> Vec<Value> {
-        self.instructions[v.index()].operands.iter().map(|&i| self.value(i)).collect()
+        self.instructions[v.index()]
+            .operands
+            .iter()
+            .map(|&i| self.value(i))
+            .collect()
     }
 
     /// Every value in definition order.
@@ -196,7 +227,10 @@ impl Builder {
 
     /// Parameter handles by parameter number (`None` for numbers not declared yet).
     pub fn parameters(&self) -> Vec<Option<Value>> {
-        self.parameters.iter().map(|p| p.map(|i| self.value(i))).collect()
+        self.parameters
+            .iter()
+            .map(|p| p.map(|i| self.value(i)))
+            .collect()
     }
 
     /// Looks up a computation this builder already calls.
@@ -205,13 +239,23 @@ impl Builder {
     }
 
     fn value(&self, index: usize) -> Value {
-        Value { builder: self.id, index: index as u32 }
+        Value {
+            builder: self.id,
+            index: index as u32,
+        }
     }
 
     /// Checks that `v` belongs to this builder; `op` names the caller in the error.
     pub(crate) fn check(&self, op: &str, v: Value) -> Result<()> {
         if v.builder != self.id || v.index() >= self.instructions.len() {
-            return Err(HloError::new(op, &[], format!("operand {v:?} belongs to another computation than '{}'", self.name)));
+            return Err(HloError::new(
+                op,
+                &[],
+                format!(
+                    "operand {v:?} belongs to another computation than '{}'",
+                    self.name
+                ),
+            ));
         }
         Ok(())
     }
@@ -297,7 +341,15 @@ impl Builder {
             .parameters
             .iter()
             .enumerate()
-            .map(|(n, p)| p.ok_or_else(|| HloError::new("build", &[], format!("computation '{}' has no parameter {n}", self.name))))
+            .map(|(n, p)| {
+                p.ok_or_else(|| {
+                    HloError::new(
+                        "build",
+                        &[],
+                        format!("computation '{}' has no parameter {n}", self.name),
+                    )
+                })
+            })
             .collect::<Result<_>>()?;
         let mut live = vec![false; self.instructions.len()];
         live[root.index()] = true;
@@ -321,8 +373,16 @@ impl Builder {
                 instructions.push(inst);
             }
         }
-        let used: Vec<ComputationId> = instructions.iter().flat_map(|i| i.op.called_computations()).collect();
-        let callees = self.callees.iter().filter(|c| used.contains(&c.id())).cloned().collect();
+        let used: Vec<ComputationId> = instructions
+            .iter()
+            .flat_map(|i| i.op.called_computations())
+            .collect();
+        let callees = self
+            .callees
+            .iter()
+            .filter(|c| used.contains(&c.id()))
+            .cloned()
+            .collect();
         Ok(Computation(Arc::new(ComputationData {
             id: ComputationId(fresh_id()),
             name: self.name.clone(),

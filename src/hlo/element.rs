@@ -4,7 +4,9 @@ use std::fmt;
 
 /// An XLA primitive element type. The discriminants are the `xla.PrimitiveType` enum values of
 /// `xla_data.proto`, so `ty as i32` is the proto encoding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ElementType {
     Pred = 1,
@@ -67,7 +69,10 @@ impl ElementType {
     }
 
     pub fn is_float(self) -> bool {
-        matches!(self, ElementType::F16 | ElementType::Bf16 | ElementType::F32 | ElementType::F64)
+        matches!(
+            self,
+            ElementType::F16 | ElementType::Bf16 | ElementType::F32 | ElementType::F64
+        )
     }
 
     pub fn is_signed_int(self) -> bool {
@@ -142,5 +147,8 @@ pub fn to_bytes<T: NativeType>(values: &[T]) -> Vec<u8> {
 
 /// Decodes little-endian bytes into native values; `bytes.len()` must be a multiple of the size.
 pub fn from_bytes<T: NativeType>(bytes: &[u8]) -> Vec<T> {
-    bytes.chunks_exact(T::TYPE.byte_size()).map(T::read_le).collect()
+    bytes
+        .chunks_exact(T::TYPE.byte_size())
+        .map(T::read_le)
+        .collect()
 }

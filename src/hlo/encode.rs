@@ -23,8 +23,12 @@ impl Module {
     /// The module as a `xla.HloModuleProto` message.
     pub fn to_proto(&self) -> pb::HloModuleProto {
         let mut next_instruction_id = 1i64;
-        let computation_ids: std::collections::HashMap<_, _> =
-            self.computations().iter().enumerate().map(|(i, c)| (c.id(), i as i64 + 1)).collect();
+        let computation_ids: std::collections::HashMap<_, _> = self
+            .computations()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id(), i as i64 + 1))
+            .collect();
         let computations: Vec<pb::HloComputationProto> = self
             .computations()
             .iter()
@@ -36,9 +40,11 @@ impl Module {
                     .iter()
                     .enumerate()
                     .map(|(i, inst)| {
-                        let mut proto = self.instruction_proto(c, i, inst, |id| computation_ids[&id]);
+                        let mut proto =
+                            self.instruction_proto(c, i, inst, |id| computation_ids[&id]);
                         proto.id = first_id + i as i64;
-                        proto.operand_ids = inst.operands.iter().map(|&o| first_id + o as i64).collect();
+                        proto.operand_ids =
+                            inst.operands.iter().map(|&o| first_id + o as i64).collect();
                         proto
                     })
                     .collect();
@@ -52,18 +58,19 @@ impl Module {
             })
             .collect();
         let entry = self.entry();
-        let input_output_alias = (!self.aliases().is_empty()).then(|| pb::HloInputOutputAliasProto {
-            entries: self
-                .aliases()
-                .iter()
-                .map(|a| pb::AliasEntryProto {
-                    output_shape_index: a.output_index.clone(),
-                    parameter_number: a.parameter,
-                    parameter_shape_index: a.parameter_index.clone(),
-                    kind: pb::AliasKind::MayAlias as i32,
-                })
-                .collect(),
-        });
+        let input_output_alias =
+            (!self.aliases().is_empty()).then(|| pb::HloInputOutputAliasProto {
+                entries: self
+                    .aliases()
+                    .iter()
+                    .map(|a| pb::AliasEntryProto {
+                        output_shape_index: a.output_index.clone(),
+                        parameter_number: a.parameter,
+                        parameter_shape_index: a.parameter_index.clone(),
+                        kind: pb::AliasKind::MayAlias as i32,
+                    })
+                    .collect(),
+            });
         pb::HloModuleProto {
             name: self.name().to_string(),
             entry_computation_name: self.computation_name(entry.id()).to_string(),
@@ -87,7 +94,12 @@ impl Module {
             name: self.instruction_name(c.id(), index).to_string(),
             opcode: inst.op.opcode().to_string(),
             shape: Some(shape_proto(&inst.shape)),
-            called_computation_ids: inst.op.called_computations().into_iter().map(&computation_id).collect(),
+            called_computation_ids: inst
+                .op
+                .called_computations()
+                .into_iter()
+                .map(&computation_id)
+                .collect(),
             ..Default::default()
         };
         if !inst.metadata.op_type.is_empty() || !inst.metadata.op_name.is_empty() {
@@ -97,17 +109,32 @@ impl Module {
                 ..Default::default()
             });
         }
-        let operand_ty = |k: usize| c.instructions()[inst.operands[k]].shape.as_array().map(|a| a.ty());
+        let operand_ty = |k: usize| {
+            c.instructions()[inst.operands[k]]
+                .shape
+                .as_array()
+                .map(|a| a.ty())
+        };
         match &inst.op {
             Op::Parameter { number, .. } => p.parameter_number = *number,
             Op::Constant(lit) => p.literal = Some(literal_proto(lit)),
             Op::Iota { dimension } => p.dimensions = vec![*dimension],
-            Op::Broadcast { dimensions } | Op::Reverse { dimensions } => p.dimensions = dimensions.clone(),
+            Op::Broadcast { dimensions } | Op::Reverse { dimensions } => {
+                p.dimensions = dimensions.clone()
+            }
             Op::Transpose { permutation } => p.dimensions = permutation.clone(),
             Op::Concatenate { dimension } => p.dimensions = vec![*dimension],
-            Op::Slice { start, limit, stride } => {
+            Op::Slice {
+                start,
+                limit,
+                stride,
+            } => {
                 p.slice_dimensions = (0..start.len())
-                    .map(|d| pb::SliceDimensions { start: start[d], limit: limit[d], stride: stride[d] })
+                    .map(|d| pb::SliceDimensions {
+                        start: start[d],
+                        limit: limit[d],
+                        stride: stride[d],
+                    })
                     .collect()
             }
             Op::DynamicSlice { sizes } => p.dynamic_slice_sizes = sizes.clone(),
@@ -130,8 +157,15 @@ impl Module {
                 }
             }
             Op::Reduce { dimensions, .. } => p.dimensions = dimensions.clone(),
-            Op::ReduceWindow { window, .. } | Op::SelectAndScatter { window, .. } => p.window = Some(window_proto(window)),
-            Op::Convolution { window, dimension_numbers: dn, feature_group_count, batch_group_count } => {
+            Op::ReduceWindow { window, .. } | Op::SelectAndScatter { window, .. } => {
+                p.window = Some(window_proto(window))
+            }
+            Op::Convolution {
+                window,
+                dimension_numbers: dn,
+                feature_group_count,
+                batch_group_count,
+            } => {
                 p.window = Some(window_proto(window));
                 p.convolution_dimension_numbers = Some(pb::ConvolutionDimensionNumbers {
                     input_batch_dimension: dn.input_batch,
@@ -148,7 +182,9 @@ impl Module {
                 p.batch_group_count = *batch_group_count;
                 p.precision_config = Some(default_precision());
             }
-            Op::Dot { dimension_numbers: dn } => {
+            Op::Dot {
+                dimension_numbers: dn,
+            } => {
                 p.dot_dimension_numbers = Some(pb::DotDimensionNumbers {
                     lhs_contracting_dimensions: dn.lhs_contracting.clone(),
                     rhs_contracting_dimensions: dn.rhs_contracting.clone(),
@@ -160,7 +196,12 @@ impl Module {
             Op::GetTupleElement { index } => p.tuple_index = *index,
             Op::RngBitGenerator { algorithm } => p.rng_algorithm = *algorithm as i32,
             Op::AllReduce { replica_groups, .. } => {
-                p.replica_groups = replica_groups.iter().map(|g| pb::ReplicaGroup { replica_ids: g.clone() }).collect()
+                p.replica_groups = replica_groups
+                    .iter()
+                    .map(|g| pb::ReplicaGroup {
+                        replica_ids: g.clone(),
+                    })
+                    .collect()
             }
             Op::Convert
             | Op::BitcastConvert
@@ -179,14 +220,20 @@ impl Module {
 }
 
 fn default_precision() -> pb::PrecisionConfig {
-    pb::PrecisionConfig { operand_precision: vec![pb::Precision::Default as i32; 2] }
+    pb::PrecisionConfig {
+        operand_precision: vec![pb::Precision::Default as i32; 2],
+    }
 }
 
 fn program_shape(c: &Computation) -> pb::ProgramShapeProto {
     pb::ProgramShapeProto {
         parameters: c.parameter_shapes().into_iter().map(shape_proto).collect(),
         result: Some(shape_proto(c.result_shape())),
-        parameter_names: c.parameter_names().into_iter().map(str::to_string).collect(),
+        parameter_names: c
+            .parameter_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
     }
 }
 
@@ -197,7 +244,9 @@ pub fn shape_proto(shape: &Shape) -> pb::ShapeProto {
             element_type: pb::PrimitiveType::from(a.ty()) as i32,
             dimensions: a.dims().to_vec(),
             tuple_shapes: Vec::new(),
-            layout: Some(pb::LayoutProto { minor_to_major: a.minor_to_major().to_vec() }),
+            layout: Some(pb::LayoutProto {
+                minor_to_major: a.minor_to_major().to_vec(),
+            }),
             is_dynamic_dimension: vec![false; a.rank()],
         },
         Shape::Tuple(elems) => pb::ShapeProto {
@@ -228,7 +277,10 @@ fn window_proto(window: &[WindowDim]) -> pb::Window {
 /// A literal in the typed field XLA reads for its element type (half types as raw bytes).
 pub fn literal_proto(lit: &Literal) -> pb::LiteralProto {
     let b = lit.bytes();
-    let mut p = pb::LiteralProto { shape: Some(shape_proto(&Shape::Array(lit.shape().clone()))), ..Default::default() };
+    let mut p = pb::LiteralProto {
+        shape: Some(shape_proto(&Shape::Array(lit.shape().clone()))),
+        ..Default::default()
+    };
     match lit.ty() {
         ElementType::Pred => p.preds = from_bytes(b),
         ElementType::S8 => p.s8s = b.to_vec(),

@@ -16,7 +16,11 @@ impl Literal {
     /// Wraps raw bytes; fails when their length does not match the shape.
     pub fn from_bytes(shape: ArrayShape, bytes: Vec<u8>) -> Result<Literal, String> {
         if bytes.len() != shape.byte_size() {
-            return Err(format!("literal of shape {shape} needs {} bytes, got {}", shape.byte_size(), bytes.len()));
+            return Err(format!(
+                "literal of shape {shape} needs {} bytes, got {}",
+                shape.byte_size(),
+                bytes.len()
+            ));
         }
         Ok(Literal { shape, bytes })
     }
@@ -27,24 +31,36 @@ impl Literal {
         if shape.element_count() as usize != values.len() {
             return Err(format!("{} values do not fill shape {shape}", values.len()));
         }
-        Ok(Literal { shape, bytes: to_bytes(values) })
+        Ok(Literal {
+            shape,
+            bytes: to_bytes(values),
+        })
     }
 
     pub fn scalar<T: NativeType>(value: T) -> Literal {
-        Literal { shape: ArrayShape::scalar(T::TYPE), bytes: to_bytes(&[value]) }
+        Literal {
+            shape: ArrayShape::scalar(T::TYPE),
+            bytes: to_bytes(&[value]),
+        }
     }
 
     /// A literal whose every element is `value`.
     pub fn filled<T: NativeType>(dims: &[i64], value: T) -> Literal {
         let shape = ArrayShape::new(T::TYPE, dims);
         let n = shape.element_count() as usize;
-        Literal { shape, bytes: to_bytes(&vec![value; n]) }
+        Literal {
+            shape,
+            bytes: to_bytes(&vec![value; n]),
+        }
     }
 
     pub fn from_ndarray<T: NativeType>(array: &ArrayD<T>) -> Literal {
         let dims: Vec<i64> = array.shape().iter().map(|&d| d as i64).collect();
         let values: Vec<T> = array.iter().copied().collect();
-        Literal { shape: ArrayShape::new(T::TYPE, &dims), bytes: to_bytes(&values) }
+        Literal {
+            shape: ArrayShape::new(T::TYPE, &dims),
+            bytes: to_bytes(&values),
+        }
     }
 
     pub fn shape(&self) -> &ArrayShape {
@@ -81,7 +97,10 @@ impl Literal {
         use half::{bf16, f16};
         let b = &self.bytes;
         match self.ty() {
-            ElementType::Pred => from_bytes::<bool>(b).into_iter().map(|x| x as u8 as f64).collect(),
+            ElementType::Pred => from_bytes::<bool>(b)
+                .into_iter()
+                .map(|x| x as u8 as f64)
+                .collect(),
             ElementType::S8 => from_bytes::<i8>(b).into_iter().map(f64::from).collect(),
             ElementType::S32 => from_bytes::<i32>(b).into_iter().map(f64::from).collect(),
             ElementType::S64 => from_bytes::<i64>(b).into_iter().map(|x| x as f64).collect(),

@@ -6,10 +6,10 @@ pub mod encode;
 pub mod error;
 pub mod literal;
 pub mod module;
-pub mod printer;
 pub mod op;
 pub mod ops;
 pub mod passes;
+pub mod printer;
 pub mod shape;
 
 pub use builder::{Builder, Computation, Instruction, Value};
@@ -18,8 +18,8 @@ pub use error::HloError;
 pub use literal::Literal;
 pub use module::{InputOutputAlias, Module};
 pub use op::{
-    same_padding, BinaryOp, ComparisonDirection, ComputationId, ConvDimensionNumbers, DotDimensionNumbers, Metadata,
-    Op, PadDim, RandomAlgorithm, UnaryOp, WindowDim,
+    same_padding, BinaryOp, ComparisonDirection, ComputationId, ConvDimensionNumbers,
+    DotDimensionNumbers, Metadata, Op, PadDim, RandomAlgorithm, UnaryOp, WindowDim,
 };
 pub use ops::ConvSpec;
 pub use shape::{ArrayShape, Shape};

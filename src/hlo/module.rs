@@ -74,7 +74,8 @@ impl Module {
                     Op::Parameter { name, .. } => sanitize(name),
                     op => op.opcode().to_string(),
                 };
-                self.instruction_names.insert((c.id(), i), format!("{base}.{counter}"));
+                self.instruction_names
+                    .insert((c.id(), i), format!("{base}.{counter}"));
             }
         }
     }
@@ -85,7 +86,9 @@ impl Module {
 
     /// The entry computation (the last one: callers follow their callees).
     pub fn entry(&self) -> &Computation {
-        self.computations.last().expect("a module always has its entry computation")
+        self.computations
+            .last()
+            .expect("a module always has its entry computation")
     }
 
     /// All computations, callees first, entry last.
@@ -107,40 +110,74 @@ impl Module {
 
     /// Total instruction count over all computations.
     pub fn instruction_count(&self) -> usize {
-        self.computations.iter().map(|c| c.instructions().len()).sum()
+        self.computations
+            .iter()
+            .map(|c| c.instructions().len())
+            .sum()
     }
 
     /// Declares that output `output_index` reuses (donates) the buffer of parameter `parameter`.
     /// Shapes must be equal; each parameter and each output may be aliased once.
-    pub fn alias(&mut self, output_index: &[i64], parameter: i64, parameter_index: &[i64]) -> Result<()> {
+    pub fn alias(
+        &mut self,
+        output_index: &[i64],
+        parameter: i64,
+        parameter_index: &[i64],
+    ) -> Result<()> {
         let entry = self.entry();
         let err = |msg: String| Err(HloError::new("input_output_alias", &[], msg));
         let params = entry.parameter_shapes();
         let Some(param_shape) = usize::try_from(parameter).ok().and_then(|p| params.get(p)) else {
-            return err(format!("parameter {parameter} does not exist (the entry has {})", params.len()));
+            return err(format!(
+                "parameter {parameter} does not exist (the entry has {})",
+                params.len()
+            ));
         };
-        let (Some(out), Some(inp)) = (subshape(entry.result_shape(), output_index), subshape(param_shape, parameter_index)) else {
+        let (Some(out), Some(inp)) = (
+            subshape(entry.result_shape(), output_index),
+            subshape(param_shape, parameter_index),
+        ) else {
             return err(format!("output index {output_index:?} or parameter index {parameter_index:?} does not exist"));
         };
         if out != inp {
             return err(format!("output {output_index:?} has shape {out} but parameter {parameter} {parameter_index:?} has {inp}"));
         }
-        if self.aliases.iter().any(|a| a.output_index == output_index || (a.parameter == parameter && a.parameter_index == parameter_index)) {
-            return err(format!("output {output_index:?} or parameter {parameter} is already aliased"));
+        if self.aliases.iter().any(|a| {
+            a.output_index == output_index
+                || (a.parameter == parameter && a.parameter_index == parameter_index)
+        }) {
+            return err(format!(
+                "output {output_index:?} or parameter {parameter} is already aliased"
+            ));
         }
-        self.aliases.push(InputOutputAlias { output_index: output_index.to_vec(), parameter, parameter_index: parameter_index.to_vec() });
+        self.aliases.push(InputOutputAlias {
+            output_index: output_index.to_vec(),
+            parameter,
+            parameter_index: parameter_index.to_vec(),
+        });
         Ok(())
     }
 }
 
 /// The subshape at a tuple index path.
 pub fn subshape<'a>(shape: &'a Shape, index: &[i64]) -> Option<&'a Shape> {
-    index.iter().try_fold(shape, |s, &i| s.tuple_elements()?.get(usize::try_from(i).ok()?))
+    index.iter().try_fold(shape, |s, &i| {
+        s.tuple_elements()?.get(usize::try_from(i).ok()?)
+    })
 }
 
 /// HLO names allow letters, digits, `_`, `-` and `.`; anything else becomes `_`.
 fn sanitize(name: &str) -> String {
-    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' }).collect();
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
         format!("_{s}")
     } else {

@@ -60,7 +60,10 @@ impl UnaryOp {
 
     /// Whether the op is only defined on floating-point operands.
     pub fn float_only(self) -> bool {
-        !matches!(self, UnaryOp::Negate | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Not)
+        !matches!(
+            self,
+            UnaryOp::Negate | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Not
+        )
     }
 }
 
@@ -163,7 +166,14 @@ pub struct WindowDim {
 impl WindowDim {
     /// A window of `size` with stride 1, no padding and no dilation.
     pub fn new(size: i64) -> WindowDim {
-        WindowDim { size, stride: 1, padding_low: 0, padding_high: 0, window_dilation: 1, base_dilation: 1 }
+        WindowDim {
+            size,
+            stride: 1,
+            padding_low: 0,
+            padding_high: 0,
+            window_dilation: 1,
+            base_dilation: 1,
+        }
     }
 
     pub fn stride(self, stride: i64) -> WindowDim {
@@ -171,15 +181,25 @@ impl WindowDim {
     }
 
     pub fn padding(self, low: i64, high: i64) -> WindowDim {
-        WindowDim { padding_low: low, padding_high: high, ..self }
+        WindowDim {
+            padding_low: low,
+            padding_high: high,
+            ..self
+        }
     }
 
     pub fn window_dilation(self, d: i64) -> WindowDim {
-        WindowDim { window_dilation: d, ..self }
+        WindowDim {
+            window_dilation: d,
+            ..self
+        }
     }
 
     pub fn base_dilation(self, d: i64) -> WindowDim {
-        WindowDim { base_dilation: d, ..self }
+        WindowDim {
+            base_dilation: d,
+            ..self
+        }
     }
 
     /// Output size of this window over an input of `input` elements, or `None` when invalid.
@@ -187,13 +207,21 @@ impl WindowDim {
         if self.size < 1 || self.stride < 1 || self.window_dilation < 1 || self.base_dilation < 1 {
             return None;
         }
-        let dilated_input = if input == 0 { 0 } else { (input - 1) * self.base_dilation + 1 };
+        let dilated_input = if input == 0 {
+            0
+        } else {
+            (input - 1) * self.base_dilation + 1
+        };
         let padded = dilated_input + self.padding_low + self.padding_high;
         let window = (self.size - 1) * self.window_dilation + 1;
         if padded < 0 {
             return None;
         }
-        Some(if padded < window { 0 } else { (padded - window) / self.stride + 1 })
+        Some(if padded < window {
+            0
+        } else {
+            (padded - window) / self.stride + 1
+        })
     }
 }
 
@@ -265,9 +293,24 @@ impl ConvDimensionNumbers {
         let rank = self.input_spatial.len() + 2;
         format!(
             "{}_{}->{}",
-            label(rank, &[(self.input_batch, 'b'), (self.input_feature, 'f')], &self.input_spatial),
-            label(rank, &[(self.kernel_input_feature, 'i'), (self.kernel_output_feature, 'o')], &self.kernel_spatial),
-            label(rank, &[(self.output_batch, 'b'), (self.output_feature, 'f')], &self.output_spatial),
+            label(
+                rank,
+                &[(self.input_batch, 'b'), (self.input_feature, 'f')],
+                &self.input_spatial
+            ),
+            label(
+                rank,
+                &[
+                    (self.kernel_input_feature, 'i'),
+                    (self.kernel_output_feature, 'o')
+                ],
+                &self.kernel_spatial
+            ),
+            label(
+                rank,
+                &[(self.output_batch, 'b'), (self.output_feature, 'f')],
+                &self.output_spatial
+            ),
         )
     }
 }
@@ -318,41 +361,88 @@ pub struct Metadata {
 /// One HLO instruction's opcode and attributes. Operands are stored on the instruction.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    Parameter { number: i64, name: String },
+    Parameter {
+        number: i64,
+        name: String,
+    },
     Constant(Literal),
-    Iota { dimension: i64 },
+    Iota {
+        dimension: i64,
+    },
     Convert,
     BitcastConvert,
-    Broadcast { dimensions: Vec<i64> },
+    Broadcast {
+        dimensions: Vec<i64>,
+    },
     Reshape,
-    Transpose { permutation: Vec<i64> },
-    Slice { start: Vec<i64>, limit: Vec<i64>, stride: Vec<i64> },
-    DynamicSlice { sizes: Vec<i64> },
+    Transpose {
+        permutation: Vec<i64>,
+    },
+    Slice {
+        start: Vec<i64>,
+        limit: Vec<i64>,
+        stride: Vec<i64>,
+    },
+    DynamicSlice {
+        sizes: Vec<i64>,
+    },
     DynamicUpdateSlice,
-    Pad { config: Vec<PadDim> },
-    Concatenate { dimension: i64 },
-    Reverse { dimensions: Vec<i64> },
+    Pad {
+        config: Vec<PadDim>,
+    },
+    Concatenate {
+        dimension: i64,
+    },
+    Reverse {
+        dimensions: Vec<i64>,
+    },
     Select,
     Clamp,
-    Compare { direction: ComparisonDirection },
+    Compare {
+        direction: ComparisonDirection,
+    },
     Unary(UnaryOp),
     Binary(BinaryOp),
-    Reduce { dimensions: Vec<i64>, reducer: ComputationId },
-    ReduceWindow { window: Vec<WindowDim>, reducer: ComputationId },
-    SelectAndScatter { window: Vec<WindowDim>, select: ComputationId, scatter: ComputationId },
+    Reduce {
+        dimensions: Vec<i64>,
+        reducer: ComputationId,
+    },
+    ReduceWindow {
+        window: Vec<WindowDim>,
+        reducer: ComputationId,
+    },
+    SelectAndScatter {
+        window: Vec<WindowDim>,
+        select: ComputationId,
+        scatter: ComputationId,
+    },
     Convolution {
         window: Vec<WindowDim>,
         dimension_numbers: ConvDimensionNumbers,
         feature_group_count: i64,
         batch_group_count: i64,
     },
-    Dot { dimension_numbers: DotDimensionNumbers },
+    Dot {
+        dimension_numbers: DotDimensionNumbers,
+    },
     Tuple,
-    GetTupleElement { index: i64 },
-    RngBitGenerator { algorithm: RandomAlgorithm },
-    While { condition: ComputationId, body: ComputationId },
-    Conditional { branches: Vec<ComputationId> },
-    AllReduce { replica_groups: Vec<Vec<i64>>, reducer: ComputationId },
+    GetTupleElement {
+        index: i64,
+    },
+    RngBitGenerator {
+        algorithm: RandomAlgorithm,
+    },
+    While {
+        condition: ComputationId,
+        body: ComputationId,
+    },
+    Conditional {
+        branches: Vec<ComputationId>,
+    },
+    AllReduce {
+        replica_groups: Vec<Vec<i64>>,
+        reducer: ComputationId,
+    },
 }
 
 impl Op {
@@ -395,10 +485,14 @@ impl Op {
     /// The computations this op calls, in XLA's `called_computations` order.
     pub fn called_computations(&self) -> Vec<ComputationId> {
         match self {
-            Op::Reduce { reducer, .. } | Op::ReduceWindow { reducer, .. } | Op::AllReduce { reducer, .. } => {
+            Op::Reduce { reducer, .. }
+            | Op::ReduceWindow { reducer, .. }
+            | Op::AllReduce { reducer, .. } => {
                 vec![*reducer]
             }
-            Op::SelectAndScatter { select, scatter, .. } => vec![*select, *scatter],
+            Op::SelectAndScatter {
+                select, scatter, ..
+            } => vec![*select, *scatter],
             // XLA's while instruction keeps the body at index 0 and the condition at index 1.
             Op::While { condition, body } => vec![*body, *condition],
             Op::Conditional { branches } => branches.clone(),

@@ -21,7 +21,11 @@ impl ArrayShape {
     /// this constructor is for sizes the caller already knows to be valid.
     pub fn new(ty: ElementType, dims: &[i64]) -> ArrayShape {
         let rank = dims.len() as i64;
-        ArrayShape { ty, dims: dims.to_vec(), minor_to_major: (0..rank).rev().collect() }
+        ArrayShape {
+            ty,
+            dims: dims.to_vec(),
+            minor_to_major: (0..rank).rev().collect(),
+        }
     }
 
     /// Like [`ArrayShape::new`] but checks that every size is non-negative.
@@ -33,11 +37,18 @@ impl ArrayShape {
     }
 
     /// An array shape with an explicit `minor_to_major` layout (a permutation of `0..rank`).
-    pub fn with_layout(ty: ElementType, dims: &[i64], minor_to_major: &[i64]) -> Result<ArrayShape, String> {
+    pub fn with_layout(
+        ty: ElementType,
+        dims: &[i64],
+        minor_to_major: &[i64],
+    ) -> Result<ArrayShape, String> {
         let mut sorted = minor_to_major.to_vec();
         sorted.sort_unstable();
         if sorted != (0..dims.len() as i64).collect::<Vec<_>>() {
-            return Err(format!("layout {minor_to_major:?} is not a permutation of the {} dimensions", dims.len()));
+            return Err(format!(
+                "layout {minor_to_major:?} is not a permutation of the {} dimensions",
+                dims.len()
+            ));
         }
         let mut shape = ArrayShape::try_new(ty, dims)?;
         shape.minor_to_major = minor_to_major.to_vec();
@@ -173,5 +184,9 @@ impl fmt::Display for Shape {
 }
 
 pub(crate) fn join<T: fmt::Display>(items: &[T]) -> String {
-    items.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
+    items
+        .iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }

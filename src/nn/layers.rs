@@ -1,6 +1,9 @@
 //! Convolutions, activations, pooling and dense layers.
 
-use crate::hlo::{error::Result, same_padding, ArrayShape, HloError, PadDim, Builder, ConvDimensionNumbers, ConvSpec, DotDimensionNumbers, Value, WindowDim};
+use crate::hlo::{
+    error::Result, same_padding, ArrayShape, Builder, ConvDimensionNumbers, ConvSpec,
+    DotDimensionNumbers, HloError, PadDim, Value, WindowDim,
+};
 
 /// NHWC x HWIO convolution with TF `SAME` padding (any odd total padding goes to the high side).
 /// `groups` > 1 makes it grouped; `groups == channels` with an `[kh, kw, 1, C]` kernel is depthwise.
@@ -8,7 +11,11 @@ fn conv_same(b: &mut Builder, x: Value, kernel: Value, stride: i64, groups: i64)
     let xs = b.array_shape("conv2d", x)?.dims().to_vec();
     let ks = b.array_shape("conv2d", kernel)?.dims().to_vec();
     if xs.len() != 4 || ks.len() != 4 {
-        return Err(HloError::new("conv2d", &[b.shape(x), b.shape(kernel)], "expected an NHWC input and an HWIO kernel"));
+        return Err(HloError::new(
+            "conv2d",
+            &[b.shape(x), b.shape(kernel)],
+            "expected an NHWC input and an HWIO kernel",
+        ));
     }
     let window = (0..2)
         .map(|i| {
@@ -57,7 +64,13 @@ pub enum DepthwiseImpl {
 
 /// A depthwise NHWC convolution with an `[kh, kw, 1, C]` kernel (channel multiplier 1), stride
 /// `stride`, TF `SAME` padding.
-pub fn depthwise_conv2d(b: &mut Builder, x: Value, kernel: Value, stride: i64, how: DepthwiseImpl) -> Result<Value> {
+pub fn depthwise_conv2d(
+    b: &mut Builder,
+    x: Value,
+    kernel: Value,
+    stride: i64,
+    how: DepthwiseImpl,
+) -> Result<Value> {
     let xs = b.array_shape("depthwise_conv2d", x)?.dims().to_vec();
     let ks = b.array_shape("depthwise_conv2d", kernel)?.dims().to_vec();
     if xs.len() != 4 || ks.len() != 4 || ks[2] != 1 || ks[3] != xs[3] {
@@ -73,24 +86,61 @@ pub fn depthwise_conv2d(b: &mut Builder, x: Value, kernel: Value, stride: i64, h
     }
 }
 
-fn shifted_sum(b: &mut Builder, x: Value, kernel: Value, stride: i64, xs: &[i64], ks: &[i64]) -> Result<Value> {
-    let (h_pad, w_pad) = (same_padding(xs[1], ks[0], stride, 1), same_padding(xs[2], ks[1], stride, 1));
+fn shifted_sum(
+    b: &mut Builder,
+    x: Value,
+    kernel: Value,
+    stride: i64,
+    xs: &[i64],
+    ks: &[i64],
+) -> Result<Value> {
+    let (h_pad, w_pad) = (
+        same_padding(xs[1], ks[0], stride, 1),
+        same_padding(xs[2], ks[1], stride, 1),
+    );
     let (oh, ow) = ((xs[1] + stride - 1) / stride, (xs[2] + stride - 1) / stride);
     let zero = b.scalar_of(b.array_shape("depthwise_conv2d", x)?.ty(), 0.0)?;
-    let none = PadDim { low: 0, high: 0, interior: 0 };
+    let none = PadDim {
+        low: 0,
+        high: 0,
+        interior: 0,
+    };
     let padded = b.pad(
         x,
         zero,
-        &[none, PadDim { low: h_pad.0, high: h_pad.1, interior: 0 }, PadDim { low: w_pad.0, high: w_pad.1, interior: 0 }, none],
+        &[
+            none,
+            PadDim {
+                low: h_pad.0,
+                high: h_pad.1,
+                interior: 0,
+            },
+            PadDim {
+                low: w_pad.0,
+                high: w_pad.1,
+                interior: 0,
+            },
+            none,
+        ],
     )?;
     let out_dims = [xs[0], oh, ow, xs[3]];
     let mut sum: Option<Value> = None;
     for i in 0..ks[0] {
         for j in 0..ks[1] {
             let start = [0, i, j, 0];
-            let limit = [xs[0], i + (oh - 1) * stride + 1, j + (ow - 1) * stride + 1, xs[3]];
+            let limit = [
+                xs[0],
+                i + (oh - 1) * stride + 1,
+                j + (ow - 1) * stride + 1,
+                xs[3],
+            ];
             let window = b.slice(padded, &start, &limit, &[1, stride, stride, 1])?;
-            let tap = b.slice(kernel, &[i, j, 0, 0], &[i + 1, j + 1, 1, xs[3]], &[1, 1, 1, 1])?;
+            let tap = b.slice(
+                kernel,
+                &[i, j, 0, 0],
+                &[i + 1, j + 1, 1, xs[3]],
+                &[1, 1, 1, 1],
+            )?;
             let tap = b.reshape(tap, &[xs[3]])?;
             let tap = b.broadcast_in_dim(tap, &out_dims, &[3])?;
             let term = b.mul(window, tap)?;
@@ -114,13 +164,20 @@ pub fn global_avg_pool(b: &mut Builder, x: Value) -> Result<Value> {
     let shape = b.array_shape("global_avg_pool", x)?.clone();
     let d = shape.dims();
     let sum = b.reduce_sum(x, &[1, 2])?;
-    let n = b.full(&ArrayShape::new(shape.ty(), &[d[0], d[3]]), (d[1] * d[2]) as f64)?;
+    let n = b.full(
+        &ArrayShape::new(shape.ty(), &[d[0], d[3]]),
+        (d[1] * d[2]) as f64,
+    )?;
     b.div(sum, n)
 }
 
 /// `x @ w + bias` for `x: [B, in]`, `w: [in, out]`, `bias: [out]`.
 pub fn dense(b: &mut Builder, x: Value, w: Value, bias: Value) -> Result<Value> {
-    let dn = DotDimensionNumbers { lhs_contracting: vec![1], rhs_contracting: vec![0], ..Default::default() };
+    let dn = DotDimensionNumbers {
+        lhs_contracting: vec![1],
+        rhs_contracting: vec![0],
+        ..Default::default()
+    };
     let y = b.dot_general(x, w, &dn)?;
     let dims = b.array_shape("dense", y)?.dims().to_vec();
     let bias = b.broadcast_in_dim(bias, &dims, &[1])?;

@@ -8,6 +8,9 @@ mod layers;
 mod norm;
 mod random;
 
-pub use layers::{conv2d, depthwise_conv2d, DepthwiseImpl, global_avg_pool, dense, silu, squeeze_excite, SeWeights};
+pub use layers::{
+    conv2d, dense, depthwise_conv2d, global_avg_pool, silu, squeeze_excite, DepthwiseImpl,
+    SeWeights,
+};
 pub use norm::{batch_norm_infer, batch_norm_train, BatchNormParams, BatchNormUpdate};
 pub use random::{drop_connect, dropout, Rng};

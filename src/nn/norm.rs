@@ -22,7 +22,14 @@ pub struct BatchNormUpdate {
     pub moving_var: Value,
 }
 
-fn normalize(b: &mut Builder, x32: Value, mean: Value, var: Value, p: &BatchNormParams, epsilon: f64) -> Result<Value> {
+fn normalize(
+    b: &mut Builder,
+    x32: Value,
+    mean: Value,
+    var: Value,
+    p: &BatchNormParams,
+    epsilon: f64,
+) -> Result<Value> {
     let dims = b.array_shape("batch_norm", x32)?.dims().to_vec();
     let c = dims[3];
     let eps = b.full(&ArrayShape::new(ElementType::F32, &[c]), epsilon)?;
@@ -39,7 +46,13 @@ fn normalize(b: &mut Builder, x32: Value, mean: Value, var: Value, p: &BatchNorm
 
 /// Training-mode batch norm: normalises with the batch statistics and returns the moving
 /// statistics updated as `moving = momentum*moving + (1-momentum)*batch` (TF convention).
-pub fn batch_norm_train(b: &mut Builder, x: Value, p: &BatchNormParams, momentum: f64, epsilon: f64) -> Result<(Value, BatchNormUpdate)> {
+pub fn batch_norm_train(
+    b: &mut Builder,
+    x: Value,
+    p: &BatchNormParams,
+    momentum: f64,
+    epsilon: f64,
+) -> Result<(Value, BatchNormUpdate)> {
     let shape = b.array_shape("batch_norm", x)?.clone();
     let dims = shape.dims().to_vec();
     let x32 = b.convert(x, ElementType::F32)?;
@@ -67,11 +80,22 @@ pub fn batch_norm_train(b: &mut Builder, x: Value, p: &BatchNormParams, momentum
     };
     let moving_mean = update(b, p.moving_mean, mean)?;
     let moving_var = update(b, p.moving_var, var)?;
-    Ok((y, BatchNormUpdate { moving_mean, moving_var }))
+    Ok((
+        y,
+        BatchNormUpdate {
+            moving_mean,
+            moving_var,
+        },
+    ))
 }
 
 /// Inference-mode batch norm with the moving statistics.
-pub fn batch_norm_infer(b: &mut Builder, x: Value, p: &BatchNormParams, epsilon: f64) -> Result<Value> {
+pub fn batch_norm_infer(
+    b: &mut Builder,
+    x: Value,
+    p: &BatchNormParams,
+    epsilon: f64,
+) -> Result<Value> {
     let ty = b.array_shape("batch_norm", x)?.ty();
     let x32 = b.convert(x, ElementType::F32)?;
     let y = normalize(b, x32, p.moving_mean, p.moving_var, p, epsilon)?;

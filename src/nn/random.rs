@@ -26,7 +26,11 @@ impl Rng {
     /// Uniform f32 samples in `[0, 1)` of shape `dims`: 23 random mantissa bits under the
     /// exponent of 1.0 give a float in `[1, 2)`, minus one.
     pub fn uniform(&mut self, b: &mut Builder, dims: &[i64]) -> Result<Value> {
-        let out = b.rng_bit_generator(RandomAlgorithm::ThreeFry, self.state, &ArrayShape::new(ElementType::U32, dims))?;
+        let out = b.rng_bit_generator(
+            RandomAlgorithm::ThreeFry,
+            self.state,
+            &ArrayShape::new(ElementType::U32, dims),
+        )?;
         self.state = b.get_tuple_element(out, 0)?;
         let bits = b.get_tuple_element(out, 1)?;
         let shape = ArrayShape::new(ElementType::U32, dims);

@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Decay {
     /// `lr * factor ^ floor(step / (steps_per_epoch * every_epochs))`.
-    Exponential { factor: f64, every_epochs: f64 },
+    Exponential {
+        factor: f64,
+        every_epochs: f64,
+    },
     /// `0.5 * lr * (1 + cos(pi * step / total_steps))`.
     Cosine,
     /// `lr * (1 - step / total_steps)`.
@@ -45,7 +48,10 @@ impl LrSchedule {
             steps_per_epoch,
             warmup_epochs: 5.0,
             total_steps: (epochs * train_images as f64) as u64 / batch_size,
-            decay: Decay::Exponential { factor: 0.97, every_epochs: 2.4 },
+            decay: Decay::Exponential {
+                factor: 0.97,
+                every_epochs: 2.4,
+            },
             min_lr: 0.0,
         }
     }
@@ -59,16 +65,25 @@ impl LrSchedule {
     pub fn at(&self, step: u64) -> f64 {
         let s = step as f64;
         let decayed = match self.decay {
-            Decay::Exponential { factor, every_epochs } => {
+            Decay::Exponential {
+                factor,
+                every_epochs,
+            } => {
                 let decay_steps = self.steps_per_epoch * every_epochs;
                 self.peak * factor.powf((s / decay_steps).floor())
             }
-            Decay::Cosine => 0.5 * self.peak * (1.0 + (std::f64::consts::PI * s / self.total_steps as f64).cos()),
+            Decay::Cosine => {
+                0.5 * self.peak * (1.0 + (std::f64::consts::PI * s / self.total_steps as f64).cos())
+            }
             Decay::Linear => self.peak * (1.0 - s / self.total_steps as f64),
             Decay::Constant => self.peak,
         };
         let warmup = self.warmup_steps();
-        let lr = if step < warmup { self.peak * s / warmup as f64 } else { decayed };
+        let lr = if step < warmup {
+            self.peak * s / warmup as f64
+        } else {
+            decayed
+        };
         lr.max(self.min_lr)
     }
 }
@@ -82,13 +97,26 @@ mod tests {
     }
 
     fn unit(decay: Decay, warmup_epochs: f64) -> LrSchedule {
-        LrSchedule { peak: 1.0, steps_per_epoch: 10.0, warmup_epochs, total_steps: 10, decay, min_lr: 0.0 }
+        LrSchedule {
+            peak: 1.0,
+            steps_per_epoch: 10.0,
+            warmup_epochs,
+            total_steps: 10,
+            decay,
+            min_lr: 0.0,
+        }
     }
 
     /// The cases of the official `utils_test.py`.
     #[test]
     fn official_unit_cases() {
-        let exp = unit(Decay::Exponential { factor: 0.5, every_epochs: 2.0 }, 0.0);
+        let exp = unit(
+            Decay::Exponential {
+                factor: 0.5,
+                every_epochs: 2.0,
+            },
+            0.0,
+        );
         close(exp.at(5), 1.0, 1e-12);
         close(exp.at(25), 0.5, 1e-12);
         close(exp.at(70), 0.125, 1e-12);

@@ -19,7 +19,11 @@ pub struct RmsProp {
 impl Default for RmsProp {
     /// The official values: decay 0.9, momentum 0.9, epsilon 1e-3.
     fn default() -> RmsProp {
-        RmsProp { decay: 0.9, momentum: 0.9, epsilon: 1e-3 }
+        RmsProp {
+            decay: 0.9,
+            momentum: 0.9,
+            epsilon: 1e-3,
+        }
     }
 }
 
@@ -37,7 +41,14 @@ pub const INITIAL_MOMENTUM: f64 = 0.0;
 impl RmsProp {
     /// Emits one update of `var` with gradient `grad`; `lr` is a scalar of `var`'s type.
     /// Returns the new variable and slots.
-    pub fn update(&self, b: &mut Builder, var: Value, grad: Value, slots: RmsSlots, lr: Value) -> Result<(Value, RmsSlots)> {
+    pub fn update(
+        &self,
+        b: &mut Builder,
+        var: Value,
+        grad: Value,
+        slots: RmsSlots,
+        lr: Value,
+    ) -> Result<(Value, RmsSlots)> {
         let shape = b.array_shape("rmsprop", var)?.clone();
         let dims = shape.dims().to_vec();
         let rho = b.full(&shape, self.decay)?;
@@ -59,6 +70,12 @@ impl RmsProp {
         let mom = b.add(carried, step)?;
 
         let new_var = b.sub(var, mom)?;
-        Ok((new_var, RmsSlots { mean_square: ms, momentum: mom }))
+        Ok((
+            new_var,
+            RmsSlots {
+                mean_square: ms,
+                momentum: mom,
+            },
+        ))
     }
 }

@@ -41,20 +41,49 @@ pub struct StateLayout {
 impl StateLayout {
     pub fn new(model: &Model) -> StateLayout {
         let params = model.params();
-        let f32_shape = |p: &Param| ArrayShape::new(ElementType::F32, &p.shape.iter().map(|&d| d as i64).collect::<Vec<_>>());
+        let f32_shape = |p: &Param| {
+            ArrayShape::new(
+                ElementType::F32,
+                &p.shape.iter().map(|&d| d as i64).collect::<Vec<_>>(),
+            )
+        };
         let mut entries: Vec<StateEntry> = params
             .iter()
-            .map(|p| StateEntry { name: format!("params/{}", p.name), shape: f32_shape(p), role: Role::Variable(p.clone()) })
+            .map(|p| StateEntry {
+                name: format!("params/{}", p.name),
+                shape: f32_shape(p),
+                role: Role::Variable(p.clone()),
+            })
             .collect();
         for p in params.iter().filter(|p| p.trainable()) {
-            entries.push(StateEntry { name: format!("opt/ms/{}", p.name), shape: f32_shape(p), role: Role::MeanSquare(p.name.clone()) });
-            entries.push(StateEntry { name: format!("opt/mom/{}", p.name), shape: f32_shape(p), role: Role::Momentum(p.name.clone()) });
+            entries.push(StateEntry {
+                name: format!("opt/ms/{}", p.name),
+                shape: f32_shape(p),
+                role: Role::MeanSquare(p.name.clone()),
+            });
+            entries.push(StateEntry {
+                name: format!("opt/mom/{}", p.name),
+                shape: f32_shape(p),
+                role: Role::Momentum(p.name.clone()),
+            });
         }
         for p in &params {
-            entries.push(StateEntry { name: format!("ema/{}", p.name), shape: f32_shape(p), role: Role::Ema(p.name.clone()) });
+            entries.push(StateEntry {
+                name: format!("ema/{}", p.name),
+                shape: f32_shape(p),
+                role: Role::Ema(p.name.clone()),
+            });
         }
-        entries.push(StateEntry { name: "step".into(), shape: ArrayShape::scalar(ElementType::S64), role: Role::Step });
-        entries.push(StateEntry { name: "rng".into(), shape: ArrayShape::new(ElementType::U64, &[2]), role: Role::RngKey });
+        entries.push(StateEntry {
+            name: "step".into(),
+            shape: ArrayShape::scalar(ElementType::S64),
+            role: Role::Step,
+        });
+        entries.push(StateEntry {
+            name: "rng".into(),
+            shape: ArrayShape::new(ElementType::U64, &[2]),
+            role: Role::RngKey,
+        });
         StateLayout { entries }
     }
 

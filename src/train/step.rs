@@ -14,10 +14,13 @@ use super::optimizer::{RmsProp, RmsSlots};
 use super::state::{Role, StateLayout};
 use crate::autodiff;
 use crate::hlo::passes;
-use crate::hlo::{error::Result, ArrayShape, Builder, ComparisonDirection, Computation, ElementType, HloError, Module, Shape, Value};
+use crate::hlo::{
+    error::Result, ArrayShape, Builder, ComparisonDirection, Computation, ElementType, HloError,
+    Module, Shape, Value,
+};
 use crate::model::graph::{forward, Lowering, Mode, Weights};
-use crate::nn::DepthwiseImpl;
 use crate::model::Model;
+use crate::nn::DepthwiseImpl;
 use crate::nn::Rng;
 
 /// Arithmetic precision of the forward and backward pass.
@@ -32,7 +35,10 @@ pub enum Precision {
 
 impl StepConfig {
     pub fn lowering(&self) -> Lowering {
-        Lowering { compute: self.precision.compute_type(), depthwise: self.depthwise }
+        Lowering {
+            compute: self.precision.compute_type(),
+            depthwise: self.depthwise,
+        }
     }
 }
 
@@ -62,7 +68,12 @@ pub struct StepConfig {
 impl StepConfig {
     /// The official recipe (label smoothing 0.1, weight decay 1e-5, RMSProp 0.9/0.9/1e-3, EMA
     /// 0.9999) at this batch and image size, one step per call.
-    pub fn official(batch: i64, image_size: i64, precision: Precision, depthwise: DepthwiseImpl) -> StepConfig {
+    pub fn official(
+        batch: i64,
+        image_size: i64,
+        precision: Precision,
+        depthwise: DepthwiseImpl,
+    ) -> StepConfig {
         StepConfig {
             batch,
             image_size,
@@ -98,7 +109,14 @@ struct StepInputs {
 /// new state, then the loss f32 `[K?]` and the correct count s32 `[K?]`.
 pub fn train_step_module(model: &Model, cfg: &StepConfig) -> Result<Module> {
     if cfg.batch < 1 || cfg.image_size < 1 || cfg.steps_per_call < 1 {
-        return Err(HloError::new("train_step", &[], format!("batch {}, image size {} and steps per call {} must be positive", cfg.batch, cfg.image_size, cfg.steps_per_call)));
+        return Err(HloError::new(
+            "train_step",
+            &[],
+            format!(
+                "batch {}, image size {} and steps per call {} must be positive",
+                cfg.batch, cfg.image_size, cfg.steps_per_call
+            ),
+        ));
     }
     let layout = StateLayout::new(model);
     let mut b = Builder::new("train_step");
@@ -118,7 +136,13 @@ pub fn train_step_module(model: &Model, cfg: &StepConfig) -> Result<Module> {
         .map(|(i, (name, shape))| b.parameter(n + i as i64, shape.clone(), *name))
         .collect::<Result<_>>()?;
     let outputs = if k == 1 {
-        let step = StepInputs { images: inputs[0], labels: inputs[1], classes: inputs[2], lr: inputs[3], dropout: inputs[4] };
+        let step = StepInputs {
+            images: inputs[0],
+            labels: inputs[1],
+            classes: inputs[2],
+            lr: inputs[3],
+            dropout: inputs[4],
+        };
         let (mut new_state, loss, correct) = emit_step(&mut b, model, cfg, &layout, &state, &step)?;
         new_state.extend([loss, correct]);
         new_state
@@ -129,31 +153,59 @@ pub fn train_step_module(model: &Model, cfg: &StepConfig) -> Result<Module> {
     // The backward pass recomputes many forward expressions; merging them shrinks the module
     // (and XLA's compile time) by about a third.
     let (entry, _) = passes::eliminate_common_subexpressions(&b.build(root)?)?;
-    let mut module = Module::new(format!("train_step_{}px_b{}", cfg.image_size, cfg.batch), entry);
+    let mut module = Module::new(
+        format!("train_step_{}px_b{}", cfg.image_size, cfg.batch),
+        entry,
+    );
     for i in 0..layout.len() as i64 {
         module.alias(&[i], i, &[])?;
     }
     Ok(module)
 }
 
-fn step_input_shapes(model: &Model, cfg: &StepConfig, lead: &[i64]) -> Vec<(&'static str, ArrayShape)> {
+fn step_input_shapes(
+    model: &Model,
+    cfg: &StepConfig,
+    lead: &[i64],
+) -> Vec<(&'static str, ArrayShape)> {
     let with = |dims: &[i64]| -> Vec<i64> { lead.iter().chain(dims).copied().collect() };
     let (bsz, s) = (cfg.batch, cfg.image_size);
     let c = model.spec.input.channels as i64;
     let classes = model.spec.num_classes as i64;
     vec![
-        ("images", ArrayShape::new(ElementType::F32, &with(&[bsz, s, s, c]))),
-        ("labels", ArrayShape::new(ElementType::F32, &with(&[bsz, classes]))),
+        (
+            "images",
+            ArrayShape::new(ElementType::F32, &with(&[bsz, s, s, c])),
+        ),
+        (
+            "labels",
+            ArrayShape::new(ElementType::F32, &with(&[bsz, classes])),
+        ),
         ("classes", ArrayShape::new(ElementType::S32, &with(&[bsz]))),
-        ("learning_rate", ArrayShape::new(ElementType::F32, &with(&[]))),
+        (
+            "learning_rate",
+            ArrayShape::new(ElementType::F32, &with(&[])),
+        ),
         ("dropout_rate", ArrayShape::scalar(ElementType::F32)),
     ]
 }
 
 /// One optimizer step: forward, loss, gradients, RMSProp, BN statistics, EMA, step and key.
-fn emit_step(b: &mut Builder, model: &Model, cfg: &StepConfig, layout: &StateLayout, state: &[Value], x: &StepInputs) -> Result<(Vec<Value>, Value, Value)> {
+fn emit_step(
+    b: &mut Builder,
+    model: &Model,
+    cfg: &StepConfig,
+    layout: &StateLayout,
+    state: &[Value],
+    x: &StepInputs,
+) -> Result<(Vec<Value>, Value, Value)> {
     let entries = layout.entries();
-    let find = |role: &dyn Fn(&Role) -> bool| entries.iter().position(|e| role(&e.role)).expect("the layout has every role");
+    let find = |role: &dyn Fn(&Role) -> bool| {
+        entries
+            .iter()
+            .position(|e| role(&e.role))
+            .expect("the layout has every role")
+    };
     let mut weights = Weights::default();
     for (e, &v) in entries.iter().zip(state) {
         if let Role::Variable(p) = &e.role {
@@ -164,7 +216,17 @@ fn emit_step(b: &mut Builder, model: &Model, cfg: &StepConfig, layout: &StateLay
     let rng_index = find(&|r| *r == Role::RngKey);
     let mut rng = Rng::new(state[rng_index]);
     let out = b.scoped("forward", |b| {
-        forward(b, model, &weights, x.images, cfg.lowering(), Mode::Train { rng: &mut rng, dropout_rate: x.dropout })
+        forward(
+            b,
+            model,
+            &weights,
+            x.images,
+            cfg.lowering(),
+            Mode::Train {
+                rng: &mut rng,
+                dropout_rate: x.dropout,
+            },
+        )
     })?;
 
     let loss = b.scoped("loss", |b| -> Result<Value> {
@@ -183,8 +245,9 @@ fn emit_step(b: &mut Builder, model: &Model, cfg: &StepConfig, layout: &StateLay
     })?;
     let correct = b.scoped("metrics", |b| count_top_k(b, out.logits, x.classes, 1))?;
 
-    let trainable: Vec<usize> =
-        (0..entries.len()).filter(|&i| matches!(&entries[i].role, Role::Variable(p) if p.trainable())).collect();
+    let trainable: Vec<usize> = (0..entries.len())
+        .filter(|&i| matches!(&entries[i].role, Role::Variable(p) if p.trainable()))
+        .collect();
     let wrt: Vec<Value> = trainable.iter().map(|&i| state[i]).collect();
     let grads = b.scoped("backward", |b| autodiff::grad(b, loss, &wrt))?;
 
@@ -197,14 +260,19 @@ fn emit_step(b: &mut Builder, model: &Model, cfg: &StepConfig, layout: &StateLay
             };
             let ms = find(&|r| *r == Role::MeanSquare(name.clone()));
             let mom = find(&|r| *r == Role::Momentum(name.clone()));
-            let slots = RmsSlots { mean_square: state[ms], momentum: state[mom] };
+            let slots = RmsSlots {
+                mean_square: state[ms],
+                momentum: state[mom],
+            };
             let (var, slots) = cfg.rmsprop.update(b, state[i], g, slots, x.lr)?;
             new_state[i] = var;
             new_state[ms] = slots.mean_square;
             new_state[mom] = slots.momentum;
         }
         for (name, v) in &out.bn_updates {
-            let i = layout.index_of(&format!("params/{name}")).expect("BN statistics are state variables");
+            let i = layout
+                .index_of(&format!("params/{name}"))
+                .expect("BN statistics are state variables");
             new_state[i] = *v;
         }
         let one = b.scalar(1i64)?;
@@ -213,7 +281,9 @@ fn emit_step(b: &mut Builder, model: &Model, cfg: &StepConfig, layout: &StateLay
         let decay = ema::decay_in_graph(b, t, cfg.ema_decay)?;
         for (i, e) in entries.iter().enumerate() {
             if let Role::Ema(name) = &e.role {
-                let var = new_state[layout.index_of(&format!("params/{name}")).expect("EMA shadows a variable")];
+                let var = new_state[layout
+                    .index_of(&format!("params/{name}"))
+                    .expect("EMA shadows a variable")];
                 new_state[i] = ema::update(b, state[i], var, decay)?;
             }
         }
@@ -225,13 +295,24 @@ fn emit_step(b: &mut Builder, model: &Model, cfg: &StepConfig, layout: &StateLay
 
 /// `steps_per_call` steps in a `while` loop; returns the final state, losses `[K]` and correct
 /// counts `[K]`.
-fn emit_step_loop(b: &mut Builder, model: &Model, cfg: &StepConfig, layout: &StateLayout, state: &[Value], inputs: &[Value]) -> Result<Vec<Value>> {
+fn emit_step_loop(
+    b: &mut Builder,
+    model: &Model,
+    cfg: &StepConfig,
+    layout: &StateLayout,
+    state: &[Value],
+    inputs: &[Value],
+) -> Result<Vec<Value>> {
     let k = cfg.steps_per_call;
     let n = state.len();
     let counter = b.scalar(0i32)?;
     let losses = b.full(&ArrayShape::new(ElementType::F32, &[k]), 0.0)?;
     let corrects = b.full(&ArrayShape::new(ElementType::S32, &[k]), 0.0)?;
-    let init: Vec<Value> = std::iter::once(counter).chain(state.iter().copied()).chain(inputs.iter().copied()).chain([losses, corrects]).collect();
+    let init: Vec<Value> = std::iter::once(counter)
+        .chain(state.iter().copied())
+        .chain(inputs.iter().copied())
+        .chain([losses, corrects])
+        .collect();
     let init = b.tuple(&init)?;
     let loop_shape = b.shape(init).clone();
 
@@ -254,12 +335,19 @@ fn emit_step_loop(b: &mut Builder, model: &Model, cfg: &StepConfig, layout: &Sta
     Ok(outputs)
 }
 
-fn step_loop_body(model: &Model, cfg: &StepConfig, layout: &StateLayout, loop_shape: &Shape) -> Result<Computation> {
+fn step_loop_body(
+    model: &Model,
+    cfg: &StepConfig,
+    layout: &StateLayout,
+    loop_shape: &Shape,
+) -> Result<Computation> {
     let n = layout.len();
     let mut b = Builder::new("train_step_body");
     let t = b.parameter(0, loop_shape.clone(), "loop")?;
     let elements = loop_shape.tuple_elements().map_or(0, <[Shape]>::len);
-    let parts: Vec<Value> = (0..elements as i64).map(|j| b.get_tuple_element(t, j)).collect::<Result<_>>()?;
+    let parts: Vec<Value> = (0..elements as i64)
+        .map(|j| b.get_tuple_element(t, j))
+        .collect::<Result<_>>()?;
     let i = parts[0];
     let state = &parts[1..1 + n];
     let inputs = &parts[1 + n..1 + n + 5];
@@ -268,8 +356,12 @@ fn step_loop_body(model: &Model, cfg: &StepConfig, layout: &StateLayout, loop_sh
     // The step-`i` slice of a `[K, ...]` input, without its leading dimension.
     let at = |b: &mut Builder, v: Value| -> Result<Value> {
         let dims = b.array_shape("train_step", v)?.dims().to_vec();
-        let starts: Vec<Value> = std::iter::once(i).chain(std::iter::repeat(zero).take(dims.len() - 1)).collect();
-        let sizes: Vec<i64> = std::iter::once(1).chain(dims[1..].iter().copied()).collect();
+        let starts: Vec<Value> = std::iter::once(i)
+            .chain(std::iter::repeat(zero).take(dims.len() - 1))
+            .collect();
+        let sizes: Vec<i64> = std::iter::once(1)
+            .chain(dims[1..].iter().copied())
+            .collect();
         let s = b.dynamic_slice(v, &starts, &sizes)?;
         b.reshape(s, &dims[1..])
     };
@@ -287,7 +379,11 @@ fn step_loop_body(model: &Model, cfg: &StepConfig, layout: &StateLayout, loop_sh
     let corrects = b.dynamic_update_slice(corrects, correct, &[i])?;
     let one = b.scalar(1i32)?;
     let next = b.add(i, one)?;
-    let out: Vec<Value> = std::iter::once(next).chain(new_state).chain(inputs.iter().copied()).chain([losses, corrects]).collect();
+    let out: Vec<Value> = std::iter::once(next)
+        .chain(new_state)
+        .chain(inputs.iter().copied())
+        .chain([losses, corrects])
+        .collect();
     let root = b.tuple(&out)?;
     b.build(root)
 }
@@ -318,22 +414,44 @@ pub fn count_top_k(b: &mut Builder, logits: Value, classes: Value, k: i64) -> Re
 /// Builds the eval-step module: parameters are the model variables (in [`Model::params`] order;
 /// the caller passes the EMA shadows), images f32 `[B, S, S, C]` and classes s32 `[B]` (-1 for
 /// padding). Result: `(top1 s32[], top5 s32[])` correct counts.
-pub fn eval_step_module(model: &Model, batch: i64, image_size: i64, lowering: Lowering) -> Result<Module> {
+pub fn eval_step_module(
+    model: &Model,
+    batch: i64,
+    image_size: i64,
+    lowering: Lowering,
+) -> Result<Module> {
     let mut b = Builder::new("eval_step");
     let mut weights = Weights::default();
     let params = model.params();
     for (i, p) in params.iter().enumerate() {
         let dims: Vec<i64> = p.shape.iter().map(|&d| d as i64).collect();
-        let v = b.parameter(i as i64, ArrayShape::new(ElementType::F32, &dims), format!("ema/{}", p.name))?;
+        let v = b.parameter(
+            i as i64,
+            ArrayShape::new(ElementType::F32, &dims),
+            format!("ema/{}", p.name),
+        )?;
         weights.0.insert(p.name.clone(), v);
     }
     let n = params.len() as i64;
     let c = model.spec.input.channels as i64;
-    let images = b.parameter(n, ArrayShape::new(ElementType::F32, &[batch, image_size, image_size, c]), "images")?;
-    let classes = b.parameter(n + 1, ArrayShape::new(ElementType::S32, &[batch]), "classes")?;
-    let out = b.scoped("forward", |b| forward(b, model, &weights, images, lowering, Mode::Eval))?;
+    let images = b.parameter(
+        n,
+        ArrayShape::new(ElementType::F32, &[batch, image_size, image_size, c]),
+        "images",
+    )?;
+    let classes = b.parameter(
+        n + 1,
+        ArrayShape::new(ElementType::S32, &[batch]),
+        "classes",
+    )?;
+    let out = b.scoped("forward", |b| {
+        forward(b, model, &weights, images, lowering, Mode::Eval)
+    })?;
     let top1 = b.scoped("metrics", |b| count_top_k(b, out.logits, classes, 1))?;
     let top5 = b.scoped("metrics", |b| count_top_k(b, out.logits, classes, 5))?;
     let root = b.tuple(&[top1, top5])?;
-    Ok(Module::new(format!("eval_step_{image_size}px_b{batch}"), b.build(root)?))
+    Ok(Module::new(
+        format!("eval_step_{image_size}px_b{batch}"),
+        b.build(root)?,
+    ))
 }

@@ -53,12 +53,16 @@ fn element_type(d: Dtype) -> Result<ElementType> {
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
-    f.sync_all().with_context(|| format!("syncing {}", path.display()))
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing directory {}", dir.display()))
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))
 }
 
 /// Checkpoint directory name for a step; zero-padded so names sort by step.
@@ -68,8 +72,15 @@ fn dir_name(step: u64) -> String {
 
 /// Writes `tensors` and `metadata` as checkpoint `step` under `root`, atomically, and removes all
 /// but the newest `keep` checkpoints. Returns the checkpoint directory.
-pub fn save<M: Serialize>(root: &Path, step: u64, tensors: &[(String, Literal)], metadata: &M, keep: usize) -> Result<PathBuf> {
-    fs::create_dir_all(root).with_context(|| format!("creating checkpoint root {}", root.display()))?;
+pub fn save<M: Serialize>(
+    root: &Path,
+    step: u64,
+    tensors: &[(String, Literal)],
+    metadata: &M,
+    keep: usize,
+) -> Result<PathBuf> {
+    fs::create_dir_all(root)
+        .with_context(|| format!("creating checkpoint root {}", root.display()))?;
     let final_dir = root.join(dir_name(step));
     let tmp = root.join(format!("{}.tmp", dir_name(step)));
     if tmp.exists() {
@@ -80,18 +91,24 @@ pub fn save<M: Serialize>(root: &Path, step: u64, tensors: &[(String, Literal)],
         .iter()
         .map(|(name, lit)| {
             let shape: Vec<usize> = lit.shape().dims().iter().map(|&d| d as usize).collect();
-            let view = TensorView::new(dtype(lit.ty())?, shape, lit.bytes()).map_err(|e| anyhow::anyhow!("tensor {name}: {e}"))?;
+            let view = TensorView::new(dtype(lit.ty())?, shape, lit.bytes())
+                .map_err(|e| anyhow::anyhow!("tensor {name}: {e}"))?;
             Ok((name.clone(), view))
         })
         .collect::<Result<_>>()?;
     let bytes = safetensors::serialize(views, &None).context("serializing checkpoint tensors")?;
     write_synced(&tmp.join(TENSORS), &bytes)?;
-    write_synced(&tmp.join(METADATA), serde_json::to_string_pretty(metadata)?.as_bytes())?;
+    write_synced(
+        &tmp.join(METADATA),
+        serde_json::to_string_pretty(metadata)?.as_bytes(),
+    )?;
     sync_dir(&tmp)?;
     if final_dir.exists() {
-        fs::remove_dir_all(&final_dir).with_context(|| format!("replacing {}", final_dir.display()))?;
+        fs::remove_dir_all(&final_dir)
+            .with_context(|| format!("replacing {}", final_dir.display()))?;
     }
-    fs::rename(&tmp, &final_dir).with_context(|| format!("renaming {} to {}", tmp.display(), final_dir.display()))?;
+    fs::rename(&tmp, &final_dir)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), final_dir.display()))?;
     sync_dir(root)?;
     prune(root, keep)?;
     Ok(final_dir)
@@ -106,7 +123,10 @@ pub fn list(root: &Path) -> Result<Vec<PathBuf>> {
         .with_context(|| format!("listing {}", root.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt-") && !n.ends_with(".tmp"))
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("ckpt-") && !n.ends_with(".tmp"))
         })
         .collect();
     dirs.sort();
@@ -122,7 +142,8 @@ fn prune(root: &Path, keep: usize) -> Result<()> {
     let dirs = list(root)?;
     let excess = dirs.len().saturating_sub(keep.max(1));
     for d in &dirs[..excess] {
-        fs::remove_dir_all(d).with_context(|| format!("removing old checkpoint {}", d.display()))?;
+        fs::remove_dir_all(d)
+            .with_context(|| format!("removing old checkpoint {}", d.display()))?;
     }
     Ok(())
 }
@@ -131,19 +152,25 @@ fn prune(root: &Path, keep: usize) -> Result<()> {
 pub fn load<M: DeserializeOwned>(dir: &Path, names: &[String]) -> Result<(Vec<Literal>, M)> {
     let path = dir.join(TENSORS);
     let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("parsing {}", path.display()))?;
     let tensors = names
         .iter()
         .map(|name| {
-            let view = st.tensor(name).with_context(|| format!("checkpoint {} has no tensor '{name}'", dir.display()))?;
+            let view = st
+                .tensor(name)
+                .with_context(|| format!("checkpoint {} has no tensor '{name}'", dir.display()))?;
             let dims: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
             let shape = ArrayShape::new(element_type(view.dtype())?, &dims);
-            Literal::from_bytes(shape, view.data().to_vec()).map_err(|e| anyhow::anyhow!("tensor {name}: {e}"))
+            Literal::from_bytes(shape, view.data().to_vec())
+                .map_err(|e| anyhow::anyhow!("tensor {name}: {e}"))
         })
         .collect::<Result<_>>()?;
     let meta_path = dir.join(METADATA);
-    let meta = serde_json::from_slice(&fs::read(&meta_path).with_context(|| format!("reading {}", meta_path.display()))?)
-        .with_context(|| format!("parsing {}", meta_path.display()))?;
+    let meta = serde_json::from_slice(
+        &fs::read(&meta_path).with_context(|| format!("reading {}", meta_path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", meta_path.display()))?;
     Ok((tensors, meta))
 }
 
@@ -155,12 +182,25 @@ mod tests {
     fn round_trip_and_pruning() {
         let root = tempfile::tempdir().unwrap();
         let tensors = vec![
-            ("params/w".to_string(), Literal::from_vec(&[2, 2], &[1f32, 2., 3., 4.]).unwrap()),
+            (
+                "params/w".to_string(),
+                Literal::from_vec(&[2, 2], &[1f32, 2., 3., 4.]).unwrap(),
+            ),
             ("step".to_string(), Literal::scalar(7i64)),
-            ("rng".to_string(), Literal::from_vec(&[2], &[1u64, u64::MAX]).unwrap()),
+            (
+                "rng".to_string(),
+                Literal::from_vec(&[2], &[1u64, u64::MAX]).unwrap(),
+            ),
         ];
         for step in [1, 2, 3] {
-            save(root.path(), step, &tensors, &serde_json::json!({ "step": step }), 2).unwrap();
+            save(
+                root.path(),
+                step,
+                &tensors,
+                &serde_json::json!({ "step": step }),
+                2,
+            )
+            .unwrap();
         }
         let dirs = list(root.path()).unwrap();
         assert_eq!(dirs.len(), 2, "only the newest two are kept");

@@ -32,13 +32,19 @@ impl std::str::FromStr for DataSpec {
         let path = PathBuf::from(s);
         let train = path.join("train");
         if !train.is_dir() {
-            return Err(format!("--data {s}: expected 'fashion-mnist' or a directory containing train/ and val/"));
+            return Err(format!(
+                "--data {s}: expected 'fashion-mnist' or a directory containing train/ and val/"
+            ));
         }
         let has_zip = std::fs::read_dir(&train)
             .map_err(|e| format!("--data {s}: {e}"))?
             .filter_map(|e| e.ok())
             .any(|e| e.path().extension().is_some_and(|x| x == "zip"));
-        Ok(if has_zip { DataSpec::Shards(path) } else { DataSpec::Folder(path) })
+        Ok(if has_zip {
+            DataSpec::Shards(path)
+        } else {
+            DataSpec::Folder(path)
+        })
     }
 }
 
@@ -47,11 +53,19 @@ impl DataSpec {
     pub fn open(&self) -> Result<(Arc<dyn Source>, Arc<dyn Source>)> {
         Ok(match self {
             DataSpec::FashionMnist => (
-                Arc::new(FashionMnist::load(Split::Train).context("loading Fashion-MNIST (train)")?),
+                Arc::new(
+                    FashionMnist::load(Split::Train).context("loading Fashion-MNIST (train)")?,
+                ),
                 Arc::new(FashionMnist::load(Split::Test).context("loading Fashion-MNIST (test)")?),
             ),
-            DataSpec::Folder(root) => (Arc::new(ImageFolder::open(root.join("train"))?), Arc::new(ImageFolder::open(root.join("val"))?)),
-            DataSpec::Shards(root) => (Arc::new(ZipShards::open(root.join("train"))?), Arc::new(ZipShards::open(root.join("val"))?)),
+            DataSpec::Folder(root) => (
+                Arc::new(ImageFolder::open(root.join("train"))?),
+                Arc::new(ImageFolder::open(root.join("val"))?),
+            ),
+            DataSpec::Shards(root) => (
+                Arc::new(ZipShards::open(root.join("train"))?),
+                Arc::new(ZipShards::open(root.join("val"))?),
+            ),
         })
     }
 }
@@ -60,14 +74,23 @@ impl DataSpec {
 pub fn upload_train_batch(client: &Client, device: &Device, batch: &Batch) -> Result<Vec<Buffer>> {
     let [n, h, w, c] = batch.image_dims().map(|d| d as i64);
     let images = Literal::from_vec(&[n, h, w, c], &batch.images).map_err(anyhow::Error::msg)?;
-    let labels = Literal::from_vec(&[n, batch.num_classes as i64], &batch.soft_labels).map_err(anyhow::Error::msg)?;
+    let labels = Literal::from_vec(&[n, batch.num_classes as i64], &batch.soft_labels)
+        .map_err(anyhow::Error::msg)?;
     let classes = Literal::from_vec(&[n], &batch.labels).map_err(anyhow::Error::msg)?;
-    [images, labels, classes].iter().map(|l| client.buffer_from_literal(l, device).map_err(Into::into)).collect()
+    [images, labels, classes]
+        .iter()
+        .map(|l| client.buffer_from_literal(l, device).map_err(Into::into))
+        .collect()
 }
 
 /// Device buffers of one eval batch padded to `size` examples (padding has class -1 and never
 /// counts as correct).
-pub fn upload_eval_batch(client: &Client, device: &Device, batch: &Batch, size: usize) -> Result<Vec<Buffer>> {
+pub fn upload_eval_batch(
+    client: &Client,
+    device: &Device,
+    batch: &Batch,
+    size: usize,
+) -> Result<Vec<Buffer>> {
     let [n, h, w, c] = batch.image_dims();
     let per_image = h * w * c;
     let mut images = batch.images.clone();
@@ -75,7 +98,11 @@ pub fn upload_eval_batch(client: &Client, device: &Device, batch: &Batch, size: 
     let mut classes = batch.labels.clone();
     classes.resize(size, -1);
     debug_assert!(n <= size);
-    let images = Literal::from_vec(&[size as i64, h as i64, w as i64, c as i64], &images).map_err(anyhow::Error::msg)?;
+    let images = Literal::from_vec(&[size as i64, h as i64, w as i64, c as i64], &images)
+        .map_err(anyhow::Error::msg)?;
     let classes = Literal::from_vec(&[size as i64], &classes).map_err(anyhow::Error::msg)?;
-    [images, classes].iter().map(|l| client.buffer_from_literal(l, device).map_err(Into::into)).collect()
+    [images, classes]
+        .iter()
+        .map(|l| client.buffer_from_literal(l, device).map_err(Into::into))
+        .collect()
 }

@@ -21,13 +21,19 @@ pub struct StepOutcome {
 
 impl DeviceState {
     pub fn upload(client: &Client, device: &Device, literals: &[Literal]) -> Result<DeviceState> {
-        let buffers = literals.iter().map(|l| client.buffer_from_literal(l, device)).collect::<Result<_, _>>()?;
+        let buffers = literals
+            .iter()
+            .map(|l| client.buffer_from_literal(l, device))
+            .collect::<Result<_, _>>()?;
         Ok(DeviceState { buffers })
     }
 
     /// Copies every state tensor to the host (for checkpoints).
     pub fn download(&self) -> Result<Vec<Literal>> {
-        self.buffers.iter().map(|b| b.to_literal().map_err(Into::into)).collect()
+        self.buffers
+            .iter()
+            .map(|b| b.to_literal().map_err(Into::into))
+            .collect()
     }
 
     /// Runs one train-step executable: state buffers are donated, `inputs` borrowed.
@@ -46,16 +52,31 @@ impl DeviceState {
         let loss = outputs.pop().expect("checked length").to_literal()?;
         self.buffers = outputs;
         let scalar = |l: &Literal| l.to_f64_vec().first().copied().unwrap_or(f64::NAN);
-        Ok(StepOutcome { loss: scalar(&loss) as f32, correct: scalar(&correct) as i32 })
+        Ok(StepOutcome {
+            loss: scalar(&loss) as f32,
+            correct: scalar(&correct) as i32,
+        })
     }
 
     /// The EMA shadows of the model variables, in [`crate::model::Model::params`] order.
     pub fn ema_buffers<'a>(&'a self, layout: &StateLayout) -> Vec<&'a Buffer> {
-        layout.entries().iter().zip(&self.buffers).filter(|(e, _)| matches!(e.role, Role::Ema(_))).map(|(_, b)| b).collect()
+        layout
+            .entries()
+            .iter()
+            .zip(&self.buffers)
+            .filter(|(e, _)| matches!(e.role, Role::Ema(_)))
+            .map(|(_, b)| b)
+            .collect()
     }
 
     /// The model variables (raw, not averaged), in [`crate::model::Model::params`] order.
     pub fn variable_buffers<'a>(&'a self, layout: &StateLayout) -> Vec<&'a Buffer> {
-        layout.entries().iter().zip(&self.buffers).filter(|(e, _)| matches!(e.role, Role::Variable(_))).map(|(_, b)| b).collect()
+        layout
+            .entries()
+            .iter()
+            .zip(&self.buffers)
+            .filter(|(e, _)| matches!(e.role, Role::Variable(_)))
+            .map(|(_, b)| b)
+            .collect()
     }
 }

@@ -63,12 +63,24 @@ impl ExecutableCache {
             h.update(part);
         }
         let version = client.plugin().api_version();
-        h.update(format!("{version:?}|{}|{}", client.platform_name(), client.platform_version()).as_bytes());
+        h.update(
+            format!(
+                "{version:?}|{}|{}",
+                client.platform_name(),
+                client.platform_version()
+            )
+            .as_bytes(),
+        );
         Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
     }
 
     /// Returns a loaded executable for `module`, from the cache when possible.
-    pub fn get(&self, client: &Client, module: &Module, options: &CompileOptions) -> Result<(LoadedExecutable, CompileEvent)> {
+    pub fn get(
+        &self,
+        client: &Client,
+        module: &Module,
+        options: &CompileOptions,
+    ) -> Result<(LoadedExecutable, CompileEvent)> {
         let proto = module.to_proto_bytes();
         let key = Self::key(client, &proto, options)?;
         let start = Instant::now();
@@ -80,7 +92,9 @@ impl ExecutableCache {
             instructions: module.instruction_count(),
         };
         let Some(dir) = &self.dir else {
-            let exe = client.compile(&proto, options).with_context(|| format!("compiling {}", module.name()))?;
+            let exe = client
+                .compile(&proto, options)
+                .with_context(|| format!("compiling {}", module.name()))?;
             return Ok((exe, event(CompileReason::NoCache, start)));
         };
         let path = dir.join(format!("{key}.pjrt"));
@@ -91,11 +105,16 @@ impl ExecutableCache {
             },
             Err(_) => CompileReason::CacheMiss,
         };
-        let exe = client.compile(&proto, options).with_context(|| format!("compiling {}", module.name()))?;
+        let exe = client
+            .compile(&proto, options)
+            .with_context(|| format!("compiling {}", module.name()))?;
         let done = event(reason, start);
         // A failure to store only costs a recompile next time; it is not an error of this run.
         if let Err(e) = store(dir, &path, &exe) {
-            eprintln!("warning: could not store executable {}: {e:#}", path.display());
+            eprintln!(
+                "warning: could not store executable {}: {e:#}",
+                path.display()
+            );
         }
         Ok((exe, done))
     }

@@ -39,7 +39,8 @@ pub fn initial_state(layout: &StateLayout, seed: u64) -> Vec<Literal> {
         let literal = match &e.role {
             Role::Variable(p) => {
                 let values = draw(p, seed, position as u64);
-                let lit = Literal::from_vec(dims, &values).expect("the layout shape matches the parameter");
+                let lit = Literal::from_vec(dims, &values)
+                    .expect("the layout shape matches the parameter");
                 variables.insert(p.name.clone(), lit.clone());
                 lit
             }
@@ -47,7 +48,9 @@ pub fn initial_state(layout: &StateLayout, seed: u64) -> Vec<Literal> {
             Role::Momentum(_) => Literal::filled(dims, INITIAL_MOMENTUM as f32),
             Role::Ema(name) => variables[name].clone(),
             Role::Step => Literal::scalar(0i64),
-            Role::RngKey => Literal::from_vec(&[2], &[seed, 0x5EED_0F_D20F_0A7C]).expect("two key words"),
+            Role::RngKey => {
+                Literal::from_vec(&[2], &[seed, 0x005E_ED0F_D20F_0A7C]).expect("two key words")
+            }
         };
         out.push(literal);
     }

@@ -6,5 +6,5 @@ pub mod device_state;
 pub mod executables;
 pub mod init;
 pub mod plot;
-pub mod run;
 pub mod report;
+pub mod run;

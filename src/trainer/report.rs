@@ -23,7 +23,11 @@ pub fn summary_table(s: &RunSummary) -> String {
         100.0 * s.final_top1,
         100.0 * s.final_top5,
         s.total_seconds,
-        if s.completed { "" } else { " (stopped early: rerun with --resume)" }
+        if s.completed {
+            ""
+        } else {
+            " (stopped early: rerun with --resume)"
+        }
     ));
     out
 }

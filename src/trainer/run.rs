@@ -22,12 +22,14 @@ use super::executables::{CompileEvent, ExecutableCache};
 use super::init::initial_state;
 use crate::data::{self, AugmentGeometry, Cursor, EvalConfig, Loader, LoaderConfig, Source};
 use crate::hlo::Literal;
-use crate::model::{load_spec, Model, ScheduleVariant};
-use crate::runtime::provision::{self, PluginKind};
-use crate::runtime::{Arg, Buffer, Client, ClientOptions, CompileOptions, Device, LoadedExecutable, Plugin};
-use crate::train::lr::{scaled_lr, Decay, LrSchedule};
 use crate::model::graph::Lowering;
+use crate::model::{load_spec, Model, ScheduleVariant};
 use crate::nn::DepthwiseImpl;
+use crate::runtime::provision::{self, PluginKind};
+use crate::runtime::{
+    Arg, Buffer, Client, ClientOptions, CompileOptions, Device, LoadedExecutable, Plugin,
+};
+use crate::train::lr::{scaled_lr, Decay, LrSchedule};
 use crate::train::state::StateLayout;
 use crate::train::step::{eval_step_module, train_step_module, Precision, StepConfig};
 
@@ -72,11 +74,46 @@ pub struct RunConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Metric {
-    Step { step: u64, stage: usize, image_size: usize, loss: f32, accuracy: f32, lr: f64, images_per_sec: f64 },
-    Compile { stage: usize, module: String, reason: String, seconds: f64, instructions: usize },
-    Eval { step: u64, stage: usize, image_size: usize, top1: f64, top5: f64, images: usize },
-    Stage { stage: usize, image_size: usize, steps: u64, seconds: f64, images_per_sec: f64, randaug: f64, mixup: f64, cutmix: f64, dropout: f64 },
-    Skipped { epoch: u64, count: usize, first: String },
+    Step {
+        step: u64,
+        stage: usize,
+        image_size: usize,
+        loss: f32,
+        accuracy: f32,
+        lr: f64,
+        images_per_sec: f64,
+    },
+    Compile {
+        stage: usize,
+        module: String,
+        reason: String,
+        seconds: f64,
+        instructions: usize,
+    },
+    Eval {
+        step: u64,
+        stage: usize,
+        image_size: usize,
+        top1: f64,
+        top5: f64,
+        images: usize,
+    },
+    Stage {
+        stage: usize,
+        image_size: usize,
+        steps: u64,
+        seconds: f64,
+        images_per_sec: f64,
+        randaug: f64,
+        mixup: f64,
+        cutmix: f64,
+        dropout: f64,
+    },
+    Skipped {
+        epoch: u64,
+        count: usize,
+        first: String,
+    },
 }
 
 /// Checkpoint metadata: where the run stands.
@@ -116,8 +153,13 @@ pub fn open_client(kind: PluginKind, explicit: Option<&Path>) -> Result<Client> 
         Some(p) => p.to_path_buf(),
         None => provision::resolve(kind)?,
     };
-    let plugin = Plugin::load(&path).with_context(|| format!("loading PJRT plugin {}", path.display()))?;
-    let options = if matches!(kind, PluginKind::Cpu | PluginKind::CpuJax) { ClientOptions::new().cpu_device_count(1) } else { ClientOptions::new() };
+    let plugin =
+        Plugin::load(&path).with_context(|| format!("loading PJRT plugin {}", path.display()))?;
+    let options = if matches!(kind, PluginKind::Cpu | PluginKind::CpuJax) {
+        ClientOptions::new().cpu_device_count(1)
+    } else {
+        ClientOptions::new()
+    };
     Ok(Client::new(plugin, &options)?)
 }
 
@@ -135,7 +177,11 @@ struct MetricsLog(File);
 
 impl MetricsLog {
     fn open(path: &Path) -> Result<MetricsLog> {
-        let f = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
         Ok(MetricsLog(f))
     }
 
@@ -155,20 +201,33 @@ struct Executables<'c> {
 impl Executables<'_> {
     fn compile(&self, model: &Model, cfg: &StepConfig) -> Result<(LoadedExecutable, CompileEvent)> {
         let module = train_step_module(model, cfg)?;
-        self.cache.get(self.client, &module, &CompileOptions::default())
+        self.cache
+            .get(self.client, &module, &CompileOptions::default())
     }
 }
+
+/// A train-step compile running in the background: the image size and its compile thread.
+type PendingCompile<'scope> =
+    std::thread::ScopedJoinHandle<'scope, Result<(LoadedExecutable, CompileEvent)>>;
 
 /// Runs (or resumes) a training run; returns its summary.
 pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Result<RunSummary> {
     let started = Instant::now();
-    fs::create_dir_all(&config.out).with_context(|| format!("creating run directory {}", config.out.display()))?;
+    fs::create_dir_all(&config.out)
+        .with_context(|| format!("creating run directory {}", config.out.display()))?;
     let ckpt_dir = config.out.join("checkpoints");
-    let resumed = if resume { checkpoint::latest(&ckpt_dir)? } else { None };
+    let resumed = if resume {
+        checkpoint::latest(&ckpt_dir)?
+    } else {
+        None
+    };
     if !resume && checkpoint::latest(&ckpt_dir)?.is_some() {
         bail!("{} already holds checkpoints: pass --resume to continue that run, or choose another --out", config.out.display());
     }
-    fs::write(config.out.join("config.json"), serde_json::to_string_pretty(config)?)?;
+    fs::write(
+        config.out.join("config.json"),
+        serde_json::to_string_pretty(config)?,
+    )?;
 
     let mut spec = load_spec(&config.model)?;
     if let Some(n) = config.stages {
@@ -180,10 +239,17 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
     check_classes(&model, train_source.as_ref())?;
     let steps_per_epoch = (train_source.len() / config.batch) as u64;
     if steps_per_epoch == 0 {
-        bail!("--batch {} is larger than the {} training examples", config.batch, train_source.len());
+        bail!(
+            "--batch {} is larger than the {} training examples",
+            config.batch,
+            train_source.len()
+        );
     }
-    let total_steps = ((config.epochs * steps_per_epoch as f64) as u64).max(model.spec.progressive.stages as u64);
-    let stages = model.spec.progressive_stages(config.schedule, total_steps)?;
+    let total_steps =
+        ((config.epochs * steps_per_epoch as f64) as u64).max(model.spec.progressive.stages as u64);
+    let stages = model
+        .spec
+        .progressive_stages(config.schedule, total_steps)?;
     let lr = LrSchedule {
         peak: scaled_lr(config.lr_base, config.batch as u64),
         steps_per_epoch: steps_per_epoch as f64,
@@ -194,7 +260,10 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
     };
 
     let client = open_client(config.plugin, config.plugin_path.as_deref())?;
-    let device = client.addressable_devices().first().context("the plugin exposes no device")?;
+    let device = client
+        .addressable_devices()
+        .first()
+        .context("the plugin exposes no device")?;
     let mut log = MetricsLog::open(&config.out.join("metrics.jsonl"))?;
 
     let (mut state, mut step, cursor) = match &resumed {
@@ -203,9 +272,17 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
             let (tensors, meta): (Vec<Literal>, CheckpointMeta) = checkpoint::load(dir, &names)?;
             check_resumable(&meta.config, config)?;
             println!("resuming from {} (step {})", dir.display(), meta.step);
-            (DeviceState::upload(&client, &device, &tensors)?, meta.step, meta.cursor)
+            (
+                DeviceState::upload(&client, device, &tensors)?,
+                meta.step,
+                meta.cursor,
+            )
         }
-        None => (DeviceState::upload(&client, &device, &initial_state(&layout, config.seed))?, 0, Cursor::default()),
+        None => (
+            DeviceState::upload(&client, device, &initial_state(&layout, config.seed))?,
+            0,
+            Cursor::default(),
+        ),
     };
 
     let first = &stages[0];
@@ -215,7 +292,11 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
             batch: config.batch,
             image_size: first.image_size,
             magnitude: first.randaug_magnitude.unwrap_or(0.0) as f32,
-            ra_layers: if first.randaug_magnitude.is_some() { data::RANDAUGMENT_LAYERS } else { 0 },
+            ra_layers: if first.randaug_magnitude.is_some() {
+                data::RANDAUGMENT_LAYERS
+            } else {
+                0
+            },
             mixup: first.mixup_alpha as f32,
             cutmix: first.cutmix_alpha as f32,
             seed: config.seed,
@@ -228,23 +309,47 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
     )?;
     loader.resume(cursor)?;
 
-    let exes = Executables { client: &client, cache: ExecutableCache::new(Some(crate::data::cache_dir()?.join("executables"))), by_size: HashMap::new() };
+    let exes = Executables {
+        client: &client,
+        cache: ExecutableCache::new(Some(crate::data::cache_dir()?.join("executables"))),
+        by_size: HashMap::new(),
+    };
     let depthwise = depthwise_for(&client);
-    let lowering = Lowering { compute: config.precision.compute_type(), depthwise };
-    let eval_module = eval_step_module(&model, config.eval_batch as i64, model.spec.image_size.eval as i64, lowering)?;
-    let (eval_exe, eval_event) = exes.cache.get(&client, &eval_module, &CompileOptions::default())?;
+    let lowering = Lowering {
+        compute: config.precision.compute_type(),
+        depthwise,
+    };
+    let eval_module = eval_step_module(
+        &model,
+        config.eval_batch as i64,
+        model.spec.image_size.eval as i64,
+        lowering,
+    )?;
+    let (eval_exe, eval_event) =
+        exes.cache
+            .get(&client, &eval_module, &CompileOptions::default())?;
     log_compile(&mut log, stages.len(), &eval_event)?;
 
-    let step_config = |image_size: usize| StepConfig::official(config.batch as i64, image_size as i64, config.precision, depthwise);
+    let step_config = |image_size: usize| {
+        StepConfig::official(
+            config.batch as i64,
+            image_size as i64,
+            config.precision,
+            depthwise,
+        )
+    };
     let bar = ProgressBar::new(total_steps).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}").expect("a valid template"),
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .expect("a valid template"),
     );
     bar.set_position(step);
     let mut summaries = Vec::new();
     let mut exes = exes;
     let mut completed = true;
     std::thread::scope(|scope| -> Result<()> {
-        let mut pending: Option<(usize, std::thread::ScopedJoinHandle<Result<(LoadedExecutable, CompileEvent)>>)> = None;
+        let mut pending: Option<(usize, PendingCompile)> = None;
         for (si, stage) in stages.iter().enumerate() {
             if step >= stage.steps.end {
                 continue;
@@ -253,20 +358,39 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
             let mut compile_seconds = 0.0;
             if !exes.by_size.contains_key(&stage.image_size) {
                 let (exe, event) = match pending.take() {
-                    Some((size, handle)) if size == stage.image_size => handle.join().expect("the compile thread does not panic")?,
+                    Some((size, handle)) if size == stage.image_size => {
+                        handle.join().expect("the compile thread does not panic")?
+                    }
                     _ => exes.compile(&model, &step_config(stage.image_size))?,
                 };
                 compile_seconds += event.seconds;
                 log_compile(&mut log, si, &event)?;
-                say(&bar, format!("stage {si}: {} ready ({:?}, {:.1} s)", event.module, event.reason, event.seconds));
+                say(
+                    &bar,
+                    format!(
+                        "stage {si}: {} ready ({:?}, {:.1} s)",
+                        event.module, event.reason, event.seconds
+                    ),
+                );
                 exes.by_size.insert(stage.image_size, Arc::new(exe));
             }
             // Compile the next distinct shape while this stage trains.
-            if let Some(next) = stages[si + 1..].iter().find(|s| !exes.by_size.contains_key(&s.image_size) && s.image_size != stage.image_size) {
+            if let Some(next) = stages[si + 1..].iter().find(|s| {
+                !exes.by_size.contains_key(&s.image_size) && s.image_size != stage.image_size
+            }) {
                 if pending.as_ref().map(|(s, _)| *s) != Some(next.image_size) {
                     let cfg = step_config(next.image_size);
                     let (model, client, cache) = (&model, exes.client, exes.cache.clone());
-                    pending = Some((next.image_size, scope.spawn(move || cache.get(client, &train_step_module(model, &cfg)?, &CompileOptions::default()))));
+                    pending = Some((
+                        next.image_size,
+                        scope.spawn(move || {
+                            cache.get(
+                                client,
+                                &train_step_module(model, &cfg)?,
+                                &CompileOptions::default(),
+                            )
+                        }),
+                    ));
                 }
             }
             let exe = exes.by_size[&stage.image_size].clone();
@@ -281,33 +405,63 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
             while step < stage.steps.end {
                 let batch = loader.next().context("the training loader ended")??;
                 let rate = lr.at(step);
-                let mut inputs = upload_train_batch(&client, &device, &batch)?;
-                inputs.push(client.buffer_from_literal(&Literal::scalar(rate as f32), &device)?);
-                inputs.push(client.buffer_from_literal(&Literal::scalar(stage.dropout as f32), &device)?);
+                let mut inputs = upload_train_batch(&client, device, &batch)?;
+                inputs.push(client.buffer_from_literal(&Literal::scalar(rate as f32), device)?);
+                inputs.push(
+                    client.buffer_from_literal(&Literal::scalar(stage.dropout as f32), device)?,
+                );
                 let t = Instant::now();
                 let outcome = state.step(&exe, &inputs)?;
                 step += 1;
                 let ips = batch.len() as f64 / t.elapsed().as_secs_f64();
                 if !outcome.loss.is_finite() {
-                    bail!("the loss became {} at step {step}: lower the learning rate (--lr)", outcome.loss);
+                    bail!(
+                        "the loss became {} at step {step}: lower the learning rate (--lr)",
+                        outcome.loss
+                    );
                 }
                 let accuracy = outcome.correct as f32 / batch.len() as f32;
-                log.write(&Metric::Step { step, stage: si, image_size: stage.image_size, loss: outcome.loss, accuracy, lr: rate, images_per_sec: ips })?;
+                log.write(&Metric::Step {
+                    step,
+                    stage: si,
+                    image_size: stage.image_size,
+                    loss: outcome.loss,
+                    accuracy,
+                    lr: rate,
+                    images_per_sec: ips,
+                })?;
                 bar.set_position(step);
-                let message = format!("stage {si} {}px loss {:.3} acc {:.2} lr {:.4} {ips:.0} img/s", stage.image_size, outcome.loss, accuracy, rate);
+                let message = format!(
+                    "stage {si} {}px loss {:.3} acc {:.2} lr {:.4} {ips:.0} img/s",
+                    stage.image_size, outcome.loss, accuracy, rate
+                );
                 // Without a terminal (CI, a log file) the bar is hidden: print a line now and then.
                 if bar.is_hidden() && step % PLAIN_PROGRESS_EVERY == 0 {
                     say(&bar, format!("step {step}/{total_steps} {message}"));
                 }
                 bar.set_message(message);
                 if batch.end_of_epoch {
-                    if let Some(report) = loader.last_epoch_report().filter(|r| !r.skipped.is_empty()) {
+                    if let Some(report) =
+                        loader.last_epoch_report().filter(|r| !r.skipped.is_empty())
+                    {
                         let first = report.skipped[0].reason.clone();
-                        say(&bar, format!("epoch {}: skipped {} unreadable images (first: {first})", report.epoch, report.skipped.len()));
-                        log.write(&Metric::Skipped { epoch: report.epoch, count: report.skipped.len(), first })?;
+                        say(
+                            &bar,
+                            format!(
+                                "epoch {}: skipped {} unreadable images (first: {first})",
+                                report.epoch,
+                                report.skipped.len()
+                            ),
+                        );
+                        log.write(&Metric::Skipped {
+                            epoch: report.epoch,
+                            count: report.skipped.len(),
+                            first,
+                        })?;
                     }
                 }
-                let stop = config.stop_after.is_some_and(|s| step >= s) || interrupted.load(Ordering::SeqCst);
+                let stop = config.stop_after.is_some_and(|s| step >= s)
+                    || interrupted.load(Ordering::SeqCst);
                 if stop || step % config.checkpoint_every == 0 || step == stage.steps.end {
                     save_checkpoint(&ckpt_dir, &layout, &state, step, batch.next, config)?;
                 }
@@ -327,8 +481,21 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
                 limit: config.eval_limit,
                 geometry: model.spec.augment_geometry,
             };
-            let (top1, top5, images) = evaluate(&client, &device, &eval_exe, &state.ema_buffers(&layout), &set)?;
-            log.write(&Metric::Eval { step, stage: si, image_size: model.spec.image_size.eval, top1, top5, images })?;
+            let (top1, top5, images) = evaluate(
+                &client,
+                device,
+                &eval_exe,
+                &state.ema_buffers(&layout),
+                &set,
+            )?;
+            log.write(&Metric::Eval {
+                step,
+                stage: si,
+                image_size: model.spec.image_size.eval,
+                top1,
+                top5,
+                images,
+            })?;
             let seconds = stage_start.elapsed().as_secs_f64();
             log.write(&Metric::Stage {
                 stage: si,
@@ -350,7 +517,16 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
                 100.0 * top1,
                 100.0 * top5
             ));
-            summaries.push(StageSummary { stage: si, image_size: stage.image_size, steps: step - steps_before, seconds, images_per_sec, compile_seconds, top1, top5 });
+            summaries.push(StageSummary {
+                stage: si,
+                image_size: stage.image_size,
+                steps: step - steps_before,
+                seconds,
+                images_per_sec,
+                compile_seconds,
+                top1,
+                top5,
+            });
         }
         Ok(())
     })?;
@@ -363,7 +539,10 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
         total_seconds: started.elapsed().as_secs_f64(),
         completed,
     };
-    fs::write(config.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    fs::write(
+        config.out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
     Ok(summary)
 }
 
@@ -377,12 +556,23 @@ fn say(bar: &ProgressBar, line: String) {
 }
 
 fn log_compile(log: &mut MetricsLog, stage: usize, e: &CompileEvent) -> Result<()> {
-    log.write(&Metric::Compile { stage, module: e.module.clone(), reason: format!("{:?}", e.reason), seconds: e.seconds, instructions: e.instructions })
+    log.write(&Metric::Compile {
+        stage,
+        module: e.module.clone(),
+        reason: format!("{:?}", e.reason),
+        seconds: e.seconds,
+        instructions: e.instructions,
+    })
 }
 
 fn check_classes(model: &Model, source: &dyn Source) -> Result<()> {
     if source.num_classes() != model.spec.num_classes {
-        bail!("the data has {} classes but model '{}' has {} outputs", source.num_classes(), model.spec.name, model.spec.num_classes);
+        bail!(
+            "the data has {} classes but model '{}' has {} outputs",
+            source.num_classes(),
+            model.spec.name,
+            model.spec.num_classes
+        );
     }
     Ok(())
 }
@@ -391,7 +581,9 @@ fn check_classes(model: &Model, source: &dyn Source) -> Result<()> {
 fn check_resumable(saved: &RunConfig, now: &RunConfig) -> Result<()> {
     let differs = |what: &str, a: String, b: String| -> Result<()> {
         if a != b {
-            bail!("cannot resume: the checkpoint was written with {what} {a}, this run asks for {b}");
+            bail!(
+                "cannot resume: the checkpoint was written with {what} {a}, this run asks for {b}"
+            );
         }
         Ok(())
     };
@@ -399,13 +591,43 @@ fn check_resumable(saved: &RunConfig, now: &RunConfig) -> Result<()> {
     differs("--batch", saved.batch.to_string(), now.batch.to_string())?;
     differs("--seed", saved.seed.to_string(), now.seed.to_string())?;
     differs("--epochs", saved.epochs.to_string(), now.epochs.to_string())?;
-    differs("--stages", format!("{:?}", saved.stages), format!("{:?}", now.stages))?;
-    differs("--data", format!("{:?}", saved.data), format!("{:?}", now.data))
+    differs(
+        "--stages",
+        format!("{:?}", saved.stages),
+        format!("{:?}", now.stages),
+    )?;
+    differs(
+        "--data",
+        format!("{:?}", saved.data),
+        format!("{:?}", now.data),
+    )
 }
 
-fn save_checkpoint(dir: &Path, layout: &StateLayout, state: &DeviceState, step: u64, cursor: Cursor, config: &RunConfig) -> Result<PathBuf> {
-    let tensors: Vec<(String, Literal)> = layout.entries().iter().map(|e| e.name.clone()).zip(state.download()?).collect();
-    checkpoint::save(dir, step, &tensors, &CheckpointMeta { step, cursor, config: config.clone() }, config.keep_checkpoints)
+fn save_checkpoint(
+    dir: &Path,
+    layout: &StateLayout,
+    state: &DeviceState,
+    step: u64,
+    cursor: Cursor,
+    config: &RunConfig,
+) -> Result<PathBuf> {
+    let tensors: Vec<(String, Literal)> = layout
+        .entries()
+        .iter()
+        .map(|e| e.name.clone())
+        .zip(state.download()?)
+        .collect();
+    checkpoint::save(
+        dir,
+        step,
+        &tensors,
+        &CheckpointMeta {
+            step,
+            cursor,
+            config: config.clone(),
+        },
+        config.keep_checkpoints,
+    )
 }
 
 /// What an evaluation pass reads: the test set and how to batch it.
@@ -421,10 +643,22 @@ pub struct EvalSet {
 
 /// Top-1 and top-5 accuracy of `weights` (model variables in [`Model::params`] order) over the
 /// evaluation set, with a compiled eval step; returns `(top1, top5, examples)`.
-pub fn evaluate(client: &Client, device: &Device, exe: &LoadedExecutable, weights: &[&Buffer], set: &EvalSet) -> Result<(f64, f64, usize)> {
+pub fn evaluate(
+    client: &Client,
+    device: &Device,
+    exe: &LoadedExecutable,
+    weights: &[&Buffer],
+    set: &EvalSet,
+) -> Result<(f64, f64, usize)> {
     let loader = Loader::eval(
         set.source.clone(),
-        EvalConfig { batch: set.batch, image_size: set.image_size, workers: set.workers, queue_depth: 4, geometry: set.geometry },
+        EvalConfig {
+            batch: set.batch,
+            image_size: set.image_size,
+            workers: set.workers,
+            queue_depth: 4,
+            geometry: set.geometry,
+        },
     )?;
     let limit = set.limit.unwrap_or(usize::MAX);
     let (mut top1, mut top5, mut seen) = (0i64, 0i64, 0usize);
@@ -443,7 +677,11 @@ pub fn evaluate(client: &Client, device: &Device, exe: &LoadedExecutable, weight
             continue;
         }
         let inputs = upload_eval_batch(client, device, &batch, set.batch)?;
-        let args: Vec<Arg> = weights.iter().map(|b| Arg::Borrowed(b)).chain(inputs.iter().map(Arg::Borrowed)).collect();
+        let args: Vec<Arg> = weights
+            .iter()
+            .map(|b| Arg::Borrowed(b))
+            .chain(inputs.iter().map(Arg::Borrowed))
+            .collect();
         let out = exe.execute(args).context("executing the eval step")?;
         top1 += out[0].to_literal()?.to_f64_vec()[0] as i64;
         top5 += out[1].to_literal()?.to_f64_vec()[0] as i64;

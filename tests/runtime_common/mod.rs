@@ -12,14 +12,26 @@ pub fn cpu_plugin() -> Arc<Plugin> {
     load(PluginKind::Cpu)
 }
 
-/// The CPU plugin built from jaxlib 0.11.2 (PJRT C API 0.115), installed on first use.
-pub fn cpu_jax_plugin() -> Arc<Plugin> {
-    load(PluginKind::CpuJax)
+/// The CPU plugin built from jaxlib 0.11.2 (PJRT C API 0.115), installed on first use; `None`
+/// (with the reason printed) only when its wheel cannot be fetched, e.g. offline. A plugin that is
+/// there but fails to load is still a test failure.
+pub fn cpu_jax_plugin() -> Option<Arc<Plugin>> {
+    match provision::resolve(PluginKind::CpuJax) {
+        Ok(path) => Some(Plugin::load(&path).unwrap_or_else(|e| panic!("{e}"))),
+        Err(e) => {
+            eprintln!(
+                "SKIPPED the PJRT 0.115 CPU plugin checks: its wheel could not be fetched: {e:#}"
+            );
+            None
+        }
+    }
 }
 
-/// Both CPU plugins, oldest first.
-pub fn both_plugins() -> [Arc<Plugin>; 2] {
-    [cpu_plugin(), cpu_jax_plugin()]
+/// Both CPU plugins, oldest first (only the official one when the second cannot be fetched).
+pub fn both_plugins() -> Vec<Arc<Plugin>> {
+    std::iter::once(cpu_plugin())
+        .chain(cpu_jax_plugin())
+        .collect()
 }
 
 fn load(kind: PluginKind) -> Arc<Plugin> {

@@ -46,9 +46,17 @@ impl Builder {
             _ => ty.is_float(),
         };
         if !ok {
-            return Err(HloError::new(op.opcode(), &[self.shape(x)], format!("not defined for element type {ty}")));
+            return Err(HloError::new(
+                op.opcode(),
+                &[self.shape(x)],
+                format!("not defined for element type {ty}"),
+            ));
         }
-        let result = if op == UnaryOp::IsFinite { shape.with_ty(ElementType::Pred) } else { shape };
+        let result = if op == UnaryOp::IsFinite {
+            shape.with_ty(ElementType::Pred)
+        } else {
+            shape
+        };
         self.emit(Op::Unary(op), &[x], result.into())
     }
 
@@ -67,16 +75,29 @@ impl Builder {
             ty.is_numeric()
         };
         if !ok {
-            return Err(HloError::new(op.opcode(), &[self.shape(lhs), self.shape(rhs)], format!("not defined for element type {ty}")));
+            return Err(HloError::new(
+                op.opcode(),
+                &[self.shape(lhs), self.shape(rhs)],
+                format!("not defined for element type {ty}"),
+            ));
         }
         self.emit(Op::Binary(op), &[lhs, rhs], shape.into())
     }
 
-    pub fn compare(&mut self, direction: ComparisonDirection, lhs: Value, rhs: Value) -> Result<Value> {
+    pub fn compare(
+        &mut self,
+        direction: ComparisonDirection,
+        lhs: Value,
+        rhs: Value,
+    ) -> Result<Value> {
         self.check("compare", lhs)?;
         self.check("compare", rhs)?;
         let shape = self.same_shapes("compare", &[lhs, rhs])?;
-        self.emit(Op::Compare { direction }, &[lhs, rhs], shape.with_ty(ElementType::Pred).into())
+        self.emit(
+            Op::Compare { direction },
+            &[lhs, rhs],
+            shape.with_ty(ElementType::Pred).into(),
+        )
     }
 
     /// `pred ? on_true : on_false` elementwise; `pred` is a pred array of the same dimensions (or a
@@ -131,7 +152,10 @@ impl Builder {
             return Err(HloError::new(
                 "bitcast-convert",
                 &[self.shape(x)],
-                format!("cannot reinterpret {} as {ty}: element widths differ", shape.ty()),
+                format!(
+                    "cannot reinterpret {} as {ty}: element widths differ",
+                    shape.ty()
+                ),
             ));
         }
         self.emit(Op::BitcastConvert, &[x], shape.with_ty(ty).into())
@@ -144,7 +168,11 @@ impl Builder {
             let s = self.array_shape(op, v)?;
             if !s.compatible(&first) {
                 let shapes: Vec<&Shape> = values.iter().map(|&v| self.shape(v)).collect();
-                return Err(HloError::new(op, &shapes, "operands must have the same element type and dimensions"));
+                return Err(HloError::new(
+                    op,
+                    &shapes,
+                    "operands must have the same element type and dimensions",
+                ));
             }
         }
         Ok(first)

@@ -24,7 +24,13 @@ impl Builder {
         self.check("convolution", rhs)?;
         let l = self.array_shape("convolution", lhs)?.clone();
         let r = self.array_shape("convolution", rhs)?.clone();
-        let fail = |msg: String| Err(HloError::new("convolution", &[&Shape::Array(l.clone()), &Shape::Array(r.clone())], msg));
+        let fail = |msg: String| {
+            Err(HloError::new(
+                "convolution",
+                &[&Shape::Array(l.clone()), &Shape::Array(r.clone())],
+                msg,
+            ))
+        };
         let dn = &spec.dimension_numbers;
         let n = spec.window.len();
         let rank = n + 2;
@@ -32,10 +38,17 @@ impl Builder {
             return fail(format!("input is {} but kernel is {}", l.ty(), r.ty()));
         }
         if l.rank() != rank || r.rank() != rank {
-            return fail(format!("{n} spatial window dimensions need rank-{rank} input and kernel"));
+            return fail(format!(
+                "{n} spatial window dimensions need rank-{rank} input and kernel"
+            ));
         }
-        if dn.input_spatial.len() != n || dn.kernel_spatial.len() != n || dn.output_spatial.len() != n {
-            return fail(format!("dimension numbers must list {n} spatial dimensions for input, kernel and output"));
+        if dn.input_spatial.len() != n
+            || dn.kernel_spatial.len() != n
+            || dn.output_spatial.len() != n
+        {
+            return fail(format!(
+                "dimension numbers must list {n} spatial dimensions for input, kernel and output"
+            ));
         }
         let perm_ok = |dims: Vec<i64>| {
             let mut d = dims;
@@ -43,10 +56,21 @@ impl Builder {
             d == (0..rank as i64).collect::<Vec<_>>()
         };
         let input_roles = [&[dn.input_batch, dn.input_feature][..], &dn.input_spatial].concat();
-        let kernel_roles = [&[dn.kernel_input_feature, dn.kernel_output_feature][..], &dn.kernel_spatial].concat();
-        let output_roles = [&[dn.output_batch, dn.output_feature][..], &dn.output_spatial].concat();
+        let kernel_roles = [
+            &[dn.kernel_input_feature, dn.kernel_output_feature][..],
+            &dn.kernel_spatial,
+        ]
+        .concat();
+        let output_roles = [
+            &[dn.output_batch, dn.output_feature][..],
+            &dn.output_spatial,
+        ]
+        .concat();
         if !perm_ok(input_roles) || !perm_ok(kernel_roles) || !perm_ok(output_roles.clone()) {
-            return fail(format!("dimension numbers {} do not assign each dimension exactly one role", dn.labels()));
+            return fail(format!(
+                "dimension numbers {} do not assign each dimension exactly one role",
+                dn.labels()
+            ));
         }
         let (fgc, bgc) = (spec.feature_group_count, spec.batch_group_count);
         if fgc < 1 || bgc < 1 || (fgc > 1 && bgc > 1) {
@@ -63,7 +87,9 @@ impl Builder {
             return fail(format!("kernel output features {kernel_out} must be divisible by the group counts ({fgc}, {bgc})"));
         }
         if batch % bgc != 0 {
-            return fail(format!("batch {batch} is not divisible by batch_group_count {bgc}"));
+            return fail(format!(
+                "batch {batch} is not divisible by batch_group_count {bgc}"
+            ));
         }
         let mut out = vec![0; rank];
         out[dn.output_batch as usize] = batch / bgc;
@@ -72,7 +98,10 @@ impl Builder {
             let w = spec.window[i];
             let k = r.dims()[dn.kernel_spatial[i] as usize];
             if w.size != k {
-                return fail(format!("window size {} of spatial dimension {i} differs from the kernel size {k}", w.size));
+                return fail(format!(
+                    "window size {} of spatial dimension {i} differs from the kernel size {k}",
+                    w.size
+                ));
             }
             let input = l.dims()[dn.input_spatial[i] as usize];
             out[dn.output_spatial[i] as usize] = match w.output_size(input) {
@@ -91,17 +120,36 @@ impl Builder {
 
     /// General tensor contraction. The result lists batch dimensions, then the free dimensions of
     /// `lhs`, then those of `rhs`, each in operand order.
-    pub fn dot_general(&mut self, lhs: Value, rhs: Value, dn: &DotDimensionNumbers) -> Result<Value> {
+    pub fn dot_general(
+        &mut self,
+        lhs: Value,
+        rhs: Value,
+        dn: &DotDimensionNumbers,
+    ) -> Result<Value> {
         self.check("dot", lhs)?;
         self.check("dot", rhs)?;
         let l = self.array_shape("dot", lhs)?.clone();
         let r = self.array_shape("dot", rhs)?.clone();
-        let fail = |msg: String| Err(HloError::new("dot", &[&Shape::Array(l.clone()), &Shape::Array(r.clone())], msg));
+        let fail = |msg: String| {
+            Err(HloError::new(
+                "dot",
+                &[&Shape::Array(l.clone()), &Shape::Array(r.clone())],
+                msg,
+            ))
+        };
         if l.ty() != r.ty() {
-            return fail(format!("operands have different element types {} and {}", l.ty(), r.ty()));
+            return fail(format!(
+                "operands have different element types {} and {}",
+                l.ty(),
+                r.ty()
+            ));
         }
-        if dn.lhs_contracting.len() != dn.rhs_contracting.len() || dn.lhs_batch.len() != dn.rhs_batch.len() {
-            return fail("lhs and rhs must list the same number of contracting and batch dimensions".into());
+        if dn.lhs_contracting.len() != dn.rhs_contracting.len()
+            || dn.lhs_batch.len() != dn.rhs_batch.len()
+        {
+            return fail(
+                "lhs and rhs must list the same number of contracting and batch dimensions".into(),
+            );
         }
         let valid = |dims: &[i64], rank: usize| {
             let mut seen = vec![false; rank];
@@ -116,23 +164,52 @@ impl Builder {
         let l_used = [&dn.lhs_batch[..], &dn.lhs_contracting].concat();
         let r_used = [&dn.rhs_batch[..], &dn.rhs_contracting].concat();
         if !valid(&l_used, l.rank()) || !valid(&r_used, r.rank()) {
-            return fail(format!("dimension numbers {dn:?} repeat a dimension or exceed the operand ranks"));
+            return fail(format!(
+                "dimension numbers {dn:?} repeat a dimension or exceed the operand ranks"
+            ));
         }
-        for (&a, &b) in dn.lhs_contracting.iter().zip(&dn.rhs_contracting).chain(dn.lhs_batch.iter().zip(&dn.rhs_batch)) {
+        for (&a, &b) in dn
+            .lhs_contracting
+            .iter()
+            .zip(&dn.rhs_contracting)
+            .chain(dn.lhs_batch.iter().zip(&dn.rhs_batch))
+        {
             if l.dims()[a as usize] != r.dims()[b as usize] {
-                return fail(format!("lhs dimension {a} (size {}) does not match rhs dimension {b} (size {})", l.dims()[a as usize], r.dims()[b as usize]));
+                return fail(format!(
+                    "lhs dimension {a} (size {}) does not match rhs dimension {b} (size {})",
+                    l.dims()[a as usize],
+                    r.dims()[b as usize]
+                ));
             }
         }
         let mut out: Vec<i64> = dn.lhs_batch.iter().map(|&d| l.dims()[d as usize]).collect();
-        out.extend((0..l.rank() as i64).filter(|d| !l_used.contains(d)).map(|d| l.dims()[d as usize]));
-        out.extend((0..r.rank() as i64).filter(|d| !r_used.contains(d)).map(|d| r.dims()[d as usize]));
-        self.emit(Op::Dot { dimension_numbers: dn.clone() }, &[lhs, rhs], ArrayShape::new(l.ty(), &out).into())
+        out.extend(
+            (0..l.rank() as i64)
+                .filter(|d| !l_used.contains(d))
+                .map(|d| l.dims()[d as usize]),
+        );
+        out.extend(
+            (0..r.rank() as i64)
+                .filter(|d| !r_used.contains(d))
+                .map(|d| r.dims()[d as usize]),
+        );
+        self.emit(
+            Op::Dot {
+                dimension_numbers: dn.clone(),
+            },
+            &[lhs, rhs],
+            ArrayShape::new(l.ty(), &out).into(),
+        )
     }
 
     /// Matrix product of `[.., m, k]` and `[k, n]` (contracting the last dimension of `lhs`).
     pub fn matmul(&mut self, lhs: Value, rhs: Value) -> Result<Value> {
         let rank = self.array_shape("dot", lhs)?.rank() as i64;
-        let dn = DotDimensionNumbers { lhs_contracting: vec![rank - 1], rhs_contracting: vec![0], ..Default::default() };
+        let dn = DotDimensionNumbers {
+            lhs_contracting: vec![rank - 1],
+            rhs_contracting: vec![0],
+            ..Default::default()
+        };
         self.dot_general(lhs, rhs, &dn)
     }
 }

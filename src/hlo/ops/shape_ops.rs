@@ -23,10 +23,18 @@ impl Builder {
     /// An array of `shape` whose values count up along `dimension`.
     pub fn iota(&mut self, shape: &ArrayShape, dimension: i64) -> Result<Value> {
         if dimension < 0 || dimension as usize >= shape.rank() {
-            return Err(HloError::new("iota", &[], format!("dimension {dimension} is out of range for {shape}")));
+            return Err(HloError::new(
+                "iota",
+                &[],
+                format!("dimension {dimension} is out of range for {shape}"),
+            ));
         }
         if !shape.ty().is_numeric() {
-            return Err(HloError::new("iota", &[], format!("iota of element type {} is not defined", shape.ty())));
+            return Err(HloError::new(
+                "iota",
+                &[],
+                format!("iota of element type {} is not defined", shape.ty()),
+            ));
         }
         self.emit(Op::Iota { dimension }, &[], shape.clone().into())
     }
@@ -38,18 +46,36 @@ impl Builder {
         let s = self.array_shape("broadcast", x)?.clone();
         let err = |msg: String| Err(HloError::new("broadcast", &[&Shape::Array(s.clone())], msg));
         if mapping.len() != s.rank() {
-            return err(format!("{} dimension mappings for a rank-{} operand", mapping.len(), s.rank()));
+            return err(format!(
+                "{} dimension mappings for a rank-{} operand",
+                mapping.len(),
+                s.rank()
+            ));
         }
         for (i, &m) in mapping.iter().enumerate() {
             if m < 0 || m as usize >= dims.len() || (i > 0 && m <= mapping[i - 1]) {
-                return err(format!("dimension mapping {mapping:?} must be increasing and within rank {}", dims.len()));
+                return err(format!(
+                    "dimension mapping {mapping:?} must be increasing and within rank {}",
+                    dims.len()
+                ));
             }
             if dims[m as usize] != s.dims()[i] {
-                return err(format!("operand dimension {i} has size {} but result dimension {m} has size {}", s.dims()[i], dims[m as usize]));
+                return err(format!(
+                    "operand dimension {i} has size {} but result dimension {m} has size {}",
+                    s.dims()[i],
+                    dims[m as usize]
+                ));
             }
         }
-        let shape = ArrayShape::try_new(s.ty(), dims).map_err(|m| HloError::new("broadcast", &[], m))?;
-        self.emit(Op::Broadcast { dimensions: mapping.to_vec() }, &[x], shape.into())
+        let shape =
+            ArrayShape::try_new(s.ty(), dims).map_err(|m| HloError::new("broadcast", &[], m))?;
+        self.emit(
+            Op::Broadcast {
+                dimensions: mapping.to_vec(),
+            },
+            &[x],
+            shape.into(),
+        )
     }
 
     /// Broadcasts `x` to `dims` by prepending dimensions (numpy-style leading broadcast).
@@ -63,12 +89,17 @@ impl Builder {
     pub fn reshape(&mut self, x: Value, dims: &[i64]) -> Result<Value> {
         self.check("reshape", x)?;
         let s = self.array_shape("reshape", x)?.clone();
-        let shape = ArrayShape::try_new(s.ty(), dims).map_err(|m| HloError::new("reshape", &[self.shape(x)], m))?;
+        let shape = ArrayShape::try_new(s.ty(), dims)
+            .map_err(|m| HloError::new("reshape", &[self.shape(x)], m))?;
         if shape.element_count() != s.element_count() {
             return Err(HloError::new(
                 "reshape",
                 &[self.shape(x)],
-                format!("cannot reshape {} elements into {dims:?} ({} elements)", s.element_count(), shape.element_count()),
+                format!(
+                    "cannot reshape {} elements into {dims:?} ({} elements)",
+                    s.element_count(),
+                    shape.element_count()
+                ),
             ));
         }
         self.emit(Op::Reshape, &[x], shape.into())
@@ -79,19 +110,42 @@ impl Builder {
         self.check("transpose", x)?;
         let s = self.array_shape("transpose", x)?.clone();
         if !is_permutation(permutation, s.rank()) {
-            return Err(HloError::new("transpose", &[self.shape(x)], format!("{permutation:?} is not a permutation of {} dimensions", s.rank())));
+            return Err(HloError::new(
+                "transpose",
+                &[self.shape(x)],
+                format!(
+                    "{permutation:?} is not a permutation of {} dimensions",
+                    s.rank()
+                ),
+            ));
         }
         let dims: Vec<i64> = permutation.iter().map(|&p| s.dims()[p as usize]).collect();
-        self.emit(Op::Transpose { permutation: permutation.to_vec() }, &[x], ArrayShape::new(s.ty(), &dims).into())
+        self.emit(
+            Op::Transpose {
+                permutation: permutation.to_vec(),
+            },
+            &[x],
+            ArrayShape::new(s.ty(), &dims).into(),
+        )
     }
 
     /// Static slice `[start, limit)` with `stride` per dimension.
-    pub fn slice(&mut self, x: Value, start: &[i64], limit: &[i64], stride: &[i64]) -> Result<Value> {
+    pub fn slice(
+        &mut self,
+        x: Value,
+        start: &[i64],
+        limit: &[i64],
+        stride: &[i64],
+    ) -> Result<Value> {
         self.check("slice", x)?;
         let s = self.array_shape("slice", x)?.clone();
         let r = s.rank();
         if start.len() != r || limit.len() != r || stride.len() != r {
-            return Err(HloError::new("slice", &[self.shape(x)], format!("start/limit/stride need {r} entries each")));
+            return Err(HloError::new(
+                "slice",
+                &[self.shape(x)],
+                format!("start/limit/stride need {r} entries each"),
+            ));
         }
         let mut dims = Vec::with_capacity(r);
         for d in 0..r {
@@ -99,12 +153,22 @@ impl Builder {
                 return Err(HloError::new(
                     "slice",
                     &[self.shape(x)],
-                    format!("dimension {d}: slice [{}:{}:{}] does not fit size {}", start[d], limit[d], stride[d], s.dims()[d]),
+                    format!(
+                        "dimension {d}: slice [{}:{}:{}] does not fit size {}",
+                        start[d],
+                        limit[d],
+                        stride[d],
+                        s.dims()[d]
+                    ),
                 ));
             }
             dims.push((limit[d] - start[d] + stride[d] - 1) / stride[d]);
         }
-        let op = Op::Slice { start: start.to_vec(), limit: limit.to_vec(), stride: stride.to_vec() };
+        let op = Op::Slice {
+            start: start.to_vec(),
+            limit: limit.to_vec(),
+            stride: stride.to_vec(),
+        };
         self.emit(op, &[x], ArrayShape::new(s.ty(), &dims).into())
     }
 
@@ -114,40 +178,69 @@ impl Builder {
         let s = self.array_shape("dynamic-slice", x)?.clone();
         self.check_start_indices("dynamic-slice", x, starts, s.rank())?;
         if sizes.len() != s.rank() || sizes.iter().zip(s.dims()).any(|(&z, &d)| z < 0 || z > d) {
-            return Err(HloError::new("dynamic-slice", &[self.shape(x)], format!("slice sizes {sizes:?} do not fit the operand")));
+            return Err(HloError::new(
+                "dynamic-slice",
+                &[self.shape(x)],
+                format!("slice sizes {sizes:?} do not fit the operand"),
+            ));
         }
         let operands: Vec<Value> = std::iter::once(x).chain(starts.iter().copied()).collect();
-        self.emit(Op::DynamicSlice { sizes: sizes.to_vec() }, &operands, ArrayShape::new(s.ty(), sizes).into())
+        self.emit(
+            Op::DynamicSlice {
+                sizes: sizes.to_vec(),
+            },
+            &operands,
+            ArrayShape::new(s.ty(), sizes).into(),
+        )
     }
 
     /// Writes `update` into `x` at runtime scalar start indices.
-    pub fn dynamic_update_slice(&mut self, x: Value, update: Value, starts: &[Value]) -> Result<Value> {
+    pub fn dynamic_update_slice(
+        &mut self,
+        x: Value,
+        update: Value,
+        starts: &[Value],
+    ) -> Result<Value> {
         self.check("dynamic-update-slice", x)?;
         self.check("dynamic-update-slice", update)?;
         let s = self.array_shape("dynamic-update-slice", x)?.clone();
         let u = self.array_shape("dynamic-update-slice", update)?.clone();
         self.check_start_indices("dynamic-update-slice", x, starts, s.rank())?;
-        if u.ty() != s.ty() || u.rank() != s.rank() || u.dims().iter().zip(s.dims()).any(|(a, b)| a > b) {
+        if u.ty() != s.ty()
+            || u.rank() != s.rank()
+            || u.dims().iter().zip(s.dims()).any(|(a, b)| a > b)
+        {
             return Err(HloError::new(
                 "dynamic-update-slice",
                 &[self.shape(x), self.shape(update)],
                 "the update must have the operand's element type and rank and fit inside it",
             ));
         }
-        let operands: Vec<Value> = [x, update].into_iter().chain(starts.iter().copied()).collect();
+        let operands: Vec<Value> = [x, update]
+            .into_iter()
+            .chain(starts.iter().copied())
+            .collect();
         self.emit(Op::DynamicUpdateSlice, &operands, s.into())
     }
 
     fn check_start_indices(&self, op: &str, x: Value, starts: &[Value], rank: usize) -> Result<()> {
         if starts.len() != rank {
-            return Err(HloError::new(op, &[self.shape(x)], format!("{} start indices for rank {rank}", starts.len())));
+            return Err(HloError::new(
+                op,
+                &[self.shape(x)],
+                format!("{} start indices for rank {rank}", starts.len()),
+            ));
         }
         let ty = self.array_shape(op, starts[0])?.ty();
         for &i in starts {
             self.check(op, i)?;
             let s = self.array_shape(op, i)?;
             if !s.is_scalar() || !s.ty().is_integer() || s.ty() != ty {
-                return Err(HloError::new(op, &[self.shape(x), self.shape(i)], "start indices must be integer scalars of one type"));
+                return Err(HloError::new(
+                    op,
+                    &[self.shape(x), self.shape(i)],
+                    "start indices must be integer scalars of one type",
+                ));
             }
         }
         Ok(())
@@ -160,10 +253,18 @@ impl Builder {
         let s = self.array_shape("pad", x)?.clone();
         let v = self.array_shape("pad", value)?;
         if !v.is_scalar() || v.ty() != s.ty() {
-            return Err(HloError::new("pad", &[self.shape(x), self.shape(value)], "the padding value must be a scalar of the operand's type"));
+            return Err(HloError::new(
+                "pad",
+                &[self.shape(x), self.shape(value)],
+                "the padding value must be a scalar of the operand's type",
+            ));
         }
         if config.len() != s.rank() {
-            return Err(HloError::new("pad", &[self.shape(x)], format!("{} padding entries for rank {}", config.len(), s.rank())));
+            return Err(HloError::new(
+                "pad",
+                &[self.shape(x)],
+                format!("{} padding entries for rank {}", config.len(), s.rank()),
+            ));
         }
         let mut dims = Vec::with_capacity(s.rank());
         for (d, p) in config.iter().enumerate() {
@@ -171,16 +272,30 @@ impl Builder {
             let interior = if size > 0 { (size - 1) * p.interior } else { 0 };
             let out = size + interior + p.low + p.high;
             if p.interior < 0 || out < 0 {
-                return Err(HloError::new("pad", &[self.shape(x)], format!("dimension {d}: padding {p:?} gives a negative size")));
+                return Err(HloError::new(
+                    "pad",
+                    &[self.shape(x)],
+                    format!("dimension {d}: padding {p:?} gives a negative size"),
+                ));
             }
             dims.push(out);
         }
-        self.emit(Op::Pad { config: config.to_vec() }, &[x, value], ArrayShape::new(s.ty(), &dims).into())
+        self.emit(
+            Op::Pad {
+                config: config.to_vec(),
+            },
+            &[x, value],
+            ArrayShape::new(s.ty(), &dims).into(),
+        )
     }
 
     pub fn concatenate(&mut self, values: &[Value], dimension: i64) -> Result<Value> {
         if values.is_empty() {
-            return Err(HloError::new("concatenate", &[], "needs at least one operand"));
+            return Err(HloError::new(
+                "concatenate",
+                &[],
+                "needs at least one operand",
+            ));
         }
         for &v in values {
             self.check("concatenate", v)?;
@@ -188,7 +303,11 @@ impl Builder {
         let first = self.array_shape("concatenate", values[0])?.clone();
         let shapes: Vec<&Shape> = values.iter().map(|&v| self.shape(v)).collect();
         if dimension < 0 || dimension as usize >= first.rank() {
-            return Err(HloError::new("concatenate", &shapes, format!("dimension {dimension} is out of range")));
+            return Err(HloError::new(
+                "concatenate",
+                &shapes,
+                format!("dimension {dimension} is out of range"),
+            ));
         }
         let mut dims = first.dims().to_vec();
         dims[dimension as usize] = 0;
@@ -197,20 +316,38 @@ impl Builder {
             let same_other = s.rank() == first.rank()
                 && (0..s.rank()).all(|d| d == dimension as usize || s.dims()[d] == first.dims()[d]);
             if s.ty() != first.ty() || !same_other {
-                return Err(HloError::new("concatenate", &shapes, format!("operands must agree in type and in every dimension but {dimension}")));
+                return Err(HloError::new(
+                    "concatenate",
+                    &shapes,
+                    format!("operands must agree in type and in every dimension but {dimension}"),
+                ));
             }
             dims[dimension as usize] += s.dims()[dimension as usize];
         }
-        self.emit(Op::Concatenate { dimension }, values, ArrayShape::new(first.ty(), &dims).into())
+        self.emit(
+            Op::Concatenate { dimension },
+            values,
+            ArrayShape::new(first.ty(), &dims).into(),
+        )
     }
 
     pub fn reverse(&mut self, x: Value, dimensions: &[i64]) -> Result<Value> {
         self.check("reverse", x)?;
         let s = self.array_shape("reverse", x)?.clone();
         if dimensions.iter().any(|&d| d < 0 || d as usize >= s.rank()) {
-            return Err(HloError::new("reverse", &[self.shape(x)], format!("dimensions {dimensions:?} out of range")));
+            return Err(HloError::new(
+                "reverse",
+                &[self.shape(x)],
+                format!("dimensions {dimensions:?} out of range"),
+            ));
         }
-        self.emit(Op::Reverse { dimensions: dimensions.to_vec() }, &[x], s.into())
+        self.emit(
+            Op::Reverse {
+                dimensions: dimensions.to_vec(),
+            },
+            &[x],
+            s.into(),
+        )
     }
 
     /// Iota of `ty` counting along `dimension` of `dims` (a convenience over [`Builder::iota`]).
