@@ -204,37 +204,25 @@ pub(super) fn dot(b: &mut Builder, n: &Node, dn: &DotDimensionNumbers, g: Value)
     let g_rhs_free: Vec<i64> = (batch + lhs_free.len()..batch + lhs_free.len() + rhs_free.len())
         .map(|d| d as i64)
         .collect();
+    let lhs_side = Side {
+        batch: &dn.lhs_batch,
+        contracting: &dn.lhs_contracting,
+        free: &lhs_free,
+        g_free: &g_lhs_free,
+    };
+    let rhs_side = Side {
+        batch: &dn.rhs_batch,
+        contracting: &dn.rhs_contracting,
+        free: &rhs_free,
+        g_free: &g_rhs_free,
+    };
     let glhs = if n.need(0) {
-        let side = Side {
-            batch: &dn.lhs_batch,
-            contracting: &dn.lhs_contracting,
-            free: &lhs_free,
-            g_free: &g_lhs_free,
-        };
-        let other = Side {
-            batch: &dn.rhs_batch,
-            contracting: &dn.rhs_contracting,
-            free: &rhs_free,
-            g_free: &g_rhs_free,
-        };
-        Some(dot_cotangent(b, g, rhs, lhs_rank, &side, &other)?)
+        Some(dot_cotangent(b, g, rhs, lhs_rank, &lhs_side, &rhs_side)?)
     } else {
         None
     };
     let grhs = if n.need(1) {
-        let side = Side {
-            batch: &dn.rhs_batch,
-            contracting: &dn.rhs_contracting,
-            free: &rhs_free,
-            g_free: &g_rhs_free,
-        };
-        let other = Side {
-            batch: &dn.lhs_batch,
-            contracting: &dn.lhs_contracting,
-            free: &lhs_free,
-            g_free: &g_lhs_free,
-        };
-        Some(dot_cotangent(b, g, lhs, rhs_rank, &side, &other)?)
+        Some(dot_cotangent(b, g, lhs, rhs_rank, &rhs_side, &lhs_side)?)
     } else {
         None
     };
