@@ -179,12 +179,20 @@ pub fn install_fashion_mnist() -> Result<PathBuf> {
         .prefix(".fashion-mnist-")
         .tempdir_in(&cache)
         .map_err(|e| DataError::io(&cache, e))?;
-    run(
-        Command::new("apt-get")
-            .args(["download", PACKAGE])
-            .current_dir(work.path()),
-        "apt-get download",
-    )?;
+    let download = || {
+        run(
+            Command::new("apt-get")
+                .args(["download", PACKAGE])
+                .current_dir(work.path()),
+            "apt-get download",
+        )
+    };
+    if download().is_err() {
+        // A fresh machine may have no package lists yet: refresh them once (this works as root,
+        // and fails harmlessly otherwise), then try again and report that attempt's error.
+        let _ = Command::new("apt-get").arg("update").output();
+        download()?;
+    }
     let deb = find_deb(work.path())?;
     let root = work.path().join("root");
     run(
