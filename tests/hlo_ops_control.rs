@@ -5,31 +5,15 @@
 mod common;
 
 use common::{
-    assert_exact, compile, execute, lit, module, random, random_f32, run, run_replicated,
-    shapes_of, DEVICES,
+    assert_exact, compile, computation, execute, lit, module, random, random_f32, run,
+    run_replicated, shapes_of, DEVICES,
 };
 use effnetv2::hlo::{
-    ArrayShape, BinaryOp, Builder, ComparisonDirection, Computation, ElementType, HloError,
-    Literal, Module, RandomAlgorithm, Shape, Value,
+    ArrayShape, BinaryOp, ComparisonDirection, Computation, ElementType, Literal, Module,
+    RandomAlgorithm, Shape,
 };
 use ndarray::{arr1, ArrayD};
 use ElementType::{F32, S32, S64, U32, U64, U8};
-
-/// A computation named `name` with one parameter per shape, returning what `body` builds.
-fn computation(
-    name: &str,
-    params: &[Shape],
-    body: impl FnOnce(&mut Builder, &[Value]) -> Result<Value, HloError>,
-) -> Computation {
-    let mut b = Builder::new(name);
-    let values: Vec<Value> = params
-        .iter()
-        .enumerate()
-        .map(|(i, s)| b.parameter(i as i64, s.clone(), format!("p{i}")).unwrap())
-        .collect();
-    let root = body(&mut b, &values).unwrap();
-    b.build(root).unwrap()
-}
 
 #[test]
 fn tuple_and_get_tuple_element_select_elements() {

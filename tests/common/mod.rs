@@ -7,7 +7,7 @@
 use std::fmt::Debug;
 use std::sync::OnceLock;
 
-use effnetv2::hlo::{Builder, HloError, Literal, Module, NativeType, Shape, Value};
+use effnetv2::hlo::{Builder, Computation, HloError, Literal, Module, NativeType, Shape, Value};
 use effnetv2::runtime::provision::{self, PluginKind};
 use effnetv2::runtime::{Arg, Client, ClientOptions, CompileOptions, LoadedExecutable, Plugin};
 use ndarray::{ArrayD, Dimension, IxDyn};
@@ -36,13 +36,13 @@ pub fn client() -> &'static Client {
     })
 }
 
-/// Builds a module named `name` whose entry takes one parameter per shape in `params` and returns
-/// what `body` computes from them.
-pub fn module(
+/// A computation named `name` whose parameters are one per shape in `params`, returning what
+/// `body` computes from them (for entry computations, reducers, loop bodies and branches).
+pub fn computation(
     name: &str,
     params: &[Shape],
     body: impl FnOnce(&mut Builder, &[Value]) -> Result<Value, HloError>,
-) -> Module {
+) -> Computation {
     let mut b = Builder::new(name);
     let values: Vec<Value> = params
         .iter()
@@ -50,7 +50,16 @@ pub fn module(
         .map(|(i, s)| b.parameter(i as i64, s.clone(), format!("p{i}")).unwrap())
         .collect();
     let root = body(&mut b, &values).unwrap_or_else(|e| panic!("building {name}: {e}"));
-    Module::new(name, b.build(root).unwrap())
+    b.build(root).unwrap()
+}
+
+/// A module named `name` whose entry is [`computation`]`(name, params, body)`.
+pub fn module(
+    name: &str,
+    params: &[Shape],
+    body: impl FnOnce(&mut Builder, &[Value]) -> Result<Value, HloError>,
+) -> Module {
+    Module::new(name, computation(name, params, body))
 }
 
 /// The shape of a literal, for declaring the parameter that receives it.
