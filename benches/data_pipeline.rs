@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use effnetv2::data::rng::{stream, Purpose};
 use effnetv2::data::transform::RandAugment;
 use effnetv2::data::{
-    decode_rgb, AugmentGeometry, ImageFolder, Loader, LoaderConfig, TrainTransform,
+    decode_rgb, AugmentSettings, ImageFolder, Loader, LoaderConfig, TrainTransform,
 };
 
 /// Minimum measuring time per figure.
@@ -47,7 +47,7 @@ fn report(name: &str, files: &[Vec<u8>]) {
                 layers: 2,
                 magnitude: MAGNITUDE,
             },
-            geometry: AugmentGeometry::default(),
+            settings: AugmentSettings::default(),
         };
         let mut out = vec![0f32; size * size * 3];
         let full = rate(|i| {
@@ -82,7 +82,7 @@ fn loader_rate(root: &std::path::Path, workers: usize) -> f64 {
         queue_depth: 2,
         drop_last: false,
         shuffle: true,
-        geometry: AugmentGeometry::default(),
+        settings: AugmentSettings::default(),
     };
     let mut loader = Loader::new(source, config).expect("loader");
     loader.next().expect("batch").expect("batch"); // warm-up

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use data_support::{files, foolbox_data};
 use effnetv2::data::{
-    decode_rgb, eval_transform, pack_shards, AugmentGeometry, Batch, Cursor, EvalConfig,
+    decode_rgb, eval_transform, pack_shards, AugmentSettings, Batch, Cursor, EvalConfig,
     ImageFolder, Loader, LoaderConfig, Source, Stage, ZipShards,
 };
 
@@ -41,7 +41,7 @@ fn config() -> LoaderConfig {
         queue_depth: 2,
         drop_last: false,
         shuffle: true,
-        geometry: AugmentGeometry::default(),
+        settings: AugmentSettings::default(),
     }
 }
 
@@ -264,7 +264,7 @@ fn unreadable_images_are_skipped_counted_and_reported() {
             image_size: 24,
             workers: 2,
             queue_depth: 2,
-            geometry: Default::default(),
+            settings: Default::default(),
         },
     )
     .unwrap();
@@ -296,7 +296,7 @@ fn evaluation_is_one_ordered_pass_of_the_eval_transform() {
             image_size: 40,
             workers: 2,
             queue_depth: 1,
-            geometry: Default::default(),
+            settings: Default::default(),
         },
     )
     .unwrap();
@@ -374,9 +374,9 @@ fn layout_and_option_errors_say_what_is_wrong() {
         ),
         (
             LoaderConfig {
-                geometry: AugmentGeometry {
+                settings: AugmentSettings {
                     crop_area_min: 0.0,
-                    ..AugmentGeometry::default()
+                    ..AugmentSettings::default()
                 },
                 ..config()
             },

@@ -4,7 +4,7 @@
 use effnetv2::data::rng::{stream, Purpose};
 use effnetv2::data::transform::randaugment::color::grey_level;
 use effnetv2::data::transform::randaugment::{Op, OpKind, RandAugment};
-use effnetv2::data::AugmentGeometry;
+use effnetv2::data::AugmentSettings;
 use image::{Rgb, RgbImage};
 
 /// An image from rows of RGB triples.
@@ -260,13 +260,13 @@ fn cutout_fills_a_clipped_square() {
 
 /// The argument of `kind` at magnitude `m` with the official constants, random sign removed.
 fn argument(kind: OpKind, m: f32) -> f64 {
-    argument_with(kind, m, &AugmentGeometry::default())
+    argument_with(kind, m, &AugmentSettings::default())
 }
 
-/// The argument of `kind` at magnitude `m` under `geometry`, with the random sign removed.
-fn argument_with(kind: OpKind, m: f32, geometry: &AugmentGeometry) -> f64 {
+/// The argument of `kind` at magnitude `m` under `settings`, with the random sign removed.
+fn argument_with(kind: OpKind, m: f32, settings: &AugmentSettings) -> f64 {
     let mut rng = stream(1, 0, 0, Purpose::Augment);
-    match kind.resolve(m, geometry, 64, 64, &mut rng) {
+    match kind.resolve(m, settings, 64, 64, &mut rng) {
         Op::Rotate { degrees } => f64::from(degrees.abs()),
         Op::Posterize { bits } => f64::from(bits),
         Op::Solarize { threshold } => f64::from(threshold),
@@ -317,13 +317,13 @@ fn level_to_argument_table_of_spec_6_2() {
 
 #[test]
 fn configured_constants_scale_translations_and_cutouts() {
-    // The 28 px geometry of the tiny model: 12.5 px translation and a 5 px cutout half side at
-    // M = 10, so M / 10 * const at other magnitudes; the other operations do not change.
-    let small = AugmentGeometry {
+    // 28 px settings: 12.5 px translation and a 5 px cutout half side at M = 10, so
+    // M / 10 * const at other magnitudes; the other operations do not change.
+    let small = AugmentSettings {
         crop_area_min: 0.35,
         translate_const: 12.5,
         cutout_const: 5.0,
-        eval_crop_padding: 4.0,
+        ..AugmentSettings::default()
     };
     for (m, translate, pad) in [(2.0, 2.5, 1.0), (5.0, 6.25, 2.0), (10.0, 12.5, 5.0)] {
         for kind in [OpKind::TranslateX, OpKind::TranslateY] {
@@ -344,7 +344,7 @@ fn signed_arguments_are_negative_about_half_the_time() {
     let negatives = (0..2000)
         .filter(|&i| {
             let mut rng = stream(9, 0, i, Purpose::Augment);
-            matches!(OpKind::Rotate.resolve(10.0, &AugmentGeometry::default(), 8, 8, &mut rng), Op::Rotate { degrees } if degrees < 0.0)
+            matches!(OpKind::Rotate.resolve(10.0, &AugmentSettings::default(), 8, 8, &mut rng), Op::Rotate { degrees } if degrees < 0.0)
         })
         .count();
     assert!(
@@ -360,7 +360,7 @@ fn cutout_centres_cover_the_image() {
         let mut rng = stream(2, 0, i, Purpose::Augment);
         let Op::Cutout {
             center_x, center_y, ..
-        } = OpKind::Cutout.resolve(5.0, &AugmentGeometry::default(), 5, 3, &mut rng)
+        } = OpKind::Cutout.resolve(5.0, &AugmentSettings::default(), 5, 3, &mut rng)
         else {
             unreachable!("Cutout resolves to Op::Cutout")
         };
@@ -380,12 +380,12 @@ fn policy_applies_two_uniformly_chosen_ops() {
     };
     let a = policy.apply(
         img.clone(),
-        &AugmentGeometry::default(),
+        &AugmentSettings::default(),
         &mut stream(4, 0, 0, Purpose::Augment),
     );
     let b = policy.apply(
         img.clone(),
-        &AugmentGeometry::default(),
+        &AugmentSettings::default(),
         &mut stream(4, 0, 0, Purpose::Augment),
     );
     assert_eq!(a, b);
@@ -393,7 +393,7 @@ fn policy_applies_two_uniformly_chosen_ops() {
         .filter(|&i| {
             policy.apply(
                 img.clone(),
-                &AugmentGeometry::default(),
+                &AugmentSettings::default(),
                 &mut stream(4, 0, i, Purpose::Augment),
             ) != img
         })
@@ -406,7 +406,7 @@ fn policy_applies_two_uniformly_chosen_ops() {
     assert_eq!(
         none.apply(
             img.clone(),
-            &AugmentGeometry::default(),
+            &AugmentSettings::default(),
             &mut stream(4, 0, 0, Purpose::Augment)
         ),
         img

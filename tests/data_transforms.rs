@@ -3,7 +3,7 @@
 use effnetv2::data::rng::{stream, Purpose};
 use effnetv2::data::transform::crop::{random_crop, AREA_RANGE, ASPECT_RANGE};
 use effnetv2::data::transform::{eval_transform, resize_bilinear, CropBox, RandAugment};
-use effnetv2::data::{AugmentGeometry, TrainTransform};
+use effnetv2::data::{AugmentSettings, TrainTransform};
 use image::{Rgb, RgbImage};
 
 #[test]
@@ -140,7 +140,7 @@ fn train_transform_output_is_normalised_and_deterministic() {
             layers: 2,
             magnitude: 15.0,
         },
-        geometry: AugmentGeometry::default(),
+        settings: AugmentSettings::default(),
     };
     let mut a = vec![0f32; 24 * 24 * 3];
     let mut b = a.clone();
@@ -166,7 +166,7 @@ fn train_transform_flips_about_half_the_time() {
             layers: 0,
             magnitude: 0.0,
         },
-        geometry: AugmentGeometry::default(),
+        settings: AugmentSettings::default(),
     };
     let mut out = vec![0f32; 8 * 8 * 3];
     let mut flipped = 0;

@@ -92,7 +92,7 @@ impl EvalArgs {
             image_size,
             workers: config.workers,
             limit: self.limit,
-            geometry: model.spec.augment_geometry,
+            settings: model.spec.augment_settings,
         };
         let refs: Vec<_> = buffers.iter().collect();
         let (top1, top5, n) = evaluate(&client, device, &exe, &refs, &set)?;

@@ -18,7 +18,7 @@ use super::error::{DataError, Result};
 use super::mix::MixConfig;
 use super::rng::epoch_order;
 use super::source::Source;
-use super::transform::{AugmentGeometry, RandAugment, TrainTransform};
+use super::transform::{AugmentSettings, RandAugment, TrainTransform};
 
 /// RandAugment layers of the official recipe.
 pub const RANDAUGMENT_LAYERS: usize = 2;
@@ -63,7 +63,7 @@ pub struct LoaderConfig {
     pub shuffle: bool,
     /// Crop-area floor and RandAugment pixel constants, fixed for the loader's life; the official
     /// values suit 224+ px images, small images need them scaled down.
-    pub geometry: AugmentGeometry,
+    pub settings: AugmentSettings,
 }
 
 impl LoaderConfig {
@@ -86,7 +86,7 @@ pub struct EvalConfig {
     pub workers: usize,
     pub queue_depth: usize,
     /// Only `eval_crop_padding` matters for evaluation.
-    pub geometry: AugmentGeometry,
+    pub settings: AugmentSettings,
 }
 
 /// Unreadable examples met during one epoch.
@@ -127,8 +127,8 @@ pub struct Loader {
 impl Loader {
     /// A training loader starting at epoch 0, position 0.
     pub fn new(source: Arc<dyn Source>, config: LoaderConfig) -> Result<Self> {
-        config.geometry.validate()?;
-        let recipe = train_recipe(config.stage(), config.ra_layers, config.geometry)?;
+        config.settings.validate()?;
+        let recipe = train_recipe(config.stage(), config.ra_layers, config.settings)?;
         let layout = layout(
             source.as_ref(),
             config.batch,
@@ -144,10 +144,10 @@ impl Loader {
     /// An evaluation loader over the whole source in its own order.
     pub fn eval(source: Arc<dyn Source>, config: EvalConfig) -> Result<Self> {
         check_size(config.image_size)?;
-        config.geometry.validate()?;
+        config.settings.validate()?;
         let recipe = Recipe::Eval {
             image_size: config.image_size,
-            crop_padding: config.geometry.eval_crop_padding,
+            crop_padding: config.settings.eval_crop_padding,
         };
         let layout = layout(
             source.as_ref(),
@@ -199,7 +199,7 @@ impl Loader {
                 "an evaluation loader has no training stage".into(),
             ));
         };
-        let recipe = train_recipe(stage, transform.randaugment.layers, transform.geometry)?;
+        let recipe = train_recipe(stage, transform.randaugment.layers, transform.settings)?;
         if recipe != self.recipe {
             self.recipe = recipe;
             self.restart()?;
@@ -371,8 +371,8 @@ fn check_size(image_size: usize) -> Result<()> {
     Ok(())
 }
 
-/// The training recipe of `stage`, validated (`geometry` is checked once by [`Loader::new`]).
-fn train_recipe(stage: Stage, ra_layers: usize, geometry: AugmentGeometry) -> Result<Recipe> {
+/// The training recipe of `stage`, validated (`settings` is checked once by [`Loader::new`]).
+fn train_recipe(stage: Stage, ra_layers: usize, settings: AugmentSettings) -> Result<Recipe> {
     check_size(stage.image_size)?;
     if !stage.magnitude.is_finite() || stage.magnitude < 0.0 {
         return Err(DataError::Config(format!(
@@ -392,7 +392,7 @@ fn train_recipe(stage: Stage, ra_layers: usize, geometry: AugmentGeometry) -> Re
                 layers: ra_layers,
                 magnitude: stage.magnitude,
             },
-            geometry,
+            settings,
         },
         mix,
     })

@@ -20,7 +20,7 @@ use super::data::{upload_eval_batch, upload_train_batch, DataSpec};
 use super::device_state::DeviceState;
 use super::executables::{CompileEvent, ExecutableCache};
 use super::init::initial_state;
-use crate::data::{self, AugmentGeometry, Cursor, EvalConfig, Loader, LoaderConfig, Source};
+use crate::data::{self, AugmentSettings, Cursor, EvalConfig, Loader, LoaderConfig, Source};
 use crate::hlo::Literal;
 use crate::model::graph::Lowering;
 use crate::model::{load_spec, Model, ScheduleVariant};
@@ -304,7 +304,7 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
             queue_depth: 4,
             drop_last: true,
             shuffle: true,
-            geometry: model.spec.augment_geometry,
+            settings: model.spec.augment_settings,
         },
     )?;
     loader.resume(cursor)?;
@@ -479,7 +479,7 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
                 image_size: model.spec.image_size.eval,
                 workers: config.workers,
                 limit: config.eval_limit,
-                geometry: model.spec.augment_geometry,
+                settings: model.spec.augment_settings,
             };
             let (top1, top5, images) = evaluate(
                 &client,
@@ -638,7 +638,7 @@ pub struct EvalSet {
     pub workers: usize,
     /// Evaluate on at most this many examples.
     pub limit: Option<usize>,
-    pub geometry: AugmentGeometry,
+    pub settings: AugmentSettings,
 }
 
 /// Top-1 and top-5 accuracy of `weights` (model variables in [`Model::params`] order) over the
@@ -657,7 +657,7 @@ pub fn evaluate(
             image_size: set.image_size,
             workers: set.workers,
             queue_depth: 4,
-            geometry: set.geometry,
+            settings: set.settings,
         },
     )?;
     let limit = set.limit.unwrap_or(usize::MAX);

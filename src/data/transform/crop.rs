@@ -4,7 +4,7 @@
 use rand::Rng;
 
 /// Official range of the crop area as a fraction of the image area; the lower end is the default
-/// of [`AugmentGeometry::crop_area_min`](super::AugmentGeometry::crop_area_min).
+/// of [`AugmentSettings::crop_area_min`](super::AugmentSettings::crop_area_min).
 pub const AREA_RANGE: (f32, f32) = (0.05, 1.0);
 /// Range of the crop aspect ratio (width / height); TensorFlow's default `(0.75, 1.33)`.
 pub const ASPECT_RANGE: (f32, f32) = (0.75, 1.33);

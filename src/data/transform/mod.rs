@@ -1,14 +1,14 @@
 //! Per-example image transforms of the official S/M/L/XL preprocessing (spec 6.1).
 
 pub mod crop;
-mod geometry;
 pub mod randaugment;
 mod resize;
+mod settings;
 
 pub use crop::{eval_crop, random_crop, CropBox};
-pub use geometry::AugmentGeometry;
 pub use randaugment::RandAugment;
 pub use resize::resize_bilinear;
+pub use settings::AugmentSettings;
 
 use image::RgbImage;
 use rand::Rng;
@@ -27,7 +27,7 @@ pub struct TrainTransform {
     /// in the official code without `augname`).
     pub randaugment: RandAugment,
     /// Crop-area floor and RandAugment pixel constants (official by default).
-    pub geometry: AugmentGeometry,
+    pub settings: AugmentSettings,
 }
 
 impl TrainTransform {
@@ -46,7 +46,7 @@ impl TrainTransform {
         let crop = random_crop(
             image.width(),
             image.height(),
-            self.geometry.crop_area_min,
+            self.settings.crop_area_min,
             rng,
         );
         let mut pixels = resize_bilinear(image, crop, size);
@@ -62,7 +62,7 @@ impl TrainTransform {
         let quantized: Vec<u8> = pixels.iter().map(|v| v.clamp(0.0, 255.0) as u8).collect();
         let quantized = RgbImage::from_raw(size as u32, size as u32, quantized)
             .expect("resize produced size * size * 3 values");
-        let augmented = self.randaugment.apply(quantized, &self.geometry, rng);
+        let augmented = self.randaugment.apply(quantized, &self.settings, rng);
         for (o, &v) in out.iter_mut().zip(augmented.as_raw()) {
             *o = normalize(f32::from(v));
         }

@@ -6,7 +6,7 @@
 //! fill uncovered pixels with 128 and sample the nearest pixel; shears are the projective
 //! transforms `[1, level, 0, 0, 1, 0, 0, 0]` / `[1, 0, 0, level, 1, 0, 0, 0]`; translations and
 //! cutout sizes are in pixels whatever the image size (their constants come from an
-//! [`AugmentGeometry`], official by default); the magnitude is a float used directly in the
+//! [`AugmentSettings`], official by default); the magnitude is a float used directly in the
 //! formulas.
 //! Knowingly dropped: the per-op probability drawn and ignored by the official code is not drawn
 //! (it has no effect), signs are drawn only for the selected op (same distribution), and the
@@ -18,22 +18,24 @@ pub mod geometric;
 
 use image::RgbImage;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
-use super::AugmentGeometry;
+use super::AugmentSettings;
 
 /// Level scale of the official code (`_MAX_LEVEL`).
 pub const MAX_LEVEL: f64 = 10.0;
 /// Official half side of the cutout square at `MAX_LEVEL`; the default of
-/// [`AugmentGeometry::cutout_const`].
+/// [`AugmentSettings::cutout_const`].
 pub const CUTOUT_CONST: f64 = 40.0;
 /// Official translation in pixels at `MAX_LEVEL`; the default of
-/// [`AugmentGeometry::translate_const`].
+/// [`AugmentSettings::translate_const`].
 pub const TRANSLATE_CONST: f64 = 100.0;
 /// Threshold used by `SolarizeAdd`.
 pub const SOLARIZE_ADD_THRESHOLD: u32 = 128;
 
-/// The 16 operations, in the official order (the uniform pick indexes this list).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The 16 operations, in the official order (the uniform pick indexes this list). Spec files name
+/// them as written here (`"TranslateX"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum OpKind {
     AutoContrast,
     Equalize,
@@ -75,13 +77,13 @@ impl OpKind {
     ];
 
     /// The operation with its argument for `magnitude` (the level-to-argument table of spec 6.2),
-    /// with translations and cutout sizes scaled by `geometry`'s constants. Random signs (rotate,
+    /// with translations and cutout sizes scaled by `settings`'s constants. Random signs (rotate,
     /// shear, translate; 50 % negative) and the cutout centre (uniform over a `width` x `height`
     /// image) are drawn from `rng`.
     pub fn resolve(
         self,
         magnitude: f32,
-        geometry: &AugmentGeometry,
+        settings: &AugmentSettings,
         width: u32,
         height: u32,
         rng: &mut impl Rng,
@@ -123,17 +125,86 @@ impl OpKind {
                 level: signed(level * 0.3),
             },
             OpKind::TranslateX => Op::TranslateX {
-                pixels: signed(level * geometry.translate_const),
+                pixels: signed(level * settings.translate_const),
             },
             OpKind::TranslateY => Op::TranslateY {
-                pixels: signed(level * geometry.translate_const),
+                pixels: signed(level * settings.translate_const),
             },
             OpKind::Cutout => Op::Cutout {
-                pad: (level * geometry.cutout_const) as u32,
+                pad: (level * settings.cutout_const) as u32,
                 center_x: rng.gen_range(0..width.max(1)),
                 center_y: rng.gen_range(0..height.max(1)),
             },
         }
+    }
+}
+
+/// The operations RandAugment picks from: a subset of [`OpKind::ALL`], kept in the official order so
+/// that the full set draws exactly as the official code does. Serialised as a list of names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<OpKind>", into = "Vec<OpKind>")]
+pub struct OpSet(u16);
+
+impl OpSet {
+    /// All 16 operations (the official policy).
+    pub const ALL: OpSet = OpSet(u16::MAX >> (16 - OpKind::ALL.len()));
+
+    fn bit(kind: OpKind) -> u16 {
+        let index = OpKind::ALL
+            .iter()
+            .position(|&k| k == kind)
+            .expect("OpKind::ALL lists every kind");
+        1 << index
+    }
+
+    /// The set of `kinds`; `None` when it is empty (RandAugment needs an operation to pick).
+    pub fn new(kinds: &[OpKind]) -> Option<OpSet> {
+        let bits = kinds.iter().fold(0, |bits, &k| bits | Self::bit(k));
+        (bits != 0).then_some(OpSet(bits))
+    }
+
+    pub fn contains(self, kind: OpKind) -> bool {
+        self.0 & Self::bit(kind) != 0
+    }
+
+    /// The operations in official order.
+    pub fn kinds(self) -> impl Iterator<Item = OpKind> {
+        OpKind::ALL.into_iter().filter(move |&k| self.contains(k))
+    }
+
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// Never true for a constructed set; present for API symmetry with `len`.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Picks one operation uniformly.
+    fn pick(self, rng: &mut impl Rng) -> OpKind {
+        let i = rng.gen_range(0..self.len());
+        self.kinds().nth(i).expect("i < len")
+    }
+}
+
+impl Default for OpSet {
+    fn default() -> Self {
+        OpSet::ALL
+    }
+}
+
+impl TryFrom<Vec<OpKind>> for OpSet {
+    type Error = String;
+
+    fn try_from(kinds: Vec<OpKind>) -> Result<Self, String> {
+        OpSet::new(&kinds).ok_or_else(|| "the RandAugment operation list is empty".to_string())
+    }
+}
+
+impl From<OpSet> for Vec<OpKind> {
+    fn from(set: OpSet) -> Self {
+        set.kinds().collect()
     }
 }
 
@@ -216,7 +287,8 @@ impl Op {
     }
 }
 
-/// The RandAugment policy: `layers` uniformly picked operations at `magnitude`.
+/// The RandAugment policy: `layers` operations at `magnitude`, each picked uniformly from the
+/// settings' [`AugmentSettings::randaugment_ops`] (all 16 officially).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RandAugment {
     /// Operations applied in sequence (the official setting is 2).
@@ -227,18 +299,59 @@ pub struct RandAugment {
 
 impl RandAugment {
     /// Draws and applies the policy's operations to `image`, with translations and cutout sizes
-    /// from `geometry`.
+    /// from `settings`.
     pub fn apply(
         &self,
         mut image: RgbImage,
-        geometry: &AugmentGeometry,
+        settings: &AugmentSettings,
         rng: &mut impl Rng,
     ) -> RgbImage {
         for _ in 0..self.layers {
-            let kind = OpKind::ALL[rng.gen_range(0..OpKind::ALL.len())];
-            let op = kind.resolve(self.magnitude, geometry, image.width(), image.height(), rng);
+            let kind = settings.randaugment_ops.pick(rng);
+            let op = kind.resolve(self.magnitude, settings, image.width(), image.height(), rng);
             image = op.apply(&image);
         }
         image
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_full_set_draws_like_the_official_uniform_pick() {
+        let mut a = crate::data::rng::stream(0, 0, 0, crate::data::rng::Purpose::Augment);
+        let mut b = a.clone();
+        for _ in 0..1000 {
+            let official = OpKind::ALL[a.gen_range(0..OpKind::ALL.len())];
+            assert_eq!(OpSet::ALL.pick(&mut b), official);
+        }
+    }
+
+    #[test]
+    fn a_subset_picks_only_and_all_of_its_members() {
+        let members = [OpKind::Cutout, OpKind::Rotate, OpKind::Brightness];
+        let set = OpSet::new(&members).unwrap();
+        assert_eq!(set.len(), 3);
+        // Kept in official order whatever order they were named in.
+        let order: Vec<OpKind> = set.kinds().collect();
+        assert_eq!(order, [OpKind::Rotate, OpKind::Brightness, OpKind::Cutout]);
+        let mut rng = crate::data::rng::stream(1, 0, 0, crate::data::rng::Purpose::Augment);
+        let mut counts = [0usize; 3];
+        for _ in 0..3000 {
+            let kind = set.pick(&mut rng);
+            counts[order.iter().position(|&k| k == kind).unwrap()] += 1;
+        }
+        // Uniform: each of the three about 1000 times.
+        assert!(
+            counts.iter().all(|&c| (900..1100).contains(&c)),
+            "{counts:?}"
+        );
+        assert!(OpSet::new(&[]).is_none());
+        let json = serde_json::to_string(&set).unwrap();
+        assert_eq!(json, r#"["Rotate","Brightness","Cutout"]"#);
+        assert_eq!(serde_json::from_str::<OpSet>(&json).unwrap(), set);
+        assert_eq!(OpSet::ALL.len(), 16);
     }
 }
