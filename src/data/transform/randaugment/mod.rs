@@ -149,12 +149,9 @@ impl OpSet {
     /// All 16 operations (the official policy).
     pub const ALL: OpSet = OpSet(u16::MAX >> (16 - OpKind::ALL.len()));
 
+    /// The enum declares the kinds in the order of [`OpKind::ALL`], so a discriminant is its index.
     fn bit(kind: OpKind) -> u16 {
-        let index = OpKind::ALL
-            .iter()
-            .position(|&k| k == kind)
-            .expect("OpKind::ALL lists every kind");
-        1 << index
+        1 << kind as u16
     }
 
     /// The set of `kinds`; `None` when it is empty (RandAugment needs an operation to pick).
