@@ -2,13 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use effnetv2::hlo::Literal;
 use effnetv2::model::graph::Lowering;
 use effnetv2::model::{load_spec, Model};
 use effnetv2::runtime::CompileOptions;
-use effnetv2::train::state::StateLayout;
 use effnetv2::train::step::eval_step_module;
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::data::DataSpec;
@@ -25,6 +24,10 @@ pub struct EvalArgs {
     /// Evaluation data (default: the run's).
     #[arg(long)]
     data: Option<DataSpec>,
+    /// Model spec to evaluate with (default: the run's). It must have the run's variables; a
+    /// different spec changes only what does not: e.g. the evaluation crop padding.
+    #[arg(long)]
+    model: Option<String>,
     /// Image size (default: the model's eval size).
     #[arg(long)]
     image_size: Option<usize>,
@@ -51,22 +54,24 @@ impl EvalArgs {
             serde_json::from_slice(&std::fs::read(dir.join("meta.json"))?)
                 .with_context(|| format!("reading {}", dir.join("meta.json").display()))?;
         let config: RunConfig = meta.config;
-        let model = Model::new(load_spec(&config.model)?)?;
-        let layout = StateLayout::new(&model);
+        let model = Model::new(load_spec(self.model.as_ref().unwrap_or(&config.model))?)?;
         let names: Vec<String> = model
             .params()
             .iter()
             .map(|p| format!("ema/{}", p.name))
             .collect();
         let (weights, _): (Vec<Literal>, serde_json::Value) = checkpoint::load(&dir, &names)?;
-        debug_assert_eq!(
-            weights.len(),
-            layout
-                .entries()
-                .iter()
-                .filter(|e| e.name.starts_with("ema/"))
-                .count()
-        );
+        for ((param, name), weight) in model.params().iter().zip(&names).zip(&weights) {
+            let expected: Vec<i64> = param.shape.iter().map(|&d| d as i64).collect();
+            if weight.shape().dims() != expected.as_slice() {
+                bail!(
+                    "checkpoint tensor '{name}' has shape {:?} but model '{}' expects {:?}",
+                    weight.shape().dims(),
+                    model.spec.name,
+                    expected
+                );
+            }
+        }
 
         let client = open_client(config.plugin, config.plugin_path.as_deref())?;
         let device = client
