@@ -1,6 +1,6 @@
 //! A shortened main job: the default small variant trained on real Fashion-MNIST through 4
-//! progressive stages on the CPU plugin, evaluated on all 10,000 test images after each stage.
-//! One and a half epochs at batch 32 must reach 75% top-1.
+//! progressive stages on the default CPU plugin, evaluated on all 10,000 test images after each
+//! stage. One and a half epochs at batch 32 must reach 75% top-1.
 //!
 //! Shapes (batch 32, eval batch 100) match `train_run.rs`, so the executables compiled here are
 //! reused from the cache there.
@@ -21,7 +21,7 @@ fn a_short_progressive_run_reaches_75_percent() {
     let out = tempfile::tempdir().unwrap();
     let config = RunConfig {
         model: "tiny".into(),
-        plugin: PluginKind::Cpu,
+        plugin: PluginKind::DEFAULT,
         plugin_path: None,
         data: DataSpec::FashionMnist,
         batch: 32,

@@ -1,6 +1,6 @@
-//! The progressive run end to end on the CPU plugin, on a few steps of Fashion-MNIST: stages switch
-//! graphs at the scheduled steps, a stopped and resumed run ends bit-identical to an uninterrupted
-//! one, and a second run with the same config loads every executable from the cache.
+//! The progressive run end to end on the default CPU plugin, on a few steps of Fashion-MNIST:
+//! stages switch graphs at the scheduled steps, a stopped and resumed run ends bit-identical to an
+//! uninterrupted one, and a second run with the same config loads every executable from the cache.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -19,7 +19,7 @@ use effnetv2::trainer::run::{train, Metric, RunConfig};
 fn config(out: &Path) -> RunConfig {
     RunConfig {
         model: "tiny".into(),
-        plugin: PluginKind::Cpu,
+        plugin: PluginKind::DEFAULT,
         plugin_path: None,
         data: DataSpec::FashionMnist,
         batch: 32,
@@ -138,4 +138,49 @@ fn resuming_with_another_batch_size_is_refused() {
     assert!(format!("{err:#}").contains("--batch"), "{err:#}");
     let err = train(&config(root.path()), false, &never).unwrap_err();
     assert!(format!("{err:#}").contains("--resume"), "{err:#}");
+}
+
+/// `effnetv2 eval` on a run's checkpoint: with the run's spec, or another spec of the same
+/// variables; a spec whose variables have other shapes is refused by name, before anything runs.
+#[test]
+fn eval_command_accepts_a_matching_spec_and_names_a_mismatched_tensor() {
+    let root = tempfile::tempdir().unwrap();
+    let mut c = config(root.path());
+    c.stop_after = Some(2);
+    train(&c, false, &AtomicBool::new(false)).unwrap();
+    let eval = |model: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_effnetv2"))
+            .args(["eval", "--batch", "100", "--limit", "100", "--model", model])
+            .arg("--checkpoint")
+            .arg(root.path())
+            .output()
+            .unwrap()
+    };
+
+    let out = eval("tiny");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("step 2, 100 images at 28px: top-1"),
+        "{stdout}"
+    );
+
+    let mut wider: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("graphs/efficientnetv2-tiny.json").unwrap())
+            .unwrap();
+    wider["head"]["feature_size"] = 320.into();
+    let wider_path = root.path().join("wider.json");
+    std::fs::write(&wider_path, wider.to_string()).unwrap();
+    let out = eval(wider_path.to_str().unwrap());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'ema/head/conv/kernel' has shape [1, 1, 64, 256]")
+            && stderr.contains("expects [1, 1, 64, 320]"),
+        "{stderr}"
+    );
 }
