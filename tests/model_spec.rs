@@ -684,8 +684,9 @@ fn augment_settings_is_official_unless_the_spec_scales_it() {
             "{name}"
         );
     }
-    // 28 px Fashion-MNIST: the pixel constants scaled by 28/224, a 35 % crop-area floor, and no
-    // RandAugment operation that inverts, solarises, posterises or recolours greyscale images.
+    // 28 px Fashion-MNIST: the pixel constants scaled by 28/224, a centred 26 px eval crop, a 35 %
+    // crop-area floor, and no RandAugment operation that inverts, solarises, posterises or
+    // recolours greyscale images.
     use OpKind::*;
     assert_eq!(
         load_spec("tiny").unwrap().augment_settings,
@@ -693,7 +694,7 @@ fn augment_settings_is_official_unless_the_spec_scales_it() {
             crop_area_min: 0.35,
             translate_const: 12.5,
             cutout_const: 5.0,
-            eval_crop_padding: 4.0,
+            eval_crop_padding: 2.0,
             randaugment_ops: OpSet::new(&[
                 AutoContrast,
                 Rotate,
