@@ -31,7 +31,7 @@ pub struct TrainArgs {
     data: DataSpec,
     #[arg(long, default_value_t = 128)]
     batch: usize,
-    #[arg(long, default_value_t = 16.0)]
+    #[arg(long, default_value_t = 20.0)]
     epochs: f64,
     /// Progressive stages (default: the spec's).
     #[arg(long)]
