@@ -51,15 +51,12 @@ fn metrics(out: &Path) -> Vec<Metric> {
 
 fn final_state(out: &Path) -> Vec<Literal> {
     let model = Model::new(load_spec("tiny").unwrap()).unwrap();
-    let names: Vec<String> = StateLayout::new(&model)
-        .entries()
-        .iter()
-        .map(|e| e.name.clone())
-        .collect();
+    let layout = StateLayout::new(&model);
+    let expected = layout.entries().iter().map(|e| (e.name.as_str(), &e.shape));
     let dir = checkpoint::latest(&out.join("checkpoints"))
         .unwrap()
         .expect("a final checkpoint");
-    checkpoint::load::<serde_json::Value>(&dir, &names)
+    checkpoint::load::<serde_json::Value>(&dir, expected)
         .unwrap()
         .0
 }

@@ -2,12 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use effnetv2::hlo::Literal;
 use effnetv2::model::graph::Lowering;
 use effnetv2::model::{load_spec, Model};
 use effnetv2::runtime::CompileOptions;
+use effnetv2::train::state::{Role, StateLayout};
 use effnetv2::train::step::eval_step_module;
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::data::DataSpec;
@@ -55,23 +56,14 @@ impl EvalArgs {
                 .with_context(|| format!("reading {}", dir.join("meta.json").display()))?;
         let config: RunConfig = meta.config;
         let model = Model::new(load_spec(self.model.as_ref().unwrap_or(&config.model))?)?;
-        let names: Vec<String> = model
-            .params()
+        // The EMA shadows, in the model's parameter order (the eval graph's parameters).
+        let layout = StateLayout::new(&model);
+        let ema = layout
+            .entries()
             .iter()
-            .map(|p| format!("ema/{}", p.name))
-            .collect();
-        let (weights, _): (Vec<Literal>, serde_json::Value) = checkpoint::load(&dir, &names)?;
-        for ((param, name), weight) in model.params().iter().zip(&names).zip(&weights) {
-            let expected: Vec<i64> = param.shape.iter().map(|&d| d as i64).collect();
-            if weight.shape().dims() != expected.as_slice() {
-                bail!(
-                    "checkpoint tensor '{name}' has shape {:?} but model '{}' expects {:?}",
-                    weight.shape().dims(),
-                    model.spec.name,
-                    expected
-                );
-            }
-        }
+            .filter(|e| matches!(e.role, Role::Ema(_)))
+            .map(|e| (e.name.as_str(), &e.shape));
+        let (weights, _): (Vec<Literal>, serde_json::Value) = checkpoint::load(&dir, ema)?;
 
         let client = open_client(config.plugin, config.plugin_path.as_deref())?;
         let device = client

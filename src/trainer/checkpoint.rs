@@ -148,20 +148,36 @@ fn prune(root: &Path, keep: usize) -> Result<()> {
     Ok(())
 }
 
-/// Reads a checkpoint's tensors (in file order of `names`) and metadata.
-pub fn load<M: DeserializeOwned>(dir: &Path, names: &[String]) -> Result<(Vec<Literal>, M)> {
+/// Reads a checkpoint's tensors (in the order of `expected`, by name) and metadata. Each tensor
+/// must have the expected element type and dimensions: a checkpoint of another model (or of an
+/// edited spec) fails here, by tensor name, instead of at execution.
+pub fn load<'a, M: DeserializeOwned>(
+    dir: &Path,
+    expected: impl IntoIterator<Item = (&'a str, &'a ArrayShape)>,
+) -> Result<(Vec<Literal>, M)> {
     let path = dir.join(TENSORS);
     let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .with_context(|| format!("parsing {}", path.display()))?;
-    let tensors = names
-        .iter()
-        .map(|name| {
+    let tensors = expected
+        .into_iter()
+        .map(|(name, want)| {
             let view = st
                 .tensor(name)
                 .with_context(|| format!("checkpoint {} has no tensor '{name}'", dir.display()))?;
             let dims: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
             let shape = ArrayShape::new(element_type(view.dtype())?, &dims);
+            if shape.ty() != want.ty() || shape.dims() != want.dims() {
+                bail!(
+                    "checkpoint {} tensor '{name}' has shape {:?} ({}) \
+                     but the model expects {:?} ({})",
+                    dir.display(),
+                    shape.dims(),
+                    shape.ty(),
+                    want.dims(),
+                    want.ty()
+                );
+            }
             Literal::from_bytes(shape, view.data().to_vec())
                 .map_err(|e| anyhow::anyhow!("tensor {name}: {e}"))
         })
@@ -206,14 +222,22 @@ mod tests {
         assert_eq!(dirs.len(), 2, "only the newest two are kept");
         let newest = latest(root.path()).unwrap().unwrap();
         assert!(newest.ends_with("ckpt-0000000003"));
-        let names: Vec<String> = tensors.iter().map(|(n, _)| n.clone()).collect();
-        let (loaded, meta): (Vec<Literal>, serde_json::Value) = load(&newest, &names).unwrap();
+        let expected = tensors.iter().map(|(n, l)| (n.as_str(), l.shape()));
+        let (loaded, meta): (Vec<Literal>, serde_json::Value) = load(&newest, expected).unwrap();
         assert_eq!(meta["step"], 3);
         for ((_, want), got) in tensors.iter().zip(&loaded) {
             assert_eq!(want, got);
         }
-        let err = load::<serde_json::Value>(&newest, &["missing".to_string()]).unwrap_err();
+        let scalar = ArrayShape::scalar(ElementType::S64);
+        let err = load::<serde_json::Value>(&newest, [("missing", &scalar)]).unwrap_err();
         assert!(format!("{err:#}").contains("no tensor 'missing'"));
+        let wider = ArrayShape::new(ElementType::F32, &[2, 3]);
+        let err = load::<serde_json::Value>(&newest, [("params/w", &wider)]).unwrap_err();
+        assert!(
+            format!("{err:#}")
+                .contains("'params/w' has shape [2, 2] (f32) but the model expects [2, 3] (f32)"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -268,8 +268,8 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
 
     let (mut state, mut step, cursor) = match &resumed {
         Some(dir) => {
-            let names: Vec<String> = layout.entries().iter().map(|e| e.name.clone()).collect();
-            let (tensors, meta): (Vec<Literal>, CheckpointMeta) = checkpoint::load(dir, &names)?;
+            let expected = layout.entries().iter().map(|e| (e.name.as_str(), &e.shape));
+            let (tensors, meta): (Vec<Literal>, CheckpointMeta) = checkpoint::load(dir, expected)?;
             check_resumable(&meta.config, config)?;
             println!("resuming from {} (step {})", dir.display(), meta.step);
             (
