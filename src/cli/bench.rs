@@ -30,7 +30,11 @@ pub struct BenchArgs {
     /// Train steps timed per setting (rounded up to whole calls).
     #[arg(long, default_value_t = 32)]
     steps: i64,
-    #[arg(long, default_value = PluginKind::DEFAULT.name(), value_parser = super::plugin::kind_value_parser())]
+    #[arg(
+        long,
+        default_value = PluginKind::DEFAULT.name(),
+        value_parser = super::plugin::kind_value_parser()
+    )]
     plugin: PluginKind,
 }
 

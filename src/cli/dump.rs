@@ -48,7 +48,11 @@ pub struct DumpArgs {
     /// Also compile each graph with the plugin and write XLA's optimized HLO.
     #[arg(long)]
     optimized: bool,
-    #[arg(long, default_value = PluginKind::DEFAULT.name(), value_parser = super::plugin::kind_value_parser())]
+    #[arg(
+        long,
+        default_value = PluginKind::DEFAULT.name(),
+        value_parser = super::plugin::kind_value_parser()
+    )]
     plugin: PluginKind,
     #[arg(long)]
     plugin_path: Option<PathBuf>,

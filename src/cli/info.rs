@@ -10,7 +10,11 @@ use effnetv2::trainer::run::open_client;
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    #[arg(long, default_value = PluginKind::DEFAULT.name(), value_parser = super::plugin::kind_value_parser())]
+    #[arg(
+        long,
+        default_value = PluginKind::DEFAULT.name(),
+        value_parser = super::plugin::kind_value_parser()
+    )]
     plugin: PluginKind,
     /// Use this plugin library instead of finding/installing one.
     #[arg(long)]

@@ -21,7 +21,11 @@ pub struct TrainArgs {
     #[arg(long, default_value = "tiny")]
     model: String,
     /// PJRT plugin kind.
-    #[arg(long, default_value = PluginKind::DEFAULT.name(), value_parser = super::plugin::kind_value_parser())]
+    #[arg(
+        long,
+        default_value = PluginKind::DEFAULT.name(),
+        value_parser = super::plugin::kind_value_parser()
+    )]
     plugin: PluginKind,
     /// Use this plugin library instead of finding/installing one.
     #[arg(long)]
