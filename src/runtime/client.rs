@@ -42,16 +42,69 @@ impl ClientOptions {
     }
 }
 
-/// A device of a client: its PJRT identity and description.
+/// What PJRT says about a device: identity, owning process and kind. Devices of a client and
+/// of a compile-only [`super::Topology`] are described alike.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceDescription {
+    /// The global device id (what device assignments refer to).
+    pub id: i32,
+    /// The index of the process that owns the device (0 on a single host).
+    pub process_index: i32,
+    /// The device kind, e.g. `cpu`, `TPU v5 lite` or `NVIDIA H100 80GB HBM3`.
+    pub kind: String,
+    /// The plugin's description of the device, e.g. `TFRT_CPU_0`.
+    pub debug_string: String,
+}
+
+impl DeviceDescription {
+    /// Copies a `PJRT_DeviceDescription`.
+    ///
+    /// # Safety
+    /// `raw` must be a live device description of the plugin behind `api`.
+    pub(crate) unsafe fn read(api: &Api, raw: *mut c_void) -> Result<DeviceDescription> {
+        let mut id = ffi::DeviceDescriptionIdArgs {
+            device_description: raw,
+            ..Default::default()
+        };
+        let mut process_index = ffi::DeviceDescriptionProcessIndexArgs {
+            device_description: raw,
+            ..Default::default()
+        };
+        let mut kind = ffi::DeviceDescriptionKindArgs {
+            device_description: raw,
+            ..Default::default()
+        };
+        let mut debug_string = ffi::DeviceDescriptionDebugStringArgs {
+            device_description: raw,
+            ..Default::default()
+        };
+        // SAFETY: guaranteed by the caller; the strings live as long as the description and are
+        // copied before returning.
+        unsafe {
+            api.call(&mut id)?;
+            api.call(&mut process_index)?;
+            api.call(&mut kind)?;
+            api.call(&mut debug_string)?;
+            Ok(DeviceDescription {
+                id: id.id,
+                process_index: process_index.process_index,
+                kind: string_from_raw(kind.device_kind, kind.device_kind_size),
+                debug_string: string_from_raw(
+                    debug_string.debug_string,
+                    debug_string.debug_string_size,
+                ),
+            })
+        }
+    }
+}
+
+/// A device of a client: its PJRT handle and description.
 ///
 /// `Device` is `Send + Sync`: it is an immutable copy of the description plus the plugin's
 /// device handle, which is only passed back to the (thread-safe) plugin.
 pub struct Device {
     raw: NonNull<c_void>,
-    id: i32,
-    process_index: i32,
-    kind: String,
-    debug_string: String,
+    description: DeviceDescription,
 }
 
 // SAFETY: see the type's documentation; the handle is never dereferenced by this crate.
@@ -61,22 +114,26 @@ unsafe impl Sync for Device {}
 impl Device {
     /// The global device id (what device assignments refer to).
     pub fn id(&self) -> i32 {
-        self.id
+        self.description.id
     }
 
     /// The index of the process that owns the device (0 on a single host).
     pub fn process_index(&self) -> i32 {
-        self.process_index
+        self.description.process_index
     }
 
     /// The device kind, e.g. `cpu` or `NVIDIA H100 80GB HBM3`.
     pub fn kind(&self) -> &str {
-        &self.kind
+        &self.description.kind
     }
 
     /// The plugin's description of the device, e.g. `TFRT_CPU_0`.
     pub fn debug_string(&self) -> &str {
-        &self.debug_string
+        &self.description.debug_string
+    }
+
+    pub fn description(&self) -> &DeviceDescription {
+        &self.description
     }
 
     pub(crate) fn raw(&self) -> *mut c_void {
@@ -87,10 +144,8 @@ impl Device {
 impl fmt::Debug for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Device")
-            .field("id", &self.id)
-            .field("process_index", &self.process_index)
-            .field("kind", &self.kind)
-            .field("debug_string", &self.debug_string)
+            .field("raw", &self.raw)
+            .field("description", &self.description)
             .finish()
     }
 }
@@ -122,11 +177,7 @@ impl Client {
     /// Creates a client of `plugin` with plugin-specific `options`.
     pub fn new(plugin: Arc<Plugin>, options: &ClientOptions) -> Result<Client> {
         let api = plugin.api();
-        let raw_options: Vec<ffi::NamedValue> = options
-            .values
-            .iter()
-            .map(|(name, value)| named_value::to_ffi(name, value))
-            .collect();
+        let raw_options = named_value::to_ffi_list(&options.values);
         let mut args = ffi::ClientCreateArgs {
             create_options: raw_options.as_ptr(),
             num_options: raw_options.len(),
@@ -198,6 +249,10 @@ impl ClientInner {
         self.plugin.api()
     }
 
+    pub(crate) fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
     pub(crate) fn raw(&self) -> *mut c_void {
         self.raw.as_ptr()
     }
@@ -213,7 +268,9 @@ impl ClientInner {
             Some(_) => Ok(()),
             None => Err(RuntimeError::invalid(format!(
                 "device {} ({}) is not an addressable device of this {} client",
-                device.id, device.debug_string, self.platform_name
+                device.id(),
+                device.debug_string(),
+                self.platform_name
             ))),
         }
     }
@@ -306,36 +363,14 @@ impl Drop for ClientOwner<'_> {
 fn describe_device(api: &Api, raw: *mut c_void) -> Result<Device> {
     let raw = NonNull::new(raw)
         .ok_or_else(|| RuntimeError::protocol("PJRT_Client_Devices", "null device handle"))?;
-    let mut description = ffi::DeviceGetDescriptionArgs {
+    let mut args = ffi::DeviceGetDescriptionArgs {
         device: raw.as_ptr(),
         ..Default::default()
     };
-    let mut id = ffi::DeviceDescriptionIdArgs::default();
-    let mut process_index = ffi::DeviceDescriptionProcessIndexArgs::default();
-    let mut kind = ffi::DeviceDescriptionKindArgs::default();
-    let mut debug_string = ffi::DeviceDescriptionDebugStringArgs::default();
-    // SAFETY: `raw` is a live device of a live client; the description and its strings live as
-    // long as the device and are copied before returning.
-    unsafe {
-        api.call(&mut description)?;
-        let d = description.device_description;
-        id.device_description = d;
-        process_index.device_description = d;
-        kind.device_description = d;
-        debug_string.device_description = d;
-        api.call(&mut id)?;
-        api.call(&mut process_index)?;
-        api.call(&mut kind)?;
-        api.call(&mut debug_string)?;
-        Ok(Device {
-            raw,
-            id: id.id,
-            process_index: process_index.process_index,
-            kind: string_from_raw(kind.device_kind, kind.device_kind_size),
-            debug_string: string_from_raw(
-                debug_string.debug_string,
-                debug_string.debug_string_size,
-            ),
-        })
-    }
+    // SAFETY: `raw` is a live device of a live client, and its description lives as long.
+    let description = unsafe {
+        api.call(&mut args)?;
+        DeviceDescription::read(api, args.device_description)?
+    };
+    Ok(Device { raw, description })
 }

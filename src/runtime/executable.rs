@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use crate::hlo::Module;
 
-use super::api::{slice_from_raw, string_from_raw, Api};
+use super::api::{slice_from_raw, Api};
 use super::buffer::Buffer;
 use super::client::{Client, ClientInner, Device};
 use super::compile_options::CompileOptions;
+use super::compiled::{CompiledMemoryStats, Executable, OptimizedProgram};
 use super::error::{Result, RuntimeError};
 use super::ffi::{self, ApiFunction};
 
@@ -47,33 +48,6 @@ impl From<Buffer> for Arg<'_> {
     }
 }
 
-/// The program XLA actually runs, after its optimization passes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OptimizedProgram {
-    /// The program format, `hlo_with_config` (a serialized `xla.HloModuleProtoWithConfig`) for
-    /// the XLA plugins.
-    pub format: String,
-    pub code: Vec<u8>,
-}
-
-/// Memory the compiler planned for one execution, in bytes (as `PJRT_Executable_GetCompiledMemoryStats`
-/// reports it; all fields exist since PJRT C API 0.81).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CompiledMemoryStats {
-    pub generated_code_size_in_bytes: i64,
-    pub argument_size_in_bytes: i64,
-    pub output_size_in_bytes: i64,
-    /// Argument bytes reused by outputs (donation).
-    pub alias_size_in_bytes: i64,
-    pub temp_size_in_bytes: i64,
-    pub host_generated_code_size_in_bytes: i64,
-    pub host_argument_size_in_bytes: i64,
-    pub host_output_size_in_bytes: i64,
-    pub host_alias_size_in_bytes: i64,
-    pub host_temp_size_in_bytes: i64,
-    pub peak_memory_in_bytes: i64,
-}
-
 /// A compiled program loaded onto its devices; destroyed when dropped.
 ///
 /// `LoadedExecutable` is `Send + Sync`: PJRT executables may be executed concurrently from
@@ -100,14 +74,7 @@ impl Client {
         options: &CompileOptions,
     ) -> Result<LoadedExecutable> {
         let options = options.encode()?;
-        const FORMAT: &str = "hlo";
-        let program = ffi::Program {
-            code: hlo_module_proto.as_ptr().cast_mut().cast(),
-            code_size: hlo_module_proto.len(),
-            format: FORMAT.as_ptr().cast(),
-            format_size: FORMAT.len(),
-            ..Default::default()
-        };
+        let program = hlo_program(hlo_module_proto);
         let mut args = ffi::ClientCompileArgs {
             client: self.inner.raw(),
             program: &program,
@@ -159,6 +126,20 @@ impl Client {
     }
 }
 
+/// The `PJRT_Program` of a serialized `xla.HloModuleProto` (format `"hlo"`); it points into
+/// `proto`, which must outlive it. The plugin only reads `code` (declared mutable in C because
+/// the same struct is also an output).
+pub(crate) fn hlo_program(proto: &[u8]) -> ffi::Program {
+    const FORMAT: &str = "hlo";
+    ffi::Program {
+        code: proto.as_ptr().cast_mut().cast(),
+        code_size: proto.len(),
+        format: FORMAT.as_ptr().cast(),
+        format_size: FORMAT.len(),
+        ..Default::default()
+    }
+}
+
 impl LoadedExecutable {
     /// Takes ownership of a loaded executable and reads its metadata (destroying it on failure).
     fn from_raw(
@@ -197,29 +178,10 @@ impl LoadedExecutable {
                 format!("device handle {unknown:?} is not an addressable device of the client"),
             ));
         }
-        let unloaded = executable.unloaded()?;
-        let mut outputs = ffi::ExecutableNumOutputsArgs {
-            executable: unloaded.raw,
-            ..Default::default()
-        };
-        let mut replicas = ffi::ExecutableNumReplicasArgs {
-            executable: unloaded.raw,
-            ..Default::default()
-        };
-        let mut partitions = ffi::ExecutableNumPartitionsArgs {
-            executable: unloaded.raw,
-            ..Default::default()
-        };
-        // SAFETY: `unloaded` is live for these calls.
-        unsafe {
-            unloaded.api.call(&mut outputs)?;
-            unloaded.api.call(&mut replicas)?;
-            unloaded.api.call(&mut partitions)?;
-        }
-        drop(unloaded);
-        executable.num_outputs = outputs.num_outputs;
-        executable.num_replicas = replicas.num_replicas;
-        executable.num_partitions = partitions.num_partitions;
+        let unloaded = executable.executable()?;
+        executable.num_outputs = unloaded.num_outputs()?;
+        executable.num_replicas = unloaded.num_replicas()?;
+        executable.num_partitions = unloaded.num_partitions()?;
         Ok(executable)
     }
 
@@ -357,91 +319,33 @@ impl LoadedExecutable {
     /// A platform-specific serialization, loadable with [`Client::deserialize_executable`] by
     /// the same plugin build.
     pub fn serialize(&self) -> Result<Vec<u8>> {
-        let unloaded = self.unloaded()?;
-        let mut args = ffi::ExecutableSerializeArgs {
-            executable: unloaded.raw,
-            ..Default::default()
-        };
-        // SAFETY: live executable; the bytes are copied before the deleter frees them, and the
-        // deleter runs exactly once.
-        unsafe {
-            unloaded.api.call(&mut args)?;
-            let bytes = slice_from_raw(
-                args.serialized_bytes.cast::<u8>(),
-                args.serialized_bytes_size,
-            )
-            .to_vec();
-            if let Some(deleter) = args.serialized_executable_deleter {
-                deleter(args.serialized_executable);
-            }
-            Ok(bytes)
-        }
+        self.executable()?.serialize()
     }
 
     /// The program after XLA's optimizations (what the plugin runs), e.g. to inspect fusion.
     pub fn optimized_program(&self) -> Result<OptimizedProgram> {
-        let unloaded = self.unloaded()?;
-        let mut program = ffi::Program::default();
-        let mut args = ffi::ExecutableOptimizedProgramArgs {
-            executable: unloaded.raw,
-            program: &mut program,
-            ..Default::default()
-        };
-        // SAFETY: live executable. The first call (null `code`) reports the size; the second
-        // fills a buffer of exactly that size, which outlives the call.
-        unsafe {
-            unloaded.api.call(&mut args)?;
-            let mut code = vec![0u8; program.code_size];
-            program.code = code.as_mut_ptr().cast();
-            unloaded.api.call(&mut args)?;
-            let format = string_from_raw(program.format, program.format_size);
-            code.truncate(program.code_size);
-            Ok(OptimizedProgram { format, code })
-        }
+        self.executable()?.optimized_program()
     }
 
-    /// The compiler's memory plan for one execution.
+    /// The compiler's memory plan for one execution on one device.
     pub fn compiled_memory_stats(&self) -> Result<CompiledMemoryStats> {
-        let unloaded = self.unloaded()?;
-        let mut args = ffi::ExecutableGetCompiledMemoryStatsArgs {
-            executable: unloaded.raw,
-            ..Default::default()
-        };
-        // SAFETY: live executable.
-        unsafe { unloaded.api.call(&mut args) }?;
-        Ok(CompiledMemoryStats {
-            generated_code_size_in_bytes: args.generated_code_size_in_bytes,
-            argument_size_in_bytes: args.argument_size_in_bytes,
-            output_size_in_bytes: args.output_size_in_bytes,
-            alias_size_in_bytes: args.alias_size_in_bytes,
-            temp_size_in_bytes: args.temp_size_in_bytes,
-            host_generated_code_size_in_bytes: args.host_generated_code_size_in_bytes,
-            host_argument_size_in_bytes: args.host_argument_size_in_bytes,
-            host_output_size_in_bytes: args.host_output_size_in_bytes,
-            host_alias_size_in_bytes: args.host_alias_size_in_bytes,
-            host_temp_size_in_bytes: args.host_temp_size_in_bytes,
-            peak_memory_in_bytes: args.peak_memory_in_bytes,
-        })
+        self.executable()?.compiled_memory_stats()
     }
 
-    /// The `PJRT_Executable` behind this loaded executable (a new object the caller owns).
-    fn unloaded(&self) -> Result<UnloadedExecutable<'_>> {
+    /// The `PJRT_Executable` behind this loaded executable (a new object the caller owns), for
+    /// its metadata: cost analysis, memory plan, optimized program, serialization.
+    pub fn executable(&self) -> Result<Executable> {
         let mut args = ffi::LoadedExecutableGetExecutableArgs {
             loaded_executable: self.raw.as_ptr(),
             ..Default::default()
         };
         // SAFETY: live loaded executable.
         unsafe { self.api().call(&mut args) }?;
-        if args.executable.is_null() {
-            return Err(RuntimeError::protocol(
-                ffi::LoadedExecutableGetExecutableArgs::NAME,
-                "returned null",
-            ));
-        }
-        Ok(UnloadedExecutable {
-            api: self.api(),
-            raw: args.executable,
-        })
+        Executable::from_raw(
+            self.client.plugin(),
+            args.executable,
+            ffi::LoadedExecutableGetExecutableArgs::NAME,
+        )
     }
 }
 
@@ -464,22 +368,5 @@ impl Drop for LoadedExecutable {
         };
         // SAFETY: owned and destroyed once; a failure leaves nothing to undo.
         let _ = unsafe { self.api().call(&mut args) };
-    }
-}
-
-/// An owned `PJRT_Executable` (the compiled program without its device binding).
-struct UnloadedExecutable<'a> {
-    api: &'a Api,
-    raw: *mut c_void,
-}
-
-impl Drop for UnloadedExecutable<'_> {
-    fn drop(&mut self) {
-        let mut args = ffi::ExecutableDestroyArgs {
-            executable: self.raw,
-            ..Default::default()
-        };
-        // SAFETY: owned and destroyed once; a failure leaves nothing to undo.
-        let _ = unsafe { self.api.call(&mut args) };
     }
 }

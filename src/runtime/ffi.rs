@@ -337,6 +337,14 @@ pjrt_struct!(
     }
 );
 pjrt_struct!(
+    /// `PJRT_Executable_GetCostAnalysis_Args`; the properties live as long as the executable.
+    ExecutableGetCostAnalysisArgs => "PJRT_Executable_GetCostAnalysis" @ 46 {
+        executable: *mut c_void,
+        num_properties: usize,
+        properties: *const NamedValue,
+    }
+);
+pjrt_struct!(
     /// `PJRT_Executable_OptimizedProgram_Args`: call once with `program.code` null for the
     /// size, then again with a buffer of that size.
     ExecutableOptimizedProgramArgs => "PJRT_Executable_OptimizedProgram" @ 48 {
@@ -447,6 +455,62 @@ pjrt_struct!(
     }
 );
 
+// ------------------------------------------------------------------ topologies (compile-only)
+
+pjrt_struct!(
+    /// `PJRT_TopologyDescription_Create_Args`: a device topology without a client, for compiling
+    /// ahead of time (e.g. libtpu's `v5e:2x2`).
+    TopologyDescriptionCreateArgs => "PJRT_TopologyDescription_Create" @ 82 {
+        topology_name: *const c_char,
+        topology_name_size: usize,
+        create_options: *const NamedValue,
+        num_options: usize,
+        topology: *mut c_void,
+    }
+);
+pjrt_struct!(
+    /// `PJRT_TopologyDescription_Destroy_Args`.
+    TopologyDescriptionDestroyArgs => "PJRT_TopologyDescription_Destroy" @ 83 {
+        topology: *mut c_void,
+    }
+);
+pjrt_struct!(
+    /// `PJRT_TopologyDescription_PlatformName_Args`; the name lives as long as the topology.
+    TopologyDescriptionPlatformNameArgs => "PJRT_TopologyDescription_PlatformName" @ 84 {
+        topology: *mut c_void,
+        platform_name: *const c_char,
+        platform_name_size: usize,
+    }
+);
+pjrt_struct!(
+    /// `PJRT_TopologyDescription_PlatformVersion_Args`; the version lives as long as the topology.
+    TopologyDescriptionPlatformVersionArgs => "PJRT_TopologyDescription_PlatformVersion" @ 85 {
+        topology: *mut c_void,
+        platform_version: *const c_char,
+        platform_version_size: usize,
+    }
+);
+pjrt_struct!(
+    /// `PJRT_TopologyDescription_GetDeviceDescriptions_Args`; the list lives as long as the
+    /// topology.
+    TopologyDescriptionGetDeviceDescriptionsArgs => "PJRT_TopologyDescription_GetDeviceDescriptions" @ 86 {
+        topology: *mut c_void,
+        descriptions: *const *mut c_void,
+        num_descriptions: usize,
+    }
+);
+pjrt_struct!(
+    /// `PJRT_Compile_Args`: compiles for a topology; `client` may be null (no device needed).
+    CompileArgs => "PJRT_Compile" @ 89 {
+        topology: *mut c_void,
+        program: *const Program,
+        compile_options: *const c_char,
+        compile_options_size: usize,
+        client: *mut c_void,
+        executable: *mut c_void,
+    }
+);
+
 // ------------------------------------------------------------------ buffers
 
 pjrt_struct!(
@@ -550,6 +614,14 @@ const _: () = {
     assert!(LoadedExecutableExecuteArgs::STRUCT_SIZE == 80);
     assert!(ExecutableDeserializeAndLoadArgs::STRUCT_SIZE == 72);
     assert!(ExecutableGetCompiledMemoryStatsArgs::STRUCT_SIZE == 144);
+    assert!(offset_of!(ExecutableGetCompiledMemoryStatsArgs, peak_memory_in_bytes) == 104);
+    assert!(ExecutableGetCostAnalysisArgs::STRUCT_SIZE == 40);
+    assert!(TopologyDescriptionCreateArgs::STRUCT_SIZE == 56);
+    assert!(TopologyDescriptionDestroyArgs::STRUCT_SIZE == 24);
+    assert!(TopologyDescriptionPlatformNameArgs::STRUCT_SIZE == 40);
+    assert!(TopologyDescriptionPlatformVersionArgs::STRUCT_SIZE == 40);
+    assert!(TopologyDescriptionGetDeviceDescriptionsArgs::STRUCT_SIZE == 40);
+    assert!(CompileArgs::STRUCT_SIZE == 64 && offset_of!(CompileArgs, client) == 48);
     assert!(BufferElementTypeArgs::STRUCT_SIZE == 28);
     assert!(BufferDimensionsArgs::STRUCT_SIZE == 40);
     assert!(BufferMemoryLayoutTiled::STRUCT_SIZE == 56);

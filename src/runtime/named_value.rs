@@ -29,7 +29,7 @@ impl fmt::Display for PjrtValue {
 
 /// Builds the C view of `(name, value)`. The result points into `name` and `value`, which must
 /// outlive every use of it.
-pub(crate) fn to_ffi(name: &str, value: &PjrtValue) -> ffi::NamedValue {
+fn to_ffi(name: &str, value: &PjrtValue) -> ffi::NamedValue {
     let (value_type, raw, value_size) = match value {
         PjrtValue::String(s) => (
             ffi::NAMED_VALUE_STRING,
@@ -69,6 +69,14 @@ pub(crate) fn to_ffi(name: &str, value: &PjrtValue) -> ffi::NamedValue {
         value_size,
         ..Default::default()
     }
+}
+
+/// The C view of a list of named values; it points into `values`, which must outlive it.
+pub(crate) fn to_ffi_list(values: &[(String, PjrtValue)]) -> Vec<ffi::NamedValue> {
+    values
+        .iter()
+        .map(|(name, value)| to_ffi(name, value))
+        .collect()
 }
 
 /// Copies a named value the plugin returned; `None` for a value type this crate does not know.

@@ -83,10 +83,11 @@ impl PluginKind {
         }
     }
 
-    /// Whether [`resolve`] may download this kind without being asked: only the CPU plugins, which
-    /// the tests need and which run on every machine.
+    /// Whether [`resolve`] may download this kind without being asked: the CPU plugins, which
+    /// run on every machine, and libtpu, which compiles for TPUs on every machine (`effnetv2
+    /// compile`); the tests need all three. The CUDA plugin is installed explicitly.
     pub fn installs_automatically(self) -> bool {
-        matches!(self, Self::Cpu | Self::CpuJax)
+        matches!(self, Self::Cpu | Self::CpuJax | Self::Tpu)
     }
 }
 
@@ -1261,7 +1262,7 @@ mod tests {
     }
 
     #[test]
-    fn resolve_installs_only_cpu_plugins_automatically() {
+    fn resolve_installs_cpu_plugins_and_libtpu_automatically() {
         let dir = tempfile::tempdir().unwrap();
         let locator = isolated_locator(dir.path(), Vec::new());
         let fetches = AtomicUsize::new(0);
@@ -1284,6 +1285,9 @@ mod tests {
         let err = locator.resolve_from(PluginKind::Cpu, &offline).unwrap_err();
         assert!(format!("{err:#}").contains("network is down"));
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        let err = locator.resolve_from(PluginKind::Tpu, &offline).unwrap_err();
+        assert!(format!("{err:#}").contains("network is down"));
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 
     #[test]
