@@ -1,4 +1,5 @@
 //! effnetv2: build XLA HLO for EfficientNetV2 training in Rust and run it through PJRT plugins.
+pub mod aot;
 pub mod autodiff;
 pub mod data;
 pub mod hlo;

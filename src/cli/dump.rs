@@ -1,19 +1,19 @@
 //! `effnetv2 dump`: the HLO of every graph a training run compiles (text and serialized proto,
-//! optionally XLA's optimized HLO), with a size table.
+//! optionally the optimized HLO of a CPU plugin or of a TPU target), with a size table.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+use effnetv2::aot::{AotCompiler, Target};
 use effnetv2::hlo::Module;
-use effnetv2::model::graph::Lowering;
-use effnetv2::model::{load_spec, Model, ScheduleVariant};
 use effnetv2::nn::DepthwiseImpl;
 use effnetv2::runtime::provision::PluginKind;
 use effnetv2::runtime::{CompileOptions, OptionOverride};
-use effnetv2::train::step::{eval_step_module, train_step_module, Precision, StepConfig};
 use effnetv2::trainer::run::{depthwise_for, open_client};
+
+use super::graphs::GraphArgs;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Depthwise {
@@ -23,31 +23,20 @@ enum Depthwise {
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
-    #[arg(long, default_value = "s")]
-    model: String,
-    #[arg(long, default_value_t = 128)]
-    batch: i64,
-    /// Only this progressive stage (default: every stage).
-    #[arg(long, conflicts_with = "all_stages")]
-    stage: Option<usize>,
-    /// Every progressive stage (the default when --stage is not given).
-    #[arg(long)]
-    all_stages: bool,
-    /// Also the eval step at the eval image size.
-    #[arg(long)]
-    eval: bool,
-    #[arg(long, default_value = "official", value_parser = ["official", "paper"])]
-    schedule: String,
-    #[arg(long, default_value = "bf16", value_parser = ["f32", "bf16"])]
-    precision: String,
+    #[command(flatten)]
+    graphs: GraphArgs,
     /// Depthwise lowering (default: grouped convolutions, or what suits --plugin with --optimized).
     #[arg(long, value_enum)]
     depthwise: Option<Depthwise>,
     #[arg(long, default_value = "hlo-dump")]
     out: PathBuf,
-    /// Also compile each graph with the plugin and write XLA's optimized HLO.
+    /// Also compile each graph and write XLA's optimized HLO: for --target if given (no device
+    /// needed), otherwise with --plugin.
     #[arg(long)]
     optimized: bool,
+    /// A TPU target (tpu:v5e, ...) whose compiler writes the optimized HLO.
+    #[arg(long, requires = "optimized")]
+    target: Option<Target>,
     #[arg(
         long,
         default_value = PluginKind::DEFAULT.name(),
@@ -58,74 +47,62 @@ pub struct DumpArgs {
     plugin_path: Option<PathBuf>,
 }
 
-struct Graph {
-    module: Module,
-    image_size: usize,
+/// Who compiles the graphs for `--optimized`.
+enum Optimizer {
+    Plugin(effnetv2::runtime::Client),
+    Target(Box<AotCompiler>),
+}
+
+impl Optimizer {
+    /// Compiles `module` with XLA's dump options and copies its optimized HLO text to `dest`.
+    fn write_optimized(&self, module: &Module, dest: &Path) -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let options = CompileOptions::default()
+            .with_override(
+                "xla_dump_to",
+                OptionOverride::String(dir.path().display().to_string()),
+            )
+            .with_override("xla_dump_hlo_as_text", OptionOverride::Bool(true));
+        let name = module.name();
+        match self {
+            Optimizer::Plugin(client) => {
+                client
+                    .compile_module(module, &options)
+                    .with_context(|| format!("compiling {name}"))?;
+            }
+            Optimizer::Target(compiler) => {
+                compiler.compile(module, &options)?;
+            }
+        }
+        let optimized = fs::read_dir(dir.path())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.to_string_lossy().ends_with("after_optimizations.txt"))
+            .with_context(|| format!("XLA wrote no optimized HLO for {name}"))?;
+        fs::copy(&optimized, dest)?;
+        Ok(())
+    }
 }
 
 impl DumpArgs {
     pub fn run(self) -> Result<()> {
-        let model = Model::new(load_spec(&self.model)?)?;
-        let precision = if self.precision == "bf16" {
-            Precision::Bf16
-        } else {
-            Precision::F32
+        let optimizer = match (self.optimized, &self.target) {
+            (false, _) => None,
+            (true, Some(target)) => Some(Optimizer::Target(Box::new(AotCompiler::new(
+                target.clone(),
+                self.plugin_path.as_deref(),
+            )?))),
+            (true, None) => Some(Optimizer::Plugin(open_client(
+                self.plugin,
+                self.plugin_path.as_deref(),
+            )?)),
         };
-        let schedule = if self.schedule == "paper" {
-            ScheduleVariant::Paper
-        } else {
-            ScheduleVariant::Official
-        };
-        let client = if self.optimized {
-            Some(open_client(self.plugin, self.plugin_path.as_deref())?)
-        } else {
-            None
-        };
-        let depthwise = match (self.depthwise, &client) {
+        let depthwise = match (self.depthwise, &optimizer) {
             (Some(Depthwise::Grouped), _) => DepthwiseImpl::GroupedConvolution,
             (Some(Depthwise::ShiftedSum), _) => DepthwiseImpl::ShiftedSum,
-            (None, Some(c)) => depthwise_for(c),
-            (None, None) => DepthwiseImpl::GroupedConvolution,
+            (None, Some(Optimizer::Plugin(c))) => depthwise_for(c),
+            (None, _) => DepthwiseImpl::GroupedConvolution,
         };
-        let stages = model
-            .spec
-            .progressive_stages(schedule, model.spec.progressive.stages as u64 * 1000)?;
-        let chosen: Vec<_> = match self.stage {
-            Some(n) => match stages.get(n) {
-                Some(s) => vec![s.clone()],
-                None => bail!(
-                    "--stage {n}: model {} has {} stages (0..{})",
-                    model.spec.name,
-                    stages.len(),
-                    stages.len() - 1
-                ),
-            },
-            None => stages,
-        };
-        let mut graphs = Vec::new();
-        let mut sizes = Vec::new();
-        for s in &chosen {
-            if sizes.contains(&s.image_size) {
-                continue;
-            }
-            sizes.push(s.image_size);
-            let cfg = StepConfig::official(self.batch, s.image_size as i64, precision, depthwise);
-            graphs.push(Graph {
-                module: train_step_module(&model, &cfg)?,
-                image_size: s.image_size,
-            });
-        }
-        if self.eval {
-            let eval = model.spec.image_size.eval;
-            let lowering = Lowering {
-                compute: precision.compute_type(),
-                depthwise,
-            };
-            graphs.push(Graph {
-                module: eval_step_module(&model, self.batch, eval as i64, lowering)?,
-                image_size: eval,
-            });
-        }
+        let (model, planned) = self.graphs.plan(depthwise)?;
         fs::create_dir_all(&self.out)
             .with_context(|| format!("creating {}", self.out.display()))?;
         let counts = model.param_counts();
@@ -133,45 +110,30 @@ impl DumpArgs {
             "{:<28} {:>6} {:>6} {:>12} {:>12} {:>14} {:>14}",
             "graph", "image", "batch", "instructions", "parameters", "param bytes", "fwd MACs/img"
         );
-        for g in &graphs {
-            let name = g.module.name().to_string();
-            fs::write(self.out.join(format!("{name}.hlo.txt")), g.module.to_text())?;
+        for graph in &planned {
+            let module = graph.build(&model)?;
+            let name = module.name().to_string();
+            fs::write(self.out.join(format!("{name}.hlo.txt")), module.to_text())?;
             fs::write(
                 self.out.join(format!("{name}.hlo.pb")),
-                g.module.to_proto_bytes(),
+                module.to_proto_bytes(),
             )?;
             println!(
                 "{:<28} {:>6} {:>6} {:>12} {:>12} {:>14} {:>14}",
                 name,
-                g.image_size,
-                self.batch,
-                g.module.instruction_count(),
+                graph.image_size,
+                graph.batch,
+                module.instruction_count(),
                 counts.total,
                 counts.total * 4,
-                model.macs(g.image_size).total()
+                model.macs(graph.image_size).total()
             );
-            if let Some(client) = &client {
-                let dir = tempfile::tempdir()?;
-                let options = CompileOptions::default()
-                    .with_override(
-                        "xla_dump_to",
-                        OptionOverride::String(dir.path().display().to_string()),
-                    )
-                    .with_override("xla_dump_hlo_as_text", OptionOverride::Bool(true));
-                client
-                    .compile_module(&g.module, &options)
-                    .with_context(|| format!("compiling {name}"))?;
-                let optimized = fs::read_dir(dir.path())?
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .find(|p| p.to_string_lossy().ends_with("after_optimizations.txt"))
-                    .with_context(|| format!("XLA wrote no optimized HLO for {name}"))?;
-                fs::copy(
-                    &optimized,
-                    self.out.join(format!("{name}.optimized.hlo.txt")),
-                )?;
+            if let Some(optimizer) = &optimizer {
+                let dest = self.out.join(format!("{name}.optimized.hlo.txt"));
+                optimizer.write_optimized(&module, &dest)?;
             }
         }
-        println!("wrote {} graphs to {}", graphs.len(), self.out.display());
+        println!("wrote {} graphs to {}", planned.len(), self.out.display());
         Ok(())
     }
 }

@@ -3,9 +3,11 @@
 //! arm.
 
 mod bench;
+mod compile;
 mod data;
 mod dump;
 mod eval;
+mod graphs;
 mod info;
 mod plugin;
 mod report;
@@ -36,6 +38,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Write the HLO of every graph a training run compiles, with a size table.
     Dump(dump::DumpArgs),
+    /// Compile a run's graphs for a TPU without one: memory per device, cost, estimated speed.
+    Compile(Box<compile::CompileArgs>),
     /// Print a model's layer table (shapes, parameters, MACs).
     Summary(summary::SummaryArgs),
     /// Show a plugin's version, platform and devices.
@@ -55,6 +59,7 @@ impl Cli {
             Command::Report(args) => args.run(),
             Command::Eval(args) => args.run(),
             Command::Dump(args) => args.run(),
+            Command::Compile(args) => args.run(),
             Command::Summary(args) => args.run(),
             Command::Info(args) => args.run(),
             Command::Bench(args) => args.run(),

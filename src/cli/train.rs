@@ -78,7 +78,7 @@ pub struct TrainArgs {
     resume: bool,
 }
 
-fn parse_schedule(s: &str) -> Result<ScheduleVariant, String> {
+pub(super) fn parse_schedule(s: &str) -> Result<ScheduleVariant, String> {
     match s {
         "official" => Ok(ScheduleVariant::Official),
         "paper" => Ok(ScheduleVariant::Paper),
@@ -86,7 +86,7 @@ fn parse_schedule(s: &str) -> Result<ScheduleVariant, String> {
     }
 }
 
-fn parse_precision(s: &str) -> Result<Precision, String> {
+pub(super) fn parse_precision(s: &str) -> Result<Precision, String> {
     match s {
         "f32" => Ok(Precision::F32),
         "bf16" => Ok(Precision::Bf16),

@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -17,7 +17,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::hlo::Module;
-use crate::runtime::{Client, CompileOptions, LoadedExecutable};
+use crate::runtime::{Client, CompileOptions, LoadedExecutable, Plugin};
 
 /// Why an executable was compiled (or that it was not).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -55,23 +55,69 @@ impl ExecutableCache {
         ExecutableCache { dir }
     }
 
-    /// The cache key of `module` compiled with `options` on `client`'s plugin.
+    /// The cache key of a serialized module compiled with `options` on `client`.
     pub fn key(client: &Client, proto: &[u8], options: &CompileOptions) -> Result<String> {
+        let kind = client
+            .addressable_devices()
+            .first()
+            .map_or("", |d| d.kind());
+        Self::key_for(
+            proto,
+            options,
+            client.plugin(),
+            &Self::device_identity(client.platform_name(), kind),
+        )
+    }
+
+    /// What identifies the machine an executable runs on: platform and device kind (e.g.
+    /// `tpu|TPU v5 lite`). A compile-only topology and a client on the real chips report the
+    /// same, so an executable compiled ahead of time is found by `train` on the chips.
+    pub fn device_identity(platform_name: &str, device_kind: &str) -> String {
+        format!("{platform_name}|{device_kind}")
+    }
+
+    /// The key of a serialized module compiled with `options` by `plugin` for `device_identity`.
+    /// The plugin's sha256 is part of it: a blob from another plugin build can load and compute
+    /// garbage.
+    pub fn key_for(
+        proto: &[u8],
+        options: &CompileOptions,
+        plugin: &Plugin,
+        device_identity: &str,
+    ) -> Result<String> {
         let mut h = Sha256::new();
-        for part in [proto, &options.encode()?, &client.plugin().sha256()] {
+        for part in [
+            proto,
+            &options.encode()?,
+            &plugin.sha256(),
+            format!("{}|{device_identity}", plugin.api_version()).as_bytes(),
+        ] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
         }
-        let version = client.plugin().api_version();
-        h.update(
-            format!(
-                "{version:?}|{}|{}",
-                client.platform_name(),
-                client.platform_version()
-            )
-            .as_bytes(),
-        );
         Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Stores a serialized executable under `key` (atomically: a reader never sees a partial
+    /// file). Without a cache directory this does nothing.
+    pub fn store(&self, key: &str, serialized: &[u8]) -> Result<()> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("{key}.pjrt"));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(serialized)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(&path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+
+    /// The cache directory, if caching is on.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     /// Returns a loaded executable for `module`, from the cache when possible.
@@ -110,7 +156,11 @@ impl ExecutableCache {
             .with_context(|| format!("compiling {}", module.name()))?;
         let done = event(reason, start);
         // A failure to store only costs a recompile next time; it is not an error of this run.
-        if let Err(e) = store(dir, &path, &exe) {
+        if let Err(e) = exe
+            .serialize()
+            .map_err(Into::into)
+            .and_then(|blob| self.store(&key, &blob))
+        {
             eprintln!(
                 "warning: could not store executable {}: {e:#}",
                 path.display()
@@ -118,14 +168,4 @@ impl ExecutableCache {
         }
         Ok((exe, done))
     }
-}
-
-fn store(dir: &std::path::Path, path: &std::path::Path, exe: &LoadedExecutable) -> Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let blob = exe.serialize()?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(&blob)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

@@ -5,6 +5,7 @@ pub mod data;
 pub mod device_state;
 pub mod executables;
 pub mod init;
+pub mod plan;
 pub mod plot;
 pub mod report;
 pub mod run;

@@ -25,6 +25,7 @@ use crate::hlo::Literal;
 use crate::model::graph::Lowering;
 use crate::model::{load_spec, Model, ScheduleVariant};
 use crate::nn::DepthwiseImpl;
+use crate::runtime::hardware;
 use crate::runtime::provision::{self, PluginKind};
 use crate::runtime::{
     Arg, Buffer, Client, ClientOptions, CompileOptions, Device, LoadedExecutable, Plugin,
@@ -149,6 +150,7 @@ pub struct RunSummary {
 
 /// Loads the plugin of a run and creates a one-device client.
 pub fn open_client(kind: PluginKind, explicit: Option<&Path>) -> Result<Client> {
+    hardware::check_device_present(kind)?;
     let path = match explicit {
         Some(p) => p.to_path_buf(),
         None => provision::resolve(kind)?,
@@ -213,6 +215,8 @@ type PendingCompile<'scope> =
 /// Runs (or resumes) a training run; returns its summary.
 pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Result<RunSummary> {
     let started = Instant::now();
+    // First, so that a missing device or plugin fails before any data is read.
+    let client = open_client(config.plugin, config.plugin_path.as_deref())?;
     fs::create_dir_all(&config.out)
         .with_context(|| format!("creating run directory {}", config.out.display()))?;
     let ckpt_dir = config.out.join("checkpoints");
@@ -259,7 +263,6 @@ pub fn train(config: &RunConfig, resume: bool, interrupted: &AtomicBool) -> Resu
         min_lr: 0.0,
     };
 
-    let client = open_client(config.plugin, config.plugin_path.as_deref())?;
     let device = client
         .addressable_devices()
         .first()

@@ -1,0 +1,12 @@
+//! Ahead-of-time compiles for accelerators this machine does not have: libtpu compiles for a
+//! TPU topology described by name, with no device and no client. Every graph a run would execute
+//! on a TPU can so be compiled, sized against the chip's memory, costed and cached on a CPU
+//! machine, and a TPU VM with the same libtpu loads the cached executables instead of compiling.
+
+pub mod compile;
+pub mod estimate;
+pub mod target;
+
+pub use compile::{AotCompiler, GraphReport, MaxBatch, MemoryReport};
+pub use estimate::{Bound, Roofline};
+pub use target::{ChipSpec, Target, TpuGeneration};

@@ -1,0 +1,226 @@
+//! `effnetv2 compile`: compile a run's graphs for a TPU without one, with per-device memory,
+//! cost and a roofline estimate, and store the executables for `train` on the TPU.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use effnetv2::aot::{AotCompiler, GraphReport, MaxBatch, Target};
+use effnetv2::nn::DepthwiseImpl;
+use effnetv2::trainer::executables::ExecutableCache;
+use effnetv2::trainer::plan::{GraphRole, PlannedGraph};
+use serde::Serialize;
+
+use super::graphs::GraphArgs;
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// What to compile for: tpu:v4, tpu:v5e, tpu:v5p, tpu:v6e (one chip), or a slice such as
+    /// tpu:v5e:2x2.
+    #[arg(long)]
+    target: Target,
+    #[command(flatten)]
+    graphs: GraphArgs,
+    /// Also find the largest batch of each graph that fits one device (bisection over compiles).
+    #[arg(long)]
+    max_batch: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Do not store the executables in the executable cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// The executable cache (default: the user cache's `executables/`). Copy it to the TPU VM
+    /// with the same libtpu and `train` loads these executables instead of compiling.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Use this libtpu instead of the pinned one.
+    #[arg(long)]
+    plugin_path: Option<PathBuf>,
+}
+
+/// The `--json` document.
+#[derive(Serialize)]
+struct Report<'a> {
+    target: String,
+    topology: &'a str,
+    device_kind: &'a str,
+    devices: usize,
+    device: effnetv2::aot::ChipSpec,
+    plugin_sha256: String,
+    graphs: &'a [GraphReport],
+    max_batch: &'a [(String, MaxBatch)],
+}
+
+impl CompileArgs {
+    pub fn run(self) -> Result<()> {
+        if self.target.chips() > 1 {
+            bail!(
+                "--target {}: compiling for more than one chip needs the data-parallel train step, \
+                 which is not built yet; compile for one chip (e.g. tpu:{})",
+                self.target,
+                self.target.generation.name()
+            );
+        }
+        let (model, planned) = self.graphs.plan(DepthwiseImpl::GroupedConvolution)?;
+        let compiler = AotCompiler::new(self.target.clone(), self.plugin_path.as_deref())?;
+        let cache = match (&self.cache_dir, self.no_cache) {
+            (_, true) => None,
+            (Some(dir), false) => Some(ExecutableCache::new(Some(dir.clone()))),
+            (None, false) => Some(ExecutableCache::new(Some(
+                effnetv2::data::cache_dir()?.join("executables"),
+            ))),
+        };
+        let device_kind = compiler
+            .topology()
+            .devices()
+            .first()
+            .map_or("", |d| d.kind.as_str())
+            .to_owned();
+        let mut out = io::stdout().lock();
+        if !self.json {
+            self.print_header(&mut out, &compiler, &device_kind)?;
+        }
+        let mut reports = Vec::new();
+        let mut max_batches = Vec::new();
+        for graph in &planned {
+            let report = compiler.report(&model, graph, cache.as_ref())?;
+            if !self.json {
+                print_row(&mut out, &report)?;
+            }
+            if self.max_batch {
+                let found = compiler.max_batch(&model, graph, graph.batch)?;
+                if !self.json {
+                    print_max_batch(&mut out, graph, &found)?;
+                }
+                max_batches.push((report.graph.clone(), found));
+            }
+            reports.push(report);
+        }
+        if self.json {
+            let report = Report {
+                target: self.target.to_string(),
+                topology: compiler.topology().name(),
+                device_kind: &device_kind,
+                devices: compiler.topology().devices().len(),
+                device: compiler.device_spec(),
+                plugin_sha256: compiler.topology().plugin().sha256_hex(),
+                graphs: &reports,
+                max_batch: &max_batches,
+            };
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        } else if let Some(dir) = cache.as_ref().and_then(ExecutableCache::dir) {
+            writeln!(
+                out,
+                "executables stored in {} (train with the same libtpu on the target loads them)",
+                dir.display()
+            )?;
+        }
+        Ok(())
+    }
+
+    fn print_header(
+        &self,
+        out: &mut impl Write,
+        compiler: &AotCompiler,
+        device_kind: &str,
+    ) -> Result<()> {
+        let device = compiler.device_spec();
+        let topology = compiler.topology();
+        writeln!(
+            out,
+            "target {} (topology {}, {} x {device_kind}); per device: {} HBM, {:.0} TFLOP/s bf16, \
+             {:.0} GB/s; estimates are rooflines max(flops / peak, bytes / bandwidth)",
+            self.target,
+            topology.name(),
+            topology.devices().len(),
+            gib(device.hbm_bytes as f64),
+            device.peak_bf16_flops / 1e12,
+            device.hbm_bytes_per_second / 1e9,
+        )?;
+        writeln!(
+            out,
+            "{:<24} {:>5} {:>5} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>4} {:>8} {:>8} {:>9} {:>6} {:>8} {:>5}",
+            "graph",
+            "image",
+            "batch",
+            "compile",
+            "args",
+            "outputs",
+            "temp",
+            "aliased",
+            "peak",
+            "fits",
+            "TFLOP",
+            "GB acc",
+            "est ms",
+            "bound",
+            "img/s",
+            "MFU"
+        )?;
+        Ok(())
+    }
+}
+
+fn print_row(out: &mut impl Write, r: &GraphReport) -> Result<()> {
+    let m = &r.memory;
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    writeln!(
+        out,
+        "{:<24} {:>5} {:>5} {:>7.1}s {:>9} {:>9} {:>9} {:>9} {:>9} {:>4} {:>8} {:>8} {:>9} {:>6} {:>8} {:>5}{}",
+        r.graph,
+        r.image_size,
+        r.batch,
+        r.compile_seconds,
+        gib(m.arguments as f64),
+        gib(m.outputs as f64),
+        gib(m.temporaries as f64),
+        gib(m.aliased as f64),
+        gib(m.peak as f64),
+        if m.fits { "yes" } else { "NO" },
+        or_dash(r.flops.map(|f| format!("{:.3}", f / 1e12))),
+        or_dash(r.bytes_accessed.map(|b| format!("{:.2}", b / 1e9))),
+        or_dash(r.roofline.map(|e| format!("{:.2}", e.seconds * 1e3))),
+        or_dash(r.roofline.map(|e| format!("{:?}", e.bound).to_lowercase())),
+        or_dash(r.examples_per_second.map(|v| format!("{v:.0}"))),
+        or_dash(r.roofline.map(|e| format!("{:.0}%", e.mfu * 100.0))),
+        r.xla_optimal_seconds
+            .map_or(String::new(), |s| format!("  (XLA optimal {:.2} ms)", s * 1e3)),
+    )?;
+    Ok(())
+}
+
+fn print_max_batch(out: &mut impl Write, graph: &PlannedGraph, found: &MaxBatch) -> Result<()> {
+    let what = match &graph.role {
+        GraphRole::Train { stages } => {
+            format!("train step at {} px (stages {stages:?})", graph.image_size)
+        }
+        GraphRole::Eval => format!("eval step at {} px", graph.image_size),
+    };
+    match found.peak_bytes {
+        Some(peak) => writeln!(
+            out,
+            "  max batch of the {what}: {} (peak {}; {} compiles)",
+            found.batch,
+            gib(peak as f64),
+            found.compiles
+        )?,
+        None => writeln!(
+            out,
+            "  max batch of the {what}: not even one example fits ({} compiles)",
+            found.compiles
+        )?,
+    }
+    Ok(())
+}
+
+/// Bytes as GiB (or MiB below one GiB).
+fn gib(bytes: f64) -> String {
+    const GIB: f64 = (1u64 << 30) as f64;
+    if bytes.abs() >= GIB {
+        format!("{:.2}G", bytes / GIB)
+    } else {
+        format!("{:.1}M", bytes / (1u64 << 20) as f64)
+    }
+}

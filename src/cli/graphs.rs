@@ -1,0 +1,54 @@
+//! The graph-selection options `dump` and `compile` share: which model, batch, stages and
+//! precision, planned with [`effnetv2::trainer::plan`].
+
+use anyhow::Result;
+use clap::Args;
+use effnetv2::model::{load_spec, Model, ScheduleVariant};
+use effnetv2::nn::DepthwiseImpl;
+use effnetv2::train::step::Precision;
+use effnetv2::trainer::plan::{plan_graphs, GraphSelection, PlannedGraph};
+
+use super::train::{parse_precision, parse_schedule};
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Model spec: a built-in name (tiny, b0..b3, s, m, l, xl) or a JSON file.
+    #[arg(long, default_value = "s")]
+    pub model: String,
+    /// Examples per execution on each device.
+    #[arg(long, default_value_t = 128)]
+    pub batch: i64,
+    /// Only this progressive stage (default: every stage).
+    #[arg(long, conflicts_with = "all_stages")]
+    pub stage: Option<usize>,
+    /// Every progressive stage (the default when --stage is not given).
+    #[arg(long)]
+    pub all_stages: bool,
+    /// Also the eval step at the eval image size.
+    #[arg(long)]
+    pub eval: bool,
+    /// Progressive schedule: the official code's or the paper's.
+    #[arg(long, default_value = "official", value_parser = parse_schedule)]
+    pub schedule: ScheduleVariant,
+    #[arg(long, default_value = "bf16", value_parser = parse_precision)]
+    pub precision: Precision,
+}
+
+impl GraphArgs {
+    /// The model and its planned graphs under `depthwise`.
+    pub fn plan(&self, depthwise: DepthwiseImpl) -> Result<(Model, Vec<PlannedGraph>)> {
+        let model = Model::new(load_spec(&self.model)?)?;
+        let graphs = plan_graphs(
+            &model,
+            &GraphSelection {
+                batch: self.batch,
+                precision: self.precision,
+                depthwise,
+                schedule: self.schedule,
+                stage: self.stage,
+                eval: self.eval,
+            },
+        )?;
+        Ok((model, graphs))
+    }
+}

@@ -1,0 +1,176 @@
+//! The graphs a run compiles: one train step per distinct progressive image size and the eval
+//! step, planned once from the model spec and shared by `dump`, `compile` and the trainer's
+//! precompilation.
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::hlo::Module;
+use crate::model::graph::Lowering;
+use crate::model::{Model, ScheduleVariant};
+use crate::nn::DepthwiseImpl;
+use crate::train::step::{eval_step_module, train_step_module, Precision, StepConfig};
+
+/// Which graphs of a run to plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GraphSelection {
+    /// Examples per execution (per device).
+    pub batch: i64,
+    pub precision: Precision,
+    pub depthwise: DepthwiseImpl,
+    pub schedule: ScheduleVariant,
+    /// Only the train step of this progressive stage (`None`: every stage).
+    pub stage: Option<usize>,
+    /// Also the eval step at the spec's eval image size.
+    pub eval: bool,
+}
+
+/// What a planned graph computes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GraphRole {
+    /// A train step, used by these progressive stages (stages of equal size share a graph).
+    Train {
+        stages: Vec<usize>,
+    },
+    Eval,
+}
+
+/// One graph of the plan: enough to build its module at any batch size.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannedGraph {
+    pub role: GraphRole,
+    pub image_size: usize,
+    pub batch: i64,
+    #[serde(skip)]
+    precision: Precision,
+    #[serde(skip)]
+    depthwise: DepthwiseImpl,
+}
+
+impl PlannedGraph {
+    /// The same graph at another batch size (what a batch-size search compiles).
+    pub fn with_batch(&self, batch: i64) -> PlannedGraph {
+        PlannedGraph {
+            batch,
+            ..self.clone()
+        }
+    }
+
+    /// The train step's configuration (the official recipe); `None` for the eval step.
+    pub fn step_config(&self) -> Option<StepConfig> {
+        matches!(self.role, GraphRole::Train { .. }).then(|| {
+            StepConfig::official(
+                self.batch,
+                self.image_size as i64,
+                self.precision,
+                self.depthwise,
+            )
+        })
+    }
+
+    /// Builds the HLO module.
+    pub fn build(&self, model: &Model) -> Result<Module> {
+        Ok(match self.step_config() {
+            Some(cfg) => train_step_module(model, &cfg)?,
+            None => eval_step_module(
+                model,
+                self.batch,
+                self.image_size as i64,
+                Lowering {
+                    compute: self.precision.compute_type(),
+                    depthwise: self.depthwise,
+                },
+            )?,
+        })
+    }
+}
+
+/// The graphs `selection` asks for, train steps in stage order, then the eval step.
+pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<PlannedGraph>> {
+    if selection.batch < 1 {
+        bail!("--batch {}: the batch must be positive", selection.batch);
+    }
+    let spec = &model.spec;
+    // Stage sizes do not depend on the run's length: any step count with one step per stage will do.
+    let stages = spec.progressive_stages(selection.schedule, spec.progressive.stages as u64)?;
+    let chosen = match selection.stage {
+        None => stages.as_slice(),
+        Some(n) if n < stages.len() => &stages[n..=n],
+        Some(n) => bail!(
+            "--stage {n}: model {} has {} progressive stages (0..={})",
+            spec.name,
+            stages.len(),
+            stages.len() - 1
+        ),
+    };
+    let graph = |role, image_size| PlannedGraph {
+        role,
+        image_size,
+        batch: selection.batch,
+        precision: selection.precision,
+        depthwise: selection.depthwise,
+    };
+    let mut graphs: Vec<PlannedGraph> = Vec::new();
+    for stage in chosen {
+        match graphs.iter_mut().find(|g| g.image_size == stage.image_size) {
+            Some(PlannedGraph {
+                role: GraphRole::Train { stages },
+                ..
+            }) => stages.push(stage.index),
+            _ => graphs.push(graph(
+                GraphRole::Train {
+                    stages: vec![stage.index],
+                },
+                stage.image_size,
+            )),
+        }
+    }
+    if selection.eval {
+        graphs.push(graph(GraphRole::Eval, spec.image_size.eval));
+    }
+    Ok(graphs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::load_spec;
+
+    fn selection(stage: Option<usize>, eval: bool) -> GraphSelection {
+        GraphSelection {
+            batch: 8,
+            precision: Precision::F32,
+            depthwise: DepthwiseImpl::GroupedConvolution,
+            schedule: ScheduleVariant::Official,
+            stage,
+            eval,
+        }
+    }
+
+    #[test]
+    fn one_train_graph_per_stage_size_then_eval() {
+        let model = Model::new(load_spec("tiny").unwrap()).unwrap();
+        let graphs = plan_graphs(&model, &selection(None, true)).unwrap();
+        let sizes: Vec<usize> = graphs.iter().map(|g| g.image_size).collect();
+        assert_eq!(sizes, [16, 20, 24, 28, model.spec.image_size.eval]);
+        assert_eq!(graphs[0].role, GraphRole::Train { stages: vec![0] });
+        assert_eq!(graphs[4].role, GraphRole::Eval);
+        assert!(graphs[4].step_config().is_none());
+        let cfg = graphs[1].with_batch(32).step_config().unwrap();
+        assert_eq!((cfg.batch, cfg.image_size), (32, 20));
+    }
+
+    #[test]
+    fn a_stage_out_of_range_names_the_stage_count() {
+        let model = Model::new(load_spec("tiny").unwrap()).unwrap();
+        let only = plan_graphs(&model, &selection(Some(3), false)).unwrap();
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0].image_size, 28);
+        let err = plan_graphs(&model, &selection(Some(4), false)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--stage 4: model tiny has 4 progressive stages (0..=3)"
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! Deviceless compiles for Cloud TPU through libtpu (installed on first use): every graph of the
+//! small variant for v5e and v4, the S train step at its last stage for v5e, a 4-chip replicated
+//! program, and the errors a user meets. No TPU is needed: this is how CI checks what a TPU VM
+//! would run.
+
+use std::process::Command;
+use std::time::Instant;
+
+use effnetv2::aot::{AotCompiler, GraphReport, Target};
+use effnetv2::hlo::{ArrayShape, BinaryOp, Builder, Computation, ElementType, Module};
+use effnetv2::model::{load_spec, Model, ScheduleVariant};
+use effnetv2::nn::DepthwiseImpl;
+use effnetv2::runtime::CompileOptions;
+use effnetv2::train::state::StateLayout;
+use effnetv2::train::step::Precision;
+use effnetv2::trainer::executables::ExecutableCache;
+use effnetv2::trainer::plan::{plan_graphs, GraphRole, GraphSelection};
+
+fn compiler(target: &str) -> AotCompiler {
+    let target: Target = target.parse().unwrap();
+    AotCompiler::new(target, None).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn model(name: &str) -> Model {
+    Model::new(load_spec(name).unwrap()).unwrap()
+}
+
+/// Checks one train- or eval-step report against the model: memory positive and consistent
+/// (state donated in place), cost analysis present, train-step FLOPs 2.5-4x the forward pass.
+fn check_report(model: &Model, report: &GraphReport) {
+    let m = &report.memory;
+    let what = format!("{}: {report:?}", report.graph);
+    assert!(m.peak > 0 && m.arguments > 0 && m.outputs > 0, "{what}");
+    assert!(m.temporaries >= 0 && m.aliased >= 0, "{what}");
+    assert!(m.fits, "{what}");
+    let flops = report.flops.expect("libtpu reports FLOPs");
+    let bytes = report
+        .bytes_accessed
+        .expect("libtpu reports bytes accessed");
+    assert!(
+        bytes > m.arguments as f64,
+        "every argument is read at least once: {what}"
+    );
+    let roofline = report.roofline.expect("an estimate");
+    assert!(
+        roofline.seconds > 0.0 && roofline.mfu > 0.0 && roofline.mfu <= 1.0,
+        "{what}"
+    );
+    let forward = 2.0 * model.macs(report.image_size).total() as f64 * report.batch as f64;
+    match &report.role {
+        GraphRole::Train { .. } => {
+            let state = StateLayout::new(model).byte_size() as i64;
+            assert!(m.arguments >= state, "arguments hold the state: {what}");
+            assert!(m.aliased >= state, "the donated state is aliased: {what}");
+            assert!(m.aliased <= m.arguments && m.aliased <= m.outputs, "{what}");
+            let ratio = flops / forward;
+            assert!(
+                (2.5..=4.0).contains(&ratio),
+                "train-step FLOPs are {ratio:.2}x the forward pass: {what}"
+            );
+        }
+        GraphRole::Eval => {
+            assert_eq!(m.aliased, 0, "the eval step donates nothing: {what}");
+            let ratio = flops / forward;
+            assert!(
+                (0.9..=1.5).contains(&ratio),
+                "eval FLOPs {ratio:.2}x forward: {what}"
+            );
+        }
+    }
+}
+
+/// Every graph of the small variant's run (four stage sizes and the eval step) for `target`,
+/// stored in a fresh executable cache under the key `train` would look up.
+fn compile_every_tiny_graph(target: &str) {
+    let compiler = compiler(target);
+    let model = model("tiny");
+    let graphs = plan_graphs(
+        &model,
+        &GraphSelection {
+            batch: 128,
+            precision: Precision::Bf16,
+            depthwise: DepthwiseImpl::GroupedConvolution,
+            schedule: ScheduleVariant::Official,
+            stage: None,
+            eval: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(graphs.len(), 5);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ExecutableCache::new(Some(dir.path().to_path_buf()));
+    for graph in &graphs {
+        let report = compiler
+            .report(&model, graph, Some(&cache))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        check_report(&model, &report);
+        let key = compiler
+            .cache_key(&graph.build(&model).unwrap(), &CompileOptions::default())
+            .unwrap();
+        let stored = std::fs::metadata(dir.path().join(format!("{key}.pjrt"))).unwrap();
+        assert_eq!(stored.len() as usize, report.serialized_bytes);
+    }
+}
+
+#[test]
+fn every_graph_of_the_small_variant_compiles_for_a_v5e_chip() {
+    compile_every_tiny_graph("tpu:v5e");
+}
+
+#[test]
+fn every_graph_of_the_small_variant_compiles_for_a_v4_chip() {
+    compile_every_tiny_graph("tpu:v4");
+}
+
+#[test]
+fn the_s_train_step_at_its_last_stage_fits_a_v5e_chip() {
+    let compiler = compiler("tpu:v5e");
+    let model = model("s");
+    let graphs = plan_graphs(
+        &model,
+        &GraphSelection {
+            batch: 128,
+            precision: Precision::Bf16,
+            depthwise: DepthwiseImpl::GroupedConvolution,
+            schedule: ScheduleVariant::Official,
+            stage: Some(model.spec.progressive.stages - 1),
+            eval: false,
+        },
+    )
+    .unwrap();
+    let start = Instant::now();
+    let report = compiler
+        .report(&model, &graphs[0], None)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!(
+        "S train step, {} px, batch 128, v5e: {:.0} s to compile, {:.2} TFLOP, {:.1} GB accessed, \
+         peak {:.2} GiB, estimated {:.0} ms",
+        report.image_size,
+        start.elapsed().as_secs_f64(),
+        report.flops.unwrap_or(0.0) / 1e12,
+        report.bytes_accessed.unwrap_or(0.0) / 1e9,
+        report.memory.peak as f64 / (1u64 << 30) as f64,
+        report.roofline.map_or(0.0, |r| r.seconds * 1e3),
+    );
+    assert_eq!(report.image_size, 300);
+    check_report(&model, &report);
+}
+
+#[test]
+fn a_four_chip_replicated_all_reduce_compiles_for_a_v5e_2x2_slice() {
+    let compiler = compiler("tpu:v5e:2x2");
+    assert_eq!(compiler.topology().devices().len(), 4);
+    let shape = ArrayShape::new(ElementType::F32, &[1024]);
+    let mut b = Builder::new("gradient_mean");
+    let x = b.parameter(0, shape.clone(), "gradient").unwrap();
+    let sum = Computation::binary_reducer(BinaryOp::Add, ElementType::F32).unwrap();
+    let total = b.all_reduce(x, &[vec![0, 1, 2, 3]], &sum).unwrap();
+    let quarter = b.full(&shape, 0.25).unwrap();
+    let mean = b.mul(total, quarter).unwrap();
+    let module = Module::new("gradient_mean", b.build(mean).unwrap());
+    let compiled = compiler
+        .compile(&module, &CompileOptions::replicated(4))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let exe = &compiled.executable;
+    assert_eq!(
+        (exe.num_replicas().unwrap(), exe.num_partitions().unwrap()),
+        (4, 1)
+    );
+    let memory = exe.compiled_memory_stats().unwrap();
+    assert_eq!(
+        memory.argument_size_in_bytes, 4096,
+        "per device: one f32[1024]"
+    );
+    let cost = exe
+        .cost_analysis()
+        .unwrap()
+        .expect("libtpu has a cost analysis");
+    assert!(cost.flops().unwrap() >= 1024.0, "{cost:?}");
+}
+
+#[test]
+fn a_topology_libtpu_rejects_is_named_in_the_error() {
+    let target: Target = "tpu:v5e:3x3".parse().unwrap();
+    let err = format!("{:#}", AotCompiler::new(target, None).err().unwrap());
+    assert!(
+        err.contains("target tpu:v5e:3x3: the tpu plugin rejected topology `v5e:3x3`"),
+        "{err}"
+    );
+}
+
+fn effnetv2(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_effnetv2"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn without_a_tpu_running_on_one_fails_at_once_with_a_clear_error() {
+    if std::path::Path::new("/dev/accel0").exists() || std::path::Path::new("/dev/vfio/0").exists()
+    {
+        eprintln!("SKIPPED: this machine has a TPU");
+        return;
+    }
+    let run = tempfile::tempdir().unwrap();
+    let out = run.path().join("run");
+    for args in [
+        &["info", "--plugin", "tpu"][..],
+        &["train", "--plugin", "tpu", "--out", out.to_str().unwrap()],
+    ] {
+        let start = Instant::now();
+        let out = effnetv2(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("no TPU device"), "{args:?}: {stderr}");
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "{args:?} took {:?}",
+            start.elapsed()
+        );
+    }
+    assert!(!out.exists(), "nothing was written");
+}
+
+#[test]
+fn the_compile_command_prints_json_for_one_stage() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = effnetv2(&[
+        "compile",
+        "--target",
+        "tpu:v5e",
+        "--model",
+        "tiny",
+        "--stage",
+        "0",
+        "--json",
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["target"], "tpu:v5e:1x1");
+    assert_eq!(report["device_kind"], "TPU v5 lite");
+    assert_eq!(report["device"]["hbm_bytes"], 16u64 << 30);
+    let graph = &report["graphs"][0];
+    assert_eq!(graph["graph"], "train_step_16px_b128");
+    assert_eq!(graph["role"]["stages"][0], 0);
+    assert!(graph["memory"]["peak"].as_i64().unwrap() > 0);
+    assert!(graph["roofline"]["seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+}
