@@ -14,7 +14,7 @@ use effnetv2::runtime::CompileOptions;
 use effnetv2::train::state::StateLayout;
 use effnetv2::train::step::Precision;
 use effnetv2::trainer::executables::ExecutableCache;
-use effnetv2::trainer::plan::{plan_graphs, GraphRole, GraphSelection};
+use effnetv2::trainer::plan::{plan_graphs, GraphRole, GraphSelection, PlannedGraph};
 
 fn compiler(target: &str) -> AotCompiler {
     let target: Target = target.parse().unwrap();
@@ -23,6 +23,20 @@ fn compiler(target: &str) -> AotCompiler {
 
 fn model(name: &str) -> Model {
     Model::new(load_spec(name).unwrap()).unwrap()
+}
+
+/// The graphs of a run of `model` at batch 128 in bf16, as a TPU runs them.
+fn plan(model: &Model, stage: Option<usize>, eval: bool) -> Vec<PlannedGraph> {
+    let selection = GraphSelection {
+        batch: 128,
+        eval_batch: 128,
+        precision: Precision::Bf16,
+        depthwise: DepthwiseImpl::GroupedConvolution,
+        schedule: ScheduleVariant::Official,
+        stage,
+        eval,
+    };
+    plan_graphs(model, &selection).unwrap()
 }
 
 /// Checks one train- or eval-step report against the model: memory positive and consistent
@@ -75,18 +89,7 @@ fn check_report(model: &Model, report: &GraphReport) {
 fn compile_every_tiny_graph(target: &str) {
     let compiler = compiler(target);
     let model = model("tiny");
-    let graphs = plan_graphs(
-        &model,
-        &GraphSelection {
-            batch: 128,
-            precision: Precision::Bf16,
-            depthwise: DepthwiseImpl::GroupedConvolution,
-            schedule: ScheduleVariant::Official,
-            stage: None,
-            eval: true,
-        },
-    )
-    .unwrap();
+    let graphs = plan(&model, None, true);
     assert_eq!(graphs.len(), 5);
     let dir = tempfile::tempdir().unwrap();
     let cache = ExecutableCache::new(Some(dir.path().to_path_buf()));
@@ -96,7 +99,10 @@ fn compile_every_tiny_graph(target: &str) {
             .unwrap_or_else(|e| panic!("{e:#}"));
         check_report(&model, &report);
         let key = compiler
-            .cache_key(&graph.build(&model).unwrap(), &CompileOptions::default())
+            .cache_key(
+                &graph.build(&model).unwrap().module,
+                &CompileOptions::default(),
+            )
             .unwrap();
         let stored = std::fs::metadata(dir.path().join(format!("{key}.pjrt"))).unwrap();
         assert_eq!(stored.len() as usize, report.serialized_bytes);
@@ -117,18 +123,7 @@ fn every_graph_of_the_small_variant_compiles_for_a_v4_chip() {
 fn the_s_train_step_at_its_last_stage_fits_a_v5e_chip() {
     let compiler = compiler("tpu:v5e");
     let model = model("s");
-    let graphs = plan_graphs(
-        &model,
-        &GraphSelection {
-            batch: 128,
-            precision: Precision::Bf16,
-            depthwise: DepthwiseImpl::GroupedConvolution,
-            schedule: ScheduleVariant::Official,
-            stage: Some(model.spec.progressive.stages - 1),
-            eval: false,
-        },
-    )
-    .unwrap();
+    let graphs = plan(&model, Some(model.spec.progressive.stages - 1), false);
     let start = Instant::now();
     let report = compiler
         .report(&model, &graphs[0], None)

@@ -12,9 +12,11 @@ use effnetv2::model::ScheduleVariant;
 use effnetv2::runtime::provision::PluginKind;
 use effnetv2::train::lr::Decay;
 use effnetv2::train::step::Precision;
+use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::data::DataSpec;
+use effnetv2::trainer::events::Discard;
 use effnetv2::trainer::report::summary_table;
-use effnetv2::trainer::run::{train, RunConfig};
+use effnetv2::trainer::run::train;
 
 #[test]
 fn a_short_progressive_run_reaches_75_percent() {
@@ -42,7 +44,7 @@ fn a_short_progressive_run_reaches_75_percent() {
         out: out.path().to_path_buf(),
     };
     let start = Instant::now();
-    let summary = train(&config, false, &AtomicBool::new(false)).unwrap();
+    let summary = train(&config, false, &AtomicBool::new(false), &mut Discard).unwrap();
     println!(
         "{}\nwall time {:.0} s",
         summary_table(&summary),

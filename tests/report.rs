@@ -7,8 +7,8 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use effnetv2::trainer::events::{CompileRecord, EvalRecord, Metric, StepRecord};
 use effnetv2::trainer::plot::{write_report, PLOT_SIZE};
-use effnetv2::trainer::run::Metric;
 
 const STAGE_STEPS: u64 = 100;
 const IMAGE_SIZES: [usize; 4] = [128, 160, 192, 224];
@@ -28,7 +28,7 @@ fn top1(stage: usize) -> f64 {
 fn step_line(step: u64, images_per_sec: f64) -> String {
     let stage = ((step - 1) / STAGE_STEPS) as usize;
     let t = step as f64;
-    let metric = Metric::Step {
+    let metric = Metric::Step(StepRecord {
         step,
         stage,
         image_size: IMAGE_SIZES[stage],
@@ -36,18 +36,18 @@ fn step_line(step: u64, images_per_sec: f64) -> String {
         accuracy: (0.9 - 0.8 * (-t / 120.0).exp() + 0.05 * (t * 2.3).cos()) as f32,
         lr: 0.1 * (t / 40.0).min(1.0) * (0.5 + 0.5 * (std::f64::consts::PI * t / 400.0).cos()),
         images_per_sec,
-    };
+    });
     serde_json::to_string(&metric).unwrap()
 }
 
 fn compile_line(stage: usize, reason: &str) -> String {
-    let metric = Metric::Compile {
+    let metric = Metric::Compile(CompileRecord {
         stage,
         module: format!("train_step_{}px_b128", IMAGE_SIZES[stage]),
         reason: reason.to_string(),
         seconds: 12.5,
         instructions: 4000,
-    };
+    });
     serde_json::to_string(&metric).unwrap()
 }
 
@@ -63,14 +63,14 @@ fn synthetic_log() -> String {
             let ips = if replaced { 1.0 } else { images_per_sec(stage) };
             writeln!(log, "{}", step_line(step, ips)).unwrap();
             if step % STAGE_STEPS == 0 {
-                let eval = Metric::Eval {
+                let eval = Metric::Eval(EvalRecord {
                     step,
                     stage,
                     image_size: 224,
                     top1: top1(stage),
                     top5: 0.9,
                     images: 10_000,
-                };
+                });
                 writeln!(log, "{}", serde_json::to_string(&eval).unwrap()).unwrap();
             }
         }

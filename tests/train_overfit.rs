@@ -4,23 +4,18 @@
 use effnetv2::hlo::Literal;
 use effnetv2::model::{load_spec, Model};
 use effnetv2::nn::DepthwiseImpl;
-use effnetv2::runtime::provision::{resolve, PluginKind};
-use effnetv2::runtime::{Buffer, Client, ClientOptions, CompileOptions, OptionOverride, Plugin};
+use effnetv2::runtime::provision::PluginKind;
+use effnetv2::runtime::{CompileOptions, OptionOverride};
 use effnetv2::train::state::StateLayout;
-use effnetv2::train::step::{train_step_module, Precision, StepConfig};
+use effnetv2::train::step::{port, train_step, Precision, StepConfig};
+use effnetv2::trainer::context::Context;
 use effnetv2::trainer::device_state::DeviceState;
 use effnetv2::trainer::init::initial_state;
 use rand::{Rng, SeedableRng};
 
-fn client() -> Client {
-    let plugin = Plugin::load(resolve(PluginKind::Cpu).expect("the CPU plugin installs")).unwrap();
-    Client::new(plugin, &ClientOptions::new().cpu_device_count(1)).unwrap()
-}
-
 /// Trains `steps` steps on one random batch and returns the losses.
 fn overfit(precision: Precision, steps: usize) -> Vec<f32> {
-    let client = client();
-    let device = &client.addressable_devices()[0];
+    let ctx = Context::open(PluginKind::Cpu, None).unwrap();
     let model = Model::new(load_spec("tiny").unwrap()).unwrap();
     let (batch, size, classes) = (32i64, 16i64, 10i64);
     let mut cfg = StepConfig::official(batch, size, precision, DepthwiseImpl::ShiftedSum);
@@ -29,8 +24,8 @@ fn overfit(precision: Precision, steps: usize) -> Vec<f32> {
     // would make this an f32 run in disguise.
     let options = CompileOptions::default()
         .with_override("xla_allow_excess_precision", OptionOverride::Bool(false));
-    let exe = client
-        .compile_module(&train_step_module(&model, &cfg).unwrap(), &options)
+    let (exe, _) = ctx
+        .compile_with(&train_step(&model, &cfg).unwrap(), &options)
         .unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let images: Vec<f32> = (0..batch * size * size * 3)
@@ -43,20 +38,28 @@ fn overfit(precision: Precision, steps: usize) -> Vec<f32> {
         .iter()
         .flat_map(|&c| (0..classes as i32).map(move |k| if k == c { 1.0 } else { 0.0 }))
         .collect();
-    let inputs: Vec<Buffer> = [
-        Literal::from_vec(&[batch, size, size, 3], &images).unwrap(),
-        Literal::from_vec(&[batch, classes], &labels).unwrap(),
-        Literal::from_vec(&[batch], &classes_of).unwrap(),
-        Literal::scalar(0.002f32),
-        Literal::scalar(0.0f32),
-    ]
-    .iter()
-    .map(|l| client.buffer_from_literal(l, device).unwrap())
-    .collect();
+    let feeds = ctx
+        .upload_named([
+            (
+                port::IMAGES,
+                Literal::from_vec(&[batch, size, size, 3], &images).unwrap(),
+            ),
+            (
+                port::LABELS,
+                Literal::from_vec(&[batch, classes], &labels).unwrap(),
+            ),
+            (
+                port::CLASSES,
+                Literal::from_vec(&[batch], &classes_of).unwrap(),
+            ),
+            (port::LEARNING_RATE, Literal::scalar(0.002f32)),
+            (port::DROPOUT_RATE, Literal::scalar(0.0f32)),
+        ])
+        .unwrap();
     let layout = StateLayout::new(&model);
-    let mut state = DeviceState::upload(&client, device, &initial_state(&layout, 1)).unwrap();
+    let mut state = DeviceState::upload(&ctx, &layout, &initial_state(&layout, 1)).unwrap();
     (0..steps)
-        .map(|_| state.step(&exe, &inputs).unwrap().loss)
+        .map(|_| state.step(&exe, &feeds).unwrap().loss)
         .collect()
 }
 

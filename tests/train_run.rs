@@ -12,8 +12,10 @@ use effnetv2::train::lr::Decay;
 use effnetv2::train::state::StateLayout;
 use effnetv2::train::step::Precision;
 use effnetv2::trainer::checkpoint;
+use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::data::DataSpec;
-use effnetv2::trainer::run::{train, Metric, RunConfig};
+use effnetv2::trainer::events::{Discard, Metric};
+use effnetv2::trainer::run::train;
 
 /// 40 steps of batch 32 over 4 stages (10 steps each).
 fn config(out: &Path) -> RunConfig {
@@ -68,7 +70,7 @@ fn progressive_run_switches_stages_resumes_exactly_and_reuses_executables() {
 
     // Uninterrupted.
     let full = root.path().join("full");
-    let summary = train(&config(&full), false, &never).unwrap();
+    let summary = train(&config(&full), false, &never, &mut Discard).unwrap();
     assert!(summary.completed);
     let sizes: Vec<usize> = summary.stages.iter().map(|s| s.image_size).collect();
     assert_eq!(sizes, [16, 20, 24, 28]);
@@ -78,9 +80,7 @@ fn progressive_run_switches_stages_resumes_exactly_and_reuses_executables() {
     let steps: Vec<(u64, usize)> = metrics(&full)
         .into_iter()
         .filter_map(|m| match m {
-            Metric::Step {
-                step, image_size, ..
-            } => Some((step, image_size)),
+            Metric::Step(s) => Some((s.step, s.image_size)),
             _ => None,
         })
         .collect();
@@ -98,8 +98,12 @@ fn progressive_run_switches_stages_resumes_exactly_and_reuses_executables() {
     let split = root.path().join("split");
     let mut stopped = config(&split);
     stopped.stop_after = Some(15);
-    assert!(!train(&stopped, false, &never).unwrap().completed);
-    let resumed = train(&config(&split), true, &never).unwrap();
+    assert!(
+        !train(&stopped, false, &never, &mut Discard)
+            .unwrap()
+            .completed
+    );
+    let resumed = train(&config(&split), true, &never, &mut Discard).unwrap();
     assert!(resumed.completed);
     let (a, b) = (final_state(&full), final_state(&split));
     assert_eq!(a.len(), b.len());
@@ -110,11 +114,11 @@ fn progressive_run_switches_stages_resumes_exactly_and_reuses_executables() {
 
     // Same config again: nothing is compiled, every executable comes from the cache.
     let again = root.path().join("again");
-    train(&config(&again), false, &never).unwrap();
+    train(&config(&again), false, &never, &mut Discard).unwrap();
     let reasons: Vec<String> = metrics(&again)
         .into_iter()
         .filter_map(|m| match m {
-            Metric::Compile { reason, .. } => Some(reason),
+            Metric::Compile(c) => Some(c.reason),
             _ => None,
         })
         .collect();
@@ -128,12 +132,12 @@ fn resuming_with_another_batch_size_is_refused() {
     let never = AtomicBool::new(false);
     let mut c = config(root.path());
     c.stop_after = Some(2);
-    train(&c, false, &never).unwrap();
+    train(&c, false, &never, &mut Discard).unwrap();
     let mut other = config(root.path());
     other.batch = 16;
-    let err = train(&other, true, &never).unwrap_err();
+    let err = train(&other, true, &never, &mut Discard).unwrap_err();
     assert!(format!("{err:#}").contains("--batch"), "{err:#}");
-    let err = train(&config(root.path()), false, &never).unwrap_err();
+    let err = train(&config(root.path()), false, &never, &mut Discard).unwrap_err();
     assert!(format!("{err:#}").contains("--resume"), "{err:#}");
 }
 
@@ -144,7 +148,7 @@ fn eval_command_accepts_a_matching_spec_and_names_a_mismatched_tensor() {
     let root = tempfile::tempdir().unwrap();
     let mut c = config(root.path());
     c.stop_after = Some(2);
-    train(&c, false, &AtomicBool::new(false)).unwrap();
+    train(&c, false, &AtomicBool::new(false), &mut Discard).unwrap();
     let eval = |model: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_effnetv2"))
             .args(["eval", "--batch", "100", "--limit", "100", "--model", model])

@@ -127,7 +127,7 @@ impl AotCompiler {
         graph: &PlannedGraph,
         cache: Option<&ExecutableCache>,
     ) -> Result<GraphReport> {
-        let module = graph.build(model)?;
+        let module = graph.build(model)?.module;
         let options = CompileOptions::default();
         let compiled = self.compile(&module, &options)?;
         let serialized = compiled.executable.serialize()?;
@@ -140,7 +140,7 @@ impl AotCompiler {
     /// Whether `graph` at `batch` compiles and fits one device's memory; `Ok(None)` when the
     /// compiler itself runs out of memory.
     fn peak_if_fits(&self, model: &Model, graph: &PlannedGraph, batch: i64) -> Result<Option<i64>> {
-        let module = graph.with_batch(batch).build(model)?;
+        let module = graph.with_batch(batch).build(model)?.module;
         match self.compile(&module, &CompileOptions::default()) {
             Ok(compiled) => {
                 let peak = compiled

@@ -3,18 +3,17 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use effnetv2::hlo::Literal;
+use effnetv2::hlo::{ArrayShape, ElementType, Literal};
 use effnetv2::model::{load_spec, Model};
 use effnetv2::runtime::provision::PluginKind;
-use effnetv2::runtime::{Buffer, CompileOptions};
+use effnetv2::train::signature::Signature;
 use effnetv2::train::state::StateLayout;
-use effnetv2::train::step::{train_step_module, Precision, StepConfig};
+use effnetv2::train::step::{train_step, Precision, StepConfig};
+use effnetv2::trainer::context::Context;
 use effnetv2::trainer::device_state::DeviceState;
-use effnetv2::trainer::executables::ExecutableCache;
 use effnetv2::trainer::init::initial_state;
-use effnetv2::trainer::run::{depthwise_for, open_client};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -38,67 +37,71 @@ pub struct BenchArgs {
     plugin: PluginKind,
 }
 
+/// Deterministic stand-in data for every non-state input of `signature`: pixel-like images,
+/// one-hot labels of class 0, class 0, a small learning rate, dropout 0.1.
+fn synthetic_feeds<'s>(
+    signature: &'s Signature,
+    layout: &StateLayout,
+) -> Result<Vec<(&'s str, Literal)>> {
+    signature
+        .inputs()
+        .iter()
+        .filter(|p| layout.index_of(&p.name).is_none())
+        .map(|p| Ok((p.name.as_str(), synthetic(&p.name, &p.shape)?)))
+        .collect()
+}
+
+fn synthetic(name: &str, shape: &ArrayShape) -> Result<Literal> {
+    use effnetv2::train::step::port;
+    let n = shape.element_count() as usize;
+    let literal = match (name, shape.ty()) {
+        (port::IMAGES, _) => Literal::from_vec(
+            shape.dims(),
+            &(0..n)
+                .map(|i| ((i * 7919) % 255) as f32 / 128.0 - 1.0)
+                .collect::<Vec<_>>(),
+        ),
+        (port::LABELS, _) => {
+            let classes = *shape.dims().last().unwrap_or(&1) as usize;
+            Literal::from_vec(
+                shape.dims(),
+                &(0..n)
+                    .map(|i| if i % classes == 0 { 1.0f32 } else { 0.0 })
+                    .collect::<Vec<_>>(),
+            )
+        }
+        (port::DROPOUT_RATE, _) => Literal::from_vec(shape.dims(), &vec![0.1f32; n]),
+        (_, ElementType::S32) => Literal::from_vec(shape.dims(), &vec![0i32; n]),
+        _ => Literal::from_vec(shape.dims(), &vec![0.01f32; n]),
+    };
+    literal.map_err(anyhow::Error::msg)
+}
+
 impl BenchArgs {
     pub fn run(self) -> Result<()> {
         let model = Model::new(load_spec(&self.model)?)?;
         let layout = StateLayout::new(&model);
-        let client = open_client(self.plugin, None)?;
-        let device = client.addressable_devices().first().context("no device")?;
-        let cache = ExecutableCache::new(Some(effnetv2::data::cache_dir()?.join("executables")));
-        let classes = model.spec.num_classes as i64;
+        let ctx = Context::open(self.plugin, None)?;
         let mut baseline = None;
         println!(
             "{:>6} {:>12} {:>10} {:>10}",
             "K", "compile s", "img/s", "vs K=1"
         );
         for k in [1, self.steps_per_call] {
-            let mut cfg = StepConfig::official(
-                self.batch,
-                self.image_size,
-                Precision::F32,
-                depthwise_for(&client),
-            );
+            let mut cfg =
+                StepConfig::official(self.batch, self.image_size, Precision::F32, ctx.depthwise());
             cfg.steps_per_call = k;
-            let (exe, event) = cache.get(
-                &client,
-                &train_step_module(&model, &cfg)?,
-                &CompileOptions::default(),
-            )?;
-            let lead: Vec<i64> = if k > 1 { vec![k] } else { vec![] };
-            let dims = |d: &[i64]| -> Vec<i64> { lead.iter().chain(d).copied().collect() };
-            let (b, s) = (self.batch, self.image_size);
-            let n_img = (lead.iter().product::<i64>() * b * s * s * 3) as usize;
-            let images: Vec<f32> = (0..n_img)
-                .map(|i| ((i * 7919) % 255) as f32 / 128.0 - 1.0)
-                .collect();
-            let labels: Vec<f32> = (0..(lead.iter().product::<i64>() * b * classes) as usize)
-                .map(|i| if i as i64 % classes == 0 { 1.0 } else { 0.0 })
-                .collect();
-            let inputs = [
-                Literal::from_vec(&dims(&[b, s, s, 3]), &images),
-                Literal::from_vec(&dims(&[b, classes]), &labels),
-                Literal::from_vec(
-                    &dims(&[b]),
-                    &vec![0i32; (lead.iter().product::<i64>() * b) as usize],
-                ),
-                Literal::from_vec(
-                    &dims(&[]),
-                    &vec![0.01f32; lead.iter().product::<i64>() as usize],
-                ),
-                Ok(Literal::scalar(0.1f32)),
-            ];
-            let inputs: Vec<Buffer> = inputs
-                .into_iter()
-                .map(|l| Ok(client.buffer_from_literal(&l.map_err(anyhow::Error::msg)?, device)?))
-                .collect::<Result<_>>()?;
-            let mut state = DeviceState::upload(&client, device, &initial_state(&layout, 0))?;
+            let graph = train_step(&model, &cfg)?;
+            let (exe, event) = ctx.compile(&graph)?;
+            let feeds = ctx.upload_named(synthetic_feeds(&graph.signature, &layout)?)?;
+            let mut state = DeviceState::upload(&ctx, &layout, &initial_state(&layout, 0))?;
             let calls = (self.steps + k - 1) / k;
-            state.step(&exe, &inputs)?; // warm-up
+            state.step(&exe, &feeds)?; // warm-up
             let t = Instant::now();
             for _ in 0..calls {
-                state.step(&exe, &inputs)?;
+                state.step(&exe, &feeds)?;
             }
-            let ips = (calls * k * b) as f64 / t.elapsed().as_secs_f64();
+            let ips = (calls * k * self.batch) as f64 / t.elapsed().as_secs_f64();
             let base = *baseline.get_or_insert(ips);
             println!(
                 "{k:>6} {:>12.1} {ips:>10.1} {:>9.2}x",

@@ -4,14 +4,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 use effnetv2::aot::{AotCompiler, Target};
 use effnetv2::hlo::Module;
 use effnetv2::nn::DepthwiseImpl;
 use effnetv2::runtime::provision::PluginKind;
 use effnetv2::runtime::{CompileOptions, OptionOverride};
-use effnetv2::trainer::run::{depthwise_for, open_client};
+use effnetv2::trainer::context::Context;
 
 use super::graphs::GraphArgs;
 
@@ -49,7 +49,7 @@ pub struct DumpArgs {
 
 /// Who compiles the graphs for `--optimized`.
 enum Optimizer {
-    Plugin(effnetv2::runtime::Client),
+    Plugin(Box<Context>),
     Target(Box<AotCompiler>),
 }
 
@@ -65,8 +65,8 @@ impl Optimizer {
             .with_override("xla_dump_hlo_as_text", OptionOverride::Bool(true));
         let name = module.name();
         match self {
-            Optimizer::Plugin(client) => {
-                client
+            Optimizer::Plugin(ctx) => {
+                ctx.client()
                     .compile_module(module, &options)
                     .with_context(|| format!("compiling {name}"))?;
             }
@@ -91,15 +91,15 @@ impl DumpArgs {
                 target.clone(),
                 self.plugin_path.as_deref(),
             )?))),
-            (true, None) => Some(Optimizer::Plugin(open_client(
+            (true, None) => Some(Optimizer::Plugin(Box::new(Context::open(
                 self.plugin,
                 self.plugin_path.as_deref(),
-            )?)),
+            )?))),
         };
         let depthwise = match (self.depthwise, &optimizer) {
             (Some(Depthwise::Grouped), _) => DepthwiseImpl::GroupedConvolution,
             (Some(Depthwise::ShiftedSum), _) => DepthwiseImpl::ShiftedSum,
-            (None, Some(Optimizer::Plugin(c))) => depthwise_for(c),
+            (None, Some(Optimizer::Plugin(ctx))) => ctx.depthwise(),
             (None, _) => DepthwiseImpl::GroupedConvolution,
         };
         let (model, planned) = self.graphs.plan(depthwise)?;
@@ -111,7 +111,7 @@ impl DumpArgs {
             "graph", "image", "batch", "instructions", "parameters", "param bytes", "fwd MACs/img"
         );
         for graph in &planned {
-            let module = graph.build(&model)?;
+            let module = graph.build(&model)?.module;
             let name = module.name().to_string();
             fs::write(self.out.join(format!("{name}.hlo.txt")), module.to_text())?;
             fs::write(

@@ -2,20 +2,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use clap::Args;
 use effnetv2::hlo::Literal;
-use effnetv2::model::graph::Lowering;
 use effnetv2::model::{load_spec, Model};
-use effnetv2::runtime::CompileOptions;
-use effnetv2::train::state::{Role, StateLayout};
-use effnetv2::train::step::eval_step_module;
+use effnetv2::train::step::{eval_step, port};
 use effnetv2::trainer::checkpoint;
+use effnetv2::trainer::config::{CheckpointMeta, RunConfig};
+use effnetv2::trainer::context::Context;
 use effnetv2::trainer::data::DataSpec;
-use effnetv2::trainer::executables::ExecutableCache;
-use effnetv2::trainer::run::{
-    depthwise_for, evaluate, open_client, CheckpointMeta, EvalSet, RunConfig,
-};
+use effnetv2::trainer::evaluate::{evaluate, EvalSet};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -56,32 +52,28 @@ impl EvalArgs {
                 .with_context(|| format!("reading {}", dir.join("meta.json").display()))?;
         let config: RunConfig = meta.config;
         let model = Model::new(load_spec(self.model.as_ref().unwrap_or(&config.model))?)?;
-        // The EMA shadows, in the model's parameter order (the eval graph's parameters).
-        let layout = StateLayout::new(&model);
-        let ema = layout
-            .entries()
+        let image_size = self.image_size.unwrap_or(model.spec.image_size.eval);
+        let ctx = Context::open(config.plugin, config.plugin_path.as_deref())?;
+        let graph = eval_step(
+            &model,
+            self.batch as i64,
+            image_size as i64,
+            ctx.lowering(config.precision),
+        )?;
+        // The eval step's weight inputs are the EMA shadows, named as in the checkpoint.
+        let weight_ports: Vec<_> = graph
+            .signature
+            .inputs()
             .iter()
-            .filter(|e| matches!(e.role, Role::Ema(_)))
-            .map(|e| (e.name.as_str(), &e.shape));
-        let (weights, _): (Vec<Literal>, serde_json::Value) = checkpoint::load(&dir, ema)?;
-
-        let client = open_client(config.plugin, config.plugin_path.as_deref())?;
-        let device = client
-            .addressable_devices()
-            .first()
-            .context("the plugin exposes no device")?;
+            .filter(|p| p.name != port::IMAGES && p.name != port::CLASSES)
+            .collect();
+        let expected = weight_ports.iter().map(|p| (p.name.as_str(), &p.shape));
+        let (weights, _): (Vec<Literal>, serde_json::Value) = checkpoint::load(&dir, expected)?;
         let buffers = weights
             .iter()
-            .map(|w| client.buffer_from_literal(w, device))
-            .collect::<Result<Vec<_>, _>>()?;
-        let image_size = self.image_size.unwrap_or(model.spec.image_size.eval);
-        let lowering = Lowering {
-            compute: config.precision.compute_type(),
-            depthwise: depthwise_for(&client),
-        };
-        let module = eval_step_module(&model, self.batch as i64, image_size as i64, lowering)?;
-        let cache = ExecutableCache::new(Some(effnetv2::data::cache_dir()?.join("executables")));
-        let (exe, _) = cache.get(&client, &module, &CompileOptions::default())?;
+            .map(|w| ctx.upload(w))
+            .collect::<Result<Vec<_>>>()?;
+        let (exe, _) = ctx.compile(&graph)?;
         let (_, source) = self.data.unwrap_or(config.data).open()?;
         let set = EvalSet {
             source,
@@ -91,14 +83,19 @@ impl EvalArgs {
             limit: self.limit,
             settings: model.spec.augment_settings,
         };
-        let refs: Vec<_> = buffers.iter().collect();
-        let (top1, top5, n) = evaluate(&client, device, &exe, &refs, &set)?;
+        let named: Vec<_> = weight_ports
+            .iter()
+            .map(|p| p.name.as_str())
+            .zip(&buffers)
+            .collect();
+        let accuracy = evaluate(&ctx, &exe, &named, &set)?;
         println!(
-            "{}: step {}, {n} images at {image_size}px: top-1 {:.2}%, top-5 {:.2}%",
+            "{}: step {}, {} images at {image_size}px: top-1 {:.2}%, top-5 {:.2}%",
             dir.display(),
             meta.step,
-            100.0 * top1,
-            100.0 * top5
+            accuracy.examples,
+            100.0 * accuracy.top1,
+            100.0 * accuracy.top5
         );
         Ok(())
     }

@@ -42,6 +42,7 @@ impl GraphArgs {
             &model,
             &GraphSelection {
                 batch: self.batch,
+                eval_batch: self.batch,
                 precision: self.precision,
                 depthwise,
                 schedule: self.schedule,

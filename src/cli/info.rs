@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use effnetv2::runtime::provision::PluginKind;
 use effnetv2::runtime::PjrtValue;
-use effnetv2::trainer::run::open_client;
+use effnetv2::trainer::context::Context;
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
@@ -23,7 +23,8 @@ pub struct InfoArgs {
 
 impl InfoArgs {
     pub fn run(self) -> Result<()> {
-        let client = open_client(self.plugin, self.plugin_path.as_deref())?;
+        let ctx = Context::open(self.plugin, self.plugin_path.as_deref())?;
+        let client = ctx.client();
         let plugin = client.plugin();
         let v = plugin.api_version();
         println!("plugin:       {}", plugin.path().display());

@@ -10,6 +10,7 @@ mod eval;
 mod graphs;
 mod info;
 mod plugin;
+mod progress;
 mod report;
 mod summary;
 mod train;

@@ -11,8 +11,11 @@ use effnetv2::model::ScheduleVariant;
 use effnetv2::runtime::provision::PluginKind;
 use effnetv2::train::lr::Decay;
 use effnetv2::train::step::Precision;
+use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::data::DataSpec;
-use effnetv2::trainer::run::{train, RunConfig};
+use effnetv2::trainer::run::train;
+
+use super::progress::Progress;
 
 /// Defaults: the small variant on Fashion-MNIST with the CPU plugin, 4 progressive stages.
 #[derive(Debug, Args)]
@@ -146,7 +149,10 @@ impl TrainArgs {
                 std::process::exit(130);
             }
         })?;
-        let summary = train(&self.config(), self.resume, &interrupted)?;
+        let mut progress = Progress::new();
+        let summary = train(&self.config(), self.resume, &interrupted, &mut progress);
+        progress.finish();
+        let summary = summary?;
         println!("{}", effnetv2::trainer::report::summary_table(&summary));
         Ok(())
     }

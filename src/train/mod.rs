@@ -3,5 +3,6 @@ pub mod ema;
 pub mod loss;
 pub mod lr;
 pub mod optimizer;
+pub mod signature;
 pub mod state;
 pub mod step;

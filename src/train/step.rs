@@ -6,11 +6,14 @@
 //! `steps_per_call > 1` the module runs that many steps in a `while` loop over stacked batches,
 //! as TPUEstimator's `iterations_per_loop` does, to hide the host's dispatch overhead.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::ema;
 use super::loss::{l2_penalty, smooth_labels, softmax_cross_entropy};
 use super::optimizer::{RmsProp, RmsSlots};
+use super::signature::{Port, Signature, SignatureError, StepGraph};
 use super::state::{Role, StateLayout};
 use crate::autodiff;
 use crate::hlo::passes;
@@ -88,26 +91,113 @@ impl StepConfig {
     }
 }
 
-/// The per-step inputs that follow the state parameters, in order.
+/// Names of the step graphs' inputs and results besides the state (whose ports are named by
+/// [`StateLayout`]) and the model variables (`ema/<param>` in the eval step).
+pub mod port {
+    /// f32 `[K?, B, H, W, C]`, normalised images.
+    pub const IMAGES: &str = "images";
+    /// f32 `[K?, B, classes]` soft labels (after mixup/cutmix, before smoothing).
+    pub const LABELS: &str = "labels";
+    /// s32 `[K?, B]` class of each example (-1 for eval padding), for the accuracy counts.
+    pub const CLASSES: &str = "classes";
+    /// f32 `[K?]` learning rate of each step.
+    pub const LEARNING_RATE: &str = "learning_rate";
+    /// f32 `[]` dropout rate of the stage.
+    pub const DROPOUT_RATE: &str = "dropout_rate";
+    /// f32 `[K?]` loss of each step.
+    pub const LOSS: &str = "loss";
+    /// s32 `[K?]` correct top-1 predictions of each step.
+    pub const CORRECT: &str = "correct";
+    /// s32 `[]` correct top-1 / top-5 predictions of an eval batch.
+    pub const TOP1: &str = "top1";
+    pub const TOP5: &str = "top5";
+}
+
+/// The per-step inputs of one optimizer step.
+#[derive(Clone, Copy)]
 struct StepInputs {
-    /// f32 `[B, H, W, C]`, normalised.
     images: Value,
-    /// f32 `[B, classes]` soft labels (after mixup/cutmix, before smoothing).
     labels: Value,
-    /// s32 `[B]` class of each example, for the accuracy count.
     classes: Value,
-    /// f32 scalars.
     lr: Value,
     dropout: Value,
 }
 
-/// Builds the train-step module for `model` under `cfg`.
-///
-/// Parameters: the state (in [`StateLayout`] order), then images f32 `[K?, B, H, W, C]`, soft
-/// labels f32 `[K?, B, classes]`, classes s32 `[K?, B]`, learning rates f32 `[K?]` and the dropout
-/// rate f32 `[]`, where the `K` dimension is present only when `steps_per_call > 1`. Result: the
-/// new state, then the loss f32 `[K?]` and the correct count s32 `[K?]`.
-pub fn train_step_module(model: &Model, cfg: &StepConfig) -> Result<Module> {
+/// One parameter per input of `signature`, by name.
+fn parameters(b: &mut Builder, signature: &Signature) -> Result<HashMap<String, Value>> {
+    signature
+        .inputs()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            Ok((
+                p.name.clone(),
+                b.parameter(i as i64, p.shape.clone(), &p.name)?,
+            ))
+        })
+        .collect()
+}
+
+/// The root tuple: the named `results` in the order of the signature's outputs.
+fn result_tuple(
+    b: &mut Builder,
+    signature: &Signature,
+    results: &HashMap<&str, Value>,
+) -> Result<Value> {
+    let outputs: Vec<Value> = signature
+        .outputs()
+        .iter()
+        .map(|p| results[p.name.as_str()])
+        .collect();
+    b.tuple(&outputs)
+}
+
+/// The value called `name` (a signature port the graph builder itself declared).
+fn named(values: &HashMap<String, Value>, name: &str) -> Value {
+    values[name]
+}
+
+/// The train step's signature: the state, then the step inputs; the new state, then the loss
+/// and the correct count. `K` dimensions are present only when `steps_per_call > 1`.
+pub fn train_step_signature(model: &Model, cfg: &StepConfig, layout: &StateLayout) -> Signature {
+    let k = cfg.steps_per_call;
+    let lead: &[i64] = if k > 1 { &[k] } else { &[] };
+    let with = |dims: &[i64]| -> Vec<i64> { lead.iter().chain(dims).copied().collect() };
+    let (bsz, s) = (cfg.batch, cfg.image_size);
+    let c = model.spec.input.channels as i64;
+    let classes = model.spec.num_classes as i64;
+    let state: Vec<Port> = layout
+        .entries()
+        .iter()
+        .map(|e| Port::new(e.name.clone(), e.shape.clone()))
+        .collect();
+    let array = |ty, dims: &[i64]| ArrayShape::new(ty, &with(dims));
+    let inputs = state.iter().cloned().chain([
+        Port::new(port::IMAGES, array(ElementType::F32, &[bsz, s, s, c])),
+        Port::new(port::LABELS, array(ElementType::F32, &[bsz, classes])),
+        Port::new(port::CLASSES, array(ElementType::S32, &[bsz])),
+        Port::new(port::LEARNING_RATE, array(ElementType::F32, &[])),
+        Port::new(port::DROPOUT_RATE, ArrayShape::scalar(ElementType::F32)),
+    ]);
+    let outputs = state.iter().cloned().chain([
+        Port::new(port::LOSS, array(ElementType::F32, &[])),
+        Port::new(port::CORRECT, array(ElementType::S32, &[])),
+    ]);
+    Signature::new(
+        format!("train_step_{}px_b{}", cfg.image_size, cfg.batch),
+        inputs.collect(),
+        outputs.collect(),
+    )
+}
+
+fn signature_error(e: SignatureError) -> HloError {
+    HloError::new(e.graph.clone(), &[], e.problem)
+}
+
+/// Builds the train-step graph for `model` under `cfg`: see [`train_step_signature`]. Every
+/// state input is aliased to its output, so the caller donates the state and XLA updates it in
+/// place.
+pub fn train_step(model: &Model, cfg: &StepConfig) -> Result<StepGraph> {
     if cfg.batch < 1 || cfg.image_size < 1 || cfg.steps_per_call < 1 {
         return Err(HloError::new(
             "train_step",
@@ -119,75 +209,47 @@ pub fn train_step_module(model: &Model, cfg: &StepConfig) -> Result<Module> {
         ));
     }
     let layout = StateLayout::new(model);
+    let signature = train_step_signature(model, cfg, &layout);
     let mut b = Builder::new("train_step");
+    let inputs = parameters(&mut b, &signature)?;
     let state: Vec<Value> = layout
         .entries()
         .iter()
-        .enumerate()
-        .map(|(i, e)| b.parameter(i as i64, e.shape.clone(), e.name.clone()))
-        .collect::<Result<_>>()?;
-    let k = cfg.steps_per_call;
-    let lead: &[i64] = if k > 1 { &[k] } else { &[] };
-    let input_shapes = step_input_shapes(model, cfg, lead);
-    let n = state.len() as i64;
-    let inputs: Vec<Value> = input_shapes
-        .iter()
-        .enumerate()
-        .map(|(i, (name, shape))| b.parameter(n + i as i64, shape.clone(), *name))
-        .collect::<Result<_>>()?;
-    let outputs = if k == 1 {
-        let step = StepInputs {
-            images: inputs[0],
-            labels: inputs[1],
-            classes: inputs[2],
-            lr: inputs[3],
-            dropout: inputs[4],
-        };
-        let (mut new_state, loss, correct) = emit_step(&mut b, model, cfg, &layout, &state, &step)?;
-        new_state.extend([loss, correct]);
-        new_state
-    } else {
-        emit_step_loop(&mut b, model, cfg, &layout, &state, &inputs)?
+        .map(|e| named(&inputs, &e.name))
+        .collect();
+    let step = StepInputs {
+        images: named(&inputs, port::IMAGES),
+        labels: named(&inputs, port::LABELS),
+        classes: named(&inputs, port::CLASSES),
+        lr: named(&inputs, port::LEARNING_RATE),
+        dropout: named(&inputs, port::DROPOUT_RATE),
     };
-    let root = b.tuple(&outputs)?;
+    let (new_state, loss, correct) = if cfg.steps_per_call == 1 {
+        emit_step(&mut b, model, cfg, &layout, &state, &step)?
+    } else {
+        emit_step_loop(&mut b, model, cfg, &layout, &state, &step)?
+    };
+    let mut results: HashMap<&str, Value> = layout
+        .entries()
+        .iter()
+        .map(|e| e.name.as_str())
+        .zip(new_state)
+        .collect();
+    results.insert(port::LOSS, loss);
+    results.insert(port::CORRECT, correct);
+    let root = result_tuple(&mut b, &signature, &results)?;
     // The backward pass recomputes many forward expressions; merging them shrinks the module
     // (and XLA's compile time) by about a third.
     let (entry, _) = passes::eliminate_common_subexpressions(&b.build(root)?)?;
-    let mut module = Module::new(
-        format!("train_step_{}px_b{}", cfg.image_size, cfg.batch),
-        entry,
-    );
-    for i in 0..layout.len() as i64 {
-        module.alias(&[i], i, &[])?;
+    let mut module = Module::new(signature.graph(), entry);
+    for e in layout.entries() {
+        let input = signature.input_position(&e.name).map_err(signature_error)?;
+        let output = signature
+            .output_position(&e.name)
+            .map_err(signature_error)?;
+        module.alias(&[output as i64], input as i64, &[])?;
     }
-    Ok(module)
-}
-
-fn step_input_shapes(
-    model: &Model,
-    cfg: &StepConfig,
-    lead: &[i64],
-) -> Vec<(&'static str, ArrayShape)> {
-    let with = |dims: &[i64]| -> Vec<i64> { lead.iter().chain(dims).copied().collect() };
-    let (bsz, s) = (cfg.batch, cfg.image_size);
-    let c = model.spec.input.channels as i64;
-    let classes = model.spec.num_classes as i64;
-    vec![
-        (
-            "images",
-            ArrayShape::new(ElementType::F32, &with(&[bsz, s, s, c])),
-        ),
-        (
-            "labels",
-            ArrayShape::new(ElementType::F32, &with(&[bsz, classes])),
-        ),
-        ("classes", ArrayShape::new(ElementType::S32, &with(&[bsz]))),
-        (
-            "learning_rate",
-            ArrayShape::new(ElementType::F32, &with(&[])),
-        ),
-        ("dropout_rate", ArrayShape::scalar(ElementType::F32)),
-    ]
+    Ok(StepGraph { module, signature })
 }
 
 /// One optimizer step: forward, loss, gradients, RMSProp, BN statistics, EMA, step and key.
@@ -293,27 +355,68 @@ fn emit_step(
     Ok((new_state, loss, correct))
 }
 
-/// `steps_per_call` steps in a `while` loop; returns the final state, losses `[K]` and correct
-/// counts `[K]`.
+/// The `while` loop's carried tuple: the step counter, the state, the stacked step inputs and
+/// the per-step losses and correct counts. The one place that knows the tuple's positions.
+struct LoopCarry {
+    counter: Value,
+    state: Vec<Value>,
+    inputs: StepInputs,
+    losses: Value,
+    corrects: Value,
+}
+
+impl LoopCarry {
+    fn values(&self) -> Vec<Value> {
+        let i = &self.inputs;
+        std::iter::once(self.counter)
+            .chain(self.state.iter().copied())
+            .chain([i.images, i.labels, i.classes, i.lr, i.dropout])
+            .chain([self.losses, self.corrects])
+            .collect()
+    }
+
+    /// The elements of a carried tuple with `state_len` state entries.
+    fn unpack(b: &mut Builder, tuple: Value, state_len: usize) -> Result<LoopCarry> {
+        let mut parts = (0..state_len as i64 + 8)
+            .map(|j| b.get_tuple_element(tuple, j))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
+        let mut next = || parts.next().expect("the carry has state_len + 8 elements");
+        Ok(LoopCarry {
+            counter: next(),
+            state: (0..state_len).map(|_| next()).collect(),
+            inputs: StepInputs {
+                images: next(),
+                labels: next(),
+                classes: next(),
+                lr: next(),
+                dropout: next(),
+            },
+            losses: next(),
+            corrects: next(),
+        })
+    }
+}
+
+/// `steps_per_call` steps in a `while` loop over the stacked inputs; returns the final state,
+/// the losses `[K]` and the correct counts `[K]`.
 fn emit_step_loop(
     b: &mut Builder,
     model: &Model,
     cfg: &StepConfig,
     layout: &StateLayout,
     state: &[Value],
-    inputs: &[Value],
-) -> Result<Vec<Value>> {
+    inputs: &StepInputs,
+) -> Result<(Vec<Value>, Value, Value)> {
     let k = cfg.steps_per_call;
-    let n = state.len();
-    let counter = b.scalar(0i32)?;
-    let losses = b.full(&ArrayShape::new(ElementType::F32, &[k]), 0.0)?;
-    let corrects = b.full(&ArrayShape::new(ElementType::S32, &[k]), 0.0)?;
-    let init: Vec<Value> = std::iter::once(counter)
-        .chain(state.iter().copied())
-        .chain(inputs.iter().copied())
-        .chain([losses, corrects])
-        .collect();
-    let init = b.tuple(&init)?;
+    let init = LoopCarry {
+        counter: b.scalar(0i32)?,
+        state: state.to_vec(),
+        inputs: *inputs,
+        losses: b.full(&ArrayShape::new(ElementType::F32, &[k]), 0.0)?,
+        corrects: b.full(&ArrayShape::new(ElementType::S32, &[k]), 0.0)?,
+    };
+    let init = b.tuple(&init.values())?;
     let loop_shape = b.shape(init).clone();
 
     let mut cond = Builder::new("steps_left");
@@ -325,14 +428,8 @@ fn emit_step_loop(
 
     let body = step_loop_body(model, cfg, layout, &loop_shape)?;
     let result = b.while_loop(&cond, &body, init)?;
-    let mut outputs = Vec::with_capacity(n + 2);
-    for j in 0..n {
-        outputs.push(b.get_tuple_element(result, 1 + j as i64)?);
-    }
-    let tail = 1 + n as i64 + inputs.len() as i64;
-    outputs.push(b.get_tuple_element(result, tail)?);
-    outputs.push(b.get_tuple_element(result, tail + 1)?);
-    Ok(outputs)
+    let done = LoopCarry::unpack(b, result, state.len())?;
+    Ok((done.state, done.losses, done.corrects))
 }
 
 fn step_loop_body(
@@ -341,17 +438,10 @@ fn step_loop_body(
     layout: &StateLayout,
     loop_shape: &Shape,
 ) -> Result<Computation> {
-    let n = layout.len();
     let mut b = Builder::new("train_step_body");
     let t = b.parameter(0, loop_shape.clone(), "loop")?;
-    let elements = loop_shape.tuple_elements().map_or(0, <[Shape]>::len);
-    let parts: Vec<Value> = (0..elements as i64)
-        .map(|j| b.get_tuple_element(t, j))
-        .collect::<Result<_>>()?;
-    let i = parts[0];
-    let state = &parts[1..1 + n];
-    let inputs = &parts[1 + n..1 + n + 5];
-    let (losses, corrects) = (parts[1 + n + 5], parts[1 + n + 6]);
+    let carry = LoopCarry::unpack(&mut b, t, layout.len())?;
+    let i = carry.counter;
     let zero = b.scalar(0i32)?;
     // The step-`i` slice of a `[K, ...]` input, without its leading dimension.
     let at = |b: &mut Builder, v: Value| -> Result<Value> {
@@ -365,26 +455,28 @@ fn step_loop_body(
         let s = b.dynamic_slice(v, &starts, &sizes)?;
         b.reshape(s, &dims[1..])
     };
+    let stacked = &carry.inputs;
     let step = StepInputs {
-        images: at(&mut b, inputs[0])?,
-        labels: at(&mut b, inputs[1])?,
-        classes: at(&mut b, inputs[2])?,
-        lr: at(&mut b, inputs[3])?,
-        dropout: inputs[4],
+        images: at(&mut b, stacked.images)?,
+        labels: at(&mut b, stacked.labels)?,
+        classes: at(&mut b, stacked.classes)?,
+        lr: at(&mut b, stacked.lr)?,
+        dropout: stacked.dropout,
     };
-    let (new_state, loss, correct) = emit_step(&mut b, model, cfg, layout, state, &step)?;
+    let (new_state, loss, correct) = emit_step(&mut b, model, cfg, layout, &carry.state, &step)?;
     let loss = b.reshape(loss, &[1])?;
     let correct = b.reshape(correct, &[1])?;
-    let losses = b.dynamic_update_slice(losses, loss, &[i])?;
-    let corrects = b.dynamic_update_slice(corrects, correct, &[i])?;
+    let losses = b.dynamic_update_slice(carry.losses, loss, &[i])?;
+    let corrects = b.dynamic_update_slice(carry.corrects, correct, &[i])?;
     let one = b.scalar(1i32)?;
-    let next = b.add(i, one)?;
-    let out: Vec<Value> = std::iter::once(next)
-        .chain(new_state)
-        .chain(inputs.iter().copied())
-        .chain([losses, corrects])
-        .collect();
-    let root = b.tuple(&out)?;
+    let next = LoopCarry {
+        counter: b.add(i, one)?,
+        state: new_state,
+        inputs: *stacked,
+        losses,
+        corrects,
+    };
+    let root = b.tuple(&next.values())?;
     b.build(root)
 }
 
@@ -411,47 +503,62 @@ pub fn count_top_k(b: &mut Builder, logits: Value, classes: Value, k: i64) -> Re
     b.reduce_sum(hit, &[0])
 }
 
-/// Builds the eval-step module: parameters are the model variables (in [`Model::params`] order;
-/// the caller passes the EMA shadows), images f32 `[B, S, S, C]` and classes s32 `[B]` (-1 for
-/// padding). Result: `(top1 s32[], top5 s32[])` correct counts.
-pub fn eval_step_module(
+/// The eval step's signature: the model variables (named `ema/<param>`, as the EMA shadows
+/// of the state, which is what evaluation normally passes), images and classes; top-1 and
+/// top-5 correct counts.
+pub fn eval_step_signature(model: &Model, batch: i64, image_size: i64) -> Signature {
+    let c = model.spec.input.channels as i64;
+    let weights = model.params().into_iter().map(|p| {
+        let dims: Vec<i64> = p.shape.iter().map(|&d| d as i64).collect();
+        Port::new(
+            format!("ema/{}", p.name),
+            ArrayShape::new(ElementType::F32, &dims),
+        )
+    });
+    let inputs = weights.chain([
+        Port::new(
+            port::IMAGES,
+            ArrayShape::new(ElementType::F32, &[batch, image_size, image_size, c]),
+        ),
+        Port::new(port::CLASSES, ArrayShape::new(ElementType::S32, &[batch])),
+    ]);
+    let count = ArrayShape::scalar(ElementType::S32);
+    Signature::new(
+        format!("eval_step_{image_size}px_b{batch}"),
+        inputs.collect(),
+        vec![
+            Port::new(port::TOP1, count.clone()),
+            Port::new(port::TOP5, count),
+        ],
+    )
+}
+
+/// Builds the eval-step graph: see [`eval_step_signature`]; classes of -1 (batch padding) never
+/// count.
+pub fn eval_step(
     model: &Model,
     batch: i64,
     image_size: i64,
     lowering: Lowering,
-) -> Result<Module> {
+) -> Result<StepGraph> {
+    let signature = eval_step_signature(model, batch, image_size);
     let mut b = Builder::new("eval_step");
+    let inputs = parameters(&mut b, &signature)?;
     let mut weights = Weights::default();
-    let params = model.params();
-    for (i, p) in params.iter().enumerate() {
-        let dims: Vec<i64> = p.shape.iter().map(|&d| d as i64).collect();
-        let v = b.parameter(
-            i as i64,
-            ArrayShape::new(ElementType::F32, &dims),
-            format!("ema/{}", p.name),
-        )?;
-        weights.0.insert(p.name.clone(), v);
+    for p in model.params() {
+        weights
+            .0
+            .insert(p.name.clone(), named(&inputs, &format!("ema/{}", p.name)));
     }
-    let n = params.len() as i64;
-    let c = model.spec.input.channels as i64;
-    let images = b.parameter(
-        n,
-        ArrayShape::new(ElementType::F32, &[batch, image_size, image_size, c]),
-        "images",
-    )?;
-    let classes = b.parameter(
-        n + 1,
-        ArrayShape::new(ElementType::S32, &[batch]),
-        "classes",
-    )?;
+    let images = named(&inputs, port::IMAGES);
+    let classes = named(&inputs, port::CLASSES);
     let out = b.scoped("forward", |b| {
         forward(b, model, &weights, images, lowering, Mode::Eval)
     })?;
     let top1 = b.scoped("metrics", |b| count_top_k(b, out.logits, classes, 1))?;
     let top5 = b.scoped("metrics", |b| count_top_k(b, out.logits, classes, 5))?;
-    let root = b.tuple(&[top1, top5])?;
-    Ok(Module::new(
-        format!("eval_step_{image_size}px_b{batch}"),
-        b.build(root)?,
-    ))
+    let results = HashMap::from([(port::TOP1, top1), (port::TOP5, top5)]);
+    let root = result_tuple(&mut b, &signature, &results)?;
+    let module = Module::new(signature.graph(), b.build(root)?);
+    Ok(StepGraph { module, signature })
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Batch, FashionMnist, ImageFolder, Source, Split, ZipShards};
 use crate::hlo::Literal;
-use crate::runtime::{Buffer, Client, Device};
+use crate::train::step::port;
 
 /// A training data set: Fashion-MNIST (installed on first use), or an ImageNet-style layout with
 /// `train/` and `val/` class folders, as folders or as zip shards.
@@ -70,27 +70,23 @@ impl DataSpec {
     }
 }
 
-/// Device buffers of one training batch: images, soft labels, classes (in train-step order).
-pub fn upload_train_batch(client: &Client, device: &Device, batch: &Batch) -> Result<Vec<Buffer>> {
+/// The train step's per-batch inputs by name: images, soft labels, classes.
+pub fn train_feeds(batch: &Batch) -> Result<Vec<(&'static str, Literal)>> {
     let [n, h, w, c] = batch.image_dims().map(|d| d as i64);
     let images = Literal::from_vec(&[n, h, w, c], &batch.images).map_err(anyhow::Error::msg)?;
     let labels = Literal::from_vec(&[n, batch.num_classes as i64], &batch.soft_labels)
         .map_err(anyhow::Error::msg)?;
     let classes = Literal::from_vec(&[n], &batch.labels).map_err(anyhow::Error::msg)?;
-    [images, labels, classes]
-        .iter()
-        .map(|l| client.buffer_from_literal(l, device).map_err(Into::into))
-        .collect()
+    Ok(vec![
+        (port::IMAGES, images),
+        (port::LABELS, labels),
+        (port::CLASSES, classes),
+    ])
 }
 
-/// Device buffers of one eval batch padded to `size` examples (padding has class -1 and never
-/// counts as correct).
-pub fn upload_eval_batch(
-    client: &Client,
-    device: &Device,
-    batch: &Batch,
-    size: usize,
-) -> Result<Vec<Buffer>> {
+/// The eval step's inputs by name for one batch padded to `size` examples (padding has class
+/// -1 and never counts as correct).
+pub fn eval_feeds(batch: &Batch, size: usize) -> Result<Vec<(&'static str, Literal)>> {
     let [n, h, w, c] = batch.image_dims();
     let per_image = h * w * c;
     let mut images = batch.images.clone();
@@ -101,8 +97,5 @@ pub fn upload_eval_batch(
     let images = Literal::from_vec(&[size as i64, h as i64, w as i64, c as i64], &images)
         .map_err(anyhow::Error::msg)?;
     let classes = Literal::from_vec(&[size as i64], &classes).map_err(anyhow::Error::msg)?;
-    [images, classes]
-        .iter()
-        .map(|l| client.buffer_from_literal(l, device).map_err(Into::into))
-        .collect()
+    Ok(vec![(port::IMAGES, images), (port::CLASSES, classes)])
 }

@@ -1,18 +1,22 @@
 //! The training state as device buffers, threaded through train-step executions.
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
+use super::context::{Context, StepExecutable};
 use crate::hlo::Literal;
-use crate::runtime::{Arg, Buffer, Client, Device, LoadedExecutable};
+use crate::runtime::{Arg, Buffer};
 use crate::train::state::{Role, StateLayout};
+use crate::train::step::port;
 
-/// State buffers in [`StateLayout`] order. A train step consumes (donates) them and returns
-/// their successors, so the model never leaves the device between steps or between stages.
+/// State buffers with their [`StateLayout`] names. A train step consumes (donates) them and
+/// returns their successors, so the model never leaves the device between steps or stages.
 pub struct DeviceState {
+    names: Vec<String>,
+    roles: Vec<Role>,
     buffers: Vec<Buffer>,
 }
 
-/// What one train step reports.
+/// What one train-step execution reports (the first step's, for K steps per call).
 #[derive(Clone, Copy, Debug)]
 pub struct StepOutcome {
     pub loss: f32,
@@ -20,63 +24,70 @@ pub struct StepOutcome {
 }
 
 impl DeviceState {
-    pub fn upload(client: &Client, device: &Device, literals: &[Literal]) -> Result<DeviceState> {
-        let buffers = literals
-            .iter()
-            .map(|l| client.buffer_from_literal(l, device))
-            .collect::<Result<_, _>>()?;
-        Ok(DeviceState { buffers })
-    }
-
-    /// Copies every state tensor to the host (for checkpoints).
-    pub fn download(&self) -> Result<Vec<Literal>> {
-        self.buffers
-            .iter()
-            .map(|b| b.to_literal().map_err(Into::into))
-            .collect()
-    }
-
-    /// Runs one train-step executable: state buffers are donated, `inputs` borrowed.
-    pub fn step(&mut self, exe: &LoadedExecutable, inputs: &[Buffer]) -> Result<StepOutcome> {
-        let n = self.buffers.len();
-        let args: Vec<Arg> = std::mem::take(&mut self.buffers)
-            .into_iter()
-            .map(Arg::Donated)
-            .chain(inputs.iter().map(Arg::Borrowed))
-            .collect();
-        let mut outputs = exe.execute(args).context("executing the train step")?;
-        if outputs.len() != n + 2 {
-            bail!("the train step returned {} outputs, expected {} state tensors + loss + correct count", outputs.len(), n);
-        }
-        let correct = outputs.pop().expect("checked length").to_literal()?;
-        let loss = outputs.pop().expect("checked length").to_literal()?;
-        self.buffers = outputs;
-        let scalar = |l: &Literal| l.to_f64_vec().first().copied().unwrap_or(f64::NAN);
-        Ok(StepOutcome {
-            loss: scalar(&loss) as f32,
-            correct: scalar(&correct) as i32,
+    /// Uploads `literals`, one per layout entry in layout order (as checkpoints and
+    /// [`super::init::initial_state`] give them).
+    pub fn upload(
+        ctx: &Context,
+        layout: &StateLayout,
+        literals: &[Literal],
+    ) -> Result<DeviceState> {
+        anyhow::ensure!(
+            literals.len() == layout.len(),
+            "{} state tensors for a layout of {}",
+            literals.len(),
+            layout.len()
+        );
+        Ok(DeviceState {
+            names: layout.entries().iter().map(|e| e.name.clone()).collect(),
+            roles: layout.entries().iter().map(|e| e.role.clone()).collect(),
+            buffers: literals
+                .iter()
+                .map(|l| ctx.upload(l))
+                .collect::<Result<_>>()?,
         })
     }
 
-    /// The EMA shadows of the model variables, in [`crate::model::Model::params`] order.
-    pub fn ema_buffers<'a>(&'a self, layout: &StateLayout) -> Vec<&'a Buffer> {
-        layout
-            .entries()
+    /// Copies every state tensor to the host, with its name (for checkpoints).
+    pub fn download(&self) -> Result<Vec<(String, Literal)>> {
+        self.names
             .iter()
             .zip(&self.buffers)
-            .filter(|(e, _)| matches!(e.role, Role::Ema(_)))
-            .map(|(_, b)| b)
+            .map(|(name, b)| Ok((name.clone(), b.to_literal()?)))
             .collect()
     }
 
-    /// The model variables (raw, not averaged), in [`crate::model::Model::params`] order.
-    pub fn variable_buffers<'a>(&'a self, layout: &StateLayout) -> Vec<&'a Buffer> {
-        layout
-            .entries()
+    /// Runs one train-step executable: the state is donated, the named `feeds` borrowed.
+    pub fn step(&mut self, exe: &StepExecutable, feeds: &[(&str, Buffer)]) -> Result<StepOutcome> {
+        let state = std::mem::take(&mut self.buffers);
+        let args = self
+            .names
             .iter()
+            .map(String::as_str)
+            .zip(state.into_iter().map(Arg::Donated))
+            .chain(feeds.iter().map(|(name, b)| (*name, Arg::Borrowed(b))));
+        let mut outputs = exe.run(args)?;
+        self.buffers = outputs.take_all(self.names.iter().map(String::as_str))?;
+        let first = |b: Buffer| -> Result<f64> {
+            Ok(b.to_literal()?
+                .to_f64_vec()
+                .first()
+                .copied()
+                .unwrap_or(f64::NAN))
+        };
+        Ok(StepOutcome {
+            loss: first(outputs.take(port::LOSS)?)? as f32,
+            correct: first(outputs.take(port::CORRECT)?)? as i32,
+        })
+    }
+
+    /// The EMA shadows of the model variables, by name (`ema/<param>`, the eval step's inputs).
+    pub fn ema(&self) -> Vec<(&str, &Buffer)> {
+        self.names
+            .iter()
+            .zip(&self.roles)
             .zip(&self.buffers)
-            .filter(|(e, _)| matches!(e.role, Role::Variable(_)))
-            .map(|(_, b)| b)
+            .filter(|((_, role), _)| matches!(role, Role::Ema(_)))
+            .map(|((name, _), b)| (name.as_str(), b))
             .collect()
     }
 }

@@ -41,6 +41,9 @@ pub struct CompileEvent {
     pub reason: CompileReason,
     pub seconds: f64,
     pub instructions: usize,
+    /// Why a freshly compiled executable could not be stored in the cache (it is still used;
+    /// the next run compiles it again).
+    pub store_error: Option<String>,
 }
 
 /// Compiles modules for one client, through the cache directory when one is set.
@@ -136,6 +139,7 @@ impl ExecutableCache {
             reason,
             seconds: start.elapsed().as_secs_f64(),
             instructions: module.instruction_count(),
+            store_error: None,
         };
         let Some(dir) = &self.dir else {
             let exe = client
@@ -154,17 +158,14 @@ impl ExecutableCache {
         let exe = client
             .compile(&proto, options)
             .with_context(|| format!("compiling {}", module.name()))?;
-        let done = event(reason, start);
+        let mut done = event(reason, start);
         // A failure to store only costs a recompile next time; it is not an error of this run.
         if let Err(e) = exe
             .serialize()
             .map_err(Into::into)
             .and_then(|blob| self.store(&key, &blob))
         {
-            eprintln!(
-                "warning: could not store executable {}: {e:#}",
-                path.display()
-            );
+            done.store_error = Some(format!("{e:#}"));
         }
         Ok((exe, done))
     }

@@ -1,8 +1,13 @@
-//! The host side of training: executables (compiled or loaded from the on-disk cache), state
-//! on the device, checkpoints and the progressive-learning scheduler.
+//! The host side of training: a [`context::Context`] (plugin, client, executable cache), the run
+//! plan, state on the device, checkpoints, evaluation, events and the progressive-learning run
+//! loop.
 pub mod checkpoint;
+pub mod config;
+pub mod context;
 pub mod data;
 pub mod device_state;
+pub mod evaluate;
+pub mod events;
 pub mod executables;
 pub mod init;
 pub mod plan;

@@ -1,21 +1,26 @@
-//! The graphs a run compiles: one train step per distinct progressive image size and the eval
-//! step, planned once from the model spec and shared by `dump`, `compile` and the trainer's
-//! precompilation.
+//! What a run will do, computed once before it starts: the progressive stages with their step
+//! ranges, the learning-rate schedule and the graphs to compile (one train step per distinct
+//! image size, and the eval step). `dump` and `compile` plan the same graphs without a data set.
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::hlo::Module;
+use super::config::RunConfig;
 use crate::model::graph::Lowering;
+use crate::model::ProgressiveStage;
 use crate::model::{Model, ScheduleVariant};
 use crate::nn::DepthwiseImpl;
-use crate::train::step::{eval_step_module, train_step_module, Precision, StepConfig};
+use crate::train::lr::{scaled_lr, LrSchedule};
+use crate::train::signature::StepGraph;
+use crate::train::step::{eval_step, train_step, Precision, StepConfig};
 
 /// Which graphs of a run to plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GraphSelection {
-    /// Examples per execution (per device).
+    /// Examples per train-step execution (per device).
     pub batch: i64,
+    /// Examples per eval-step execution.
+    pub eval_batch: i64,
     pub precision: Precision,
     pub depthwise: DepthwiseImpl,
     pub schedule: ScheduleVariant,
@@ -69,11 +74,11 @@ impl PlannedGraph {
         })
     }
 
-    /// Builds the HLO module.
-    pub fn build(&self, model: &Model) -> Result<Module> {
+    /// Builds the graph and its signature.
+    pub fn build(&self, model: &Model) -> Result<StepGraph> {
         Ok(match self.step_config() {
-            Some(cfg) => train_step_module(model, &cfg)?,
-            None => eval_step_module(
+            Some(cfg) => train_step(model, &cfg)?,
+            None => eval_step(
                 model,
                 self.batch,
                 self.image_size as i64,
@@ -88,8 +93,12 @@ impl PlannedGraph {
 
 /// The graphs `selection` asks for, train steps in stage order, then the eval step.
 pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<PlannedGraph>> {
-    if selection.batch < 1 {
-        bail!("--batch {}: the batch must be positive", selection.batch);
+    if selection.batch < 1 || selection.eval_batch < 1 {
+        bail!(
+            "batch {} and eval batch {}: batches must be positive",
+            selection.batch,
+            selection.eval_batch
+        );
     }
     let spec = &model.spec;
     // Stage sizes do not depend on the run's length: any step count with one step per stage will do.
@@ -104,10 +113,10 @@ pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<Plan
             stages.len() - 1
         ),
     };
-    let graph = |role, image_size| PlannedGraph {
+    let graph = |role, image_size, batch| PlannedGraph {
         role,
         image_size,
-        batch: selection.batch,
+        batch,
         precision: selection.precision,
         depthwise: selection.depthwise,
     };
@@ -123,13 +132,102 @@ pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<Plan
                     stages: vec![stage.index],
                 },
                 stage.image_size,
+                selection.batch,
             )),
         }
     }
     if selection.eval {
-        graphs.push(graph(GraphRole::Eval, spec.image_size.eval));
+        graphs.push(graph(
+            GraphRole::Eval,
+            spec.image_size.eval,
+            selection.eval_batch,
+        ));
     }
     Ok(graphs)
+}
+
+/// A training run's plan.
+#[derive(Clone, Debug)]
+pub struct RunPlan {
+    pub stages: Vec<ProgressiveStage>,
+    pub steps_per_epoch: u64,
+    pub total_steps: u64,
+    pub lr: LrSchedule,
+    /// The train graphs in stage order, then the eval graph.
+    pub graphs: Vec<PlannedGraph>,
+}
+
+impl RunPlan {
+    /// Plans `config` for `model` over `train_examples` examples, lowering depthwise
+    /// convolutions as `depthwise`.
+    pub fn new(
+        config: &RunConfig,
+        model: &Model,
+        train_examples: usize,
+        depthwise: DepthwiseImpl,
+    ) -> Result<RunPlan> {
+        if config.batch == 0 || config.eval_batch == 0 {
+            bail!("--batch and --eval-batch must be positive");
+        }
+        let steps_per_epoch = (train_examples / config.batch) as u64;
+        if steps_per_epoch == 0 {
+            bail!(
+                "--batch {} is larger than the {train_examples} training examples",
+                config.batch
+            );
+        }
+        if !(config.epochs.is_finite() && config.epochs > 0.0) {
+            bail!("--epochs {}: must be a positive number", config.epochs);
+        }
+        let stage_count = model.spec.progressive.stages as u64;
+        let total_steps = ((config.epochs * steps_per_epoch as f64) as u64).max(stage_count);
+        let stages = model
+            .spec
+            .progressive_stages(config.schedule, total_steps)?;
+        let lr = LrSchedule {
+            peak: scaled_lr(config.lr_base, config.batch as u64),
+            steps_per_epoch: steps_per_epoch as f64,
+            warmup_epochs: config.warmup_epochs,
+            total_steps,
+            decay: config.decay,
+            min_lr: 0.0,
+        };
+        let graphs = plan_graphs(
+            model,
+            &GraphSelection {
+                batch: config.batch as i64,
+                eval_batch: config.eval_batch as i64,
+                precision: config.precision,
+                depthwise,
+                schedule: config.schedule,
+                stage: None,
+                eval: true,
+            },
+        )?;
+        Ok(RunPlan {
+            stages,
+            steps_per_epoch,
+            total_steps,
+            lr,
+            graphs,
+        })
+    }
+
+    /// The train graph of the stages at `image_size`.
+    pub fn train_graph(&self, image_size: usize) -> &PlannedGraph {
+        self.graphs
+            .iter()
+            .find(|g| matches!(g.role, GraphRole::Train { .. }) && g.image_size == image_size)
+            .expect("the plan has a train graph for every stage size")
+    }
+
+    /// The eval graph.
+    pub fn eval_graph(&self) -> &PlannedGraph {
+        self.graphs
+            .iter()
+            .find(|g| g.role == GraphRole::Eval)
+            .expect("a run plan has an eval graph")
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +238,7 @@ mod tests {
     fn selection(stage: Option<usize>, eval: bool) -> GraphSelection {
         GraphSelection {
             batch: 8,
+            eval_batch: 8,
             precision: Precision::F32,
             depthwise: DepthwiseImpl::GroupedConvolution,
             schedule: ScheduleVariant::Official,
@@ -170,7 +269,7 @@ mod tests {
         let err = plan_graphs(&model, &selection(Some(4), false)).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "--stage 4: model tiny has 4 progressive stages (0..=3)"
+            "--stage 4: model efficientnetv2-tiny has 4 progressive stages (0..=3)"
         );
     }
 }

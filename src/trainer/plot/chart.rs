@@ -18,7 +18,7 @@ use plotters::prelude::*;
 use plotters::style::register_font;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::log::{EvalPoint, RunLog, StageSpan};
+use super::log::{EvalRecord, RunLog, StageSpan};
 
 /// Width and height of the PNG in pixels (and of the SVG in user units).
 pub const PLOT_SIZE: (u32, u32) = (1600, 1000);
@@ -183,7 +183,7 @@ fn eval_panel<DB: DrawingBackend>(
         )])?;
         return Ok(());
     }
-    let points = |accuracy: fn(&EvalPoint) -> f64| -> Vec<(f64, f64)> {
+    let points = |accuracy: fn(&EvalRecord) -> f64| -> Vec<(f64, f64)> {
         log.evals
             .iter()
             .map(|e| (e.step as f64, 100.0 * accuracy(e)))

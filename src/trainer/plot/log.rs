@@ -11,48 +11,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::trainer::run::Metric;
-
-/// One training step (its last record when a resumed run logged it twice).
-#[derive(Clone, Debug, PartialEq)]
-pub struct StepPoint {
-    pub step: u64,
-    pub stage: usize,
-    pub image_size: usize,
-    pub loss: f32,
-    pub accuracy: f32,
-    pub lr: f64,
-    pub images_per_sec: f64,
-}
-
-/// One evaluation of the EMA weights, logged after the step it follows.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EvalPoint {
-    pub step: u64,
-    pub stage: usize,
-    pub image_size: usize,
-    pub top1: f64,
-    pub top5: f64,
-    pub images: usize,
-}
-
-/// One executable obtained for the run (compiled, or loaded from the executable cache).
-#[derive(Clone, Debug, PartialEq)]
-pub struct CompileRecord {
-    /// The stage it was logged for (the trainer logs the eval step with the stage count).
-    pub stage: usize,
-    pub module: String,
-    pub reason: String,
-    pub seconds: f64,
-}
-
-/// Unreadable training images left out of one epoch.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SkippedRecord {
-    pub epoch: u64,
-    pub count: usize,
-    pub first: String,
-}
+use crate::trainer::events::Metric;
+pub use crate::trainer::events::{CompileRecord, EvalRecord, SkippedRecord, StepRecord};
 
 /// A line that is not a metric: a write cut short by a crash, or an event this version does
 /// not know. Such lines are left out of the report rather than failing it.
@@ -85,9 +45,9 @@ impl StageSpan {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunLog {
     /// One point per step, in step order.
-    pub steps: Vec<StepPoint>,
+    pub steps: Vec<StepRecord>,
     /// One point per evaluated step, in step order.
-    pub evals: Vec<EvalPoint>,
+    pub evals: Vec<EvalRecord>,
     /// In file order.
     pub compiles: Vec<CompileRecord>,
     /// In file order.
@@ -133,70 +93,17 @@ impl RunLog {
                 }
             };
             match metric {
-                Metric::Step {
-                    step,
-                    stage,
-                    image_size,
-                    loss,
-                    accuracy,
-                    lr,
-                    images_per_sec,
-                } => {
-                    let point = StepPoint {
-                        step,
-                        stage,
-                        image_size,
-                        loss,
-                        accuracy,
-                        lr,
-                        images_per_sec,
-                    };
-                    log.replaced += usize::from(steps.insert(step, point).is_some());
+                Metric::Step(point) => {
+                    log.replaced += usize::from(steps.insert(point.step, point).is_some());
                 }
-                Metric::Eval {
-                    step,
-                    stage,
-                    image_size,
-                    top1,
-                    top5,
-                    images,
-                } => {
-                    let point = EvalPoint {
-                        step,
-                        stage,
-                        image_size,
-                        top1,
-                        top5,
-                        images,
-                    };
-                    log.replaced += usize::from(evals.insert(step, point).is_some());
+                Metric::Eval(point) => {
+                    log.replaced += usize::from(evals.insert(point.step, point).is_some());
                 }
-                Metric::Compile {
-                    stage,
-                    module,
-                    reason,
-                    seconds,
-                    ..
-                } => {
-                    log.compiles.push(CompileRecord {
-                        stage,
-                        module,
-                        reason,
-                        seconds,
-                    });
-                }
-                Metric::Skipped {
-                    epoch,
-                    count,
-                    first,
-                } => log.skipped.push(SkippedRecord {
-                    epoch,
-                    count,
-                    first,
-                }),
+                Metric::Compile(record) => log.compiles.push(record),
+                Metric::Skipped(record) => log.skipped.push(record),
                 // Its counts cover only the part of a stage after a resumption; the step
                 // records give the whole stage.
-                Metric::Stage { .. } => {}
+                Metric::Stage(_) => {}
             }
         }
         log.steps = steps.into_values().collect();
@@ -226,7 +133,7 @@ impl RunLog {
     }
 
     /// The steps of one span.
-    pub fn steps_of(&self, span: &StageSpan) -> &[StepPoint] {
+    pub fn steps_of(&self, span: &StageSpan) -> &[StepRecord] {
         let first = self.steps.partition_point(|p| p.step < span.first_step);
         let end = self.steps.partition_point(|p| p.step <= span.last_step);
         &self.steps[first..end]
@@ -238,7 +145,7 @@ mod tests {
     use super::*;
 
     fn step(step: u64, stage: usize, loss: f32) -> String {
-        serde_json::to_string(&Metric::Step {
+        serde_json::to_string(&Metric::Step(StepRecord {
             step,
             stage,
             image_size: 8 + 4 * stage,
@@ -246,7 +153,7 @@ mod tests {
             accuracy: 0.5,
             lr: 0.1,
             images_per_sec: 10.0,
-        })
+        }))
         .unwrap()
     }
 

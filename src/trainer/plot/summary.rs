@@ -88,10 +88,10 @@ fn percent(fraction: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trainer::plot::log::{CompileRecord, EvalPoint, StepPoint};
+    use crate::trainer::plot::log::{CompileRecord, EvalRecord, StepRecord};
 
-    fn step(step: u64, stage: usize, images_per_sec: f64) -> StepPoint {
-        StepPoint {
+    fn step(step: u64, stage: usize, images_per_sec: f64) -> StepRecord {
+        StepRecord {
             step,
             stage,
             image_size: 10 * (stage + 1),
@@ -113,7 +113,7 @@ mod tests {
                 step(5, 1, 90.0),
             ],
             evals: vec![
-                EvalPoint {
+                EvalRecord {
                     step: 2,
                     stage: 0,
                     image_size: 30,
@@ -121,7 +121,7 @@ mod tests {
                     top5: 0.75,
                     images: 100,
                 },
-                EvalPoint {
+                EvalRecord {
                     step: 4,
                     stage: 1,
                     image_size: 30,
@@ -136,12 +136,14 @@ mod tests {
                     module: "eval".into(),
                     reason: "CacheMiss".into(),
                     seconds: 4.0,
+                    instructions: 1,
                 },
                 CompileRecord {
                     stage: 1,
                     module: "train_20".into(),
                     reason: "CacheHit".into(),
                     seconds: 0.3,
+                    instructions: 1,
                 },
             ],
             replaced: 3,

@@ -1,0 +1,102 @@
+//! Draws a run's events: a progress bar on a terminal (plain lines every
+//! [`PLAIN_PROGRESS_EVERY`] steps without one), and a line for each compile, evaluation, stage
+//! and interruption.
+
+use anyhow::Result;
+use effnetv2::trainer::events::{Event, EventSink};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Steps between plain progress lines when no terminal shows the progress bar.
+const PLAIN_PROGRESS_EVERY: u64 = 100;
+
+/// The terminal view of a training run.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        Progress { bar: None }
+    }
+
+    /// The bar, created on the first step (when the total is known).
+    fn bar(&mut self, position: u64, total: u64) -> &ProgressBar {
+        self.bar.get_or_insert_with(|| {
+            let bar = ProgressBar::new(total).with_style(
+                ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
+                )
+                .expect("a valid template"),
+            );
+            bar.set_position(position);
+            bar
+        })
+    }
+
+    /// Prints a line above the bar (or plainly when no terminal shows it).
+    fn say(&self, line: String) {
+        match &self.bar {
+            Some(bar) if !bar.is_hidden() => bar.println(line),
+            _ => println!("{line}"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl EventSink for Progress {
+    fn emit(&mut self, event: &Event) -> Result<()> {
+        match event {
+            Event::Resumed { checkpoint, step } => self.say(format!(
+                "resuming from {} (step {step})",
+                checkpoint.display()
+            )),
+            Event::ExecutableReady { stage, compile } => self.say(format!(
+                "stage {stage}: {} ready ({:?}, {:.1} s)",
+                compile.module, compile.reason, compile.seconds
+            )),
+            Event::CacheStoreFailed { module, error } => self.say(format!(
+                "warning: could not store the executable of {module} in the cache: {error}"
+            )),
+            Event::Step {
+                record: r,
+                total_steps,
+            } => {
+                let step = &r.step;
+                let message = format!(
+                    "stage {} {}px loss {:.3} acc {:.2} lr {:.4} {:.0} img/s",
+                    r.stage, r.image_size, r.loss, r.accuracy, r.lr, r.images_per_sec
+                );
+                let bar = self.bar(*step, *total_steps);
+                bar.set_position(*step);
+                let hidden = bar.is_hidden();
+                bar.set_message(message.clone());
+                if hidden && step % PLAIN_PROGRESS_EVERY == 0 {
+                    self.say(format!("step {step}/{total_steps} {message}"));
+                }
+            }
+            Event::Skipped(s) => self.say(format!(
+                "epoch {}: skipped {} unreadable images (first: {})",
+                s.epoch, s.count, s.first
+            )),
+            Event::Evaluated(_) => {}
+            Event::StageDone(s) => self.say(format!(
+                "stage {} done: {}px, {} steps, {:.0} img/s, eval top-1 {:.2}% top-5 {:.2}%",
+                s.stage,
+                s.image_size,
+                s.steps,
+                s.images_per_sec,
+                100.0 * s.top1,
+                100.0 * s.top5
+            )),
+            Event::Stopped { step } => self.say(format!(
+                "stopped at step {step} after writing a checkpoint; rerun with --resume to continue"
+            )),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,88 @@
+//! What defines a training run (written to `config.json` in the run directory) and which of it a
+//! resumed run must keep.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+use super::data::DataSpec;
+use crate::data::Cursor;
+use crate::model::ScheduleVariant;
+use crate::runtime::provision::PluginKind;
+use crate::train::lr::Decay;
+use crate::train::step::Precision;
+
+/// Everything that defines a training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// A built-in spec name (`tiny`, `s`, ...) or a path to a spec JSON file.
+    pub model: String,
+    pub plugin: PluginKind,
+    /// An explicit plugin library (otherwise found or installed by kind).
+    pub plugin_path: Option<PathBuf>,
+    pub data: DataSpec,
+    pub batch: usize,
+    pub epochs: f64,
+    /// Number of progressive stages (`None`: the spec's).
+    pub stages: Option<usize>,
+    pub schedule: ScheduleVariant,
+    pub precision: Precision,
+    pub seed: u64,
+    /// Base learning rate for batch 256 (scaled linearly with the batch size).
+    pub lr_base: f64,
+    pub warmup_epochs: f64,
+    pub decay: Decay,
+    pub eval_batch: usize,
+    pub workers: usize,
+    /// Write a checkpoint every this many steps (and at the end of every stage).
+    pub checkpoint_every: u64,
+    /// Checkpoints kept.
+    pub keep_checkpoints: usize,
+    /// Stop (after writing a checkpoint) once this many steps are done: a deliberate interruption,
+    /// used to test resumption.
+    pub stop_after: Option<u64>,
+    /// Evaluate on at most this many test images (`None`: all).
+    pub eval_limit: Option<usize>,
+    pub out: PathBuf,
+}
+
+impl RunConfig {
+    /// A run may only resume with the settings that shaped its state and data order.
+    pub fn check_resumable(&self, saved: &RunConfig) -> Result<()> {
+        let differs = |what: &str, a: String, b: String| -> Result<()> {
+            if a != b {
+                bail!(
+                    "cannot resume: the checkpoint was written with {what} {a}, this run asks for {b}"
+                );
+            }
+            Ok(())
+        };
+        differs("--model", saved.model.clone(), self.model.clone())?;
+        differs("--batch", saved.batch.to_string(), self.batch.to_string())?;
+        differs("--seed", saved.seed.to_string(), self.seed.to_string())?;
+        differs(
+            "--epochs",
+            saved.epochs.to_string(),
+            self.epochs.to_string(),
+        )?;
+        differs(
+            "--stages",
+            format!("{:?}", saved.stages),
+            format!("{:?}", self.stages),
+        )?;
+        differs(
+            "--data",
+            format!("{:?}", saved.data),
+            format!("{:?}", self.data),
+        )
+    }
+}
+
+/// Checkpoint metadata: where the run stands.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    pub step: u64,
+    pub cursor: Cursor,
+    pub config: RunConfig,
+}

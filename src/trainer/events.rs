@@ -1,0 +1,175 @@
+//! What a run reports as it goes. The trainer emits [`Event`]s to an [`EventSink`] and prints
+//! nothing; the CLI draws them as progress bars and lines, and [`MetricsLog`] appends the
+//! measurements among them to the run's `metrics.jsonl` (what `report` plots).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::executables::CompileEvent;
+
+/// Something that happened in a run.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// The run continues from a checkpoint.
+    Resumed { checkpoint: PathBuf, step: u64 },
+    /// An executable is ready: compiled, or loaded from the cache.
+    ExecutableReady { stage: usize, compile: CompileEvent },
+    /// A compiled executable could not be stored in the cache (the run goes on).
+    CacheStoreFailed { module: String, error: String },
+    /// One train step, of `total_steps` in the run.
+    Step {
+        record: StepRecord,
+        total_steps: u64,
+    },
+    /// An epoch skipped images it could not read.
+    Skipped(SkippedRecord),
+    /// The EMA weights were evaluated after a stage.
+    Evaluated(EvalRecord),
+    /// A stage finished (after its evaluation).
+    StageDone(StageSummary),
+    /// The run stopped early (interrupted, or `stop_after`) after writing a checkpoint.
+    Stopped { step: u64 },
+}
+
+/// Per-stage results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageSummary {
+    pub stage: usize,
+    pub image_size: usize,
+    pub steps: u64,
+    pub seconds: f64,
+    pub images_per_sec: f64,
+    pub compile_seconds: f64,
+    pub top1: f64,
+    pub top5: f64,
+    pub randaug: f64,
+    pub mixup: f64,
+    pub cutmix: f64,
+    pub dropout: f64,
+}
+
+/// Receives a run's events in order.
+pub trait EventSink {
+    fn emit(&mut self, event: &Event) -> Result<()>;
+}
+
+/// Ignores every event.
+pub struct Discard;
+
+impl EventSink for Discard {
+    fn emit(&mut self, _: &Event) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// One training step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub step: u64,
+    pub stage: usize,
+    pub image_size: usize,
+    pub loss: f32,
+    /// Top-1 accuracy on the (augmented) training batch.
+    pub accuracy: f32,
+    pub lr: f64,
+    pub images_per_sec: f64,
+}
+
+/// One evaluation of the EMA weights, after the step it follows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalRecord {
+    pub step: u64,
+    pub stage: usize,
+    pub image_size: usize,
+    pub top1: f64,
+    pub top5: f64,
+    pub images: usize,
+}
+
+/// One executable obtained for the run (compiled, or loaded from the executable cache).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompileRecord {
+    /// The stage it was obtained for (the eval step is logged with the stage count).
+    pub stage: usize,
+    pub module: String,
+    pub reason: String,
+    pub seconds: f64,
+    pub instructions: usize,
+}
+
+/// Unreadable training images left out of one epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SkippedRecord {
+    pub epoch: u64,
+    pub count: usize,
+    pub first: String,
+}
+
+/// One line of `metrics.jsonl`: `{"event": "step", ...the record's fields}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Metric {
+    Step(StepRecord),
+    Compile(CompileRecord),
+    Eval(EvalRecord),
+    Stage(StageSummary),
+    Skipped(SkippedRecord),
+}
+
+impl Metric {
+    /// The record an event leaves in the metrics log, if any.
+    pub fn of(event: &Event) -> Option<Metric> {
+        Some(match event {
+            Event::Step { record, .. } => Metric::Step(record.clone()),
+            Event::ExecutableReady { stage, compile } => Metric::Compile(CompileRecord {
+                stage: *stage,
+                module: compile.module.clone(),
+                reason: format!("{:?}", compile.reason),
+                seconds: compile.seconds,
+                instructions: compile.instructions,
+            }),
+            Event::Evaluated(record) => Metric::Eval(record.clone()),
+            Event::StageDone(summary) => Metric::Stage(summary.clone()),
+            Event::Skipped(record) => Metric::Skipped(record.clone()),
+            Event::Resumed { .. } | Event::CacheStoreFailed { .. } | Event::Stopped { .. } => {
+                return None
+            }
+        })
+    }
+}
+
+/// The run's `metrics.jsonl`, appended to as the run goes (and across resumptions).
+pub struct MetricsLog(File);
+
+impl MetricsLog {
+    pub fn open(path: &Path) -> Result<MetricsLog> {
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(MetricsLog(f))
+    }
+}
+
+impl EventSink for MetricsLog {
+    fn emit(&mut self, event: &Event) -> Result<()> {
+        if let Some(metric) = Metric::of(event) {
+            writeln!(self.0, "{}", serde_json::to_string(&metric)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends every event to each sink in turn.
+pub struct FanOut<'a>(pub Vec<&'a mut dyn EventSink>);
+
+impl EventSink for FanOut<'_> {
+    fn emit(&mut self, event: &Event) -> Result<()> {
+        self.0.iter_mut().try_for_each(|sink| sink.emit(event))
+    }
+}
