@@ -22,6 +22,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "effnetv2", version)]
 pub struct Cli {
+    /// Show the PJRT plugins' own log lines (otherwise appended to plugin.log in the cache).
+    #[arg(long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,6 +57,10 @@ enum Command {
 
 impl Cli {
     pub fn run(self) -> Result<()> {
+        if !self.verbose {
+            let log = effnetv2::data::cache_dir()?.join("logs").join("plugin.log");
+            effnetv2::runtime::plugin_log::redirect_plugin_output(Some(log));
+        }
         match self.command {
             Command::Plugin(command) => command.run(),
             Command::Train(args) => args.run(),

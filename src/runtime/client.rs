@@ -10,6 +10,7 @@ use super::error::{Result, RuntimeError};
 use super::ffi::{self, ApiFunction};
 use super::named_value::{self, PjrtValue};
 use super::plugin::Plugin;
+use super::plugin_log;
 
 /// Plugin-specific client create options (`PJRT_NamedValue`s), e.g. `cpu_device_count` for the
 /// CPU plugins. Which names a plugin accepts is up to the plugin: 0.115 CPU plugins reject
@@ -184,7 +185,7 @@ impl Client {
             ..Default::default()
         };
         // SAFETY: `raw_options` and the strings it points into outlive the call.
-        unsafe { api.call(&mut args) }?;
+        plugin_log::quietly(|| unsafe { api.call(&mut args) })?;
         let raw = NonNull::new(args.client).ok_or_else(|| {
             RuntimeError::protocol(ffi::ClientCreateArgs::NAME, "no client and no error")
         })?;

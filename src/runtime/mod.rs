@@ -23,6 +23,7 @@ pub mod hardware;
 mod named_value;
 pub mod options_proto;
 mod plugin;
+pub mod plugin_log;
 pub mod provision;
 mod topology;
 mod version;

@@ -12,6 +12,7 @@ use super::api::{slice_from_raw, Api};
 use super::error::{ErrorCode, Result, RuntimeError};
 use super::ffi::{self, ApiFunction};
 use super::named_value::{self, PjrtValue};
+use super::plugin_log;
 use super::version::ApiVersion;
 
 /// A loaded, initialized PJRT plugin.
@@ -66,7 +67,7 @@ impl Plugin {
 
         // SAFETY: loading a library runs its initializers; PJRT plugins are ordinary shared
         // libraries whose initializers have no preconditions.
-        let library = unsafe { libloading::Library::new(&canonical) }
+        let library = plugin_log::quietly(|| unsafe { libloading::Library::new(&canonical) })
             .map_err(|e| load_error(e.to_string()))?;
         // SAFETY: `GetPjrtApi` has this signature in every PJRT plugin.
         let get_api = unsafe { library.get::<GetPjrtApi>(b"GetPjrtApi\0") }
@@ -92,7 +93,7 @@ impl Plugin {
             )));
         }
         // SAFETY: takes no pointers besides the args struct; called once per library (registry).
-        unsafe { api.call(&mut ffi::PluginInitializeArgs::default()) }?;
+        plugin_log::quietly(|| unsafe { api.call(&mut ffi::PluginInitializeArgs::default()) })?;
         let attributes = read_attributes(&api)?;
         let sha256 = file_sha256(&canonical)
             .map_err(|e| load_error(format!("cannot hash the file: {e}")))?;

@@ -18,6 +18,7 @@ use super::executable::hlo_program;
 use super::ffi::{self, ApiFunction};
 use super::named_value::{self, PjrtValue};
 use super::plugin::Plugin;
+use super::plugin_log;
 
 /// A `PJRT_TopologyDescription`: the chips a program is compiled for, without the chips.
 ///
@@ -55,7 +56,7 @@ impl Topology {
             ..Default::default()
         };
         // SAFETY: the name, the options and the strings they point into outlive the call.
-        unsafe { api.call(&mut args) }?;
+        plugin_log::quietly(|| unsafe { api.call(&mut args) })?;
         let raw = NonNull::new(args.topology).ok_or_else(|| {
             RuntimeError::protocol(
                 ffi::TopologyDescriptionCreateArgs::NAME,
