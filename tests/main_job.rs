@@ -23,6 +23,7 @@ fn a_short_progressive_run_reaches_75_percent() {
     let out = tempfile::tempdir().unwrap();
     let config = RunConfig {
         model: "tiny".into(),
+        recipe: None,
         plugin: PluginKind::DEFAULT,
         plugin_path: None,
         data: DataSpec::FashionMnist,

@@ -1,8 +1,6 @@
 //! Model specs against the oracles of `shared/spec/effnetv2.md`: parameter counts (section 5.2), MACs
 //! (5.3), resolved tables (1.5), spatial sizes and survival probabilities (7), progressive schedules (4).
 
-use effnetv2::data::transform::randaugment::{OpKind, OpSet};
-use effnetv2::data::AugmentSettings;
 use effnetv2::model::{
     load_spec, round_filters, round_repeats, BlockType, Init, Model, ModelSpec, ParamKind,
     ScheduleVariant, Section, SpecError,
@@ -672,91 +670,6 @@ fn inconsistent_block_table_is_rejected_naming_the_stage() {
     let mut v = s_json();
     v["dropout"] = 1.5.into();
     assert!(invalid(&v).contains("`dropout`"));
-}
-
-#[test]
-fn augment_settings_is_official_unless_the_spec_scales_it() {
-    let official = AugmentSettings::default();
-    for name in ALL {
-        assert_eq!(
-            load_spec(name).unwrap().augment_settings,
-            official,
-            "{name}"
-        );
-    }
-    // 28 px Fashion-MNIST: the pixel constants scaled by 28/224, a centred 26 px eval crop, a 35 %
-    // crop-area floor, and no RandAugment operation that inverts, solarises, posterises or
-    // recolours greyscale images.
-    use OpKind::*;
-    assert_eq!(
-        load_spec("tiny").unwrap().augment_settings,
-        AugmentSettings {
-            crop_area_min: 0.35,
-            translate_const: 12.5,
-            cutout_const: 5.0,
-            eval_crop_padding: 2.0,
-            randaugment_ops: OpSet::new(&[
-                AutoContrast,
-                Rotate,
-                Contrast,
-                Brightness,
-                Sharpness,
-                ShearX,
-                ShearY,
-                TranslateX,
-                TranslateY,
-                Cutout
-            ])
-            .unwrap(),
-        }
-    );
-    // A partial object keeps the official values for the fields it leaves out.
-    let mut v = s_json();
-    v["augment_settings"] = serde_json::json!({"cutout_const": 8.0});
-    let spec = ModelSpec::from_json(&v.to_string(), "edited.json").unwrap();
-    assert_eq!(
-        spec.augment_settings,
-        AugmentSettings {
-            cutout_const: 8.0,
-            ..official
-        }
-    );
-
-    for (field, value, needle) in [
-        ("crop_area_min", 0.0, "must be in (0, 1], got 0"),
-        ("crop_area_min", 1.2, "must be in (0, 1], got 1.2"),
-        (
-            "translate_const",
-            -3.0,
-            "must be a finite number >= 0, got -3",
-        ),
-        ("cutout_const", -1.0, "must be a finite number >= 0, got -1"),
-    ] {
-        let mut v = s_json();
-        v["augment_settings"] = serde_json::json!({ field: value });
-        let msg = invalid(&v);
-        assert!(
-            msg.starts_with(&format!(
-                "edited.json: field `augment_settings.{field}`: {needle}"
-            )),
-            "{msg}"
-        );
-    }
-    let mut v = s_json();
-    v["augment_settings"] = serde_json::json!({"translate": 10.0});
-    assert!(invalid(&v).contains("unknown field `translate`"));
-    for (ops, needle) in [
-        (serde_json::json!([]), "operation list is empty"),
-        (
-            serde_json::json!(["Rotate", "Twirl"]),
-            "unknown variant `Twirl`",
-        ),
-    ] {
-        let mut v = s_json();
-        v["augment_settings"] = serde_json::json!({ "randaugment_ops": ops });
-        let msg = invalid(&v);
-        assert!(msg.contains(needle), "{msg}");
-    }
 }
 
 #[test]

@@ -21,6 +21,7 @@ use effnetv2::trainer::run::train;
 fn config(out: &Path) -> RunConfig {
     RunConfig {
         model: "tiny".into(),
+        recipe: None,
         plugin: PluginKind::DEFAULT,
         plugin_path: None,
         data: DataSpec::FashionMnist,

@@ -12,6 +12,7 @@ use effnetv2::trainer::config::{CheckpointMeta, RunConfig};
 use effnetv2::trainer::context::Context;
 use effnetv2::trainer::data::DataSpec;
 use effnetv2::trainer::evaluate::{evaluate, EvalSet};
+use effnetv2::trainer::recipe::Recipe;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -81,7 +82,7 @@ impl EvalArgs {
             image_size,
             workers: config.workers,
             limit: self.limit,
-            settings: model.spec.augment_settings,
+            settings: Recipe::for_run(config.recipe.as_deref(), &model.spec)?.augment,
         };
         let named: Vec<_> = weight_ports
             .iter()

@@ -23,6 +23,10 @@ pub struct TrainArgs {
     /// Model spec: a built-in name (tiny, b0..b3, s, m, l, xl) or a JSON file.
     #[arg(long, default_value = "tiny")]
     model: String,
+    /// Training recipe (augmentation settings): a built-in name (official, tiny) or a JSON file;
+    /// default: the model's own recipe if there is one, else official.
+    #[arg(long)]
+    recipe: Option<String>,
     /// PJRT plugin kind.
     #[arg(
         long,
@@ -116,6 +120,7 @@ impl TrainArgs {
     pub fn config(&self) -> RunConfig {
         RunConfig {
             model: self.model.clone(),
+            recipe: self.recipe.clone(),
             plugin: self.plugin,
             plugin_path: self.plugin_path.clone(),
             data: self.data.clone(),

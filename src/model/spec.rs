@@ -9,7 +9,6 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::error::{FieldError, SpecError};
-use crate::data::AugmentSettings;
 
 /// One model: block table, scaling rules, regularisation, image sizes and the progressive schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,10 +40,6 @@ pub struct ModelSpec {
     pub image_size: ImageSizes,
     pub input: InputSpec,
     pub augment: AugmentPolicy,
-    /// Crop-area floor and RandAugment pixel constants; absent fields take the official values,
-    /// which are tuned for 224+ px images (small-image models scale them down).
-    #[serde(default)]
-    pub augment_settings: AugmentSettings,
     pub progressive: ProgressiveSpec,
 }
 
@@ -294,12 +289,6 @@ impl ModelSpec {
         positive(self.image_size.train, "image_size.train")?;
         positive(self.image_size.eval, "image_size.eval")?;
         self.validate_input()?;
-        if let Some((field, problem)) = self.augment_settings.out_of_range() {
-            return Err(FieldError::new(
-                format!("augment_settings.{field}"),
-                problem,
-            ));
-        }
         self.validate_progressive()
     }
 

@@ -18,6 +18,10 @@ use crate::train::step::Precision;
 pub struct RunConfig {
     /// A built-in spec name (`tiny`, `s`, ...) or a path to a spec JSON file.
     pub model: String,
+    /// A training recipe: built-in name or JSON file (`None`: the model's own recipe if there is
+    /// one, else `official`).
+    #[serde(default)]
+    pub recipe: Option<String>,
     pub plugin: PluginKind,
     /// An explicit plugin library (otherwise found or installed by kind).
     pub plugin_path: Option<PathBuf>,
@@ -59,6 +63,11 @@ impl RunConfig {
             Ok(())
         };
         differs("--model", saved.model.clone(), self.model.clone())?;
+        differs(
+            "--recipe",
+            format!("{:?}", saved.recipe),
+            format!("{:?}", self.recipe),
+        )?;
         differs("--batch", saved.batch.to_string(), self.batch.to_string())?;
         differs("--seed", saved.seed.to_string(), self.seed.to_string())?;
         differs(

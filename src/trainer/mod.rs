@@ -12,5 +12,6 @@ pub mod executables;
 pub mod init;
 pub mod plan;
 pub mod plot;
+pub mod recipe;
 pub mod report;
 pub mod run;

@@ -26,6 +26,7 @@ use super::events::{
 use super::executables::CompileEvent;
 use super::init::initial_state;
 use super::plan::RunPlan;
+use super::recipe::Recipe;
 use crate::data::{self, Cursor, Loader, LoaderConfig, Source};
 use crate::hlo::Literal;
 use crate::model::{load_spec, Model, ProgressiveStage};
@@ -56,6 +57,7 @@ pub fn train(
     let ctx = Context::open(config.plugin, config.plugin_path.as_deref())?;
     let run_dir = RunDir::prepare(config, resume)?;
     let model = load_model(config)?;
+    let recipe = Recipe::for_run(config.recipe.as_deref(), &model.spec)?;
     let layout = StateLayout::new(&model);
     let (train_source, eval_source) = config.data.open()?;
     check_classes(&model, train_source.as_ref())?;
@@ -63,14 +65,14 @@ pub fn train(
     let mut metrics = MetricsLog::open(&run_dir.root.join("metrics.jsonl"))?;
     let mut events = FanOut(vec![&mut metrics, sink]);
     let start = run_dir.starting_point(&ctx, &layout, config, &mut events)?;
-    let loader = train_loader(&model, &plan, config, train_source, start.cursor)?;
+    let loader = train_loader(&recipe, &plan, config, train_source, start.cursor)?;
     let eval_set = EvalSet {
         source: eval_source,
         batch: config.eval_batch,
         image_size: model.spec.image_size.eval,
         workers: config.workers,
         limit: config.eval_limit,
-        settings: model.spec.augment_settings,
+        settings: recipe.augment,
     };
     let mut trainer = Trainer {
         ctx: &ctx,
@@ -125,7 +127,7 @@ fn check_classes(model: &Model, source: &dyn Source) -> Result<()> {
 
 /// The training loader, positioned at `cursor`, with the first stage's augmentation.
 fn train_loader(
-    model: &Model,
+    recipe: &Recipe,
     plan: &RunPlan,
     config: &RunConfig,
     source: Arc<dyn Source>,
@@ -150,7 +152,7 @@ fn train_loader(
             queue_depth: 4,
             drop_last: true,
             shuffle: true,
-            settings: model.spec.augment_settings,
+            settings: recipe.augment,
         },
     )?;
     loader.resume(cursor)?;
