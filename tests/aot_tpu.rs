@@ -25,10 +25,13 @@ fn model(name: &str) -> Model {
     Model::new(load_spec(name).unwrap()).unwrap()
 }
 
-/// The graphs of a run of `model` at batch 128 in bf16, as a TPU runs them.
-fn plan(model: &Model, stage: Option<usize>, eval: bool) -> Vec<PlannedGraph> {
+/// The graphs of a run of `model` at batch 128 per device in bf16, as a TPU runs them, train
+/// steps data-parallel over `replicas` devices.
+fn plan(model: &Model, stage: Option<usize>, eval: bool, replicas: i64) -> Vec<PlannedGraph> {
     let selection = GraphSelection {
         batch: 128,
+        replicas,
+        sync_batch_norm: false,
         eval_batch: 128,
         precision: Precision::Bf16,
         depthwise: DepthwiseImpl::GroupedConvolution,
@@ -89,7 +92,7 @@ fn check_report(model: &Model, report: &GraphReport) {
 fn compile_every_tiny_graph(target: &str) {
     let compiler = compiler(target);
     let model = model("tiny");
-    let graphs = plan(&model, None, true);
+    let graphs = plan(&model, None, true, 1);
     assert_eq!(graphs.len(), 5);
     let dir = tempfile::tempdir().unwrap();
     let cache = ExecutableCache::new(Some(dir.path().to_path_buf()));
@@ -123,7 +126,7 @@ fn every_graph_of_the_small_variant_compiles_for_a_v4_chip() {
 fn the_s_train_step_at_its_last_stage_fits_a_v5e_chip() {
     let compiler = compiler("tpu:v5e");
     let model = model("s");
-    let graphs = plan(&model, Some(model.spec.progressive.stages - 1), false);
+    let graphs = plan(&model, Some(model.spec.progressive.stages - 1), false, 1);
     let start = Instant::now();
     let report = compiler
         .report(&model, &graphs[0], None)
@@ -172,6 +175,28 @@ fn a_four_chip_replicated_all_reduce_compiles_for_a_v5e_2x2_slice() {
         .unwrap()
         .expect("libtpu has a cost analysis");
     assert!(cost.flops().unwrap() >= 1024.0, "{cost:?}");
+}
+
+#[test]
+fn a_data_parallel_train_step_compiles_for_every_chip_of_a_v5e_2x2_slice() {
+    let slice = compiler("tpu:v5e:2x2");
+    let model = model("tiny");
+    let graphs = plan(&model, Some(0), false, 4);
+    let report = slice
+        .report(&model, &graphs[0], None)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!((report.devices, report.batch), (4, 128));
+    assert_eq!(report.graph, "train_step_16px_b128x4");
+    check_report(&model, &report);
+    let one_chip = compiler("tpu:v5e")
+        .report(&model, &plan(&model, Some(0), false, 1)[0], None)
+        .unwrap();
+    // Per device, the replicated step does the one-chip step's work plus the all-reduces.
+    let ratio = report.flops.unwrap() / one_chip.flops.unwrap();
+    assert!(
+        (1.0..1.1).contains(&ratio),
+        "FLOPs per device {ratio:.3}x one chip's"
+    );
 }
 
 #[test]

@@ -28,6 +28,8 @@ fn a_short_progressive_run_reaches_75_percent() {
         plugin_path: None,
         data: DataSpec::FashionMnist,
         batch: 32,
+        devices: None,
+        sync_batch_norm: false,
         epochs: 1.5,
         stages: Some(4),
         schedule: ScheduleVariant::Official,

@@ -26,6 +26,8 @@ fn config(out: &Path) -> RunConfig {
         plugin_path: None,
         data: DataSpec::FashionMnist,
         batch: 32,
+        devices: None,
+        sync_batch_norm: false,
         epochs: 40.0 / 1875.0,
         stages: Some(4),
         schedule: ScheduleVariant::Official,

@@ -127,8 +127,9 @@ impl AotCompiler {
         graph: &PlannedGraph,
         cache: Option<&ExecutableCache>,
     ) -> Result<GraphReport> {
-        let module = graph.build(model)?.module;
-        let options = CompileOptions::default();
+        let step = graph.build(model)?;
+        let module = step.module;
+        let options = options_for(step.replicas);
         let compiled = self.compile(&module, &options)?;
         let serialized = compiled.executable.serialize()?;
         if let Some(cache) = cache {
@@ -140,8 +141,8 @@ impl AotCompiler {
     /// Whether `graph` at `batch` compiles and fits one device's memory; `Ok(None)` when the
     /// compiler itself runs out of memory.
     fn peak_if_fits(&self, model: &Model, graph: &PlannedGraph, batch: i64) -> Result<Option<i64>> {
-        let module = graph.with_batch(batch).build(model)?.module;
-        match self.compile(&module, &CompileOptions::default()) {
+        let step = graph.with_batch(batch).build(model)?;
+        match self.compile(&step.module, &options_for(step.replicas)) {
             Ok(compiled) => {
                 let peak = compiled
                     .executable
@@ -208,6 +209,12 @@ fn largest_fitting<T>(
     Ok(low)
 }
 
+/// Compile options for a step graph of `replicas` replicas, placed on the topology's first
+/// devices.
+fn options_for(replicas: usize) -> CompileOptions {
+    CompileOptions::replicated(replicas as u32)
+}
+
 /// Whether a compile failed because the program does not fit the device's memory.
 fn is_out_of_memory(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
@@ -265,6 +272,8 @@ pub struct GraphReport {
     pub image_size: usize,
     /// Examples per execution on each device.
     pub batch: i64,
+    /// Devices the graph runs on, data-parallel.
+    pub devices: i64,
     pub instructions: usize,
     pub compile_seconds: f64,
     pub memory: MemoryReport,
@@ -273,7 +282,7 @@ pub struct GraphReport {
     pub bytes_accessed: Option<f64>,
     pub transcendentals: Option<f64>,
     pub roofline: Option<Roofline>,
-    /// Examples per second per device, by the roofline.
+    /// Examples per second over all devices (batch x replicas per execution), by the roofline.
     pub examples_per_second: Option<f64>,
     /// XLA's own `optimal_seconds`, only where it is positive (libtpu has returned negative
     /// values for whole train steps).
@@ -304,6 +313,7 @@ impl GraphReport {
             role: graph.role.clone(),
             image_size: graph.image_size,
             batch: graph.batch,
+            devices: graph.replicas,
             instructions: module.instruction_count(),
             compile_seconds: compiled.seconds,
             memory,
@@ -311,7 +321,8 @@ impl GraphReport {
             bytes_accessed,
             transcendentals: value("transcendentals"),
             roofline,
-            examples_per_second: roofline.map(|r| r.examples_per_second(graph.batch as u64)),
+            examples_per_second: roofline
+                .map(|r| r.examples_per_second((graph.batch * graph.replicas) as u64)),
             xla_optimal_seconds: value("optimal_seconds").filter(|s| *s > 0.0),
             serialized_bytes,
         })

@@ -1,5 +1,6 @@
-//! `effnetv2 bench`: train-step throughput with K steps per executable call against K = 1
-//! measured in the same run (synthetic data, so only the compiled step is timed).
+//! `effnetv2 bench`: train-step throughput for each device count and with K steps per
+//! executable call, as ratios against the first setting measured in the same run (synthetic
+//! data, so only the compiled step is timed).
 
 use std::time::Instant;
 
@@ -23,9 +24,12 @@ pub struct BenchArgs {
     batch: i64,
     #[arg(long, default_value_t = 28)]
     image_size: i64,
-    /// Steps per executable call to compare with 1.
+    /// Steps per executable call to compare with 1 (1: only K = 1).
     #[arg(long, default_value_t = 8)]
     steps_per_call: i64,
+    /// Device counts to compare, data-parallel over the global --batch (e.g. 1,2).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    devices: Vec<usize>,
     /// Train steps timed per setting (rounded up to whole calls).
     #[arg(long, default_value_t = 32)]
     steps: i64,
@@ -81,33 +85,54 @@ impl BenchArgs {
     pub fn run(self) -> Result<()> {
         let model = Model::new(load_spec(&self.model)?)?;
         let layout = StateLayout::new(&model);
-        let ctx = Context::open(self.plugin, None)?;
         let mut baseline = None;
         println!(
-            "{:>6} {:>12} {:>10} {:>10}",
-            "K", "compile s", "img/s", "vs K=1"
+            "{:>7} {:>4} {:>12} {:>10} {:>10}",
+            "devices", "K", "compile s", "img/s", "vs first"
         );
-        for k in [1, self.steps_per_call] {
-            let mut cfg =
-                StepConfig::official(self.batch, self.image_size, Precision::F32, ctx.depthwise());
-            cfg.steps_per_call = k;
-            let graph = train_step(&model, &cfg)?;
-            let (exe, event) = ctx.compile(&graph)?;
-            let feeds = ctx.upload_named(synthetic_feeds(&graph.signature, &layout)?)?;
-            let mut state = DeviceState::upload(&ctx, &layout, &initial_state(&layout, 0))?;
-            let calls = (self.steps + k - 1) / k;
-            state.step(&exe, &feeds)?; // warm-up
-            let t = Instant::now();
-            for _ in 0..calls {
-                state.step(&exe, &feeds)?;
-            }
-            let ips = (calls * k * self.batch) as f64 / t.elapsed().as_secs_f64();
-            let base = *baseline.get_or_insert(ips);
-            println!(
-                "{k:>6} {:>12.1} {ips:>10.1} {:>9.2}x",
-                event.seconds,
-                ips / base
+        for &devices in &self.devices {
+            let ctx = Context::open_devices(self.plugin, None, Some(devices))?;
+            anyhow::ensure!(
+                self.batch % devices as i64 == 0,
+                "--batch {} does not split evenly over {devices} devices",
+                self.batch
             );
+            let ks = if self.steps_per_call > 1 {
+                vec![1, self.steps_per_call]
+            } else {
+                vec![1]
+            };
+            for k in ks {
+                let cfg = StepConfig {
+                    steps_per_call: k,
+                    replicas: devices as i64,
+                    ..StepConfig::official(
+                        self.batch / devices as i64,
+                        self.image_size,
+                        Precision::F32,
+                        ctx.depthwise(),
+                    )
+                };
+                let graph = train_step(&model, &cfg)?;
+                let (exe, event) = ctx.compile(&graph)?;
+                let feeds = (0..devices)
+                    .map(|r| ctx.upload_named_to(r, synthetic_feeds(&graph.signature, &layout)?))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut state = DeviceState::upload(&ctx, &layout, &initial_state(&layout, 0))?;
+                let calls = (self.steps + k - 1) / k;
+                state.step(&exe, &feeds)?; // warm-up
+                let t = Instant::now();
+                for _ in 0..calls {
+                    state.step(&exe, &feeds)?;
+                }
+                let ips = (calls * k * self.batch) as f64 / t.elapsed().as_secs_f64();
+                let base = *baseline.get_or_insert(ips);
+                println!(
+                    "{devices:>7} {k:>4} {:>12.1} {ips:>10.1} {:>9.2}x",
+                    event.seconds,
+                    ips / base
+                );
+            }
         }
         Ok(())
     }

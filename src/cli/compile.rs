@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use effnetv2::aot::{AotCompiler, GraphReport, MaxBatch, Target};
 use effnetv2::nn::DepthwiseImpl;
@@ -55,16 +55,11 @@ struct Report<'a> {
 
 impl CompileArgs {
     pub fn run(self) -> Result<()> {
-        if self.target.chips() > 1 {
-            bail!(
-                "--target {}: compiling for more than one chip needs the data-parallel train step, \
-                 which is not built yet; compile for one chip (e.g. tpu:{})",
-                self.target,
-                self.target.generation.name()
-            );
-        }
-        let (model, planned) = self.graphs.plan(DepthwiseImpl::GroupedConvolution)?;
         let compiler = AotCompiler::new(self.target.clone(), self.plugin_path.as_deref())?;
+        let devices = compiler.topology().devices().len();
+        let (model, planned) = self
+            .graphs
+            .plan(DepthwiseImpl::GroupedConvolution, devices)?;
         let cache = match (&self.cache_dir, self.no_cache) {
             (_, true) => None,
             (Some(dir), false) => Some(ExecutableCache::new(Some(dir.clone()))),

@@ -28,6 +28,9 @@ pub struct DumpArgs {
     /// Depthwise lowering (default: grouped convolutions, or what suits --plugin with --optimized).
     #[arg(long, value_enum)]
     depthwise: Option<Depthwise>,
+    /// Devices the train steps run on, data-parallel (with all-reduces).
+    #[arg(long, default_value_t = 1)]
+    devices: usize,
     #[arg(long, default_value = "hlo-dump")]
     out: PathBuf,
     /// Also compile each graph and write XLA's optimized HLO: for --target if given (no device
@@ -102,7 +105,7 @@ impl DumpArgs {
             (None, Some(Optimizer::Plugin(ctx))) => ctx.depthwise(),
             (None, _) => DepthwiseImpl::GroupedConvolution,
         };
-        let (model, planned) = self.graphs.plan(depthwise)?;
+        let (model, planned) = self.graphs.plan(depthwise, self.devices)?;
         fs::create_dir_all(&self.out)
             .with_context(|| format!("creating {}", self.out.display()))?;
         let counts = model.param_counts();

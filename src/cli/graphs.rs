@@ -15,7 +15,7 @@ pub struct GraphArgs {
     /// Model spec: a built-in name (tiny, b0..b3, s, m, l, xl) or a JSON file.
     #[arg(long, default_value = "s")]
     pub model: String,
-    /// Examples per execution on each device.
+    /// Examples per execution on each device (data-parallel steps take this many per device).
     #[arg(long, default_value_t = 128)]
     pub batch: i64,
     /// Only this progressive stage (default: every stage).
@@ -32,16 +32,26 @@ pub struct GraphArgs {
     pub schedule: ScheduleVariant,
     #[arg(long, default_value = "bf16", value_parser = parse_precision)]
     pub precision: Precision,
+    /// Cross-replica batch-norm statistics in data-parallel train steps.
+    #[arg(long)]
+    pub sync_bn: bool,
 }
 
 impl GraphArgs {
-    /// The model and its planned graphs under `depthwise`.
-    pub fn plan(&self, depthwise: DepthwiseImpl) -> Result<(Model, Vec<PlannedGraph>)> {
+    /// The model and its planned graphs under `depthwise`, train steps data-parallel over
+    /// `replicas` devices.
+    pub fn plan(
+        &self,
+        depthwise: DepthwiseImpl,
+        replicas: usize,
+    ) -> Result<(Model, Vec<PlannedGraph>)> {
         let model = Model::new(load_spec(&self.model)?)?;
         let graphs = plan_graphs(
             &model,
             &GraphSelection {
                 batch: self.batch,
+                replicas: replicas as i64,
+                sync_batch_norm: self.sync_bn,
                 eval_batch: self.batch,
                 precision: self.precision,
                 depthwise,

@@ -40,8 +40,15 @@ pub struct TrainArgs {
     /// `fashion-mnist`, or a directory with train/ and val/ (image folders or zip shards).
     #[arg(long, default_value = "fashion-mnist")]
     data: DataSpec,
+    /// The global batch, split evenly over the devices.
     #[arg(long, default_value_t = 128)]
     batch: usize,
+    /// Devices to train on, data-parallel (default: every TPU or GPU device; one CPU device).
+    #[arg(long)]
+    devices: Option<usize>,
+    /// Batch-norm statistics over the global batch instead of each device's share.
+    #[arg(long)]
+    sync_bn: bool,
     #[arg(long, default_value_t = 20.0)]
     epochs: f64,
     /// Progressive stages (default: the spec's).
@@ -125,6 +132,8 @@ impl TrainArgs {
             plugin_path: self.plugin_path.clone(),
             data: self.data.clone(),
             batch: self.batch,
+            devices: self.devices,
+            sync_batch_norm: self.sync_bn,
             epochs: self.epochs,
             stages: self.stages,
             schedule: self.schedule,

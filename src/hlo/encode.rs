@@ -203,7 +203,8 @@ impl Module {
                     })
                     .collect()
             }
-            Op::Convert
+            Op::ReplicaId
+            | Op::Convert
             | Op::BitcastConvert
             | Op::Reshape
             | Op::DynamicUpdateSlice

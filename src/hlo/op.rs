@@ -443,6 +443,8 @@ pub enum Op {
         replica_groups: Vec<Vec<i64>>,
         reducer: ComputationId,
     },
+    /// The index of the replica running the program (u32 scalar).
+    ReplicaId,
 }
 
 impl Op {
@@ -479,6 +481,7 @@ impl Op {
             Op::While { .. } => "while",
             Op::Conditional { .. } => "conditional",
             Op::AllReduce { .. } => "all-reduce",
+            Op::ReplicaId => "replica-id",
         }
     }
 

@@ -245,6 +245,7 @@ impl Module {
                 ]
             }
             Op::Parameter { .. }
+            | Op::ReplicaId
             | Op::Constant(_)
             | Op::Convert
             | Op::BitcastConvert

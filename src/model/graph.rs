@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use super::resolve::{Block, Model};
 use super::spec::BlockType;
 use crate::hlo::{error::Result, Builder, ElementType, HloError, Value};
-use crate::nn::{self, BatchNormParams, DepthwiseImpl, Rng, SeWeights};
+use crate::nn::{self, BatchNormParams, DepthwiseImpl, Replicas, Rng, SeWeights};
 
 /// The model's variables as graph values, by parameter name (see [`super::params`]).
 #[derive(Clone, Debug, Default)]
@@ -43,6 +43,8 @@ pub enum Mode<'a> {
     Train {
         rng: &'a mut Rng,
         dropout_rate: Value,
+        /// The replicas whose batches the batch statistics cover (one: this replica's only).
+        batch_norm_replicas: Replicas,
     },
     Eval,
 }
@@ -124,8 +126,12 @@ impl Forward<'_, '_, '_> {
         let p = self.weights.batch_norm(prefix)?;
         let bn = self.model.spec.batch_norm;
         typed(b, "batch_norm", |b| match self.mode {
-            Mode::Train { .. } => {
-                let (y, update) = nn::batch_norm_train(b, x, &p, bn.momentum, bn.epsilon)?;
+            Mode::Train {
+                batch_norm_replicas,
+                ..
+            } => {
+                let (y, update) =
+                    nn::batch_norm_train(b, x, &p, bn.momentum, bn.epsilon, batch_norm_replicas)?;
                 self.bn_updates
                     .push((format!("{prefix}/bn/moving_mean"), update.moving_mean));
                 self.bn_updates
@@ -239,7 +245,9 @@ impl Forward<'_, '_, '_> {
         let pooled = typed(b, "global_avg_pool", |b| nn::global_avg_pool(b, x))?;
         let pooled = match &mut self.mode {
             // The rate is a runtime scalar (it may be scheduled per stage); 0 keeps everything.
-            Mode::Train { rng, dropout_rate } => {
+            Mode::Train {
+                rng, dropout_rate, ..
+            } => {
                 let rate = *dropout_rate;
                 typed(b, "dropout", |b| nn::dropout(b, rng, pooled, rate))?
             }

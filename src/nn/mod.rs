@@ -7,6 +7,7 @@
 mod layers;
 mod norm;
 mod random;
+mod replicas;
 
 pub use layers::{
     conv2d, dense, depthwise_conv2d, global_avg_pool, silu, squeeze_excite, DepthwiseImpl,
@@ -14,3 +15,4 @@ pub use layers::{
 };
 pub use norm::{batch_norm_infer, batch_norm_train, BatchNormParams, BatchNormUpdate};
 pub use random::{drop_connect, dropout, Rng};
+pub use replicas::Replicas;

@@ -4,6 +4,7 @@
 //! does; the variance is the biased batch variance, used both to normalise and to update the
 //! moving statistics (the official TPU batch norm).
 
+use super::Replicas;
 use crate::hlo::{error::Result, ArrayShape, Builder, ElementType, Value};
 
 /// The four per-channel tensors of one batch-norm layer (all f32 `[C]`).
@@ -46,25 +47,31 @@ fn normalize(
 
 /// Training-mode batch norm: normalises with the batch statistics and returns the moving
 /// statistics updated as `moving = momentum*moving + (1-momentum)*batch` (TF convention).
+///
+/// `sync` takes the statistics over the whole batch of every replica (cross-replica batch norm)
+/// instead of over this replica's share.
 pub fn batch_norm_train(
     b: &mut Builder,
     x: Value,
     p: &BatchNormParams,
     momentum: f64,
     epsilon: f64,
+    sync: Replicas,
 ) -> Result<(Value, BatchNormUpdate)> {
     let shape = b.array_shape("batch_norm", x)?.clone();
     let dims = shape.dims().to_vec();
     let x32 = b.convert(x, ElementType::F32)?;
-    let count = (dims[0] * dims[1] * dims[2]) as f64;
+    let count = (dims[0] * dims[1] * dims[2] * sync.count()) as f64;
     let per_channel = ArrayShape::new(ElementType::F32, &[dims[3]]);
     let n = b.full(&per_channel, count)?;
     let sum = b.reduce_sum(x32, &[0, 1, 2])?;
+    let sum = sync.sum(b, sum)?;
     let mean = b.div(sum, n)?;
     let mean_b = b.broadcast_in_dim(mean, &dims, &[3])?;
     let centered = b.sub(x32, mean_b)?;
     let sq = b.mul(centered, centered)?;
     let sq_sum = b.reduce_sum(sq, &[0, 1, 2])?;
+    let sq_sum = sync.sum(b, sq_sum)?;
     let var = b.div(sq_sum, n)?;
     let y = normalize(b, x32, mean, var, p, epsilon)?;
     let y = b.convert(y, shape.ty())?;

@@ -180,7 +180,10 @@ impl<T> Outputs<'_, T> {
 #[derive(Clone, Debug)]
 pub struct StepGraph {
     pub module: Module,
+    /// The inputs and results of one replica.
     pub signature: Signature,
+    /// Replicas the graph runs as (one per device); it must be compiled for as many.
+    pub replicas: usize,
 }
 
 fn list(names: &[&str]) -> String {

@@ -19,12 +19,12 @@ use crate::autodiff;
 use crate::hlo::passes;
 use crate::hlo::{
     error::Result, ArrayShape, Builder, ComparisonDirection, Computation, ElementType, HloError,
-    Module, Shape, Value,
+    Module, RandomAlgorithm, Shape, Value,
 };
 use crate::model::graph::{forward, Lowering, Mode, Weights};
 use crate::model::Model;
 use crate::nn::DepthwiseImpl;
-use crate::nn::Rng;
+use crate::nn::{Replicas, Rng};
 
 /// Arithmetic precision of the forward and backward pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,6 +66,18 @@ pub struct StepConfig {
     pub rmsprop: RmsProp,
     pub ema_decay: f64,
     pub steps_per_call: i64,
+    /// Replicas of a data-parallel step, one per device (1: a one-device step). `batch` is each
+    /// replica's share; gradients are averaged over the replicas in the graph.
+    #[serde(default = "one_replica")]
+    pub replicas: i64,
+    /// Batch-norm statistics over the whole batch of every replica (cross-replica batch norm)
+    /// instead of each replica's own share, which the official TPU training uses.
+    #[serde(default)]
+    pub sync_batch_norm: bool,
+}
+
+fn one_replica() -> i64 {
+    1
 }
 
 impl StepConfig {
@@ -87,6 +99,8 @@ impl StepConfig {
             rmsprop: RmsProp::default(),
             ema_decay: 0.9999,
             steps_per_call: 1,
+            replicas: 1,
+            sync_batch_norm: false,
         }
     }
 }
@@ -184,7 +198,10 @@ pub fn train_step_signature(model: &Model, cfg: &StepConfig, layout: &StateLayou
         Port::new(port::CORRECT, array(ElementType::S32, &[])),
     ]);
     Signature::new(
-        format!("train_step_{}px_b{}", cfg.image_size, cfg.batch),
+        match cfg.replicas {
+            1 => format!("train_step_{}px_b{}", cfg.image_size, cfg.batch),
+            r => format!("train_step_{}px_b{}x{r}", cfg.image_size, cfg.batch),
+        },
         inputs.collect(),
         outputs.collect(),
     )
@@ -198,13 +215,13 @@ fn signature_error(e: SignatureError) -> HloError {
 /// state input is aliased to its output, so the caller donates the state and XLA updates it in
 /// place.
 pub fn train_step(model: &Model, cfg: &StepConfig) -> Result<StepGraph> {
-    if cfg.batch < 1 || cfg.image_size < 1 || cfg.steps_per_call < 1 {
+    if cfg.batch < 1 || cfg.image_size < 1 || cfg.steps_per_call < 1 || cfg.replicas < 1 {
         return Err(HloError::new(
             "train_step",
             &[],
             format!(
-                "batch {}, image size {} and steps per call {} must be positive",
-                cfg.batch, cfg.image_size, cfg.steps_per_call
+                "batch {}, image size {}, steps per call {} and replicas {} must be positive",
+                cfg.batch, cfg.image_size, cfg.steps_per_call, cfg.replicas
             ),
         ));
     }
@@ -249,7 +266,11 @@ pub fn train_step(model: &Model, cfg: &StepConfig) -> Result<StepGraph> {
             .map_err(signature_error)?;
         module.alias(&[output as i64], input as i64, &[])?;
     }
-    Ok(StepGraph { module, signature })
+    Ok(StepGraph {
+        module,
+        signature,
+        replicas: cfg.replicas as usize,
+    })
 }
 
 /// One optimizer step: forward, loss, gradients, RMSProp, BN statistics, EMA, step and key.
@@ -276,7 +297,18 @@ fn emit_step(
     }
     let step_index = find(&|r| *r == Role::Step);
     let rng_index = find(&|r| *r == Role::RngKey);
-    let mut rng = Rng::new(state[rng_index]);
+    let replicas = Replicas::new(cfg.replicas);
+    let (mut rng, next_key) = if replicas.count() > 1 {
+        let (rng, next) = replica_rng(b, state[rng_index])?;
+        (rng, Some(next))
+    } else {
+        (Rng::new(state[rng_index]), None)
+    };
+    let batch_norm_replicas = if cfg.sync_batch_norm {
+        replicas
+    } else {
+        Replicas::new(1)
+    };
     let out = b.scoped("forward", |b| {
         forward(
             b,
@@ -287,6 +319,7 @@ fn emit_step(
             Mode::Train {
                 rng: &mut rng,
                 dropout_rate: x.dropout,
+                batch_norm_replicas,
             },
         )
     })?;
@@ -311,7 +344,16 @@ fn emit_step(
         .filter(|&i| matches!(&entries[i].role, Role::Variable(p) if p.trainable()))
         .collect();
     let wrt: Vec<Value> = trainable.iter().map(|&i| state[i]).collect();
-    let grads = b.scoped("backward", |b| autodiff::grad(b, loss, &wrt))?;
+    let grads = b.scoped("backward", |b| -> Result<Vec<Value>> {
+        // Each replica differentiates its own share's loss; their mean is the gradient of the
+        // loss over the whole batch (through cross-replica batch norm too: the transpose of an
+        // all-reduce sum is an all-reduce sum of the cotangents).
+        let local = autodiff::grad(b, loss, &wrt)?;
+        local.into_iter().map(|g| replicas.mean(b, g)).collect()
+    })?;
+    let (loss, correct) = b.scoped("metrics", |b| -> Result<(Value, Value)> {
+        Ok((replicas.mean(b, loss)?, replicas.sum(b, correct)?))
+    })?;
 
     let mut new_state = state.to_vec();
     b.scoped("optimizer", |b| -> Result<()> {
@@ -335,7 +377,13 @@ fn emit_step(
             let i = layout
                 .index_of(&format!("params/{name}"))
                 .expect("BN statistics are state variables");
-            new_state[i] = *v;
+            // Per-replica statistics are averaged so that every replica keeps the same state
+            // (cross-replica ones already are the same).
+            new_state[i] = if cfg.sync_batch_norm {
+                *v
+            } else {
+                replicas.mean(b, *v)?
+            };
         }
         let one = b.scalar(1i64)?;
         new_state[step_index] = b.add(state[step_index], one)?;
@@ -349,7 +397,7 @@ fn emit_step(
                 new_state[i] = ema::update(b, state[i], var, decay)?;
             }
         }
-        new_state[rng_index] = rng.state();
+        new_state[rng_index] = next_key.unwrap_or_else(|| rng.state());
         Ok(())
     })?;
     Ok((new_state, loss, correct))
@@ -396,6 +444,25 @@ impl LoopCarry {
             corrects: next(),
         })
     }
+}
+
+/// Randomness for a data-parallel step. Each replica draws from the key with its replica index
+/// folded into both words (`(index + 1) * 0x9E3779B97F4A7C15`, so streams are distinct per
+/// replica yet deterministic), while the key carried to the next step advances from the
+/// unfolded key, identically on every replica.
+fn replica_rng(b: &mut Builder, key: Value) -> Result<(Rng, Value)> {
+    let key_shape = ArrayShape::new(ElementType::U64, &[2]);
+    let advanced = b.rng_bit_generator(RandomAlgorithm::ThreeFry, key, &key_shape)?;
+    let next = b.get_tuple_element(advanced, 0)?;
+    let index = b.replica_id()?;
+    let index = b.convert(index, ElementType::U64)?;
+    let one = b.scalar(1u64)?;
+    let index = b.add(index, one)?;
+    let golden = b.scalar(0x9E37_79B9_7F4A_7C15u64)?;
+    let fold = b.mul(index, golden)?;
+    let fold = b.broadcast_in_dim(fold, &[2], &[])?;
+    let folded = b.xor(key, fold)?;
+    Ok((Rng::new(folded), next))
 }
 
 /// `steps_per_call` steps in a `while` loop over the stacked inputs; returns the final state,
@@ -560,5 +627,9 @@ pub fn eval_step(
     let results = HashMap::from([(port::TOP1, top1), (port::TOP5, top5)]);
     let root = result_tuple(&mut b, &signature, &results)?;
     let module = Module::new(signature.graph(), b.build(root)?);
-    Ok(StepGraph { module, signature })
+    Ok(StepGraph {
+        module,
+        signature,
+        replicas: 1,
+    })
 }

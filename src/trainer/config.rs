@@ -26,7 +26,15 @@ pub struct RunConfig {
     /// An explicit plugin library (otherwise found or installed by kind).
     pub plugin_path: Option<PathBuf>,
     pub data: DataSpec,
+    /// The global batch, split evenly over the devices.
     pub batch: usize,
+    /// Devices to train on, data-parallel (`None`: every device of an accelerator, one CPU
+    /// device). A run may resume on another count.
+    #[serde(default)]
+    pub devices: Option<usize>,
+    /// Batch-norm statistics over the global batch (all replicas) instead of per replica.
+    #[serde(default)]
+    pub sync_batch_norm: bool,
     pub epochs: f64,
     /// Number of progressive stages (`None`: the spec's).
     pub stages: Option<usize>,

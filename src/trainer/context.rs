@@ -12,22 +12,39 @@ use crate::model::graph::Lowering;
 use crate::nn::DepthwiseImpl;
 use crate::runtime::provision::{self, PluginKind};
 use crate::runtime::{
-    hardware, Arg, Buffer, Client, ClientOptions, CompileOptions, Device, LoadedExecutable, Plugin,
+    hardware, Arg, Buffer, Client, ClientOptions, CompileOptions, Device, DeviceAssignment,
+    LoadedExecutable, Plugin,
 };
 use crate::train::signature::{Outputs, Signature, StepGraph};
 use crate::train::step::Precision;
 
-/// A plugin's client on this machine, its device and the executable cache.
+/// A plugin's client on this machine, the devices it uses and the executable cache.
 pub struct Context {
     client: Client,
+    /// How many of the client's addressable devices are used (the first ones).
+    devices: usize,
     cache: ExecutableCache,
 }
 
 impl Context {
-    /// Loads the plugin of `kind` (`plugin_path`, or the pinned one, installed on first use for
-    /// the CPU plugins), creates a one-device client and uses the user's executable cache. Fails
-    /// at once, before loading anything, when the plugin's accelerator is not present.
+    /// A one-device context: see [`Context::open_devices`].
     pub fn open(kind: PluginKind, plugin_path: Option<&Path>) -> Result<Context> {
+        Context::open_devices(kind, plugin_path, Some(1))
+    }
+
+    /// Loads the plugin of `kind` (`plugin_path`, or the pinned one, installed on first use for
+    /// the CPU plugins and libtpu), creates a client using `devices` devices and uses the user's
+    /// executable cache. `None` means every device of an accelerator, and one CPU device (the
+    /// CPU plugins make as many virtual devices as asked for, which share the same cores). Fails
+    /// at once, before loading anything, when the plugin's accelerator is not present.
+    pub fn open_devices(
+        kind: PluginKind,
+        plugin_path: Option<&Path>,
+        devices: Option<usize>,
+    ) -> Result<Context> {
+        if devices == Some(0) {
+            anyhow::bail!("--devices 0: at least one device is needed");
+        }
         hardware::check_device_present(kind)?;
         let path = match plugin_path {
             Some(p) => p.to_path_buf(),
@@ -35,17 +52,24 @@ impl Context {
         };
         let plugin = Plugin::load(&path)
             .with_context(|| format!("loading PJRT plugin {}", path.display()))?;
-        let options = if matches!(kind, PluginKind::Cpu | PluginKind::CpuJax) {
-            ClientOptions::new().cpu_device_count(1)
+        let cpu = matches!(kind, PluginKind::Cpu | PluginKind::CpuJax);
+        let options = if cpu {
+            ClientOptions::new().cpu_device_count(devices.unwrap_or(1) as i64)
         } else {
             ClientOptions::new()
         };
         let client = Client::new(plugin, &options)?;
-        if client.addressable_devices().is_empty() {
-            anyhow::bail!("the {kind} plugin exposes no device");
+        let available = client.addressable_devices().len();
+        let devices = devices.unwrap_or(available);
+        if available == 0 || devices > available {
+            anyhow::bail!("--devices {devices}: the {kind} plugin has {available} devices here");
         }
         let cache = ExecutableCache::new(Some(crate::data::cache_dir()?.join("executables")));
-        Ok(Context { client, cache })
+        Ok(Context {
+            client,
+            devices,
+            cache,
+        })
     }
 
     /// The same context with another executable cache.
@@ -57,9 +81,14 @@ impl Context {
         &self.client
     }
 
-    /// The device programs run on.
+    /// The devices programs run on: replica `r` of a data-parallel step runs on `devices()[r]`.
+    pub fn devices(&self) -> &[Device] {
+        &self.client.addressable_devices()[..self.devices]
+    }
+
+    /// The first device, which one-device programs (evaluation) run on.
     pub fn device(&self) -> &Device {
-        &self.client.addressable_devices()[0]
+        &self.devices()[0]
     }
 
     /// The depthwise lowering that runs fastest on this platform: shifted sums on the CPU
@@ -80,9 +109,29 @@ impl Context {
         }
     }
 
-    /// Compiles a step graph (or loads it from the cache) with the default options.
+    /// Compiles a step graph (or loads it from the cache) for as many devices as it has
+    /// replicas (the context's first ones).
     pub fn compile(&self, graph: &StepGraph) -> Result<(StepExecutable, CompileEvent)> {
-        self.compile_with(graph, &CompileOptions::default())
+        if graph.replicas == 1 {
+            return self.compile_with(graph, &CompileOptions::default());
+        }
+        if graph.replicas > self.devices {
+            anyhow::bail!(
+                "{} runs on {} devices, but this context uses {}",
+                graph.signature.graph(),
+                graph.replicas,
+                self.devices
+            );
+        }
+        let ids: Vec<i64> = self.devices()[..graph.replicas]
+            .iter()
+            .map(|d| i64::from(d.id()))
+            .collect();
+        let options = CompileOptions {
+            device_assignment: Some(DeviceAssignment::replicas(&ids)?),
+            ..CompileOptions::replicated(graph.replicas as u32)
+        };
+        self.compile_with(graph, &options)
     }
 
     /// Compiles a step graph (or loads it from the cache) with `options`.
@@ -99,19 +148,35 @@ impl Context {
         Ok((step, event))
     }
 
-    /// Copies a host array to the device.
+    /// Copies a host array to the first device.
     pub fn upload(&self, literal: &Literal) -> Result<Buffer> {
-        Ok(self.client.buffer_from_literal(literal, self.device())?)
+        self.upload_to(0, literal)
     }
 
-    /// Copies named host arrays to the device, keeping their names.
+    /// Copies a host array to device `index` of [`Context::devices`].
+    pub fn upload_to(&self, index: usize, literal: &Literal) -> Result<Buffer> {
+        Ok(self
+            .client
+            .buffer_from_literal(literal, &self.devices()[index])?)
+    }
+
+    /// Copies named host arrays to the first device, keeping their names.
     pub fn upload_named<'n>(
         &self,
         named: impl IntoIterator<Item = (&'n str, Literal)>,
     ) -> Result<Vec<(&'n str, Buffer)>> {
+        self.upload_named_to(0, named)
+    }
+
+    /// Copies named host arrays to device `index`, keeping their names.
+    pub fn upload_named_to<'n>(
+        &self,
+        index: usize,
+        named: impl IntoIterator<Item = (&'n str, Literal)>,
+    ) -> Result<Vec<(&'n str, Buffer)>> {
         named
             .into_iter()
-            .map(|(name, literal)| Ok((name, self.upload(&literal)?)))
+            .map(|(name, literal)| Ok((name, self.upload_to(index, &literal)?)))
             .collect()
     }
 }
@@ -123,7 +188,27 @@ pub struct StepExecutable {
 }
 
 impl StepExecutable {
-    /// Runs on the context's device with named arguments (donated or borrowed).
+    /// Runs every replica: `args[r]` are replica `r`'s named arguments (on its device);
+    /// returns each replica's named results.
+    pub fn run_replicated<'s, 'a, N: AsRef<str>>(
+        &'s self,
+        args: Vec<Vec<(N, Arg<'a>)>>,
+    ) -> Result<Vec<Outputs<'s, Buffer>>> {
+        let args = args
+            .into_iter()
+            .map(|named| self.signature.arrange(named))
+            .collect::<Result<Vec<_>, _>>()?;
+        let results = self
+            .executable
+            .execute_replicated(args)
+            .with_context(|| format!("executing {}", self.signature.graph()))?;
+        results
+            .into_iter()
+            .map(|r| Ok(self.signature.name_outputs(r)?))
+            .collect()
+    }
+
+    /// Runs a one-device step with named arguments (donated or borrowed).
     pub fn run<'s, 'a>(
         &'s self,
         args: impl IntoIterator<Item = (impl AsRef<str>, Arg<'a>)>,

@@ -70,18 +70,36 @@ impl DataSpec {
     }
 }
 
-/// The train step's per-batch inputs by name: images, soft labels, classes.
-pub fn train_feeds(batch: &Batch) -> Result<Vec<(&'static str, Literal)>> {
-    let [n, h, w, c] = batch.image_dims().map(|d| d as i64);
-    let images = Literal::from_vec(&[n, h, w, c], &batch.images).map_err(anyhow::Error::msg)?;
-    let labels = Literal::from_vec(&[n, batch.num_classes as i64], &batch.soft_labels)
-        .map_err(anyhow::Error::msg)?;
-    let classes = Literal::from_vec(&[n], &batch.labels).map_err(anyhow::Error::msg)?;
-    Ok(vec![
-        (port::IMAGES, images),
-        (port::LABELS, labels),
-        (port::CLASSES, classes),
-    ])
+/// The train step's per-batch inputs by name (images, soft labels, classes) for each of
+/// `replicas` replicas: replica `r` gets the `r`-th of equal consecutive shares of the batch.
+pub fn train_feeds(batch: &Batch, replicas: usize) -> Result<Vec<Vec<(&'static str, Literal)>>> {
+    let [n, h, w, c] = batch.image_dims();
+    anyhow::ensure!(
+        replicas > 0 && n % replicas == 0,
+        "a batch of {n} does not split evenly over {replicas} replicas"
+    );
+    let share = n / replicas;
+    let classes = batch.num_classes;
+    let rows =
+        |data_len: usize, r: usize| (data_len / n) * share * r..(data_len / n) * share * (r + 1);
+    (0..replicas)
+        .map(|r| {
+            let literal = |dims: &[usize], data: &[f32]| {
+                let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+                Literal::from_vec(&dims, &data[rows(data.len(), r)]).map_err(anyhow::Error::msg)
+            };
+            let images = literal(&[share, h, w, c], &batch.images)?;
+            let labels = literal(&[share, classes], &batch.soft_labels)?;
+            let classes =
+                Literal::from_vec(&[share as i64], &batch.labels[share * r..share * (r + 1)])
+                    .map_err(anyhow::Error::msg)?;
+            Ok(vec![
+                (port::IMAGES, images),
+                (port::LABELS, labels),
+                (port::CLASSES, classes),
+            ])
+        })
+        .collect()
 }
 
 /// The eval step's inputs by name for one batch padded to `size` examples (padding has class

@@ -1,6 +1,7 @@
-//! The training state as device buffers, threaded through train-step executions.
+//! The training state as device buffers, one copy per replica, threaded through train-step
+//! executions.
 
-use anyhow::Result;
+use anyhow::{ensure, Result};
 
 use super::context::{Context, StepExecutable};
 use crate::hlo::Literal;
@@ -8,15 +9,19 @@ use crate::runtime::{Arg, Buffer};
 use crate::train::state::{Role, StateLayout};
 use crate::train::step::port;
 
-/// State buffers with their [`StateLayout`] names. A train step consumes (donates) them and
-/// returns their successors, so the model never leaves the device between steps or stages.
+/// State buffers with their [`StateLayout`] names, one copy on each device of a data-parallel
+/// run. A train step consumes (donates) them and returns their successors, so the model never
+/// leaves the devices between steps or stages. The copies stay identical: every replica applies
+/// the same averaged update.
 pub struct DeviceState {
     names: Vec<String>,
     roles: Vec<Role>,
-    buffers: Vec<Buffer>,
+    /// `replicas[r][i]`: entry `i` on device `r`.
+    replicas: Vec<Vec<Buffer>>,
 }
 
-/// What one train-step execution reports (the first step's, for K steps per call).
+/// What one train-step execution reports (the first step's, for K steps per call), over all
+/// replicas.
 #[derive(Clone, Copy, Debug)]
 pub struct StepOutcome {
     pub loss: f32,
@@ -25,48 +30,79 @@ pub struct StepOutcome {
 
 impl DeviceState {
     /// Uploads `literals`, one per layout entry in layout order (as checkpoints and
-    /// [`super::init::initial_state`] give them).
+    /// [`super::init::initial_state`] give them), to every device of the context.
     pub fn upload(
         ctx: &Context,
         layout: &StateLayout,
         literals: &[Literal],
     ) -> Result<DeviceState> {
-        anyhow::ensure!(
+        ensure!(
             literals.len() == layout.len(),
             "{} state tensors for a layout of {}",
             literals.len(),
             layout.len()
         );
+        let replicas = (0..ctx.devices().len())
+            .map(|r| literals.iter().map(|l| ctx.upload_to(r, l)).collect())
+            .collect::<Result<_>>()?;
         Ok(DeviceState {
             names: layout.entries().iter().map(|e| e.name.clone()).collect(),
             roles: layout.entries().iter().map(|e| e.role.clone()).collect(),
-            buffers: literals
-                .iter()
-                .map(|l| ctx.upload(l))
-                .collect::<Result<_>>()?,
+            replicas,
         })
     }
 
-    /// Copies every state tensor to the host, with its name (for checkpoints).
-    pub fn download(&self) -> Result<Vec<(String, Literal)>> {
+    /// How many copies there are.
+    pub fn replicas(&self) -> usize {
+        self.replicas.len()
+    }
+
+    /// Copies replica `r`'s state tensors to the host, with their names.
+    pub fn download_replica(&self, r: usize) -> Result<Vec<(String, Literal)>> {
         self.names
             .iter()
-            .zip(&self.buffers)
+            .zip(&self.replicas[r])
             .map(|(name, b)| Ok((name.clone(), b.to_literal()?)))
             .collect()
     }
 
-    /// Runs one train-step executable: the state is donated, the named `feeds` borrowed.
-    pub fn step(&mut self, exe: &StepExecutable, feeds: &[(&str, Buffer)]) -> Result<StepOutcome> {
-        let state = std::mem::take(&mut self.buffers);
-        let args = self
-            .names
-            .iter()
-            .map(String::as_str)
-            .zip(state.into_iter().map(Arg::Donated))
-            .chain(feeds.iter().map(|(name, b)| (*name, Arg::Borrowed(b))));
-        let mut outputs = exe.run(args)?;
-        self.buffers = outputs.take_all(self.names.iter().map(String::as_str))?;
+    /// Copies the state to the host (replica 0's: all are equal), for checkpoints.
+    pub fn download(&self) -> Result<Vec<(String, Literal)>> {
+        self.download_replica(0)
+    }
+
+    /// Runs one train-step executable on every replica: the state is donated, replica `r`'s
+    /// named `feeds[r]` borrowed.
+    pub fn step(
+        &mut self,
+        exe: &StepExecutable,
+        feeds: &[Vec<(&str, Buffer)>],
+    ) -> Result<StepOutcome> {
+        ensure!(
+            feeds.len() == self.replicas.len(),
+            "{} feed lists for {} replicas",
+            feeds.len(),
+            self.replicas.len()
+        );
+        let names = &self.names;
+        let args: Vec<Vec<(&str, Arg)>> = std::mem::take(&mut self.replicas)
+            .into_iter()
+            .zip(feeds)
+            .map(|(state, feed)| {
+                names
+                    .iter()
+                    .map(String::as_str)
+                    .zip(state.into_iter().map(Arg::Donated))
+                    .chain(feed.iter().map(|(name, b)| (*name, Arg::Borrowed(b))))
+                    .collect()
+            })
+            .collect();
+        let mut outputs = exe.run_replicated(args)?;
+        self.replicas = outputs
+            .iter_mut()
+            .map(|o| o.take_all(names.iter().map(String::as_str)))
+            .collect::<Result<_, _>>()?;
+        // Loss and correct count are already reduced over the replicas: replica 0's will do.
         let first = |b: Buffer| -> Result<f64> {
             Ok(b.to_literal()?
                 .to_f64_vec()
@@ -74,18 +110,20 @@ impl DeviceState {
                 .copied()
                 .unwrap_or(f64::NAN))
         };
+        let replica0 = &mut outputs[0];
         Ok(StepOutcome {
-            loss: first(outputs.take(port::LOSS)?)? as f32,
-            correct: first(outputs.take(port::CORRECT)?)? as i32,
+            loss: first(replica0.take(port::LOSS)?)? as f32,
+            correct: first(replica0.take(port::CORRECT)?)? as i32,
         })
     }
 
-    /// The EMA shadows of the model variables, by name (`ema/<param>`, the eval step's inputs).
+    /// The EMA shadows of the model variables on the first device, by name (`ema/<param>`, the
+    /// eval step's inputs).
     pub fn ema(&self) -> Vec<(&str, &Buffer)> {
         self.names
             .iter()
             .zip(&self.roles)
-            .zip(&self.buffers)
+            .zip(&self.replicas[0])
             .filter(|((_, role), _)| matches!(role, Role::Ema(_)))
             .map(|((name, _), b)| (name.as_str(), b))
             .collect()

@@ -17,8 +17,12 @@ use crate::train::step::{eval_step, train_step, Precision, StepConfig};
 /// Which graphs of a run to plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GraphSelection {
-    /// Examples per train-step execution (per device).
+    /// Examples per train-step execution on each device.
     pub batch: i64,
+    /// Devices a train step runs on, data-parallel (the eval step runs on one).
+    pub replicas: i64,
+    /// Cross-replica batch-norm statistics in data-parallel train steps.
+    pub sync_batch_norm: bool,
     /// Examples per eval-step execution.
     pub eval_batch: i64,
     pub precision: Precision,
@@ -46,7 +50,12 @@ pub enum GraphRole {
 pub struct PlannedGraph {
     pub role: GraphRole,
     pub image_size: usize,
+    /// Examples per execution on each device.
     pub batch: i64,
+    /// Devices the graph runs on, data-parallel.
+    pub replicas: i64,
+    #[serde(skip)]
+    sync_batch_norm: bool,
     #[serde(skip)]
     precision: Precision,
     #[serde(skip)]
@@ -64,8 +73,10 @@ impl PlannedGraph {
 
     /// The train step's configuration (the official recipe); `None` for the eval step.
     pub fn step_config(&self) -> Option<StepConfig> {
-        matches!(self.role, GraphRole::Train { .. }).then(|| {
-            StepConfig::official(
+        matches!(self.role, GraphRole::Train { .. }).then(|| StepConfig {
+            replicas: self.replicas,
+            sync_batch_norm: self.sync_batch_norm,
+            ..StepConfig::official(
                 self.batch,
                 self.image_size as i64,
                 self.precision,
@@ -93,6 +104,9 @@ impl PlannedGraph {
 
 /// The graphs `selection` asks for, train steps in stage order, then the eval step.
 pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<PlannedGraph>> {
+    if selection.replicas < 1 {
+        bail!("{} devices: at least one is needed", selection.replicas);
+    }
     if selection.batch < 1 || selection.eval_batch < 1 {
         bail!(
             "batch {} and eval batch {}: batches must be positive",
@@ -113,10 +127,12 @@ pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<Plan
             stages.len() - 1
         ),
     };
-    let graph = |role, image_size, batch| PlannedGraph {
+    let graph = |role, image_size, batch, replicas| PlannedGraph {
         role,
         image_size,
         batch,
+        replicas,
+        sync_batch_norm: selection.sync_batch_norm,
         precision: selection.precision,
         depthwise: selection.depthwise,
     };
@@ -133,6 +149,7 @@ pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<Plan
                 },
                 stage.image_size,
                 selection.batch,
+                selection.replicas,
             )),
         }
     }
@@ -141,6 +158,7 @@ pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<Plan
             GraphRole::Eval,
             spec.image_size.eval,
             selection.eval_batch,
+            1,
         ));
     }
     Ok(graphs)
@@ -158,16 +176,23 @@ pub struct RunPlan {
 }
 
 impl RunPlan {
-    /// Plans `config` for `model` over `train_examples` examples, lowering depthwise
-    /// convolutions as `depthwise`.
+    /// Plans `config` for `model` over `train_examples` examples on `replicas` devices,
+    /// lowering depthwise convolutions as `depthwise`.
     pub fn new(
         config: &RunConfig,
         model: &Model,
         train_examples: usize,
         depthwise: DepthwiseImpl,
+        replicas: usize,
     ) -> Result<RunPlan> {
         if config.batch == 0 || config.eval_batch == 0 {
             bail!("--batch and --eval-batch must be positive");
+        }
+        if replicas == 0 || config.batch % replicas != 0 {
+            bail!(
+                "--batch {} does not split evenly over {replicas} devices",
+                config.batch
+            );
         }
         let steps_per_epoch = (train_examples / config.batch) as u64;
         if steps_per_epoch == 0 {
@@ -195,7 +220,9 @@ impl RunPlan {
         let graphs = plan_graphs(
             model,
             &GraphSelection {
-                batch: config.batch as i64,
+                batch: (config.batch / replicas) as i64,
+                replicas: replicas as i64,
+                sync_batch_norm: config.sync_batch_norm,
                 eval_batch: config.eval_batch as i64,
                 precision: config.precision,
                 depthwise,
@@ -238,6 +265,8 @@ mod tests {
     fn selection(stage: Option<usize>, eval: bool) -> GraphSelection {
         GraphSelection {
             batch: 8,
+            replicas: 1,
+            sync_batch_norm: false,
             eval_batch: 8,
             precision: Precision::F32,
             depthwise: DepthwiseImpl::GroupedConvolution,

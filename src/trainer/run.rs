@@ -54,14 +54,20 @@ pub fn train(
 ) -> Result<RunSummary> {
     let started = Instant::now();
     // First, so that a missing device or plugin fails before any data is read.
-    let ctx = Context::open(config.plugin, config.plugin_path.as_deref())?;
+    let ctx = Context::open_devices(config.plugin, config.plugin_path.as_deref(), config.devices)?;
     let run_dir = RunDir::prepare(config, resume)?;
     let model = load_model(config)?;
     let recipe = Recipe::for_run(config.recipe.as_deref(), &model.spec)?;
     let layout = StateLayout::new(&model);
     let (train_source, eval_source) = config.data.open()?;
     check_classes(&model, train_source.as_ref())?;
-    let plan = RunPlan::new(config, &model, train_source.len(), ctx.depthwise())?;
+    let plan = RunPlan::new(
+        config,
+        &model,
+        train_source.len(),
+        ctx.depthwise(),
+        ctx.devices().len(),
+    )?;
     let mut metrics = MetricsLog::open(&run_dir.root.join("metrics.jsonl"))?;
     let mut events = FanOut(vec![&mut metrics, sink]);
     let start = run_dir.starting_point(&ctx, &layout, config, &mut events)?;
@@ -422,10 +428,15 @@ impl<'r> Trainer<'r, '_> {
     fn train_step(&mut self, stage: &ProgressiveStage, exe: &StepExecutable) -> Result<Cursor> {
         let batch = self.loader.next().context("the training loader ended")??;
         let lr = self.plan.lr.at(self.step);
-        let mut feeds = train_feeds(&batch)?;
-        feeds.push((port::LEARNING_RATE, Literal::scalar(lr as f32)));
-        feeds.push((port::DROPOUT_RATE, Literal::scalar(stage.dropout as f32)));
-        let feeds = self.ctx.upload_named(feeds)?;
+        let feeds = train_feeds(&batch, self.state.replicas())?
+            .into_iter()
+            .enumerate()
+            .map(|(r, mut feed)| {
+                feed.push((port::LEARNING_RATE, Literal::scalar(lr as f32)));
+                feed.push((port::DROPOUT_RATE, Literal::scalar(stage.dropout as f32)));
+                self.ctx.upload_named_to(r, feed)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let t = Instant::now();
         let outcome = self.state.step(exe, &feeds)?;
         self.step += 1;

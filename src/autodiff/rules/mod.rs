@@ -42,7 +42,8 @@ pub(crate) fn propagates_gradient(op: &Op) -> bool {
         | Op::Iota { .. }
         | Op::Compare { .. }
         | Op::BitcastConvert
-        | Op::RngBitGenerator { .. } => false,
+        | Op::RngBitGenerator { .. }
+        | Op::ReplicaId => false,
         Op::Unary(u) => !matches!(
             u,
             UnaryOp::Sign
@@ -183,7 +184,8 @@ pub(super) fn apply(
         | Op::Iota { .. }
         | Op::Compare { .. }
         | Op::BitcastConvert
-        | Op::RngBitGenerator { .. } => return Err(no_derivative(opcode)),
+        | Op::RngBitGenerator { .. }
+        | Op::ReplicaId => return Err(no_derivative(opcode)),
     };
     Ok(grads
         .into_iter()

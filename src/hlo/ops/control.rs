@@ -156,6 +156,11 @@ impl Builder {
         self.emit(Op::Conditional { branches: ids }, &values, result)
     }
 
+    /// The index of the replica running the program, a u32 scalar (0 in a one-replica program).
+    pub fn replica_id(&mut self) -> Result<Value> {
+        self.emit(Op::ReplicaId, &[], Shape::scalar(ElementType::U32))
+    }
+
     /// Reduces `x` across the replicas of each group (e.g. summing gradients for data parallelism).
     pub fn all_reduce(
         &mut self,

@@ -1,0 +1,45 @@
+//! Cross-replica reductions for data-parallel graphs: every replica runs the same program on its
+//! share of the batch, and these combine per-replica values over all replicas.
+
+use crate::hlo::{error::Result, BinaryOp, Builder, Computation, Value};
+
+/// The replicas of a data-parallel program, all in one group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Replicas {
+    count: i64,
+}
+
+impl Replicas {
+    /// `count` replicas (at least one).
+    pub fn new(count: i64) -> Replicas {
+        Replicas {
+            count: count.max(1),
+        }
+    }
+
+    pub fn count(&self) -> i64 {
+        self.count
+    }
+
+    /// The sum of `x` over the replicas (`x` itself for one replica).
+    pub fn sum(&self, b: &mut Builder, x: Value) -> Result<Value> {
+        if self.count == 1 {
+            return Ok(x);
+        }
+        let ty = b.array_shape("all-reduce", x)?.ty();
+        let add = Computation::binary_reducer(BinaryOp::Add, ty)?;
+        let group: Vec<i64> = (0..self.count).collect();
+        b.all_reduce(x, &[group], &add)
+    }
+
+    /// The mean of a floating-point `x` over the replicas.
+    pub fn mean(&self, b: &mut Builder, x: Value) -> Result<Value> {
+        if self.count == 1 {
+            return Ok(x);
+        }
+        let total = self.sum(b, x)?;
+        let shape = b.array_shape("replica mean", x)?.clone();
+        let count = b.full(&shape, self.count as f64)?;
+        b.div(total, count)
+    }
+}
