@@ -275,3 +275,28 @@ fn the_compile_command_prints_json_for_one_stage() {
     assert!(graph["roofline"]["seconds"].as_f64().unwrap() > 0.0);
     assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn dump_with_a_target_writes_the_hlo_libtpu_optimized() {
+    let out = tempfile::tempdir().unwrap();
+    let done = effnetv2(&[
+        "dump",
+        "--model",
+        "tiny",
+        "--stage",
+        "0",
+        "--optimized",
+        "--target",
+        "tpu:v5e",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(done.status.success(), "{done:?}");
+    let optimized =
+        std::fs::read_to_string(out.path().join("train_step_16px_b128.optimized.hlo.txt")).unwrap();
+    assert!(optimized.starts_with("HloModule train_step_16px_b128, is_scheduled=true"));
+    assert!(
+        optimized.contains("fusion"),
+        "TPU fusions in the optimized module"
+    );
+}
