@@ -57,6 +57,7 @@ enum Command {
 
 impl Cli {
     pub fn run(self) -> Result<()> {
+        effnetv2::runtime::provision::on_notice(|message| eprintln!("effnetv2: {message}"));
         if !self.verbose {
             let log = effnetv2::data::cache_dir()?.join("logs").join("plugin.log");
             effnetv2::runtime::plugin_log::redirect_plugin_output(Some(log));

@@ -29,6 +29,21 @@ use fs4::fs_std::FileExt;
 use sha2::{Digest, Sha256};
 use zip::ZipArchive;
 
+/// Where the installer's progress notices go (a download starting, waiting for another
+/// install): nowhere unless a handler is set, e.g. by the command-line tool.
+static NOTICES: OnceLock<fn(&str)> = OnceLock::new();
+
+/// Sets the handler of the installer's progress notices (the first call wins).
+pub fn on_notice(handler: fn(&str)) {
+    let _ = NOTICES.set(handler);
+}
+
+fn notice(message: &str) {
+    if let Some(handler) = NOTICES.get() {
+        handler(message);
+    }
+}
+
 /// A backend whose PJRT plugin we know how to find and install.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -365,10 +380,10 @@ fn lock_entry(entry: &Path, pin: &WheelPin<'_>) -> Result<File> {
         .with_context(|| format!("cannot open the lock file {}", path.display()))?;
     let lock_error = || format!("cannot lock {}", path.display());
     if !file.try_lock_exclusive().with_context(lock_error)? {
-        eprintln!(
-            "effnetv2: waiting for another install of {} to finish",
+        notice(&format!(
+            "waiting for another install of {} to finish",
             pin.requirement()
-        );
+        ));
         file.lock_exclusive().with_context(lock_error)?;
     }
     Ok(file)
@@ -722,11 +737,11 @@ impl Locator {
             kind.env_var(),
             pin.library_name()
         );
-        eprintln!(
-            "effnetv2: PJRT plugin `{kind}` not found; installing {} into {} (one-time download)",
+        notice(&format!(
+            "PJRT plugin `{kind}` not found; installing {} into {} (one-time download)",
             pin.requirement(),
             self.cache.root().display()
-        );
+        ));
         install_into(&self.cache, kind, source, false)
     }
 
