@@ -210,7 +210,8 @@ fn largest_fitting<T>(
 }
 
 /// Compile options for a step graph of `replicas` replicas, placed on the topology's first
-/// devices.
+/// devices: the same options [`crate::trainer::context::Context::compile`] uses, so the cache
+/// keys agree.
 fn options_for(replicas: usize) -> CompileOptions {
     CompileOptions::replicated(replicas as u32)
 }

@@ -12,8 +12,7 @@ use crate::model::graph::Lowering;
 use crate::nn::DepthwiseImpl;
 use crate::runtime::provision::{self, PluginKind};
 use crate::runtime::{
-    hardware, Arg, Buffer, Client, ClientOptions, CompileOptions, Device, DeviceAssignment,
-    LoadedExecutable, Plugin,
+    hardware, Arg, Buffer, Client, ClientOptions, CompileOptions, Device, LoadedExecutable, Plugin,
 };
 use crate::train::signature::{Outputs, Signature, StepGraph};
 use crate::train::step::Precision;
@@ -110,7 +109,9 @@ impl Context {
     }
 
     /// Compiles a step graph (or loads it from the cache) for as many devices as it has
-    /// replicas (the context's first ones).
+    /// replicas: the context's first ones, which is XLA's default placement. No explicit device
+    /// assignment is sent, so the options (part of the cache key) equal those `effnetv2 compile`
+    /// uses for the same graph on a TPU topology, and its executables are found here.
     pub fn compile(&self, graph: &StepGraph) -> Result<(StepExecutable, CompileEvent)> {
         if graph.replicas == 1 {
             return self.compile_with(graph, &CompileOptions::default());
@@ -123,15 +124,7 @@ impl Context {
                 self.devices
             );
         }
-        let ids: Vec<i64> = self.devices()[..graph.replicas]
-            .iter()
-            .map(|d| i64::from(d.id()))
-            .collect();
-        let options = CompileOptions {
-            device_assignment: Some(DeviceAssignment::replicas(&ids)?),
-            ..CompileOptions::replicated(graph.replicas as u32)
-        };
-        self.compile_with(graph, &options)
+        self.compile_with(graph, &CompileOptions::replicated(graph.replicas as u32))
     }
 
     /// Compiles a step graph (or loads it from the cache) with `options`.
