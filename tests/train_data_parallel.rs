@@ -3,49 +3,33 @@
 //! per-replica batch norm and dropout; checkpoints move between device counts; a stopped and
 //! resumed 2-device run ends bit-identical to an uninterrupted one.
 
+mod run_common;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use effnetv2::hlo::{ElementType, Literal};
-use effnetv2::model::{load_spec, Model, ScheduleVariant};
+use effnetv2::model::{load_spec, Model};
 use effnetv2::runtime::provision::PluginKind;
-use effnetv2::train::lr::Decay;
 use effnetv2::train::state::StateLayout;
 use effnetv2::train::step::{port, train_step, Precision, StepConfig};
-use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::context::Context;
 use effnetv2::trainer::device_state::DeviceState;
 use effnetv2::trainer::events::Discard;
 use effnetv2::trainer::init::initial_state;
 use effnetv2::trainer::run::train;
+use run_common::{final_state, short_run};
 
 /// 20 steps of global batch 32 over 2 stages, on `devices` devices.
 fn config(model: &str, out: &Path, devices: usize, sync_batch_norm: bool) -> RunConfig {
     RunConfig {
         model: model.into(),
-        recipe: None,
-        plugin: PluginKind::DEFAULT,
-        plugin_path: None,
-        data: effnetv2::trainer::data::DataSpec::FashionMnist,
-        batch: 32,
         devices: Some(devices),
         sync_batch_norm,
-        epochs: 20.0 / 1875.0,
-        stages: Some(2),
-        schedule: ScheduleVariant::Official,
-        precision: Precision::F32,
         seed: 5,
-        lr_base: 0.064,
-        warmup_epochs: 0.005,
-        decay: Decay::Cosine,
-        eval_batch: 100,
-        workers: 2,
-        checkpoint_every: 1000,
-        keep_checkpoints: 10,
-        stop_after: None,
         eval_limit: Some(100),
-        out: out.to_path_buf(),
+        ..short_run(out, 20, 2)
     }
 }
 
@@ -62,24 +46,6 @@ fn deterministic_tiny(dir: &Path) -> PathBuf {
     let path = dir.join("tiny-deterministic.json");
     std::fs::write(&path, spec.to_string()).unwrap();
     path
-}
-
-fn final_state(out: &Path) -> Vec<(String, Literal)> {
-    let model = Model::new(load_spec("tiny").unwrap()).unwrap();
-    let layout = StateLayout::new(&model);
-    let expected = layout.entries().iter().map(|e| (e.name.as_str(), &e.shape));
-    let dir = checkpoint::latest(&out.join("checkpoints"))
-        .unwrap()
-        .expect("a final checkpoint");
-    let tensors = checkpoint::load::<serde_json::Value>(&dir, expected)
-        .unwrap()
-        .0;
-    layout
-        .entries()
-        .iter()
-        .map(|e| e.name.clone())
-        .zip(tensors)
-        .collect()
 }
 
 fn run(config: &RunConfig, resume: bool) {

@@ -2,48 +2,19 @@
 //! stages switch graphs at the scheduled steps, a stopped and resumed run ends bit-identical to an
 //! uninterrupted one, and a second run with the same config loads every executable from the cache.
 
+mod run_common;
+
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use effnetv2::hlo::Literal;
-use effnetv2::model::{load_spec, Model, ScheduleVariant};
-use effnetv2::runtime::provision::PluginKind;
-use effnetv2::train::lr::Decay;
-use effnetv2::train::state::StateLayout;
-use effnetv2::train::step::Precision;
-use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::RunConfig;
-use effnetv2::trainer::data::DataSpec;
 use effnetv2::trainer::events::{Discard, Metric};
 use effnetv2::trainer::run::train;
+use run_common::{final_state, short_run};
 
 /// 40 steps of batch 32 over 4 stages (10 steps each).
 fn config(out: &Path) -> RunConfig {
-    RunConfig {
-        model: "tiny".into(),
-        recipe: None,
-        plugin: PluginKind::DEFAULT,
-        plugin_path: None,
-        data: DataSpec::FashionMnist,
-        batch: 32,
-        devices: None,
-        sync_batch_norm: false,
-        epochs: 40.0 / 1875.0,
-        stages: Some(4),
-        schedule: ScheduleVariant::Official,
-        precision: Precision::F32,
-        seed: 3,
-        lr_base: 0.064,
-        warmup_epochs: 0.005,
-        decay: Decay::Cosine,
-        eval_batch: 100,
-        workers: 2,
-        checkpoint_every: 1000,
-        keep_checkpoints: 10,
-        stop_after: None,
-        eval_limit: Some(200),
-        out: out.to_path_buf(),
-    }
+    short_run(out, 40, 4)
 }
 
 fn metrics(out: &Path) -> Vec<Metric> {
@@ -52,18 +23,6 @@ fn metrics(out: &Path) -> Vec<Metric> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-fn final_state(out: &Path) -> Vec<Literal> {
-    let model = Model::new(load_spec("tiny").unwrap()).unwrap();
-    let layout = StateLayout::new(&model);
-    let expected = layout.entries().iter().map(|e| (e.name.as_str(), &e.shape));
-    let dir = checkpoint::latest(&out.join("checkpoints"))
-        .unwrap()
-        .expect("a final checkpoint");
-    checkpoint::load::<serde_json::Value>(&dir, expected)
-        .unwrap()
-        .0
 }
 
 #[test]
@@ -110,7 +69,7 @@ fn progressive_run_switches_stages_resumes_exactly_and_reuses_executables() {
     assert!(resumed.completed);
     let (a, b) = (final_state(&full), final_state(&split));
     assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(&b) {
+    for ((_, x), (_, y)) in a.iter().zip(&b) {
         assert_eq!(x.bytes(), y.bytes(), "state differs after resuming");
     }
     assert_eq!(summary.final_top1, resumed.final_top1);

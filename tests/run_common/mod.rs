@@ -1,0 +1,64 @@
+//! Shared setup of the training-run tests: a short run of the small variant on Fashion-MNIST with
+//! the default CPU plugin, and the final state a run leaves in its checkpoints.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::path::Path;
+
+use effnetv2::hlo::Literal;
+use effnetv2::model::{load_spec, Model, ScheduleVariant};
+use effnetv2::runtime::provision::PluginKind;
+use effnetv2::train::lr::Decay;
+use effnetv2::train::state::StateLayout;
+use effnetv2::train::step::Precision;
+use effnetv2::trainer::checkpoint;
+use effnetv2::trainer::config::RunConfig;
+use effnetv2::trainer::data::DataSpec;
+
+/// `steps` steps of the small variant at global batch 32 over `stages` stages, writing to `out`;
+/// tests override what they vary.
+pub fn short_run(out: &Path, steps: u64, stages: usize) -> RunConfig {
+    RunConfig {
+        model: "tiny".into(),
+        recipe: None,
+        plugin: PluginKind::DEFAULT,
+        plugin_path: None,
+        data: DataSpec::FashionMnist,
+        batch: 32,
+        devices: None,
+        sync_batch_norm: false,
+        epochs: steps as f64 / 1875.0,
+        stages: Some(stages),
+        schedule: ScheduleVariant::Official,
+        precision: Precision::F32,
+        seed: 3,
+        lr_base: 0.064,
+        warmup_epochs: 0.005,
+        decay: Decay::Cosine,
+        eval_batch: 100,
+        workers: 2,
+        checkpoint_every: 1000,
+        keep_checkpoints: 10,
+        stop_after: None,
+        eval_limit: Some(200),
+        out: out.to_path_buf(),
+    }
+}
+
+/// The state tensors of the newest checkpoint under `out`, with their names, in layout order.
+pub fn final_state(out: &Path) -> Vec<(String, Literal)> {
+    let model = Model::new(load_spec("tiny").unwrap()).unwrap();
+    let layout = StateLayout::new(&model);
+    let expected = layout.entries().iter().map(|e| (e.name.as_str(), &e.shape));
+    let dir = checkpoint::latest(&out.join("checkpoints"))
+        .unwrap()
+        .expect("a final checkpoint");
+    let tensors = checkpoint::load::<serde_json::Value>(&dir, expected)
+        .unwrap()
+        .0;
+    layout
+        .entries()
+        .iter()
+        .map(|e| e.name.clone())
+        .zip(tensors)
+        .collect()
+}
