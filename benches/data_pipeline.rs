@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use effnetv2::data::rng::{stream, Purpose};
 use effnetv2::data::transform::RandAugment;
 use effnetv2::data::{
-    decode_rgb, AugmentSettings, ImageFolder, Loader, LoaderConfig, TrainTransform,
+    decode_rgb, AugmentSettings, ImageFolder, Loader, LoaderConfig, Shard, TrainTransform,
 };
 
 /// Minimum measuring time per figure.
@@ -83,6 +83,7 @@ fn loader_rate(root: &std::path::Path, workers: usize) -> f64 {
         drop_last: false,
         shuffle: true,
         settings: AugmentSettings::default(),
+        shard: Shard::WHOLE,
     };
     let mut loader = Loader::new(source, config).expect("loader");
     loader.next().expect("batch").expect("batch"); // warm-up

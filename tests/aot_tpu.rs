@@ -1,6 +1,6 @@
 //! Deviceless compiles for Cloud TPU through libtpu (installed on first use): every graph of the
 //! small variant for v5e and v4, the S train step at its last stage for v5e, a 4-chip replicated
-//! program, and the errors a user meets. No TPU is needed: this is how CI checks what a TPU VM
+//! program, a 2-host slice's placement, and the errors a user meets. No TPU is needed: this is how CI checks what a TPU VM
 //! would run.
 
 use std::process::Command;
@@ -11,9 +11,11 @@ use effnetv2::hlo::{ArrayShape, BinaryOp, Builder, Computation, ElementType, Mod
 use effnetv2::model::{load_spec, Model, ScheduleVariant};
 use effnetv2::nn::DepthwiseImpl;
 use effnetv2::runtime::CompileOptions;
+use effnetv2::train::agreement::agreement_step;
 use effnetv2::train::state::StateLayout;
 use effnetv2::train::step::Precision;
 use effnetv2::trainer::executables::ExecutableCache;
+use effnetv2::trainer::placement::Placement;
 use effnetv2::trainer::plan::{plan_graphs, GraphRole, GraphSelection, PlannedGraph};
 
 fn compiler(target: &str) -> AotCompiler {
@@ -197,6 +199,31 @@ fn a_data_parallel_train_step_compiles_for_every_chip_of_a_v5e_2x2_slice() {
         (1.0..1.1).contains(&ratio),
         "FLOPs per device {ratio:.3}x one chip's"
     );
+}
+
+#[test]
+fn a_two_host_v4_slice_gives_each_host_consecutive_replicas_and_compiles_the_start_check() {
+    let slice = compiler("tpu:v4:2x2x2");
+    let devices = slice.topology().devices();
+    assert_eq!(devices.len(), 16, "8 chips of 2 TensorCores");
+    let mut ids: Vec<i64> = devices.iter().map(|d| i64::from(d.id)).collect();
+    ids.sort_unstable();
+    let owner = |id: i64| {
+        devices
+            .iter()
+            .find(|d| i64::from(d.id) == id)
+            .map(|d| d.process_index as usize)
+    };
+    for host in 0..2 {
+        let placement = Placement::new(&ids, owner, host, 2).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(placement.local_replicas(), 8 * host..8 * (host + 1));
+        assert_eq!(placement.is_primary(), host == 0);
+    }
+    let check = agreement_step(16, 3).unwrap();
+    let compiled = slice
+        .compile(&check.module, &CompileOptions::replicated(16))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(compiled.executable.num_replicas().unwrap(), 16);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use data_support::{files, foolbox_data};
 use effnetv2::data::{
     decode_rgb, eval_transform, pack_shards, AugmentSettings, Batch, Cursor, EvalConfig,
-    ImageFolder, Loader, LoaderConfig, Source, Stage, ZipShards,
+    ImageFolder, Loader, LoaderConfig, Shard, Source, Stage, ZipShards,
 };
 
 /// A three-class folder of real fixtures: progressive JPEGs, colour PNGs and greyscale PNGs.
@@ -42,6 +42,7 @@ fn config() -> LoaderConfig {
         drop_last: false,
         shuffle: true,
         settings: AugmentSettings::default(),
+        shard: Shard::WHOLE,
     }
 }
 
@@ -275,6 +276,105 @@ fn unreadable_images_are_skipped_counted_and_reported() {
         "evaluation drops the two"
     );
     assert_eq!(batches.iter().map(|b| b.skipped.len()).sum::<usize>(), 2);
+}
+
+/// Joins the batches of several shards, in shard order, into the batches they are parts of.
+fn join(shards: &[Vec<Batch>]) -> Vec<Batch> {
+    (0..shards[0].len())
+        .map(|i| {
+            let mut whole = shards[0][i].clone();
+            for part in &shards[1..] {
+                let part = &part[i];
+                assert_eq!(
+                    (part.epoch, part.position, part.next),
+                    (whole.epoch, whole.position, whole.next)
+                );
+                whole.images.extend_from_slice(&part.images);
+                whole.soft_labels.extend_from_slice(&part.soft_labels);
+                whole.labels.extend_from_slice(&part.labels);
+                whole.indices.extend_from_slice(&part.indices);
+                whole.skipped.extend(part.skipped.iter().cloned());
+            }
+            whole
+        })
+        .collect()
+}
+
+#[test]
+fn hosts_reading_their_shards_together_read_the_whole_batches() {
+    // 16 examples with an unreadable one, batch 16 in 4 replica shares of 4, each share mixed
+    // (two mixup, two CutMix examples) and repaired on its own: two hosts of two replicas each
+    // read exactly what one host with all four reads, over three epochs.
+    let dir = tempfile::tempdir().unwrap();
+    fixture_folder(dir.path());
+    std::fs::write(dir.path().join("bird/garbage.png"), b"not an image at all").unwrap();
+    std::fs::copy(
+        dir.path().join("apple/imagenet_00_243.jpg"),
+        dir.path().join("apple/copy.jpg"),
+    )
+    .unwrap();
+    let source = folder_source(dir.path());
+    assert_eq!(source.len(), 16);
+    let sharded = |shard| {
+        let config = LoaderConfig {
+            batch: 16,
+            shard,
+            drop_last: true,
+            ..config()
+        };
+        take(&mut Loader::new(source.clone(), config).unwrap(), 3)
+    };
+    let whole = sharded(Shard::all(4));
+    assert!(whole.iter().all(|b| b.len() == 16));
+    assert_eq!(whole.iter().map(|b| b.skipped.len()).sum::<usize>(), 3);
+    assert!(
+        whole
+            .iter()
+            .any(|b| b.soft_labels.iter().any(|&p| p > 0.0 && p < 1.0)),
+        "mixing is active"
+    );
+    let hosts: Vec<Vec<Batch>> = (0..2)
+        .map(|host| {
+            sharded(Shard {
+                groups: 4,
+                first: 2 * host,
+                len: 2,
+            })
+        })
+        .collect();
+    assert!(hosts.iter().flatten().all(|b| b.len() == 8));
+    assert_same(&join(&hosts), &whole);
+    assert_eq!(
+        join(&hosts).iter().map(|b| b.skipped.len()).sum::<usize>(),
+        3
+    );
+
+    // Mixing within each share differs from mixing the batch as one group.
+    let one_group = sharded(Shard::WHOLE);
+    assert_eq!(one_group[0].indices, whole[0].indices);
+    assert!(one_group[0].images != whole[0].images);
+
+    let uneven = Loader::new(
+        source.clone(),
+        LoaderConfig {
+            batch: 6,
+            shard: Shard::all(4),
+            drop_last: true,
+            ..config()
+        },
+    );
+    let message = uneven.err().expect("6 does not split in 4").to_string();
+    assert!(message.contains("equal parts"), "{message}");
+    let not_dropping = Loader::new(
+        source,
+        LoaderConfig {
+            batch: 16,
+            shard: Shard::all(4),
+            ..config()
+        },
+    );
+    let message = not_dropping.err().expect("needs drop_last").to_string();
+    assert!(message.contains("drop_last"), "{message}");
 }
 
 #[test]

@@ -36,6 +36,24 @@ fn cpu_device_count_sets_the_number_of_devices() {
 }
 
 #[test]
+fn one_process_owns_every_device_and_places_replicas_in_device_order() {
+    for plugin in both_plugins() {
+        let client = client(&plugin, 4);
+        assert_eq!(client.process_index(), 0);
+        assert_eq!(client.process_count(), 1);
+        for replicas in [1, 2, 4] {
+            assert_eq!(
+                client.default_device_assignment(replicas).unwrap(),
+                (0..replicas as i64).collect::<Vec<_>>(),
+                "{}",
+                plugin.path().display()
+            );
+        }
+        assert!(client.default_device_assignment(0).is_err());
+    }
+}
+
+#[test]
 fn the_newer_plugin_rejects_an_unknown_option_with_its_code_and_message() {
     let Some(jax) = cpu_jax_plugin() else { return };
     let options = ClientOptions::new().set("no_such_option", PjrtValue::Bool(true));

@@ -13,6 +13,7 @@ use effnetv2::model::{load_spec, Model};
 use effnetv2::runtime::provision::PluginKind;
 use effnetv2::train::state::StateLayout;
 use effnetv2::train::step::{port, train_step, Precision, StepConfig};
+use effnetv2::trainer::agreement::{check_agreement, extremes, Shared};
 use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::context::Context;
 use effnetv2::trainer::device_state::DeviceState;
@@ -216,4 +217,29 @@ fn a_two_device_run_resumes_exactly_and_its_checkpoint_resumes_on_one_and_four()
             .1;
         assert_eq!(step.to_f64_vec(), [20.0], "{devices} devices");
     }
+}
+
+#[test]
+fn replicas_compare_the_values_they_must_share() {
+    let ctx = Context::open_devices(PluginKind::DEFAULT, None, Some(2)).unwrap();
+    let (lowest, highest) = extremes(&ctx, vec![vec![5, -7, 40], vec![5, 9, 3]]).unwrap();
+    assert_eq!(lowest, [5, -7, 3]);
+    assert_eq!(highest, [5, 9, 40]);
+    // Wide values (configuration digests) compare exactly for equality.
+    let wide = [1 << 40, i64::MIN + 3];
+    assert_eq!(
+        extremes(&ctx, vec![wide.to_vec(); 2]).unwrap(),
+        (wide.to_vec(), wide.to_vec())
+    );
+    let (lowest, highest) = extremes(&ctx, vec![vec![1 << 40], vec![(1 << 40) + 1]]).unwrap();
+    assert_ne!(lowest, highest);
+    let same = [Shared {
+        what: "starting step",
+        value: 12,
+    }];
+    check_agreement(&ctx, &same).unwrap();
+    assert!(
+        extremes(&ctx, vec![vec![1]]).is_err(),
+        "one list per local replica"
+    );
 }

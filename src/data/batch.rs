@@ -108,18 +108,24 @@ pub(crate) struct Slot {
     pub next: Cursor,
 }
 
-/// Builds the batch of `indices` (source indices in batch order). Examples are processed in
-/// parallel on `pool`; `stop` lets a cancelled batch finish early (its content is then garbage and
-/// must be dropped by the caller).
+/// Builds the batch of `indices` (source indices in batch order), made of `groups` equal
+/// consecutive parts that are repaired and mixed each on its own (the shares of data-parallel
+/// replicas, as the official TPU input mixes per core). Examples are processed in parallel on
+/// `pool`; `stop` lets a cancelled batch finish early (its content is then garbage and must be
+/// dropped by the caller).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn assemble(
     source: &dyn Source,
     recipe: Recipe,
     seed: u64,
     slot: Slot,
     indices: &[usize],
+    groups: usize,
     pool: &ThreadPool,
     stop: &AtomicBool,
 ) -> Result<Batch> {
+    debug_assert!(groups > 0 && indices.len() % groups == 0);
+    let group = indices.len() / groups;
     let size = recipe.image_size();
     let pixels = size * size * 3;
     let mut images = vec![0f32; indices.len() * pixels];
@@ -159,15 +165,18 @@ pub(crate) fn assemble(
     if !skipped.is_empty() {
         let failed: Vec<bool> = failures.iter().map(Option::is_some).collect();
         match recipe {
-            Recipe::Train { .. } => {
-                fill_from_neighbours(&mut images, &mut indices, &failed, pixels).ok_or_else(
-                    || DataError::EmptyBatch {
-                        epoch: slot.epoch,
-                        position: slot.position,
-                        first: skipped[0].reason.clone(),
-                    },
-                )?
-            }
+            Recipe::Train { .. } => images
+                .chunks_mut(group * pixels)
+                .zip(indices.chunks_mut(group))
+                .zip(failed.chunks(group))
+                .try_for_each(|((images, indices), failed)| {
+                    fill_from_neighbours(images, indices, failed, pixels)
+                })
+                .ok_or_else(|| DataError::EmptyBatch {
+                    epoch: slot.epoch,
+                    position: slot.position,
+                    first: skipped[0].reason.clone(),
+                })?,
             Recipe::Eval { .. } => drop_failed(&mut images, &mut indices, &failed, pixels),
         }
     }
@@ -183,7 +192,13 @@ pub(crate) fn assemble(
                 .iter()
                 .map(|&i| stream(seed, slot.epoch, i as u64, Purpose::Mix))
                 .collect();
-            mix_batch(&mut images, &mut soft_labels, size, mix, &mut rngs);
+            for ((images, labels), rngs) in images
+                .chunks_mut(group * pixels)
+                .zip(soft_labels.chunks_mut(group * num_classes))
+                .zip(rngs.chunks_mut(group))
+            {
+                mix_batch(images, labels, size, mix, rngs);
+            }
         }
     }
     Ok(Batch {

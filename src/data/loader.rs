@@ -36,11 +36,73 @@ pub struct Stage {
     pub cutmix: f32,
 }
 
+/// Which part of every batch a loader delivers. A batch is `groups` equal consecutive parts
+/// (the shares of data-parallel replicas, each mixed and repaired on its own); the loader
+/// delivers parts `first..first + len`. Each host of a multi-host run reads its replicas' parts,
+/// and together the hosts read exactly the batches one host with all replicas would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub groups: usize,
+    pub first: usize,
+    pub len: usize,
+}
+
+impl Shard {
+    /// The whole batch as one part.
+    pub const WHOLE: Shard = Shard {
+        groups: 1,
+        first: 0,
+        len: 1,
+    };
+
+    /// All `groups` parts (one host with every replica).
+    pub fn all(groups: usize) -> Shard {
+        Shard {
+            groups,
+            first: 0,
+            len: groups,
+        }
+    }
+
+    fn validate(&self, batch: usize) -> Result<()> {
+        if self.groups == 0 || self.len == 0 || self.first + self.len > self.groups {
+            return Err(DataError::Config(format!(
+                "shard of parts {}..{} of {} is empty or out of range",
+                self.first,
+                self.first + self.len,
+                self.groups
+            )));
+        }
+        if batch % self.groups != 0 {
+            return Err(DataError::Config(format!(
+                "a batch of {batch} does not split into {} equal parts",
+                self.groups
+            )));
+        }
+        Ok(())
+    }
+
+    /// The examples of a full `batch` this shard delivers, as positions in the batch.
+    fn range(&self, batch: usize) -> std::ops::Range<usize> {
+        let part = batch / self.groups;
+        self.first * part..(self.first + self.len) * part
+    }
+}
+
+impl Default for Shard {
+    fn default() -> Shard {
+        Shard::WHOLE
+    }
+}
+
 /// Settings of a training loader.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LoaderConfig {
-    /// Examples per batch.
+    /// Examples per batch (over all shards: the global batch).
     pub batch: usize,
+    /// The part of each batch this loader delivers; batches are then always full
+    /// (`drop_last` must be set unless the shard is [`Shard::WHOLE`]).
+    pub shard: Shard,
     /// Training image side of the first stage.
     pub image_size: usize,
     /// RandAugment magnitude of the first stage.
@@ -101,6 +163,7 @@ pub struct EpochReport {
 #[derive(Clone, Copy, Debug)]
 struct Layout {
     batch: usize,
+    shard: Shard,
     shuffle: bool,
     seed: u64,
     queue_depth: usize,
@@ -128,10 +191,17 @@ impl Loader {
     /// A training loader starting at epoch 0, position 0.
     pub fn new(source: Arc<dyn Source>, config: LoaderConfig) -> Result<Self> {
         config.settings.validate()?;
+        config.shard.validate(config.batch)?;
+        if config.shard != Shard::WHOLE && !config.drop_last {
+            return Err(DataError::Config(
+                "a sharded loader needs drop_last: every batch must split into equal parts".into(),
+            ));
+        }
         let recipe = train_recipe(config.stage(), config.ra_layers, config.settings)?;
         let layout = layout(
             source.as_ref(),
             config.batch,
+            config.shard,
             config.drop_last,
             config.shuffle,
             config.seed,
@@ -152,6 +222,7 @@ impl Loader {
         let layout = layout(
             source.as_ref(),
             config.batch,
+            Shard::WHOLE,
             false,
             false,
             0,
@@ -325,9 +396,11 @@ impl Iterator for Loader {
 }
 
 /// Checks the layout options and counts the examples per epoch.
+#[allow(clippy::too_many_arguments)]
 fn layout(
     source: &dyn Source,
     batch: usize,
+    shard: Shard,
     drop_last: bool,
     shuffle: bool,
     seed: u64,
@@ -356,6 +429,7 @@ fn layout(
     }
     Ok(Layout {
         batch,
+        shard,
         shuffle,
         seed,
         queue_depth,
@@ -498,12 +572,19 @@ impl Work {
                 next,
             };
             let indices = &order.1[cursor.position..end];
+            let shard = layout.shard;
+            let indices = if shard == Shard::WHOLE {
+                indices
+            } else {
+                &indices[shard.range(layout.batch)]
+            };
             let batch = assemble(
                 self.source.as_ref(),
                 self.recipe,
                 layout.seed,
                 slot,
                 indices,
+                shard.len,
                 &self.pool,
                 &self.stop,
             );

@@ -19,7 +19,7 @@ pub use batch::{Batch, Cursor, SkippedImage};
 pub use cache::cache_dir;
 pub use decode::decode_rgb;
 pub use error::{DataError, Result};
-pub use loader::{EpochReport, EvalConfig, Loader, LoaderConfig, Stage, RANDAUGMENT_LAYERS};
+pub use loader::{EpochReport, EvalConfig, Loader, LoaderConfig, Shard, Stage, RANDAUGMENT_LAYERS};
 pub use mix::MixConfig;
 pub use source::{
     fashion_mnist_dir, install_fashion_mnist, pack_shards, FashionMnist, ImageFolder, Source,

@@ -21,15 +21,20 @@ impl Replicas {
         self.count
     }
 
-    /// The sum of `x` over the replicas (`x` itself for one replica).
-    pub fn sum(&self, b: &mut Builder, x: Value) -> Result<Value> {
+    /// `x` combined elementwise over the replicas with `op` (`x` itself for one replica).
+    pub fn reduce(&self, b: &mut Builder, x: Value, op: BinaryOp) -> Result<Value> {
         if self.count == 1 {
             return Ok(x);
         }
         let ty = b.array_shape("all-reduce", x)?.ty();
-        let add = Computation::binary_reducer(BinaryOp::Add, ty)?;
+        let reducer = Computation::binary_reducer(op, ty)?;
         let group: Vec<i64> = (0..self.count).collect();
-        b.all_reduce(x, &[group], &add)
+        b.all_reduce(x, &[group], &reducer)
+    }
+
+    /// The sum of `x` over the replicas (`x` itself for one replica).
+    pub fn sum(&self, b: &mut Builder, x: Value) -> Result<Value> {
+        self.reduce(b, x, BinaryOp::Add)
     }
 
     /// The mean of a floating-point `x` over the replicas.

@@ -166,6 +166,7 @@ pub(crate) struct ClientInner {
     raw: NonNull<c_void>,
     platform_name: String,
     platform_version: String,
+    process_index: i32,
     devices: Vec<Device>,
     addressable_devices: Vec<Device>,
 }
@@ -193,6 +194,7 @@ impl Client {
         let owner = ClientOwner { api, raw };
         let platform_name = owner.platform_name()?;
         let platform_version = owner.platform_version()?;
+        let process_index = owner.process_index()?;
         let devices = owner.devices(false)?;
         let addressable_devices = owner.devices(true)?;
         // Ownership passes to `ClientInner`, whose drop destroys the client.
@@ -202,6 +204,7 @@ impl Client {
             raw,
             platform_name,
             platform_version,
+            process_index,
             devices,
             addressable_devices,
         };
@@ -227,6 +230,43 @@ impl Client {
     /// All devices, including those of other processes.
     pub fn devices(&self) -> &[Device] {
         &self.inner.devices
+    }
+
+    /// Which process of a multi-host job this is (0 on a single host). Every host of a TPU pod
+    /// slice runs the same program; the plugin numbers them.
+    pub fn process_index(&self) -> usize {
+        self.inner.process_index as usize
+    }
+
+    /// How many processes own the devices of [`Client::devices`] (1 on a single host).
+    pub fn process_count(&self) -> usize {
+        let mut owners: Vec<i32> = self.devices().iter().map(Device::process_index).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        owners.len().max(1)
+    }
+
+    /// The plugin's default placement of `replicas` one-partition replicas: the device id of
+    /// each replica, over the devices of every process. This is the placement a program
+    /// compiled without an explicit assignment runs with.
+    pub fn default_device_assignment(&self, replicas: usize) -> Result<Vec<i64>> {
+        let count = i32::try_from(replicas)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| RuntimeError::invalid(format!("cannot place {replicas} replicas")))?;
+        let mut ids = vec![0i32; replicas];
+        let mut args = ffi::ClientDefaultDeviceAssignmentArgs {
+            client: self.inner.raw(),
+            num_replicas: count,
+            num_partitions: 1,
+            default_assignment_size: ids.len(),
+            default_assignment: ids.as_mut_ptr(),
+            ..Default::default()
+        };
+        // SAFETY: live client; `ids` has room for `num_replicas * num_partitions` ints and
+        // outlives the call.
+        unsafe { self.inner.api().call(&mut args)? };
+        Ok(ids.into_iter().map(i64::from).collect())
     }
 
     /// The devices this process can place buffers on and execute on.
@@ -318,6 +358,16 @@ impl ClientOwner<'_> {
                 args.platform_version_size,
             ))
         }
+    }
+
+    fn process_index(&self) -> Result<i32> {
+        let mut args = ffi::ClientProcessIndexArgs {
+            client: self.raw.as_ptr(),
+            ..Default::default()
+        };
+        // SAFETY: live client.
+        unsafe { self.api.call(&mut args)? };
+        Ok(args.process_index)
     }
 
     fn devices(&self, addressable_only: bool) -> Result<Vec<Device>> {

@@ -312,6 +312,18 @@ impl LoadedExecutable {
                     "argument {i} of list {d} is a buffer of another client than the executable's"
                 )));
             }
+            for (i, arg) in list.iter().enumerate() {
+                let device = arg.buffer().device()?;
+                if device.raw() != self.device_handles[d] {
+                    return Err(RuntimeError::invalid(format!(
+                        "argument {i} of list {d} lives on device {} but list {d} runs on device {}",
+                        device.id(),
+                        self.addressable_devices()
+                            .get(d)
+                            .map_or(-1, |device| device.id()),
+                    )));
+                }
+            }
         }
         Ok(num_args)
     }

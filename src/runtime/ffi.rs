@@ -205,6 +205,13 @@ pjrt_struct!(
     }
 );
 pjrt_struct!(
+    /// `PJRT_Client_ProcessIndex_Args`: which process of a multi-host job this client is.
+    ClientProcessIndexArgs => "PJRT_Client_ProcessIndex" @ 13 {
+        client: *mut c_void,
+        process_index: i32,
+    }
+);
+pjrt_struct!(
     /// `PJRT_Client_PlatformVersion_Args`; the version lives as long as the client.
     ClientPlatformVersionArgs => "PJRT_Client_PlatformVersion" @ 14 {
         client: *mut c_void,
@@ -250,6 +257,17 @@ pjrt_struct!(
 
 pub(crate) const HOST_BUFFER_IMMUTABLE_UNTIL_TRANSFER_COMPLETES: u32 = 1;
 
+pjrt_struct!(
+    /// `PJRT_Client_DefaultDeviceAssignment_Args`: the caller's `default_assignment` array
+    /// (`default_assignment_size` ints) receives the device ids replica-major.
+    ClientDefaultDeviceAssignmentArgs => "PJRT_Client_DefaultDeviceAssignment" @ 21 {
+        client: *mut c_void,
+        num_replicas: i32,
+        num_partitions: i32,
+        default_assignment_size: usize,
+        default_assignment: *mut i32,
+    }
+);
 pjrt_struct!(
     /// `PJRT_Client_BufferFromHostBuffer_Args`; `byte_strides` null means dense major-to-minor.
     ClientBufferFromHostBufferArgs => "PJRT_Client_BufferFromHostBuffer" @ 22 {

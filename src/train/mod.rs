@@ -1,4 +1,5 @@
 //! Training: step graphs, optimizer, schedules and the progressive-learning scheduler.
+pub mod agreement;
 pub mod ema;
 pub mod loss;
 pub mod lr;

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::hlo::{ArrayShape, Module};
+use crate::hlo::{ArrayShape, Builder, HloError, Module, Value};
 
 /// One named parameter or result of a step graph.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,6 +102,42 @@ impl Signature {
             .get(name)
             .copied()
             .ok_or_else(|| self.error(format!("has no output `{name}`")))
+    }
+
+    /// Declares one builder parameter per input, in order; returns them by name.
+    pub fn declare_parameters(&self, b: &mut Builder) -> Result<HashMap<String, Value>, HloError> {
+        self.inputs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                Ok((
+                    p.name.clone(),
+                    b.parameter(i as i64, p.shape.clone(), &p.name)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The root tuple of a graph with this signature: the named `results` in output order.
+    pub fn result_tuple(
+        &self,
+        b: &mut Builder,
+        results: &HashMap<&str, Value>,
+    ) -> Result<Value, HloError> {
+        let outputs = self
+            .outputs
+            .iter()
+            .map(|p| {
+                results.get(p.name.as_str()).copied().ok_or_else(|| {
+                    HloError::new(
+                        &self.graph,
+                        &[],
+                        format!("no result for output `{}`", p.name),
+                    )
+                })
+            })
+            .collect::<Result<Vec<Value>, HloError>>()?;
+        b.tuple(&outputs)
     }
 
     /// Puts named arguments into parameter order. Every parameter must be given exactly once

@@ -137,35 +137,6 @@ struct StepInputs {
     dropout: Value,
 }
 
-/// One parameter per input of `signature`, by name.
-fn parameters(b: &mut Builder, signature: &Signature) -> Result<HashMap<String, Value>> {
-    signature
-        .inputs()
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            Ok((
-                p.name.clone(),
-                b.parameter(i as i64, p.shape.clone(), &p.name)?,
-            ))
-        })
-        .collect()
-}
-
-/// The root tuple: the named `results` in the order of the signature's outputs.
-fn result_tuple(
-    b: &mut Builder,
-    signature: &Signature,
-    results: &HashMap<&str, Value>,
-) -> Result<Value> {
-    let outputs: Vec<Value> = signature
-        .outputs()
-        .iter()
-        .map(|p| results[p.name.as_str()])
-        .collect();
-    b.tuple(&outputs)
-}
-
 /// The value called `name` (a signature port the graph builder itself declared).
 fn named(values: &HashMap<String, Value>, name: &str) -> Value {
     values[name]
@@ -228,7 +199,7 @@ pub fn train_step(model: &Model, cfg: &StepConfig) -> Result<StepGraph> {
     let layout = StateLayout::new(model);
     let signature = train_step_signature(model, cfg, &layout);
     let mut b = Builder::new("train_step");
-    let inputs = parameters(&mut b, &signature)?;
+    let inputs = signature.declare_parameters(&mut b)?;
     let state: Vec<Value> = layout
         .entries()
         .iter()
@@ -254,7 +225,7 @@ pub fn train_step(model: &Model, cfg: &StepConfig) -> Result<StepGraph> {
         .collect();
     results.insert(port::LOSS, loss);
     results.insert(port::CORRECT, correct);
-    let root = result_tuple(&mut b, &signature, &results)?;
+    let root = signature.result_tuple(&mut b, &results)?;
     // The backward pass recomputes many forward expressions; merging them shrinks the module
     // (and XLA's compile time) by about a third.
     let (entry, _) = passes::eliminate_common_subexpressions(&b.build(root)?)?;
@@ -610,7 +581,7 @@ pub fn eval_step(
 ) -> Result<StepGraph> {
     let signature = eval_step_signature(model, batch, image_size);
     let mut b = Builder::new("eval_step");
-    let inputs = parameters(&mut b, &signature)?;
+    let inputs = signature.declare_parameters(&mut b)?;
     let mut weights = Weights::default();
     for p in model.params() {
         weights
@@ -625,7 +596,7 @@ pub fn eval_step(
     let top1 = b.scoped("metrics", |b| count_top_k(b, out.logits, classes, 1))?;
     let top5 = b.scoped("metrics", |b| count_top_k(b, out.logits, classes, 5))?;
     let results = HashMap::from([(port::TOP1, top1), (port::TOP5, top5)]);
-    let root = result_tuple(&mut b, &signature, &results)?;
+    let root = signature.result_tuple(&mut b, &results)?;
     let module = Module::new(signature.graph(), b.build(root)?);
     Ok(StepGraph {
         module,

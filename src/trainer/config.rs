@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::data::DataSpec;
 use crate::data::Cursor;
@@ -93,6 +94,23 @@ impl RunConfig {
             format!("{:?}", saved.data),
             format!("{:?}", self.data),
         )
+    }
+}
+
+impl RunConfig {
+    /// A digest of every setting the hosts of a multi-host run must share: all but the
+    /// host-local ones (output directory, plugin file, data workers).
+    pub fn shared_fingerprint(&self) -> Result<i64> {
+        let mut value = serde_json::to_value(self)?;
+        if let Some(fields) = value.as_object_mut() {
+            for local in ["out", "plugin_path", "workers"] {
+                fields.remove(local);
+            }
+        }
+        let digest = Sha256::digest(value.to_string().as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        Ok(i64::from_le_bytes(first))
     }
 }
 

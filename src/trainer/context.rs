@@ -7,12 +7,14 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 
 use super::executables::{CompileEvent, ExecutableCache};
+use super::placement::Placement;
 use crate::hlo::Literal;
 use crate::model::graph::Lowering;
 use crate::nn::DepthwiseImpl;
 use crate::runtime::provision::{self, PluginKind};
 use crate::runtime::{
-    hardware, Arg, Buffer, Client, ClientOptions, CompileOptions, Device, LoadedExecutable, Plugin,
+    hardware, Arg, Buffer, Client, ClientOptions, CompileOptions, Device, DeviceAssignment,
+    LoadedExecutable, Plugin,
 };
 use crate::train::signature::{Outputs, Signature, StepGraph};
 use crate::train::step::Precision;
@@ -20,8 +22,11 @@ use crate::train::step::Precision;
 /// A plugin's client on this machine, the devices it uses and the executable cache.
 pub struct Context {
     client: Client,
-    /// How many of the client's addressable devices are used (the first ones).
-    devices: usize,
+    /// The replicas of data-parallel steps and which of them run here.
+    placement: Placement,
+    /// The devices of this process's replicas, in replica order: indices into the client's
+    /// addressable devices.
+    local: Vec<usize>,
     cache: ExecutableCache,
 }
 
@@ -34,8 +39,9 @@ impl Context {
     /// Loads the plugin of `kind` (`plugin_path`, or the pinned one, installed on first use for
     /// the CPU plugins and libtpu), creates a client using `devices` devices and uses the user's
     /// executable cache. `None` means every device of an accelerator, and one CPU device (the
-    /// CPU plugins make as many virtual devices as asked for, which share the same cores). Fails
-    /// at once, before loading anything, when the plugin's accelerator is not present.
+    /// CPU plugins make as many virtual devices as asked for, which share the same cores). On a
+    /// multi-host slice every device of every host is used. Fails at once, before loading
+    /// anything, when the plugin's accelerator is not present.
     pub fn open_devices(
         kind: PluginKind,
         plugin_path: Option<&Path>,
@@ -58,15 +64,26 @@ impl Context {
             ClientOptions::new()
         };
         let client = Client::new(plugin, &options)?;
-        let available = client.addressable_devices().len();
-        let devices = devices.unwrap_or(available);
-        if available == 0 || devices > available {
-            anyhow::bail!("--devices {devices}: the {kind} plugin has {available} devices here");
-        }
+        let replicas = replica_count(&client, kind, devices)?;
+        let placement = place(&client, replicas)?;
+        let local = placement
+            .local_device_ids()
+            .iter()
+            .map(|&id| {
+                client
+                    .addressable_devices()
+                    .iter()
+                    .position(|d| i64::from(d.id()) == id)
+                    .with_context(|| {
+                        format!("device {id} of this host's replicas is not addressable")
+                    })
+            })
+            .collect::<Result<_>>()?;
         let cache = ExecutableCache::new(Some(crate::data::cache_dir()?.join("executables")));
         Ok(Context {
             client,
-            devices,
+            placement,
+            local,
             cache,
         })
     }
@@ -80,14 +97,25 @@ impl Context {
         &self.client
     }
 
-    /// The devices programs run on: replica `r` of a data-parallel step runs on `devices()[r]`.
-    pub fn devices(&self) -> &[Device] {
-        &self.client.addressable_devices()[..self.devices]
+    /// The replicas of data-parallel steps and this process's part of them.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
     }
 
-    /// The first device, which one-device programs (evaluation) run on.
+    /// How many devices this process runs replicas on.
+    pub fn local_devices(&self) -> usize {
+        self.local.len()
+    }
+
+    /// The device of this process's `index`-th replica (of
+    /// [`Placement::local_replicas`]).
+    pub fn local_device(&self, index: usize) -> &Device {
+        &self.client.addressable_devices()[self.local[index]]
+    }
+
+    /// The first local device, which one-device programs (evaluation) run on.
     pub fn device(&self) -> &Device {
-        &self.devices()[0]
+        self.local_device(0)
     }
 
     /// The depthwise lowering that runs fastest on this platform: shifted sums on the CPU
@@ -109,22 +137,27 @@ impl Context {
     }
 
     /// Compiles a step graph (or loads it from the cache) for as many devices as it has
-    /// replicas: the context's first ones, which is XLA's default placement. No explicit device
-    /// assignment is sent, so the options (part of the cache key) equal those `effnetv2 compile`
-    /// uses for the same graph on a TPU topology, and its executables are found here.
+    /// replicas, with the plugin's default placement (that of [`Context::placement`]). No
+    /// explicit device assignment is sent, so the options (part of the cache key) equal those
+    /// `effnetv2 compile` uses for the same graph on a TPU topology, and its executables are
+    /// found here. One-replica graphs of a multi-host run are placed on this host's first device.
     pub fn compile(&self, graph: &StepGraph) -> Result<(StepExecutable, CompileEvent)> {
-        if graph.replicas == 1 {
-            return self.compile_with(graph, &CompileOptions::default());
-        }
-        if graph.replicas > self.devices {
-            anyhow::bail!(
-                "{} runs on {} devices, but this context uses {}",
+        let options = match graph.replicas {
+            1 if self.placement.process().1 > 1 => CompileOptions {
+                device_assignment: Some(DeviceAssignment::replicas(&[i64::from(
+                    self.device().id(),
+                )])?),
+                ..CompileOptions::default()
+            },
+            1 => CompileOptions::default(),
+            n if n == self.placement.replicas() => CompileOptions::replicated(n as u32),
+            n => anyhow::bail!(
+                "{} runs on {n} devices, but this context uses {}",
                 graph.signature.graph(),
-                graph.replicas,
-                self.devices
-            );
-        }
-        self.compile_with(graph, &CompileOptions::replicated(graph.replicas as u32))
+                self.placement.replicas()
+            ),
+        };
+        self.compile_with(graph, &options)
     }
 
     /// Compiles a step graph (or loads it from the cache) with `options`.
@@ -146,11 +179,11 @@ impl Context {
         self.upload_to(0, literal)
     }
 
-    /// Copies a host array to device `index` of [`Context::devices`].
+    /// Copies a host array to local device `index` (see [`Context::local_device`]).
     pub fn upload_to(&self, index: usize, literal: &Literal) -> Result<Buffer> {
         Ok(self
             .client
-            .buffer_from_literal(literal, &self.devices()[index])?)
+            .buffer_from_literal(literal, self.local_device(index))?)
     }
 
     /// Copies named host arrays to the first device, keeping their names.
@@ -161,7 +194,7 @@ impl Context {
         self.upload_named_to(0, named)
     }
 
-    /// Copies named host arrays to device `index`, keeping their names.
+    /// Copies named host arrays to local device `index`, keeping their names.
     pub fn upload_named_to<'n>(
         &self,
         index: usize,
@@ -172,6 +205,48 @@ impl Context {
             .map(|(name, literal)| Ok((name, self.upload_to(index, &literal)?)))
             .collect()
     }
+}
+
+/// How many replicas data-parallel steps have: `devices` (or all) on one host; every device of
+/// every host on a multi-host slice, where `devices` may only repeat that count.
+fn replica_count(client: &Client, kind: PluginKind, devices: Option<usize>) -> Result<usize> {
+    let processes = client.process_count();
+    if processes > 1 {
+        let all = client.devices().len();
+        if devices.is_some_and(|n| n != all) {
+            anyhow::bail!(
+                "{} devices asked for: a run on this {processes}-host slice uses all of its {all} devices",
+                devices.unwrap_or_default()
+            );
+        }
+        return Ok(all);
+    }
+    let available = client.addressable_devices().len();
+    let devices = devices.unwrap_or(available);
+    if available == 0 || devices > available {
+        anyhow::bail!("--devices {devices}: the {kind} plugin has {available} devices here");
+    }
+    Ok(devices)
+}
+
+/// The plugin's default placement of `replicas` replicas and this process's part of it.
+fn place(client: &Client, replicas: usize) -> Result<Placement> {
+    let assignment = client
+        .default_device_assignment(replicas)
+        .context("asking the plugin where replicas run")?;
+    let owner = |id: i64| {
+        client
+            .devices()
+            .iter()
+            .find(|d| i64::from(d.id()) == id)
+            .map(|d| d.process_index() as usize)
+    };
+    Placement::new(
+        &assignment,
+        owner,
+        client.process_index(),
+        client.process_count(),
+    )
 }
 
 /// A compiled step graph with its signature: run with named arguments, get named results.

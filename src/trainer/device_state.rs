@@ -9,8 +9,8 @@ use crate::runtime::{Arg, Buffer};
 use crate::train::state::{Role, StateLayout};
 use crate::train::step::port;
 
-/// State buffers with their [`StateLayout`] names, one copy on each device of a data-parallel
-/// run. A train step consumes (donates) them and returns their successors, so the model never
+/// State buffers with their [`StateLayout`] names, one copy on each local device of a
+/// data-parallel run (every device on one host; this host's on a multi-host slice). A train step consumes (donates) them and returns their successors, so the model never
 /// leaves the devices between steps or stages. The copies stay identical: every replica applies
 /// the same averaged update.
 pub struct DeviceState {
@@ -42,7 +42,7 @@ impl DeviceState {
             literals.len(),
             layout.len()
         );
-        let replicas = (0..ctx.devices().len())
+        let replicas = (0..ctx.local_devices())
             .map(|r| literals.iter().map(|l| ctx.upload_to(r, l)).collect())
             .collect::<Result<_>>()?;
         Ok(DeviceState {
@@ -52,7 +52,7 @@ impl DeviceState {
         })
     }
 
-    /// How many copies there are.
+    /// How many copies this process holds.
     pub fn replicas(&self) -> usize {
         self.replicas.len()
     }
@@ -71,8 +71,8 @@ impl DeviceState {
         self.download_replica(0)
     }
 
-    /// Runs one train-step executable on every replica: the state is donated, replica `r`'s
-    /// named `feeds[r]` borrowed.
+    /// Runs one train-step executable on every local replica: the state is donated, local
+    /// replica `r`'s named `feeds[r]` borrowed.
     pub fn step(
         &mut self,
         exe: &StepExecutable,

@@ -1,6 +1,7 @@
 //! The host side of training: a [`context::Context`] (plugin, client, executable cache), the run
 //! plan, state on the device, checkpoints, evaluation, events and the progressive-learning run
 //! loop.
+pub mod agreement;
 pub mod checkpoint;
 pub mod config;
 pub mod context;
@@ -10,6 +11,7 @@ pub mod evaluate;
 pub mod events;
 pub mod executables;
 pub mod init;
+pub mod placement;
 pub mod plan;
 pub mod plot;
 pub mod recipe;

@@ -14,6 +14,7 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
+use super::agreement::{check_agreement, Shared};
 use super::checkpoint;
 use super::config::{CheckpointMeta, RunConfig};
 use super::context::{Context, StepExecutable};
@@ -27,7 +28,7 @@ use super::executables::CompileEvent;
 use super::init::initial_state;
 use super::plan::RunPlan;
 use super::recipe::Recipe;
-use crate::data::{self, Cursor, Loader, LoaderConfig, Source};
+use crate::data::{self, Cursor, Loader, LoaderConfig, Shard, Source};
 use crate::hlo::Literal;
 use crate::model::{load_spec, Model, ProgressiveStage};
 use crate::train::state::StateLayout;
@@ -55,7 +56,7 @@ pub fn train(
     let started = Instant::now();
     // First, so that a missing device or plugin fails before any data is read.
     let ctx = Context::open_devices(config.plugin, config.plugin_path.as_deref(), config.devices)?;
-    let run_dir = RunDir::prepare(config, resume)?;
+    let run_dir = RunDir::prepare(config, resume, ctx.placement().is_primary())?;
     let model = load_model(config)?;
     let recipe = Recipe::for_run(config.recipe.as_deref(), &model.spec)?;
     let layout = StateLayout::new(&model);
@@ -66,12 +67,39 @@ pub fn train(
         &model,
         train_source.len(),
         ctx.depthwise(),
-        ctx.devices().len(),
+        ctx.placement().replicas(),
     )?;
-    let mut metrics = MetricsLog::open(&run_dir.root.join("metrics.jsonl"))?;
-    let mut events = FanOut(vec![&mut metrics, sink]);
+    let mut metrics = match run_dir.primary {
+        true => Some(MetricsLog::open(&run_dir.root.join("metrics.jsonl"))?),
+        false => None,
+    };
+    let mut events = FanOut(
+        metrics
+            .iter_mut()
+            .map(|m| m as &mut dyn EventSink)
+            .collect(),
+    );
+    events.0.push(sink);
     let start = run_dir.starting_point(&ctx, &layout, config, &mut events)?;
-    let loader = train_loader(&recipe, &plan, config, train_source, start.cursor)?;
+    check_agreement(
+        &ctx,
+        &[
+            Shared {
+                what: "starting step",
+                value: start.step as i64,
+            },
+            Shared {
+                what: "run configuration (a digest of the options)",
+                value: config.shared_fingerprint()?,
+            },
+            Shared {
+                what: "number of training examples",
+                value: train_source.len() as i64,
+            },
+        ],
+    )?;
+    let shard = ctx.placement().shard();
+    let loader = train_loader(&recipe, &plan, config, shard, train_source, start.cursor)?;
     let eval_set = EvalSet {
         source: eval_source,
         batch: config.eval_batch,
@@ -103,10 +131,12 @@ pub fn train(
         total_seconds: started.elapsed().as_secs_f64(),
         completed,
     };
-    fs::write(
-        run_dir.root.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?,
-    )?;
+    if run_dir.primary {
+        fs::write(
+            run_dir.root.join("summary.json"),
+            serde_json::to_string_pretty(&summary)?,
+        )?;
+    }
     Ok(summary)
 }
 
@@ -131,11 +161,13 @@ fn check_classes(model: &Model, source: &dyn Source) -> Result<()> {
     Ok(())
 }
 
-/// The training loader, positioned at `cursor`, with the first stage's augmentation.
+/// The training loader of this host's `shard` of every batch, positioned at `cursor`, with the
+/// first stage's augmentation.
 fn train_loader(
     recipe: &Recipe,
     plan: &RunPlan,
     config: &RunConfig,
+    shard: Shard,
     source: Arc<dyn Source>,
     cursor: Cursor,
 ) -> Result<Loader> {
@@ -144,6 +176,7 @@ fn train_loader(
         source,
         LoaderConfig {
             batch: config.batch,
+            shard,
             image_size: first.image_size,
             magnitude: first.randaug_magnitude.unwrap_or(0.0) as f32,
             ra_layers: if first.randaug_magnitude.is_some() {
@@ -165,9 +198,12 @@ fn train_loader(
     Ok(loader)
 }
 
-/// The run directory: `config.json`, `metrics.jsonl`, `checkpoints/`, `summary.json`.
+/// The run directory: `config.json`, `metrics.jsonl`, `checkpoints/`, `summary.json`. Only the
+/// primary process (the only one on a single host) writes them; on a multi-host slice the
+/// others read checkpoints from it when resuming.
 struct RunDir {
     root: PathBuf,
+    primary: bool,
     checkpoints: PathBuf,
     /// The checkpoint to resume from.
     resume_from: Option<PathBuf>,
@@ -181,9 +217,10 @@ struct StartingPoint {
 }
 
 impl RunDir {
-    /// Creates the directory and writes `config.json`. Without `resume`, a directory that
-    /// already holds checkpoints is refused; with it, the newest checkpoint is found.
-    fn prepare(config: &RunConfig, resume: bool) -> Result<RunDir> {
+    /// Creates the directory and (on the primary process) writes `config.json`. Without
+    /// `resume`, a directory that already holds checkpoints is refused; with it, the newest
+    /// checkpoint is found.
+    fn prepare(config: &RunConfig, resume: bool, primary: bool) -> Result<RunDir> {
         let root = config.out.clone();
         fs::create_dir_all(&root)
             .with_context(|| format!("creating run directory {}", root.display()))?;
@@ -195,12 +232,15 @@ impl RunDir {
                 root.display()
             );
         }
-        fs::write(
-            root.join("config.json"),
-            serde_json::to_string_pretty(config)?,
-        )?;
+        if primary {
+            fs::write(
+                root.join("config.json"),
+                serde_json::to_string_pretty(config)?,
+            )?;
+        }
         Ok(RunDir {
             root,
+            primary,
             checkpoints,
             resume_from: newest.filter(|_| resume),
         })
@@ -243,6 +283,9 @@ impl RunDir {
         cursor: Cursor,
         config: &RunConfig,
     ) -> Result<()> {
+        if !self.primary {
+            return Ok(());
+        }
         let meta = CheckpointMeta {
             step,
             cursor,
@@ -453,9 +496,9 @@ impl<'r> Trainer<'r, '_> {
             stage: stage.index,
             image_size: stage.image_size,
             loss: outcome.loss,
-            accuracy: outcome.correct as f32 / batch.len() as f32,
+            accuracy: outcome.correct as f32 / self.config.batch as f32,
             lr,
-            images_per_sec: batch.len() as f64 / t.elapsed().as_secs_f64(),
+            images_per_sec: self.config.batch as f64 / t.elapsed().as_secs_f64(),
         };
         self.events.emit(&Event::Step {
             record,
