@@ -33,6 +33,7 @@ fn plan(model: &Model, stage: Option<usize>, eval: bool, replicas: i64) -> Vec<P
     let selection = GraphSelection {
         batch: 128,
         replicas,
+        steps_per_call: 1,
         sync_batch_norm: false,
         eval_batch: 128,
         precision: Precision::Bf16,

@@ -136,7 +136,8 @@ fn same_window(n: i64, size: i64, stride: i64, dilation: i64) -> Vec<WindowDim> 
     ]
 }
 
-/// Runs one convolution on random operands and compares with [`conv_ref`]; returns the output
+/// Runs one convolution on random operands, as written and in the canonical form (transposes
+/// around an NHWC/HWIO convolution), and compares both with [`conv_ref`]; returns the output
 /// dimensions for further checks.
 fn check_conv(
     name: &str,
@@ -148,12 +149,16 @@ fn check_conv(
     let lhs = random_f32(lhs_dims, seed);
     let rhs = random_f32(rhs_dims, seed + 1000);
     let args = [lit(&lhs), lit(&rhs)];
-    let m = module("convolution", &shapes_of(&args), |b, p| {
+    let expected = conv_ref(&lhs, &rhs, spec);
+    let as_written = module("convolution", &shapes_of(&args), |b, p| {
         b.convolution(p[0], p[1], spec)
     });
-    let expected = conv_ref(&lhs, &rhs, spec);
-    let got = run1(&m, &args);
-    assert_close(name, &got, &expected, RTOL, ATOL);
+    assert_close(name, &run1(&as_written, &args), &expected, RTOL, ATOL);
+    let canonical = module("canonical_convolution", &shapes_of(&args), |b, p| {
+        b.canonical_convolution(p[0], p[1], spec)
+    });
+    let what = format!("{name} (canonical form)");
+    assert_close(&what, &run1(&canonical, &args), &expected, RTOL, ATOL);
     expected.shape().to_vec()
 }
 

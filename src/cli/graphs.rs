@@ -35,6 +35,9 @@ pub struct GraphArgs {
     /// Cross-replica batch-norm statistics in data-parallel train steps.
     #[arg(long)]
     pub sync_bn: bool,
+    /// Optimizer steps per train-step execution: a `while` loop over K stacked batches.
+    #[arg(long, default_value_t = 1)]
+    pub steps_per_call: i64,
 }
 
 impl GraphArgs {
@@ -51,6 +54,7 @@ impl GraphArgs {
             &GraphSelection {
                 batch: self.batch,
                 replicas: replicas as i64,
+                steps_per_call: self.steps_per_call,
                 sync_batch_norm: self.sync_bn,
                 eval_batch: self.batch,
                 precision: self.precision,

@@ -250,16 +250,23 @@ pub struct ConvDimensionNumbers {
 impl ConvDimensionNumbers {
     /// NHWC input, HWIO kernel, NHWC output: the layout the model uses throughout.
     pub fn nhwc() -> ConvDimensionNumbers {
+        ConvDimensionNumbers::canonical(2)
+    }
+
+    /// The canonical form with `spatial` spatial dimensions: input and output
+    /// `[batch, spatial.., feature]`, kernel `[spatial.., in, out]` (NHWC/HWIO for two).
+    pub fn canonical(spatial: usize) -> ConvDimensionNumbers {
+        let n = spatial as i64;
         ConvDimensionNumbers {
             input_batch: 0,
-            input_feature: 3,
-            input_spatial: vec![1, 2],
-            kernel_input_feature: 2,
-            kernel_output_feature: 3,
-            kernel_spatial: vec![0, 1],
+            input_feature: n + 1,
+            input_spatial: (1..=n).collect(),
+            kernel_input_feature: n,
+            kernel_output_feature: n + 1,
+            kernel_spatial: (0..n).collect(),
             output_batch: 0,
-            output_feature: 3,
-            output_spatial: vec![1, 2],
+            output_feature: n + 1,
+            output_spatial: (1..=n).collect(),
         }
     }
 

@@ -21,6 +21,8 @@ pub struct GraphSelection {
     pub batch: i64,
     /// Devices a train step runs on, data-parallel (the eval step runs on one).
     pub replicas: i64,
+    /// Optimizer steps per train-step execution (a `while` loop over stacked batches when > 1).
+    pub steps_per_call: i64,
     /// Cross-replica batch-norm statistics in data-parallel train steps.
     pub sync_batch_norm: bool,
     /// Examples per eval-step execution.
@@ -54,6 +56,8 @@ pub struct PlannedGraph {
     pub batch: i64,
     /// Devices the graph runs on, data-parallel.
     pub replicas: i64,
+    /// Optimizer steps per execution (1 for the eval step).
+    pub steps_per_call: i64,
     #[serde(skip)]
     sync_batch_norm: bool,
     #[serde(skip)]
@@ -75,6 +79,7 @@ impl PlannedGraph {
     pub fn step_config(&self) -> Option<StepConfig> {
         matches!(self.role, GraphRole::Train { .. }).then(|| StepConfig {
             replicas: self.replicas,
+            steps_per_call: self.steps_per_call,
             sync_batch_norm: self.sync_batch_norm,
             ..StepConfig::official(
                 self.batch,
@@ -107,6 +112,12 @@ pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<Plan
     if selection.replicas < 1 {
         bail!("{} devices: at least one is needed", selection.replicas);
     }
+    if selection.steps_per_call < 1 {
+        bail!(
+            "{} steps per call: at least one is needed",
+            selection.steps_per_call
+        );
+    }
     if selection.batch < 1 || selection.eval_batch < 1 {
         bail!(
             "batch {} and eval batch {}: batches must be positive",
@@ -127,11 +138,12 @@ pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<Plan
             stages.len() - 1
         ),
     };
-    let graph = |role, image_size, batch, replicas| PlannedGraph {
+    let graph = |role, image_size, batch, replicas, steps_per_call| PlannedGraph {
         role,
         image_size,
         batch,
         replicas,
+        steps_per_call,
         sync_batch_norm: selection.sync_batch_norm,
         precision: selection.precision,
         depthwise: selection.depthwise,
@@ -150,6 +162,7 @@ pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<Plan
                 stage.image_size,
                 selection.batch,
                 selection.replicas,
+                selection.steps_per_call,
             )),
         }
     }
@@ -158,6 +171,7 @@ pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<Plan
             GraphRole::Eval,
             spec.image_size.eval,
             selection.eval_batch,
+            1,
             1,
         ));
     }
@@ -222,6 +236,7 @@ impl RunPlan {
             &GraphSelection {
                 batch: (config.batch / replicas) as i64,
                 replicas: replicas as i64,
+                steps_per_call: 1,
                 sync_batch_norm: config.sync_batch_norm,
                 eval_batch: config.eval_batch as i64,
                 precision: config.precision,
@@ -266,6 +281,7 @@ mod tests {
         GraphSelection {
             batch: 8,
             replicas: 1,
+            steps_per_call: 1,
             sync_batch_norm: false,
             eval_batch: 8,
             precision: Precision::F32,

@@ -14,6 +14,9 @@
 //!   cotangent as the kernel (window of `M` taps, window dilation `S`), stride `D`, lhs dilation
 //!   `B`, low padding `pl` and high padding chosen so the result has `K` elements.
 //!
+//! Both are emitted in the canonical convolution form ([`Builder::canonical_convolution`]), so
+//! that a gradient inside a loop body (K train steps per call) keeps XLA:CPU's fast path.
+//!
 //! Groups: with `feature_group_count = G` the transposed kernel moves the group factor of its
 //! output features into its input features and the input cotangent is again a `G`-grouped
 //! convolution; the kernel cotangent pairs input-feature groups with output-feature groups
@@ -98,7 +101,7 @@ fn input_cotangent(
         feature_group_count: groups,
         batch_group_count: 1,
     };
-    let out = b.convolution(g, kernel, &transposed)?;
+    let out = b.canonical_convolution(g, kernel, &transposed)?;
     // A batch-grouped forward produced `groups` input-feature blocks per example: they belong to
     // the batch groups, so move that factor from the feature dimension into the batch dimension.
     regroup(
@@ -157,7 +160,7 @@ fn kernel_cotangent(
         feature_group_count: spec.batch_group_count,
         batch_group_count: spec.feature_group_count,
     };
-    b.convolution(lhs, g, &transposed)
+    b.canonical_convolution(lhs, g, &transposed)
 }
 
 /// Moves a factor `groups` out of dimension `from` (its major part) into dimension `into` (as the

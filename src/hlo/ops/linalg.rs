@@ -118,6 +118,56 @@ impl Builder {
         self.emit(op, &[lhs, rhs], ArrayShape::new(l.ty(), &out).into())
     }
 
+    /// The same convolution as [`Builder::convolution`], emitted in the canonical form
+    /// (input `[batch, spatial.., feature]`, kernel `[spatial.., in, out]`, output like the
+    /// input) with explicit transposes of operands and result where they are laid out
+    /// otherwise. XLA:CPU runs only canonical convolutions on its fast (Eigen) path and puts
+    /// other ones into that form itself only in the entry computation, so a convolution in a
+    /// loop body must arrive canonical; other backends fold such transposes into the
+    /// convolution's own dimension numbers.
+    pub fn canonical_convolution(
+        &mut self,
+        lhs: Value,
+        rhs: Value,
+        spec: &ConvSpec,
+    ) -> Result<Value> {
+        let dn = &spec.dimension_numbers;
+        let n = dn.input_spatial.len() as i64;
+        let input_order: Vec<i64> = std::iter::once(dn.input_batch)
+            .chain(dn.input_spatial.iter().copied())
+            .chain([dn.input_feature])
+            .collect();
+        let kernel_order: Vec<i64> = dn
+            .kernel_spatial
+            .iter()
+            .copied()
+            .chain([dn.kernel_input_feature, dn.kernel_output_feature])
+            .collect();
+        let lhs = self.permuted(lhs, &input_order)?;
+        let rhs = self.permuted(rhs, &kernel_order)?;
+        let canonical = ConvSpec {
+            dimension_numbers: ConvDimensionNumbers::canonical(n as usize),
+            ..spec.clone()
+        };
+        let out = self.convolution(lhs, rhs, &canonical)?;
+        // Result dimension d is canonical dimension `back[d]`.
+        let mut back = vec![0; n as usize + 2];
+        back[dn.output_batch as usize] = 0;
+        for (i, &d) in dn.output_spatial.iter().enumerate() {
+            back[d as usize] = 1 + i as i64;
+        }
+        back[dn.output_feature as usize] = n + 1;
+        self.permuted(out, &back)
+    }
+
+    /// `x` transposed by `permutation`, or `x` itself for the identity.
+    fn permuted(&mut self, x: Value, permutation: &[i64]) -> Result<Value> {
+        if permutation.iter().enumerate().all(|(i, &p)| p == i as i64) {
+            return Ok(x);
+        }
+        self.transpose(x, permutation)
+    }
+
     /// General tensor contraction. The result lists batch dimensions, then the free dimensions of
     /// `lhs`, then those of `rhs`, each in operand order.
     pub fn dot_general(

@@ -1,0 +1,133 @@
+//! K train steps per executable call (a `while` loop over K stacked batches) train exactly what
+//! K calls of the one-step graph train on the same batches: same weights, optimizer slots, EMA,
+//! batch-norm statistics, step counter and random key, with dropout and stochastic depth on.
+
+use effnetv2::hlo::Literal;
+use effnetv2::model::{load_spec, Model};
+use effnetv2::runtime::provision::PluginKind;
+use effnetv2::train::state::StateLayout;
+use effnetv2::train::step::{port, train_step, Precision, StepConfig};
+use effnetv2::trainer::context::Context;
+use effnetv2::trainer::device_state::DeviceState;
+use effnetv2::trainer::init::initial_state;
+use rand::{Rng, SeedableRng};
+
+const K: usize = 4;
+const BATCH: usize = 16;
+const SIZE: usize = 16;
+const CLASSES: usize = 10;
+
+/// One batch's images, one-hot labels and classes.
+struct Batch {
+    images: Vec<f32>,
+    labels: Vec<f32>,
+    classes: Vec<i32>,
+}
+
+fn batches() -> Vec<Batch> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    (0..K)
+        .map(|_| {
+            let images = (0..BATCH * SIZE * SIZE * 3)
+                .map(|_| rng.gen_range(-1.0..1.0))
+                .collect();
+            let classes: Vec<i32> = (0..BATCH)
+                .map(|_| rng.gen_range(0..CLASSES as i32))
+                .collect();
+            let labels = classes
+                .iter()
+                .flat_map(|&c| (0..CLASSES as i32).map(move |k| f32::from(k == c)))
+                .collect();
+            Batch {
+                images,
+                labels,
+                classes,
+            }
+        })
+        .collect()
+}
+
+fn literal<T: effnetv2::hlo::NativeType>(dims: &[usize], data: &[T]) -> Literal {
+    let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+    Literal::from_vec(&dims, data).unwrap()
+}
+
+fn learning_rate(step: usize) -> f32 {
+    0.01 * (step + 1) as f32
+}
+
+/// The state after training on `batches` with `steps_per_call` steps per call.
+fn train(ctx: &Context, model: &Model, batches: &[Batch], steps_per_call: usize) -> Vec<Literal> {
+    let cfg = StepConfig {
+        steps_per_call: steps_per_call as i64,
+        ..StepConfig::official(BATCH as i64, SIZE as i64, Precision::F32, ctx.depthwise())
+    };
+    let (exe, _) = ctx.compile(&train_step(model, &cfg).unwrap()).unwrap();
+    let layout = StateLayout::new(model);
+    let mut state = DeviceState::upload(ctx, &layout, &initial_state(&layout, 3)).unwrap();
+    for (call, group) in batches.chunks(steps_per_call).enumerate() {
+        let lead: &[usize] = if steps_per_call > 1 {
+            &[steps_per_call]
+        } else {
+            &[]
+        };
+        let with = |dims: &[usize]| [lead, dims].concat();
+        let concat = |part: fn(&Batch) -> &[f32]| -> Vec<f32> {
+            group.iter().flat_map(|b| part(b).iter().copied()).collect()
+        };
+        let classes: Vec<i32> = group.iter().flat_map(|b| b.classes.clone()).collect();
+        let rates: Vec<f32> = (0..group.len())
+            .map(|i| learning_rate(call * steps_per_call + i))
+            .collect();
+        let feeds = ctx
+            .upload_named([
+                (
+                    port::IMAGES,
+                    literal(&with(&[BATCH, SIZE, SIZE, 3]), &concat(|b| &b.images)),
+                ),
+                (
+                    port::LABELS,
+                    literal(&with(&[BATCH, CLASSES]), &concat(|b| &b.labels)),
+                ),
+                (port::CLASSES, literal(&with(&[BATCH]), &classes)),
+                (port::LEARNING_RATE, literal(&with(&[]), &rates)),
+                (port::DROPOUT_RATE, Literal::scalar(0.2f32)),
+            ])
+            .unwrap();
+        state.step(&exe, std::slice::from_ref(&feeds)).unwrap();
+    }
+    state
+        .download()
+        .unwrap()
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect()
+}
+
+#[test]
+fn k_steps_per_call_train_bit_identically_to_k_single_steps() {
+    let ctx = Context::open(PluginKind::DEFAULT, None).unwrap();
+    let model = Model::new(load_spec("tiny").unwrap()).unwrap();
+    assert!(model.spec.dropout > 0.0 && model.spec.survival_prob < 1.0);
+    let batches = batches();
+    let single = train(&ctx, &model, &batches, 1);
+    let looped = train(&ctx, &model, &batches, K);
+    let layout = StateLayout::new(&model);
+    let mut changed = 0;
+    for ((entry, a), b) in layout.entries().iter().zip(&single).zip(&looped) {
+        assert!(
+            a.bytes() == b.bytes(),
+            "{} differs between K single steps and one call of {K}: {:?} vs {:?}",
+            entry.name,
+            &a.to_f64_vec()[..a.to_f64_vec().len().min(4)],
+            &b.to_f64_vec()[..b.to_f64_vec().len().min(4)]
+        );
+        changed += usize::from(a.bytes() != initial_bytes(&layout, &entry.name));
+    }
+    assert!(changed > layout.len() / 2, "training changed the state");
+}
+
+fn initial_bytes(layout: &StateLayout, name: &str) -> Vec<u8> {
+    let i = layout.index_of(name).unwrap();
+    initial_state(layout, 3)[i].bytes().to_vec()
+}
