@@ -30,6 +30,7 @@ fn a_short_progressive_run_reaches_75_percent() {
         batch: 32,
         devices: None,
         sync_batch_norm: false,
+        steps_per_call: 1,
         epochs: 1.5,
         stages: Some(4),
         schedule: ScheduleVariant::Official,

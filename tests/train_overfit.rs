@@ -59,7 +59,7 @@ fn overfit(precision: Precision, steps: usize) -> Vec<f32> {
     let layout = StateLayout::new(&model);
     let mut state = DeviceState::upload(&ctx, &layout, &initial_state(&layout, 1)).unwrap();
     (0..steps)
-        .map(|_| state.step(&exe, std::slice::from_ref(&feeds)).unwrap().loss)
+        .map(|_| state.step(&exe, std::slice::from_ref(&feeds)).unwrap()[0].loss)
         .collect()
 }
 

@@ -1,6 +1,7 @@
 //! The progressive run end to end on the default CPU plugin, on a few steps of Fashion-MNIST:
 //! stages switch graphs at the scheduled steps, a stopped and resumed run ends bit-identical to an
-//! uninterrupted one, and a second run with the same config loads every executable from the cache.
+//! uninterrupted one (also with 4 steps per call), and a second run with the same config loads
+//! every executable from the cache.
 
 mod run_common;
 
@@ -73,6 +74,29 @@ fn progressive_run_switches_stages_resumes_exactly_and_reuses_executables() {
         assert_eq!(x.bytes(), y.bytes(), "state differs after resuming");
     }
     assert_eq!(summary.final_top1, resumed.final_top1);
+
+    // Four steps per call, stopped and resumed in the middle: calls of 4, 4 and 2 per 10-step
+    // stage, one of 1 before the stop at step 15; still bit-identical to one step per call.
+    let looped = root.path().join("looped");
+    let with_k = |stop_after| RunConfig {
+        steps_per_call: 4,
+        stop_after,
+        ..config(&looped)
+    };
+    train(&with_k(Some(15)), false, &never, &mut Discard).unwrap();
+    let resumed = train(&with_k(None), true, &never, &mut Discard).unwrap();
+    for ((name, x), (_, y)) in a.iter().zip(&final_state(&looped)) {
+        assert_eq!(x.bytes(), y.bytes(), "{name} differs with 4 steps per call");
+    }
+    assert_eq!(summary.final_top1, resumed.final_top1);
+    let logged: Vec<u64> = metrics(&looped)
+        .into_iter()
+        .filter_map(|m| match m {
+            Metric::Step(s) => Some(s.step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logged, (1..=40).collect::<Vec<_>>(), "one record per step");
 
     // Same config again: nothing is compiled, every executable comes from the cache.
     let again = root.path().join("again");

@@ -1,6 +1,7 @@
 //! K train steps per executable call (a `while` loop over K stacked batches) train exactly what
 //! K calls of the one-step graph train on the same batches: same weights, optimizer slots, EMA,
-//! batch-norm statistics, step counter and random key, with dropout and stochastic depth on.
+//! batch-norm statistics, step counter and random key, with dropout and stochastic depth on;
+//! a call may train on fewer than K of its slots.
 
 use effnetv2::hlo::Literal;
 use effnetv2::model::{load_spec, Model};
@@ -13,6 +14,8 @@ use effnetv2::trainer::init::initial_state;
 use rand::{Rng, SeedableRng};
 
 const K: usize = 4;
+/// Steps trained: a full call of K, then one of 2.
+const STEPS: usize = 6;
 const BATCH: usize = 16;
 const SIZE: usize = 16;
 const CLASSES: usize = 10;
@@ -26,7 +29,7 @@ struct Batch {
 
 fn batches() -> Vec<Batch> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-    (0..K)
+    (0..STEPS)
         .map(|_| {
             let images = (0..BATCH * SIZE * SIZE * 3)
                 .map(|_| rng.gen_range(-1.0..1.0))
@@ -72,27 +75,37 @@ fn train(ctx: &Context, model: &Model, batches: &[Batch], steps_per_call: usize)
             &[]
         };
         let with = |dims: &[usize]| [lead, dims].concat();
+        // A short call fills its unused slots with copies of its first batch.
+        let slots: Vec<&Batch> = (0..steps_per_call)
+            .map(|i| group.get(i).unwrap_or(&group[0]))
+            .collect();
         let concat = |part: fn(&Batch) -> &[f32]| -> Vec<f32> {
-            group.iter().flat_map(|b| part(b).iter().copied()).collect()
+            slots.iter().flat_map(|b| part(b).iter().copied()).collect()
         };
-        let classes: Vec<i32> = group.iter().flat_map(|b| b.classes.clone()).collect();
-        let rates: Vec<f32> = (0..group.len())
+        let classes: Vec<i32> = slots.iter().flat_map(|b| b.classes.clone()).collect();
+        let rates: Vec<f32> = (0..steps_per_call)
             .map(|i| learning_rate(call * steps_per_call + i))
             .collect();
+        let steps =
+            (steps_per_call > 1).then(|| (port::STEPS, Literal::scalar(group.len() as i32)));
         let feeds = ctx
-            .upload_named([
-                (
-                    port::IMAGES,
-                    literal(&with(&[BATCH, SIZE, SIZE, 3]), &concat(|b| &b.images)),
-                ),
-                (
-                    port::LABELS,
-                    literal(&with(&[BATCH, CLASSES]), &concat(|b| &b.labels)),
-                ),
-                (port::CLASSES, literal(&with(&[BATCH]), &classes)),
-                (port::LEARNING_RATE, literal(&with(&[]), &rates)),
-                (port::DROPOUT_RATE, Literal::scalar(0.2f32)),
-            ])
+            .upload_named(
+                [
+                    (
+                        port::IMAGES,
+                        literal(&with(&[BATCH, SIZE, SIZE, 3]), &concat(|b| &b.images)),
+                    ),
+                    (
+                        port::LABELS,
+                        literal(&with(&[BATCH, CLASSES]), &concat(|b| &b.labels)),
+                    ),
+                    (port::CLASSES, literal(&with(&[BATCH]), &classes)),
+                    (port::LEARNING_RATE, literal(&with(&[]), &rates)),
+                    (port::DROPOUT_RATE, Literal::scalar(0.2f32)),
+                ]
+                .into_iter()
+                .chain(steps),
+            )
             .unwrap();
         state.step(&exe, std::slice::from_ref(&feeds)).unwrap();
     }

@@ -42,7 +42,7 @@ pub struct BenchArgs {
 }
 
 /// Deterministic stand-in data for every non-state input of `signature`: pixel-like images,
-/// one-hot labels of class 0, class 0, a small learning rate, dropout 0.1.
+/// one-hot labels of class 0, class 0, a small learning rate, dropout 0.1, all K steps.
 fn synthetic_feeds<'s>(
     signature: &'s Signature,
     layout: &StateLayout,
@@ -75,6 +75,8 @@ fn synthetic(name: &str, shape: &ArrayShape) -> Result<Literal> {
             )
         }
         (port::DROPOUT_RATE, _) => Literal::from_vec(shape.dims(), &vec![0.1f32; n]),
+        // Every stacked batch: the graph clamps the count to its K.
+        (port::STEPS, _) => Ok(Literal::scalar(i32::MAX)),
         (_, ElementType::S32) => Literal::from_vec(shape.dims(), &vec![0i32; n]),
         _ => Literal::from_vec(shape.dims(), &vec![0.01f32; n]),
     };

@@ -49,6 +49,10 @@ pub struct TrainArgs {
     /// Batch-norm statistics over the global batch instead of each device's share.
     #[arg(long)]
     sync_bn: bool,
+    /// Optimizer steps per executable call (K batches stacked, a `while` loop on the device);
+    /// the trained weights do not depend on it.
+    #[arg(long, default_value_t = 1)]
+    steps_per_call: usize,
     #[arg(long, default_value_t = 20.0)]
     epochs: f64,
     /// Progressive stages (default: the spec's).
@@ -134,6 +138,7 @@ impl TrainArgs {
             batch: self.batch,
             devices: self.devices,
             sync_batch_norm: self.sync_bn,
+            steps_per_call: self.steps_per_call,
             epochs: self.epochs,
             stages: self.stages,
             schedule: self.schedule,

@@ -3,8 +3,10 @@
 //! A train step takes the whole [`StateLayout`] plus one batch and returns the updated state
 //! (every state parameter aliased to its output, so XLA updates it in place and the caller
 //! donates the buffers), the loss and the number of correct predictions. With
-//! `steps_per_call > 1` the module runs that many steps in a `while` loop over stacked batches,
-//! as TPUEstimator's `iterations_per_loop` does, to hide the host's dispatch overhead.
+//! `steps_per_call = K > 1` the module runs up to K steps in a `while` loop over K stacked
+//! batches, as TPUEstimator's `iterations_per_loop` does, to hide the host's dispatch overhead;
+//! its `steps` input says how many of the K slots to train on, so one executable also runs the
+//! shorter call before a stage ends or a checkpoint is due.
 
 use std::collections::HashMap;
 
@@ -118,6 +120,8 @@ pub mod port {
     pub const LEARNING_RATE: &str = "learning_rate";
     /// f32 `[]` dropout rate of the stage.
     pub const DROPOUT_RATE: &str = "dropout_rate";
+    /// s32 `[]` how many of the K stacked batches to train on (only when K > 1): 1 to K.
+    pub const STEPS: &str = "steps";
     /// f32 `[K?]` loss of each step.
     pub const LOSS: &str = "loss";
     /// s32 `[K?]` correct top-1 predictions of each step.
@@ -157,13 +161,18 @@ pub fn train_step_signature(model: &Model, cfg: &StepConfig, layout: &StateLayou
         .map(|e| Port::new(e.name.clone(), e.shape.clone()))
         .collect();
     let array = |ty, dims: &[i64]| ArrayShape::new(ty, &with(dims));
-    let inputs = state.iter().cloned().chain([
-        Port::new(port::IMAGES, array(ElementType::F32, &[bsz, s, s, c])),
-        Port::new(port::LABELS, array(ElementType::F32, &[bsz, classes])),
-        Port::new(port::CLASSES, array(ElementType::S32, &[bsz])),
-        Port::new(port::LEARNING_RATE, array(ElementType::F32, &[])),
-        Port::new(port::DROPOUT_RATE, ArrayShape::scalar(ElementType::F32)),
-    ]);
+    let steps = (k > 1).then(|| Port::new(port::STEPS, ArrayShape::scalar(ElementType::S32)));
+    let inputs = state
+        .iter()
+        .cloned()
+        .chain([
+            Port::new(port::IMAGES, array(ElementType::F32, &[bsz, s, s, c])),
+            Port::new(port::LABELS, array(ElementType::F32, &[bsz, classes])),
+            Port::new(port::CLASSES, array(ElementType::S32, &[bsz])),
+            Port::new(port::LEARNING_RATE, array(ElementType::F32, &[])),
+            Port::new(port::DROPOUT_RATE, ArrayShape::scalar(ElementType::F32)),
+        ])
+        .chain(steps);
     let outputs = state.iter().cloned().chain([
         Port::new(port::LOSS, array(ElementType::F32, &[])),
         Port::new(port::CORRECT, array(ElementType::S32, &[])),
@@ -215,7 +224,8 @@ pub fn train_step(model: &Model, cfg: &StepConfig) -> Result<StepGraph> {
     let (new_state, loss, correct) = if cfg.steps_per_call == 1 {
         emit_step(&mut b, model, cfg, &layout, &state, &step)?
     } else {
-        emit_step_loop(&mut b, model, cfg, &layout, &state, &step)?
+        let steps = named(&inputs, port::STEPS);
+        emit_step_loop(&mut b, model, cfg, &layout, &state, &step, steps)?
     };
     let mut results: HashMap<&str, Value> = layout
         .entries()
@@ -374,10 +384,12 @@ fn emit_step(
     Ok((new_state, loss, correct))
 }
 
-/// The `while` loop's carried tuple: the step counter, the state, the stacked step inputs and
-/// the per-step losses and correct counts. The one place that knows the tuple's positions.
+/// The `while` loop's carried tuple: the step counter and how many steps to run, the state, the
+/// stacked step inputs and the per-step losses and correct counts. The one place that knows the
+/// tuple's positions.
 struct LoopCarry {
     counter: Value,
+    steps: Value,
     state: Vec<Value>,
     inputs: StepInputs,
     losses: Value,
@@ -387,7 +399,8 @@ struct LoopCarry {
 impl LoopCarry {
     fn values(&self) -> Vec<Value> {
         let i = &self.inputs;
-        std::iter::once(self.counter)
+        [self.counter, self.steps]
+            .into_iter()
             .chain(self.state.iter().copied())
             .chain([i.images, i.labels, i.classes, i.lr, i.dropout])
             .chain([self.losses, self.corrects])
@@ -396,13 +409,14 @@ impl LoopCarry {
 
     /// The elements of a carried tuple with `state_len` state entries.
     fn unpack(b: &mut Builder, tuple: Value, state_len: usize) -> Result<LoopCarry> {
-        let mut parts = (0..state_len as i64 + 8)
+        let mut parts = (0..state_len as i64 + 9)
             .map(|j| b.get_tuple_element(tuple, j))
             .collect::<Result<Vec<_>>>()?
             .into_iter();
-        let mut next = || parts.next().expect("the carry has state_len + 8 elements");
+        let mut next = || parts.next().expect("the carry has state_len + 9 elements");
         Ok(LoopCarry {
             counter: next(),
+            steps: next(),
             state: (0..state_len).map(|_| next()).collect(),
             inputs: StepInputs {
                 images: next(),
@@ -436,8 +450,8 @@ fn replica_rng(b: &mut Builder, key: Value) -> Result<(Rng, Value)> {
     Ok((Rng::new(folded), next))
 }
 
-/// `steps_per_call` steps in a `while` loop over the stacked inputs; returns the final state,
-/// the losses `[K]` and the correct counts `[K]`.
+/// `steps` (at most `steps_per_call`) steps in a `while` loop over the stacked inputs; returns
+/// the final state, the losses `[K]` and the correct counts `[K]` (zero for slots not run).
 fn emit_step_loop(
     b: &mut Builder,
     model: &Model,
@@ -445,10 +459,16 @@ fn emit_step_loop(
     layout: &StateLayout,
     state: &[Value],
     inputs: &StepInputs,
+    steps: Value,
 ) -> Result<(Vec<Value>, Value, Value)> {
     let k = cfg.steps_per_call;
+    // Clamped to 1..=K, so that no input can index past the stacked batches.
+    let one = b.scalar(1i32)?;
+    let most = b.scalar(k as i32)?;
+    let steps = b.clamp(one, steps, most)?;
     let init = LoopCarry {
         counter: b.scalar(0i32)?,
+        steps,
         state: state.to_vec(),
         inputs: *inputs,
         losses: b.full(&ArrayShape::new(ElementType::F32, &[k]), 0.0)?,
@@ -459,9 +479,8 @@ fn emit_step_loop(
 
     let mut cond = Builder::new("steps_left");
     let t = cond.parameter(0, loop_shape.clone(), "loop")?;
-    let i = cond.get_tuple_element(t, 0)?;
-    let limit = cond.scalar(k as i32)?;
-    let more = cond.compare(ComparisonDirection::Lt, i, limit)?;
+    let carry = LoopCarry::unpack(&mut cond, t, state.len())?;
+    let more = cond.compare(ComparisonDirection::Lt, carry.counter, carry.steps)?;
     let cond = cond.build(more)?;
 
     let body = step_loop_body(model, cfg, layout, &loop_shape)?;
@@ -509,6 +528,7 @@ fn step_loop_body(
     let one = b.scalar(1i32)?;
     let next = LoopCarry {
         counter: b.add(i, one)?,
+        steps: carry.steps,
         state: new_state,
         inputs: *stacked,
         losses,

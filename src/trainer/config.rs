@@ -36,6 +36,10 @@ pub struct RunConfig {
     /// Batch-norm statistics over the global batch (all replicas) instead of per replica.
     #[serde(default)]
     pub sync_batch_norm: bool,
+    /// Optimizer steps per train-step call (K): a `while` loop over K stacked batches. The
+    /// weights do not depend on it, so a run may resume with another K.
+    #[serde(default = "one_step_per_call")]
+    pub steps_per_call: usize,
     pub epochs: f64,
     /// Number of progressive stages (`None`: the spec's).
     pub stages: Option<usize>,
@@ -58,6 +62,10 @@ pub struct RunConfig {
     /// Evaluate on at most this many test images (`None`: all).
     pub eval_limit: Option<usize>,
     pub out: PathBuf,
+}
+
+fn one_step_per_call() -> usize {
+    1
 }
 
 impl RunConfig {

@@ -70,34 +70,77 @@ impl DataSpec {
     }
 }
 
-/// The train step's per-batch inputs by name (images, soft labels, classes) for each of
-/// `replicas` replicas: replica `r` gets the `r`-th of equal consecutive shares of the batch.
-pub fn train_feeds(batch: &Batch, replicas: usize) -> Result<Vec<Vec<(&'static str, Literal)>>> {
-    let [n, h, w, c] = batch.image_dims();
+/// What one train-step call trains on: up to `slots` consecutive batches (the graph's steps per
+/// call) with their learning rates.
+pub struct Call<'b> {
+    pub batches: &'b [Batch],
+    pub learning_rates: &'b [f32],
+    pub dropout: f32,
+    /// The graph's K: its batch inputs have a leading dimension of K when K > 1.
+    pub slots: usize,
+}
+
+/// The train step's inputs by name for each of `replicas` local replicas: replica `r` gets the
+/// `r`-th of equal consecutive shares of every batch. With K > 1 the batches are stacked into K
+/// slots (unused ones repeat the first batch and the `steps` input tells the graph to skip
+/// them).
+pub fn train_feeds(call: &Call, replicas: usize) -> Result<Vec<Vec<(&'static str, Literal)>>> {
+    let (batches, slots) = (call.batches, call.slots);
+    anyhow::ensure!(
+        !batches.is_empty() && batches.len() <= slots && call.learning_rates.len() == batches.len(),
+        "{} batches with {} learning rates for a call of {slots} steps",
+        batches.len(),
+        call.learning_rates.len()
+    );
+    let [n, h, w, c] = batches[0].image_dims();
     anyhow::ensure!(
         replicas > 0 && n % replicas == 0,
         "a batch of {n} does not split evenly over {replicas} replicas"
     );
     let share = n / replicas;
-    let classes = batch.num_classes;
-    let rows =
-        |data_len: usize, r: usize| (data_len / n) * share * r..(data_len / n) * share * (r + 1);
+    let classes = batches[0].num_classes;
+    let slot = |i: usize| batches.get(i).unwrap_or(&batches[0]);
+    let lead: &[usize] = if slots > 1 { &[slots] } else { &[] };
+    let literal = |dims: &[usize], data: Vec<f32>| {
+        let dims: Vec<i64> = lead.iter().chain(dims).map(|&d| d as i64).collect();
+        Literal::from_vec(&dims, &data).map_err(anyhow::Error::msg)
+    };
+    // Replica `r`'s rows of a per-example array of `data_len` values per batch.
+    let rows = |data: &[f32], r: usize| {
+        let per_example = data.len() / n;
+        data[per_example * share * r..per_example * share * (r + 1)].to_vec()
+    };
+    let stacked = |part: fn(&Batch) -> &[f32], r: usize| -> Vec<f32> {
+        (0..slots).flat_map(|i| rows(part(slot(i)), r)).collect()
+    };
+    let mut rates = call.learning_rates.to_vec();
+    rates.resize(slots, call.learning_rates[0]);
     (0..replicas)
         .map(|r| {
-            let literal = |dims: &[usize], data: &[f32]| {
-                let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-                Literal::from_vec(&dims, &data[rows(data.len(), r)]).map_err(anyhow::Error::msg)
-            };
-            let images = literal(&[share, h, w, c], &batch.images)?;
-            let labels = literal(&[share, classes], &batch.soft_labels)?;
-            let classes =
-                Literal::from_vec(&[share as i64], &batch.labels[share * r..share * (r + 1)])
-                    .map_err(anyhow::Error::msg)?;
-            Ok(vec![
-                (port::IMAGES, images),
-                (port::LABELS, labels),
-                (port::CLASSES, classes),
-            ])
+            let class_rows: Vec<i32> = (0..slots)
+                .flat_map(|i| slot(i).labels[share * r..share * (r + 1)].to_vec())
+                .collect();
+            let class_dims: Vec<i64> = lead.iter().chain(&[share]).map(|&d| d as i64).collect();
+            let mut feed = vec![
+                (
+                    port::IMAGES,
+                    literal(&[share, h, w, c], stacked(|b| &b.images, r))?,
+                ),
+                (
+                    port::LABELS,
+                    literal(&[share, classes], stacked(|b| &b.soft_labels, r))?,
+                ),
+                (
+                    port::CLASSES,
+                    Literal::from_vec(&class_dims, &class_rows).map_err(anyhow::Error::msg)?,
+                ),
+                (port::LEARNING_RATE, literal(&[], rates.clone())?),
+                (port::DROPOUT_RATE, Literal::scalar(call.dropout)),
+            ];
+            if slots > 1 {
+                feed.push((port::STEPS, Literal::scalar(batches.len() as i32)));
+            }
+            Ok(feed)
         })
         .collect()
 }

@@ -20,8 +20,7 @@ pub struct DeviceState {
     replicas: Vec<Vec<Buffer>>,
 }
 
-/// What one train-step execution reports (the first step's, for K steps per call), over all
-/// replicas.
+/// What one optimizer step reports, over all replicas.
 #[derive(Clone, Copy, Debug)]
 pub struct StepOutcome {
     pub loss: f32,
@@ -72,12 +71,13 @@ impl DeviceState {
     }
 
     /// Runs one train-step executable on every local replica: the state is donated, local
-    /// replica `r`'s named `feeds[r]` borrowed.
+    /// replica `r`'s named `feeds[r]` borrowed. Returns the outcome of each of the call's step
+    /// slots (K of them for K steps per call; slots the call skipped report zeros).
     pub fn step(
         &mut self,
         exe: &StepExecutable,
         feeds: &[Vec<(&str, Buffer)>],
-    ) -> Result<StepOutcome> {
+    ) -> Result<Vec<StepOutcome>> {
         ensure!(
             feeds.len() == self.replicas.len(),
             "{} feed lists for {} replicas",
@@ -103,18 +103,17 @@ impl DeviceState {
             .map(|o| o.take_all(names.iter().map(String::as_str)))
             .collect::<Result<_, _>>()?;
         // Loss and correct count are already reduced over the replicas: replica 0's will do.
-        let first = |b: Buffer| -> Result<f64> {
-            Ok(b.to_literal()?
-                .to_f64_vec()
-                .first()
-                .copied()
-                .unwrap_or(f64::NAN))
-        };
         let replica0 = &mut outputs[0];
-        Ok(StepOutcome {
-            loss: first(replica0.take(port::LOSS)?)? as f32,
-            correct: first(replica0.take(port::CORRECT)?)? as i32,
-        })
+        let losses = replica0.take(port::LOSS)?.to_literal()?.to_f64_vec();
+        let corrects = replica0.take(port::CORRECT)?.to_literal()?.to_f64_vec();
+        Ok(losses
+            .into_iter()
+            .zip(corrects)
+            .map(|(loss, correct)| StepOutcome {
+                loss: loss as f32,
+                correct: correct as i32,
+            })
+            .collect())
     }
 
     /// The EMA shadows of the model variables on the first device, by name (`ema/<param>`, the

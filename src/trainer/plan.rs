@@ -236,7 +236,7 @@ impl RunPlan {
             &GraphSelection {
                 batch: (config.batch / replicas) as i64,
                 replicas: replicas as i64,
-                steps_per_call: 1,
+                steps_per_call: config.steps_per_call as i64,
                 sync_batch_norm: config.sync_batch_norm,
                 eval_batch: config.eval_batch as i64,
                 precision: config.precision,

@@ -18,7 +18,7 @@ use super::agreement::{check_agreement, Shared};
 use super::checkpoint;
 use super::config::{CheckpointMeta, RunConfig};
 use super::context::{Context, StepExecutable};
-use super::data::train_feeds;
+use super::data::{train_feeds, Call};
 use super::device_state::DeviceState;
 use super::evaluate::{evaluate, EvalSet};
 use super::events::{
@@ -32,7 +32,6 @@ use crate::data::{self, Cursor, Loader, LoaderConfig, Shard, Source};
 use crate::hlo::Literal;
 use crate::model::{load_spec, Model, ProgressiveStage};
 use crate::train::state::StateLayout;
-use crate::train::step::port;
 
 /// The outcome of a run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -448,7 +447,7 @@ impl<'r> Trainer<'r, '_> {
         let first_step = self.step;
         let start = Instant::now();
         while self.step < stage.steps.end {
-            let cursor = self.train_step(stage, exe)?;
+            let cursor = self.train_call(stage, exe, self.call_length(stage))?;
             let stop = self.config.stop_after.is_some_and(|s| self.step >= s)
                 || self.interrupted.load(Ordering::SeqCst);
             if stop || self.step % self.config.checkpoint_every == 0 || self.step == stage.steps.end
@@ -467,56 +466,89 @@ impl<'r> Trainer<'r, '_> {
         })
     }
 
-    /// One train step on the next batch; returns the data cursor after it.
-    fn train_step(&mut self, stage: &ProgressiveStage, exe: &StepExecutable) -> Result<Cursor> {
-        let batch = self.loader.next().context("the training loader ended")??;
-        let lr = self.plan.lr.at(self.step);
-        let feeds = train_feeds(&batch, self.state.replicas())?
+    /// How many steps the next call trains: up to the graph's K, never past the end of the
+    /// stage, the next checkpoint or `stop_after`, so those fall between calls.
+    fn call_length(&self, stage: &ProgressiveStage) -> u64 {
+        let every = self.config.checkpoint_every;
+        let mut n = (self.config.steps_per_call as u64)
+            .min(stage.steps.end - self.step)
+            .min(every - self.step % every);
+        if let Some(stop) = self.config.stop_after.filter(|&s| s > self.step) {
+            n = n.min(stop - self.step);
+        }
+        n.max(1)
+    }
+
+    /// `steps` train steps in one call on the next batches; returns the data cursor after them.
+    fn train_call(
+        &mut self,
+        stage: &ProgressiveStage,
+        exe: &StepExecutable,
+        steps: u64,
+    ) -> Result<Cursor> {
+        let batches = (0..steps)
+            .map(|_| Ok(self.loader.next().context("the training loader ended")??))
+            .collect::<Result<Vec<_>>>()?;
+        let rates: Vec<f32> = (0..steps)
+            .map(|i| self.plan.lr.at(self.step + i) as f32)
+            .collect();
+        let call = Call {
+            batches: &batches,
+            learning_rates: &rates,
+            dropout: stage.dropout as f32,
+            slots: self.config.steps_per_call,
+        };
+        let feeds = train_feeds(&call, self.state.replicas())?
             .into_iter()
             .enumerate()
-            .map(|(r, mut feed)| {
-                feed.push((port::LEARNING_RATE, Literal::scalar(lr as f32)));
-                feed.push((port::DROPOUT_RATE, Literal::scalar(stage.dropout as f32)));
-                self.ctx.upload_named_to(r, feed)
-            })
+            .map(|(r, feed)| self.ctx.upload_named_to(r, feed))
             .collect::<Result<Vec<_>>>()?;
         let t = Instant::now();
-        let outcome = self.state.step(exe, &feeds)?;
-        self.step += 1;
-        if !outcome.loss.is_finite() {
-            bail!(
-                "the loss became {} at step {} (stage {}): lower the learning rate (--lr)",
-                outcome.loss,
-                self.step,
-                stage.index
-            );
-        }
-        let record = StepRecord {
-            step: self.step,
-            stage: stage.index,
-            image_size: stage.image_size,
-            loss: outcome.loss,
-            accuracy: outcome.correct as f32 / self.config.batch as f32,
-            lr,
-            images_per_sec: self.config.batch as f64 / t.elapsed().as_secs_f64(),
-        };
-        self.events.emit(&Event::Step {
-            record,
-            total_steps: self.plan.total_steps,
-        })?;
-        if batch.end_of_epoch {
-            if let Some(report) = self
-                .loader
-                .last_epoch_report()
-                .filter(|r| !r.skipped.is_empty())
-            {
-                self.events.emit(&Event::Skipped(SkippedRecord {
-                    epoch: report.epoch,
-                    count: report.skipped.len(),
-                    first: report.skipped[0].reason.clone(),
-                }))?;
+        let outcomes = self.state.step(exe, &feeds)?;
+        let seconds = t.elapsed().as_secs_f64();
+        for (i, (outcome, batch)) in outcomes.iter().zip(&batches).enumerate() {
+            self.step += 1;
+            if !outcome.loss.is_finite() {
+                bail!(
+                    "the loss became {} at step {} (stage {}): lower the learning rate (--lr)",
+                    outcome.loss,
+                    self.step,
+                    stage.index
+                );
+            }
+            let record = StepRecord {
+                step: self.step,
+                stage: stage.index,
+                image_size: stage.image_size,
+                loss: outcome.loss,
+                accuracy: outcome.correct as f32 / self.config.batch as f32,
+                lr: f64::from(rates[i]),
+                images_per_sec: (steps as usize * self.config.batch) as f64 / seconds,
+            };
+            self.events.emit(&Event::Step {
+                record,
+                total_steps: self.plan.total_steps,
+            })?;
+            if batch.end_of_epoch {
+                self.report_skipped()?;
             }
         }
-        Ok(batch.next)
+        Ok(batches.last().expect("a call has a batch").next)
+    }
+
+    /// Reports the unreadable examples of the epoch that just ended, if any.
+    fn report_skipped(&mut self) -> Result<()> {
+        let Some(report) = self
+            .loader
+            .last_epoch_report()
+            .filter(|r| !r.skipped.is_empty())
+        else {
+            return Ok(());
+        };
+        self.events.emit(&Event::Skipped(SkippedRecord {
+            epoch: report.epoch,
+            count: report.skipped.len(),
+            first: report.skipped[0].reason.clone(),
+        }))
     }
 }
