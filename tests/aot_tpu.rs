@@ -48,13 +48,14 @@ fn plan(model: &Model, stage: Option<usize>, eval: bool, replicas: i64) -> Vec<P
 /// Checks one train- or eval-step report against the model: memory positive and consistent
 /// (state donated in place), cost analysis present, train-step FLOPs 2.5-4x the forward pass.
 fn check_report(model: &Model, report: &GraphReport) {
-    let m = &report.memory;
+    let m = &report.cost.memory;
     let what = format!("{}: {report:?}", report.graph);
     assert!(m.peak > 0 && m.arguments > 0 && m.outputs > 0, "{what}");
     assert!(m.temporaries >= 0 && m.aliased >= 0, "{what}");
     assert!(m.fits, "{what}");
-    let flops = report.flops.expect("libtpu reports FLOPs");
+    let flops = report.cost.flops.expect("libtpu reports FLOPs");
     let bytes = report
+        .cost
         .bytes_accessed
         .expect("libtpu reports bytes accessed");
     assert!(
@@ -139,9 +140,9 @@ fn the_s_train_step_at_its_last_stage_fits_a_v5e_chip() {
          peak {:.2} GiB, estimated {:.0} ms",
         report.image_size,
         start.elapsed().as_secs_f64(),
-        report.flops.unwrap_or(0.0) / 1e12,
-        report.bytes_accessed.unwrap_or(0.0) / 1e9,
-        report.memory.peak as f64 / (1u64 << 30) as f64,
+        report.cost.flops.unwrap_or(0.0) / 1e12,
+        report.cost.bytes_accessed.unwrap_or(0.0) / 1e9,
+        report.cost.memory.peak as f64 / (1u64 << 30) as f64,
         report.roofline.map_or(0.0, |r| r.seconds * 1e3),
     );
     assert_eq!(report.image_size, 300);
@@ -195,7 +196,7 @@ fn a_data_parallel_train_step_compiles_for_every_chip_of_a_v5e_2x2_slice() {
         .report(&model, &plan(&model, Some(0), false, 1)[0], None)
         .unwrap();
     // Per device, the replicated step does the one-chip step's work plus the all-reduces.
-    let ratio = report.flops.unwrap() / one_chip.flops.unwrap();
+    let ratio = report.cost.flops.unwrap() / one_chip.cost.flops.unwrap();
     assert!(
         (1.0..1.1).contains(&ratio),
         "FLOPs per device {ratio:.3}x one chip's"
@@ -302,6 +303,54 @@ fn the_compile_command_prints_json_for_one_stage() {
     assert!(graph["memory"]["peak"].as_i64().unwrap() > 0);
     assert!(graph["roofline"]["seconds"].as_f64().unwrap() > 0.0);
     assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn an_hlo_file_compiles_to_the_cost_of_the_same_graph() {
+    // The proto `dump` writes is what `compile --hlo` takes (as it takes a JAX program's):
+    // compiled for the same chip, it costs exactly what `compile` reports for the graph.
+    let dir = tempfile::tempdir().unwrap();
+    let graph_args = ["--model", "tiny", "--stage", "0"];
+    let dumped = effnetv2(
+        &[
+            &["dump", "--out", dir.path().to_str().unwrap()][..],
+            &graph_args,
+        ]
+        .concat(),
+    );
+    assert!(dumped.status.success(), "{dumped:?}");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = effnetv2(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let proto = dir.path().join("train_step_16px_b128.hlo.pb");
+    let from_file = json(&[
+        "compile",
+        "--target",
+        "tpu:v5e",
+        "--hlo",
+        proto.to_str().unwrap(),
+        "--json",
+    ]);
+    let planned = json(
+        &[
+            &["compile", "--target", "tpu:v5e", "--json", "--no-cache"][..],
+            &graph_args,
+        ]
+        .concat(),
+    );
+    let graph = &planned["graphs"][0];
+    for field in ["flops", "bytes_accessed", "transcendentals"] {
+        assert_eq!(from_file[field], graph[field], "{field}");
+    }
+    assert_eq!(from_file["memory"], graph["memory"]);
+    let missing = effnetv2(&["compile", "--target", "tpu:v5e", "--hlo", "/nonexistent.pb"]);
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("--hlo /nonexistent.pb: cannot read the file"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -98,6 +98,19 @@ impl AotCompiler {
         })
     }
 
+    /// Compiles a serialized `HloModuleProto` from elsewhere (e.g. a JAX program, see
+    /// `tools/jax_reference.py`) for one device of the target and reports its cost, so that
+    /// other frontends' programs are measured with the same compiler as ours.
+    pub fn cost_of_hlo_proto(&self, proto: &[u8]) -> Result<(ProgramCost, f64)> {
+        let start = Instant::now();
+        let executable = self
+            .topology
+            .compile(proto, &CompileOptions::default())
+            .with_context(|| format!("compiling an HLO module for {}", self.target))?;
+        let seconds = start.elapsed().as_secs_f64();
+        Ok((ProgramCost::new(&executable, &self.device_spec())?, seconds))
+    }
+
     /// The executable-cache key under which `train` on a machine with the target's chips and
     /// the same plugin build finds this compile.
     pub fn cache_key(&self, module: &Module, options: &CompileOptions) -> Result<String> {
@@ -265,6 +278,34 @@ impl MemoryReport {
     }
 }
 
+/// What the compiler says one execution costs on one device.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProgramCost {
+    pub memory: MemoryReport,
+    /// From XLA's cost analysis, per device; `None` where the plugin has none.
+    pub flops: Option<f64>,
+    pub bytes_accessed: Option<f64>,
+    pub transcendentals: Option<f64>,
+    /// XLA's own `optimal_seconds`, only where it is positive (libtpu has returned negative
+    /// values for whole train steps).
+    pub xla_optimal_seconds: Option<f64>,
+}
+
+impl ProgramCost {
+    fn new(executable: &Executable, chip: &ChipSpec) -> Result<ProgramCost> {
+        let memory = MemoryReport::new(&executable.compiled_memory_stats()?, chip.hbm_bytes);
+        let cost = executable.cost_analysis()?;
+        let value = |name: &str| cost.as_ref().and_then(|c| c.get(name));
+        Ok(ProgramCost {
+            memory,
+            flops: value("flops"),
+            bytes_accessed: value("bytes accessed"),
+            transcendentals: value("transcendentals"),
+            xla_optimal_seconds: value("optimal_seconds").filter(|s| *s > 0.0),
+        })
+    }
+}
+
 /// Everything `effnetv2 compile` says about one graph on one target.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GraphReport {
@@ -277,17 +318,11 @@ pub struct GraphReport {
     pub devices: i64,
     pub instructions: usize,
     pub compile_seconds: f64,
-    pub memory: MemoryReport,
-    /// From XLA's cost analysis, per device; `None` where the plugin has none.
-    pub flops: Option<f64>,
-    pub bytes_accessed: Option<f64>,
-    pub transcendentals: Option<f64>,
+    #[serde(flatten)]
+    pub cost: ProgramCost,
     pub roofline: Option<Roofline>,
     /// Examples per second over all devices (batch x replicas per execution), by the roofline.
     pub examples_per_second: Option<f64>,
-    /// XLA's own `optimal_seconds`, only where it is positive (libtpu has returned negative
-    /// values for whole train steps).
-    pub xla_optimal_seconds: Option<f64>,
     /// The size of the serialized executable.
     pub serialized_bytes: usize,
 }
@@ -301,13 +336,10 @@ impl GraphReport {
         serialized_bytes: usize,
     ) -> Result<GraphReport> {
         let chip = compiler.device_spec();
-        let exe = &compiled.executable;
-        let memory = MemoryReport::new(&exe.compiled_memory_stats()?, chip.hbm_bytes);
-        let cost = exe.cost_analysis()?;
-        let value = |name: &str| cost.as_ref().and_then(|c| c.get(name));
-        let (flops, bytes_accessed) = (value("flops"), value("bytes accessed"));
-        let roofline = flops
-            .zip(bytes_accessed)
+        let cost = ProgramCost::new(&compiled.executable, &chip)?;
+        let roofline = cost
+            .flops
+            .zip(cost.bytes_accessed)
             .and_then(|(f, b)| Roofline::new(f, b, &chip));
         Ok(GraphReport {
             graph: module.name().to_owned(),
@@ -317,14 +349,10 @@ impl GraphReport {
             devices: graph.replicas,
             instructions: module.instruction_count(),
             compile_seconds: compiled.seconds,
-            memory,
-            flops,
-            bytes_accessed,
-            transcendentals: value("transcendentals"),
+            cost,
             roofline,
             examples_per_second: roofline
                 .map(|r| r.examples_per_second((graph.batch * graph.replicas) as u64)),
-            xla_optimal_seconds: value("optimal_seconds").filter(|s| *s > 0.0),
             serialized_bytes,
         })
     }

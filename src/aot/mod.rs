@@ -7,6 +7,6 @@ pub mod compile;
 pub mod estimate;
 pub mod target;
 
-pub use compile::{AotCompiler, GraphReport, MaxBatch, MemoryReport};
+pub use compile::{AotCompiler, GraphReport, MaxBatch, MemoryReport, ProgramCost};
 pub use estimate::{Bound, Roofline};
 pub use target::{ChipSpec, Target, TpuGeneration};

@@ -2,11 +2,11 @@
 //! cost and a roofline estimate, and store the executables for `train` on the TPU.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
-use effnetv2::aot::{AotCompiler, GraphReport, MaxBatch, Target};
+use effnetv2::aot::{AotCompiler, GraphReport, MaxBatch, ProgramCost, Target};
 use effnetv2::nn::DepthwiseImpl;
 use effnetv2::trainer::executables::ExecutableCache;
 use effnetv2::trainer::plan::{GraphRole, PlannedGraph};
@@ -38,6 +38,20 @@ pub struct CompileArgs {
     /// Use this libtpu instead of the pinned one.
     #[arg(long)]
     plugin_path: Option<PathBuf>,
+    /// Instead of the model's graphs, compile this serialized HloModuleProto (one device; e.g. a
+    /// JAX program written by tools/jax_reference.py) and print its cost.
+    #[arg(long, conflicts_with = "max_batch")]
+    hlo: Option<PathBuf>,
+}
+
+/// The `--json` document of `--hlo`.
+#[derive(Serialize)]
+struct HloReport<'a> {
+    target: String,
+    hlo: &'a Path,
+    compile_seconds: f64,
+    #[serde(flatten)]
+    cost: ProgramCost,
 }
 
 /// The `--json` document.
@@ -56,6 +70,9 @@ struct Report<'a> {
 impl CompileArgs {
     pub fn run(self) -> Result<()> {
         let compiler = AotCompiler::new(self.target.clone(), self.plugin_path.as_deref())?;
+        if let Some(path) = &self.hlo {
+            return self.report_hlo(&compiler, path);
+        }
         let devices = compiler.topology().devices().len();
         let (model, planned) = self
             .graphs
@@ -115,6 +132,39 @@ impl CompileArgs {
         Ok(())
     }
 
+    /// Compiles the HloModuleProto in `path` and prints its cost (JSON with `--json`).
+    fn report_hlo(&self, compiler: &AotCompiler, path: &Path) -> Result<()> {
+        let proto = std::fs::read(path)
+            .with_context(|| format!("--hlo {}: cannot read the file", path.display()))?;
+        let (cost, seconds) = compiler
+            .cost_of_hlo_proto(&proto)
+            .with_context(|| format!("--hlo {}", path.display()))?;
+        let mut out = io::stdout().lock();
+        if self.json {
+            let report = HloReport {
+                target: self.target.to_string(),
+                hlo: path,
+                compile_seconds: seconds,
+                cost,
+            };
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+            return Ok(());
+        }
+        let m = &cost.memory;
+        writeln!(
+            out,
+            "{} on {}: compiled in {seconds:.1} s; per device: peak {}, temporaries {}, {} TFLOP, \
+             {} GB accessed",
+            path.display(),
+            self.target,
+            gib(m.peak as f64),
+            gib(m.temporaries as f64),
+            or_dash(cost.flops.map(|f| format!("{:.3}", f / 1e12))),
+            or_dash(cost.bytes_accessed.map(|b| format!("{:.2}", b / 1e9))),
+        )?;
+        Ok(())
+    }
+
     fn print_header(
         &self,
         out: &mut impl Write,
@@ -159,8 +209,7 @@ impl CompileArgs {
 }
 
 fn print_row(out: &mut impl Write, r: &GraphReport) -> Result<()> {
-    let m = &r.memory;
-    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    let m = &r.cost.memory;
     writeln!(
         out,
         "{:<24} {:>5} {:>5} {:>7.1}s {:>9} {:>9} {:>9} {:>9} {:>9} {:>4} {:>8} {:>8} {:>9} {:>6} {:>8} {:>5}{}",
@@ -174,13 +223,13 @@ fn print_row(out: &mut impl Write, r: &GraphReport) -> Result<()> {
         gib(m.aliased as f64),
         gib(m.peak as f64),
         if m.fits { "yes" } else { "NO" },
-        or_dash(r.flops.map(|f| format!("{:.3}", f / 1e12))),
-        or_dash(r.bytes_accessed.map(|b| format!("{:.2}", b / 1e9))),
+        or_dash(r.cost.flops.map(|f| format!("{:.3}", f / 1e12))),
+        or_dash(r.cost.bytes_accessed.map(|b| format!("{:.2}", b / 1e9))),
         or_dash(r.roofline.map(|e| format!("{:.2}", e.seconds * 1e3))),
         or_dash(r.roofline.map(|e| format!("{:?}", e.bound).to_lowercase())),
         or_dash(r.examples_per_second.map(|v| format!("{v:.0}"))),
         or_dash(r.roofline.map(|e| format!("{:.0}%", e.mfu * 100.0))),
-        r.xla_optimal_seconds
+        r.cost.xla_optimal_seconds
             .map_or(String::new(), |s| format!("  (XLA optimal {:.2} ms)", s * 1e3)),
     )?;
     Ok(())
@@ -211,6 +260,11 @@ fn print_max_batch(out: &mut impl Write, graph: &PlannedGraph, found: &MaxBatch)
 }
 
 /// Bytes as GiB (or MiB below one GiB).
+/// A figure, or `-` where the compiler gave none.
+fn or_dash(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "-".to_owned())
+}
+
 fn gib(bytes: f64) -> String {
     const GIB: f64 = (1u64 << 30) as f64;
     if bytes.abs() >= GIB {
