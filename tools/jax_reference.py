@@ -29,11 +29,11 @@ from collections import namedtuple
 from functools import partial
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
 
 jax.config.update("jax_enable_x64", True)  # the state's step is s64 and its RNG key u64[2]
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from jax import lax  # noqa: E402
 
 GRAPHS = pathlib.Path(__file__).resolve().parent.parent / "graphs"
 LABEL_SMOOTHING, WEIGHT_DECAY, EMA_DECAY = 0.1, 1e-5, 0.9999
@@ -60,7 +60,7 @@ def load_spec(model):
 
 
 def round_filters(filters, spec):
-    """Official `round_filters`: nearest multiple of the divisor (halves up), at least `min_depth`."""
+    """Official `round_filters`: nearest multiple of the divisor (halves up), >= `min_depth`."""
     divisor = spec["depth_divisor"]
     scaled = filters * spec["width_multiplier"]
     return max(spec.get("min_depth") or divisor, int(scaled + divisor / 2) // divisor * divisor)
@@ -189,7 +189,10 @@ def batch_norm_train(x, gamma, beta, moving_mean, moving_var, momentum, epsilon)
     scale = lax.rsqrt(var + epsilon) * gamma
     offset = beta - mean * scale
     y = (x32 * scale + offset).astype(x.dtype)
-    update = lambda moving, batch: momentum * moving + (1.0 - momentum) * batch  # noqa: E731
+
+    def update(moving, batch):
+        return momentum * moving + (1.0 - momentum) * batch
+
     return y, update(moving_mean, mean), update(moving_var, var)
 
 
@@ -265,7 +268,8 @@ class Forward:
             x = self.block(i, b, x)
         pooled = global_avg_pool(self.conv_bn_act("head", x, 1))
         self.key, u = uniform(self.key, pooled.shape)  # dropout: keep where u >= rate, / (1 - rate)
-        mask = jnp.where(u >= self.dropout_rate, 1.0 / (1.0 - self.dropout_rate), 0.0)
+        scale = jnp.broadcast_to(1.0 / (1.0 - self.dropout_rate), u.shape)
+        mask = lax.select(u >= self.dropout_rate, scale, jnp.zeros_like(u))
         pooled = pooled * mask.astype(pooled.dtype)
         logits = dense(pooled, self.var("head/dense/kernel"), self.var("head/dense/bias"))
         return logits.astype(jnp.float32)
@@ -282,8 +286,8 @@ def softmax_cross_entropy(logits, labels):
 
 def count_top1(logits, classes):
     """Examples whose target logit no other logit exceeds (classes < 0 never count), s32."""
-    target = reduce_sum(jnp.where(jnp.arange(logits.shape[1], dtype=jnp.int32) == classes[:, None],
-                                  logits, 0.0), (1,))
+    is_target = lax.broadcasted_iota(jnp.int32, logits.shape, 1) == classes[:, None]
+    target = reduce_sum(lax.select(is_target, logits, jnp.zeros_like(logits)), (1,))
     rank = reduce_sum((logits > target[:, None]).astype(jnp.int32), (1,))
     return reduce_sum(((rank < 1) & (classes >= 0)).astype(jnp.int32), (0,))
 

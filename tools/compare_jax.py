@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Compare our train step with the JAX reference of the same step (tools/jax_reference.py).
+
+Prints, in one run, our figures, the JAX program's and their ratio (ours / JAX):
+- TPU (deviceless, libtpu through `effnetv2 compile`): FLOPs and bytes accessed of the S train step
+  at batch 128, bf16, for each progressive stage on one v5e chip. Both programs are compiled by the
+  same libtpu: ours with `effnetv2 compile`, JAX's serialized HloModuleProto with
+  `effnetv2 compile --hlo`.
+- CPU: compile time and images/s of the f32 train step for `tiny` at 16/20/24/28 px (batch 128)
+  and S at 64 px (batch 8): ours with `effnetv2 bench` on the default CPU plugin, JAX's on the JAX
+  CPU backend.
+
+Needs a Python with jax (`python -m pip install jax`; tested with jax 0.10.2), given by --python,
+and a release build (`cargo build --release`). The TPU part compiles eight S steps: about 30-50
+minutes on 2 cores; `--skip-tpu` or `--skip-cpu` run one half. Run it on an idle machine.
+
+Usage: tools/compare_jax.py --python /path/to/venv/bin/python [--skip-tpu] [--skip-cpu]
+                            [--stages 0,1,2,3] [--steps 20]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EFFNETV2 = os.path.join(ROOT, "target", "release", "effnetv2")
+REFERENCE = os.path.join(ROOT, "tools", "jax_reference.py")
+CPU_CASES = [("tiny", 16, 128), ("tiny", 20, 128), ("tiny", 24, 128), ("tiny", 28, 128), ("s", 64, 8)]
+
+
+def run(command):
+    """Runs a command, returning its stdout; exits with its stderr when it fails."""
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-4000:]}")
+    return done.stdout
+
+
+def last_json(text):
+    """The last JSON document of a command's output (the reference prints one line)."""
+    lines = [line for line in text.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1])
+
+
+def ours_tpu(stage):
+    report = json.loads(run([EFFNETV2, "compile", "--target", "tpu:v5e", "--model", "s",
+                             "--batch", "128", "--precision", "bf16", "--stage", str(stage),
+                             "--json", "--no-cache"]))
+    return report["graphs"][0]
+
+
+def jax_tpu(python, image_size, scratch):
+    proto = os.path.join(scratch, f"jax_s_{image_size}.pb")
+    run([python, REFERENCE, "hlo", "--model", "s", "--batch", "128", "--image-size",
+         str(image_size), "--precision", "bf16", "--out", proto])
+    return json.loads(run([EFFNETV2, "compile", "--target", "tpu:v5e", "--hlo", proto, "--json"]))
+
+
+def ours_cpu(model, size, batch, steps):
+    """Compile seconds and images/s at one step per call from `effnetv2 bench`'s table."""
+    out = run([EFFNETV2, "bench", "--model", model, "--image-size", str(size), "--batch",
+               str(batch), "--steps-per-call", "1", "--steps", str(steps)])
+    row = [line.split() for line in out.splitlines() if line.split()[:2] == ["1", "1"]][0]
+    return float(row[2]), float(row[3])
+
+
+def jax_cpu(python, model, size, batch, steps):
+    report = last_json(run([python, REFERENCE, "time", "--model", model, "--batch", str(batch),
+                            "--image-size", str(size), "--precision", "f32",
+                            "--steps", str(steps)]))
+    return report["compile_seconds"], report["images_per_second"]
+
+
+def ratio(ours, theirs):
+    return f"{ours / theirs:.2f}x" if theirs else "-"
+
+
+def compare_tpu(python, stages):
+    print("TPU v5e, S train step, batch 128, bf16 (deviceless compiles by libtpu; ours / JAX)")
+    print(f"{'stage':>5} {'image':>5} {'TFLOP ours':>10} {'TFLOP jax':>9} {'ratio':>6} "
+          f"{'GB ours':>8} {'GB jax':>8} {'ratio':>6}")
+    with tempfile.TemporaryDirectory() as scratch:
+        for stage in stages:
+            ours = ours_tpu(stage)
+            theirs = jax_tpu(python, ours["image_size"], scratch)
+            print(f"{stage:>5} {ours['image_size']:>5} {ours['flops'] / 1e12:>10.3f} "
+                  f"{theirs['flops'] / 1e12:>9.3f} {ratio(ours['flops'], theirs['flops']):>6} "
+                  f"{ours['bytes_accessed'] / 1e9:>8.1f} {theirs['bytes_accessed'] / 1e9:>8.1f} "
+                  f"{ratio(ours['bytes_accessed'], theirs['bytes_accessed']):>6}", flush=True)
+
+
+def compare_cpu(python, steps):
+    print("CPU, f32 train step (ours: effnetv2 bench, default plugin; JAX: its CPU backend)")
+    print(f"{'model':>5} {'image':>5} {'batch':>5} {'compile s ours':>14} {'jax':>6} "
+          f"{'img/s ours':>10} {'jax':>7} {'speed ours/jax':>14}")
+    for model, size, batch in CPU_CASES:
+        ours_compile, ours_rate = ours_cpu(model, size, batch, steps)
+        jax_compile, jax_rate = jax_cpu(python, model, size, batch, steps)
+        print(f"{model:>5} {size:>5} {batch:>5} {ours_compile:>14.1f} {jax_compile:>6.1f} "
+              f"{ours_rate:>10.1f} {jax_rate:>7.1f} {ratio(ours_rate, jax_rate):>14}", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", required=True, help="a Python with jax installed")
+    parser.add_argument("--skip-tpu", action="store_true")
+    parser.add_argument("--skip-cpu", action="store_true")
+    parser.add_argument("--stages", default="0,1,2,3", help="S progressive stages to compile")
+    parser.add_argument("--steps", type=int, default=20, help="timed CPU steps per case")
+    args = parser.parse_args()
+    if not os.path.exists(EFFNETV2):
+        sys.exit(f"{EFFNETV2} is missing: run `cargo build --release` first")
+    if not args.skip_cpu:
+        compare_cpu(args.python, args.steps)
+    if not args.skip_tpu:
+        compare_tpu(args.python, [int(s) for s in args.stages.split(",")])
+
+
+if __name__ == "__main__":
+    main()
