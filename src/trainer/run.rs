@@ -68,10 +68,7 @@ pub fn train(
         ctx.depthwise(),
         ctx.placement().replicas(),
     )?;
-    let mut metrics = match run_dir.primary {
-        true => Some(MetricsLog::open(&run_dir.root.join("metrics.jsonl"))?),
-        false => None,
-    };
+    let mut metrics = run_dir.metrics_log()?;
     let mut events = FanOut(
         metrics
             .iter_mut()
@@ -80,23 +77,7 @@ pub fn train(
     );
     events.0.push(sink);
     let start = run_dir.starting_point(&ctx, &layout, config, &mut events)?;
-    check_agreement(
-        &ctx,
-        &[
-            Shared {
-                what: "starting step",
-                value: start.step as i64,
-            },
-            Shared {
-                what: "run configuration (a digest of the options)",
-                value: config.shared_fingerprint()?,
-            },
-            Shared {
-                what: "number of training examples",
-                value: train_source.len() as i64,
-            },
-        ],
-    )?;
+    check_same_start(&ctx, config, start.step, train_source.len())?;
     let shard = ctx.placement().shard();
     let loader = train_loader(&recipe, &plan, config, shard, train_source, start.cursor)?;
     let eval_set = EvalSet {
@@ -137,6 +118,28 @@ pub fn train(
         )?;
     }
     Ok(summary)
+}
+
+/// Stops unless every replica of the run (on every host) starts at the same step, with the same
+/// options and the same number of training examples.
+fn check_same_start(ctx: &Context, config: &RunConfig, step: u64, examples: usize) -> Result<()> {
+    check_agreement(
+        ctx,
+        &[
+            Shared {
+                what: "starting step",
+                value: step as i64,
+            },
+            Shared {
+                what: "run configuration (a digest of the options)",
+                value: config.shared_fingerprint()?,
+            },
+            Shared {
+                what: "number of training examples",
+                value: examples as i64,
+            },
+        ],
+    )
 }
 
 /// The model of a run: its spec, with the run's stage count.
@@ -243,6 +246,13 @@ impl RunDir {
             checkpoints,
             resume_from: newest.filter(|_| resume),
         })
+    }
+
+    /// The metrics log, written by the primary process only.
+    fn metrics_log(&self) -> Result<Option<MetricsLog>> {
+        self.primary
+            .then(|| MetricsLog::open(&self.root.join("metrics.jsonl")))
+            .transpose()
     }
 
     /// The state to start from: the newest checkpoint's when resuming, fresh otherwise.
