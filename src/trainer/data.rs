@@ -105,7 +105,7 @@ pub fn train_feeds(call: &Call, replicas: usize) -> Result<Vec<Vec<(&'static str
         let dims: Vec<i64> = lead.iter().chain(dims).map(|&d| d as i64).collect();
         Literal::from_vec(&dims, &data).map_err(anyhow::Error::msg)
     };
-    // Replica `r`'s rows of a per-example array of `data_len` values per batch.
+    // Replica `r`'s rows of one batch's per-example array.
     let rows = |data: &[f32], r: usize| {
         let per_example = data.len() / n;
         data[per_example * share * r..per_example * share * (r + 1)].to_vec()
