@@ -5,47 +5,28 @@
 //! Shapes (batch 32, eval batch 100) match `train_run.rs`, so the executables compiled here are
 //! reused from the cache there.
 
+mod run_common;
+
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use effnetv2::model::ScheduleVariant;
-use effnetv2::runtime::provision::PluginKind;
-use effnetv2::train::lr::Decay;
-use effnetv2::train::step::Precision;
 use effnetv2::trainer::config::RunConfig;
-use effnetv2::trainer::data::DataSpec;
 use effnetv2::trainer::events::Discard;
 use effnetv2::trainer::report::summary_table;
 use effnetv2::trainer::run::train;
+use run_common::short_run;
 
 #[test]
 fn a_short_progressive_run_reaches_75_percent() {
     let out = tempfile::tempdir().unwrap();
     let config = RunConfig {
-        model: "tiny".into(),
-        recipe: None,
-        plugin: PluginKind::DEFAULT,
-        plugin_path: None,
-        data: DataSpec::FashionMnist,
-        batch: 32,
-        devices: None,
-        sync_batch_norm: false,
-        steps_per_call: 1,
         epochs: 1.5,
-        stages: Some(4),
-        schedule: ScheduleVariant::Official,
-        precision: Precision::F32,
         seed: 0,
-        lr_base: 0.064,
         warmup_epochs: 0.1,
-        decay: Decay::Cosine,
-        eval_batch: 100,
-        workers: 2,
         checkpoint_every: 100_000,
         keep_checkpoints: 1,
-        stop_after: None,
         eval_limit: None,
-        out: out.path().to_path_buf(),
+        ..short_run(out.path(), 0, 4)
     };
     let start = Instant::now();
     let summary = train(&config, false, &AtomicBool::new(false), &mut Discard).unwrap();
