@@ -3,10 +3,9 @@
 
 use std::process::Command;
 
-fn info(extra: &[&str]) -> (String, String) {
+fn effnetv2(args: &[&str]) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_effnetv2"))
-        .arg("info")
-        .args(extra)
+        .args(args)
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -18,15 +17,29 @@ fn info(extra: &[&str]) -> (String, String) {
 
 #[test]
 fn plugin_log_lines_stay_off_the_terminal_unless_verbose() {
-    let (stdout, stderr) = info(&[]);
+    let (stdout, stderr) = effnetv2(&["info"]);
     assert!(stdout.contains("PJRT C API:   0.115"), "{stdout}");
     assert!(
         !stderr.contains("I0000") && !stderr.contains("absl"),
         "{stderr}"
     );
-    let (_, stderr) = info(&["--verbose"]);
+    let (_, stderr) = effnetv2(&["info", "--verbose"]);
     assert!(
         stderr.contains("cpu_device_count set via create_options"),
         "{stderr}"
     );
+    // XLA announces its dump directory while `dump --optimized` compiles.
+    let dir = tempfile::tempdir().unwrap();
+    let dump = [
+        "dump",
+        "--model",
+        "tiny",
+        "--stage",
+        "0",
+        "--optimized",
+        "--out",
+    ];
+    let (stdout, stderr) = effnetv2(&[&dump[..], &[dir.path().to_str().unwrap()]].concat());
+    assert!(stdout.contains("wrote 1 graphs"), "{stdout}");
+    assert!(!stderr.contains("I0000"), "{stderr}");
 }

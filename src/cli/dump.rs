@@ -10,7 +10,7 @@ use effnetv2::aot::{AotCompiler, Target};
 use effnetv2::hlo::Module;
 use effnetv2::nn::DepthwiseImpl;
 use effnetv2::runtime::provision::PluginKind;
-use effnetv2::runtime::{CompileOptions, OptionOverride};
+use effnetv2::runtime::{plugin_log, CompileOptions, OptionOverride};
 use effnetv2::trainer::context::Context;
 
 use super::graphs::GraphArgs;
@@ -67,16 +67,20 @@ impl Optimizer {
             )
             .with_override("xla_dump_hlo_as_text", OptionOverride::Bool(true));
         let name = module.name();
-        match self {
-            Optimizer::Plugin(ctx) => {
-                ctx.client()
-                    .compile_module(module, &options)
-                    .with_context(|| format!("compiling {name}"))?;
+        // XLA logs where it dumps; nothing else prints while this compiles.
+        plugin_log::quietly(|| -> Result<()> {
+            match self {
+                Optimizer::Plugin(ctx) => {
+                    ctx.client()
+                        .compile_module(module, &options)
+                        .with_context(|| format!("compiling {name}"))?;
+                }
+                Optimizer::Target(compiler) => {
+                    compiler.compile(module, &options)?;
+                }
             }
-            Optimizer::Target(compiler) => {
-                compiler.compile(module, &options)?;
-            }
-        }
+            Ok(())
+        })?;
         let optimized = fs::read_dir(dir.path())?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.to_string_lossy().ends_with("after_optimizations.txt"))

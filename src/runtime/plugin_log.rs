@@ -5,7 +5,9 @@
 //! file set, those calls run with descriptor 2 pointed at the file.
 //!
 //! The redirection is process-wide while it lasts, so it only wraps calls made before anything
-//! else writes to the terminal: loading a plugin, creating a client or a topology.
+//! else writes to the terminal: loading a plugin, creating a client or a topology, and the
+//! compiles of commands that print nothing meanwhile (`dump --optimized`, where XLA announces its
+//! dump directory).
 
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -27,8 +29,9 @@ pub fn plugin_log_file() -> Option<PathBuf> {
 }
 
 /// Runs `call` with descriptor 2 redirected to the plugin log file, if one is set. When the file
-/// cannot be opened, the output stays on the terminal.
-pub(crate) fn quietly<T>(call: impl FnOnce() -> T) -> T {
+/// cannot be opened, the output stays on the terminal. Nothing else may write to the terminal's
+/// descriptor 2 meanwhile: it would go to the file too.
+pub fn quietly<T>(call: impl FnOnce() -> T) -> T {
     let _redirect = plugin_log_file().and_then(|path| StderrRedirect::to(&path));
     call()
 }
