@@ -27,6 +27,8 @@ pub struct Context {
     /// The devices of this process's replicas, in replica order: indices into the client's
     /// addressable devices.
     local: Vec<usize>,
+    /// Where the plugin places a one-replica program by default.
+    default_single_device: i64,
     cache: ExecutableCache,
 }
 
@@ -79,11 +81,13 @@ impl Context {
                     })
             })
             .collect::<Result<_>>()?;
+        let default_single_device = client.default_device_assignment(1)?[0];
         let cache = ExecutableCache::new(Some(crate::data::cache_dir()?.join("executables")));
         Ok(Context {
             client,
             placement,
             local,
+            default_single_device,
             cache,
         })
     }
@@ -140,10 +144,12 @@ impl Context {
     /// replicas, with the plugin's default placement (that of [`Context::placement`]). No
     /// explicit device assignment is sent, so the options (part of the cache key) equal those
     /// `effnetv2 compile` uses for the same graph on a TPU topology, and its executables are
-    /// found here. One-replica graphs of a multi-host run are placed on this host's first device.
+    /// found here. One-replica graphs go to [`Context::device`], explicitly where the plugin
+    /// would place them elsewhere (on the other hosts of a slice, or when the plugin's replica
+    /// order does not start with its first device).
     pub fn compile(&self, graph: &StepGraph) -> Result<(StepExecutable, CompileEvent)> {
         let options = match graph.replicas {
-            1 if self.placement.process().1 > 1 => CompileOptions {
+            1 if i64::from(self.device().id()) != self.default_single_device => CompileOptions {
                 device_assignment: Some(DeviceAssignment::replicas(&[i64::from(
                     self.device().id(),
                 )])?),
