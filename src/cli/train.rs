@@ -50,8 +50,9 @@ pub struct TrainArgs {
     #[arg(long)]
     sync_bn: bool,
     /// Optimizer steps per executable call (K batches stacked, a `while` loop on the device);
-    /// the trained weights do not depend on it.
-    #[arg(long, default_value_t = 1)]
+    /// the trained weights do not depend on it. 8 saves host work per step (the main job trains
+    /// 8% faster than with 1 on the CPU plugin).
+    #[arg(long, default_value_t = 8)]
     steps_per_call: usize,
     #[arg(long, default_value_t = 20.0)]
     epochs: f64,

@@ -190,7 +190,8 @@ fn train_loader(
             cutmix: first.cutmix_alpha as f32,
             seed: config.seed,
             workers: config.workers,
-            queue_depth: 4,
+            // Two calls' worth, so the next call's batches are assembled during this one.
+            queue_depth: 4.max(2 * config.steps_per_call),
             drop_last: true,
             shuffle: true,
             settings: recipe.augment,
