@@ -30,7 +30,12 @@ fn model(name: &str) -> Model {
 /// The graphs of a run of `model` at batch 128 per device in bf16, as a TPU runs them, train
 /// steps data-parallel over `replicas` devices.
 fn plan(model: &Model, stage: Option<usize>, eval: bool, replicas: i64) -> Vec<PlannedGraph> {
-    let selection = GraphSelection {
+    plan_graphs(model, &selection(stage, eval, replicas)).unwrap()
+}
+
+/// What [`plan`] selects.
+fn selection(stage: Option<usize>, eval: bool, replicas: i64) -> GraphSelection {
+    GraphSelection {
         batch: 128,
         replicas,
         steps_per_call: 1,
@@ -41,8 +46,7 @@ fn plan(model: &Model, stage: Option<usize>, eval: bool, replicas: i64) -> Vec<P
         schedule: ScheduleVariant::Official,
         stage,
         eval,
-    };
-    plan_graphs(model, &selection).unwrap()
+    }
 }
 
 /// Checks one train- or eval-step report against the model: memory positive and consistent
@@ -226,6 +230,38 @@ fn a_two_host_v4_slice_gives_each_host_consecutive_replicas_and_compiles_the_sta
         .compile(&check.module, &CompileOptions::replicated(16))
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(compiled.executable.num_replicas().unwrap(), 16);
+}
+
+#[test]
+fn a_train_step_looping_over_k_batches_compiles_for_a_v5e_chip() {
+    // `train` runs 8 steps per call by default: the while loop over stacked batches (with its
+    // runtime step count) must compile for the TPU too.
+    let chip = compiler("tpu:v5e");
+    let model = model("tiny");
+    let one = &plan(&model, Some(0), false, 1)[0];
+    let looped = GraphSelection {
+        steps_per_call: 8,
+        ..selection(Some(0), false, 1)
+    };
+    let looped = &plan_graphs(&model, &looped).unwrap()[0];
+    let report = chip
+        .report(&model, looped, None)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let single = chip.report(&model, one, None).unwrap();
+    let (m, m1) = (&report.cost.memory, &single.cost.memory);
+    assert!(m.fits, "{report:?}");
+    // The stacked inputs: 7 more batches of 128 images of 16 x 16 x 3 f32, labels and classes
+    // (TPU layouts tile and pad the small ones, so the sizes are not exact).
+    let images = 7 * 128 * 16 * 16 * 3 * 4;
+    let extra = m.arguments - m1.arguments;
+    assert!(
+        (images..images * 11 / 10).contains(&extra),
+        "{extra} more argument bytes for 7 more batches"
+    );
+    assert_eq!(
+        m.aliased, m1.aliased,
+        "the state is donated in place in both"
+    );
 }
 
 #[test]
