@@ -17,7 +17,6 @@ use crate::data::Shard;
 pub struct Placement {
     replicas: usize,
     process: usize,
-    processes: usize,
     /// The replicas on this process's devices: consecutive replica numbers.
     local: Range<usize>,
     /// The device id of each local replica, in replica order.
@@ -74,7 +73,6 @@ impl Placement {
         Ok(Placement {
             replicas: assignment.len(),
             process,
-            processes,
             local: first..last + 1,
             local_device_ids: assignment[first..=last].to_vec(),
         })
@@ -93,11 +91,6 @@ impl Placement {
     /// The device ids of [`Placement::local_replicas`].
     pub fn local_device_ids(&self) -> &[i64] {
         &self.local_device_ids
-    }
-
-    /// This process's index and the number of processes.
-    pub fn process(&self) -> (usize, usize) {
-        (self.process, self.processes)
     }
 
     /// Whether this process writes the run's files (checkpoints, metrics, summary): process 0.
@@ -168,7 +161,6 @@ mod tests {
     fn one_process_holds_everything() {
         let all = Placement::new(&[0, 1, 2], |_| Some(0), 0, 1).unwrap();
         assert_eq!(all.local_replicas(), 0..3);
-        assert_eq!(all.process(), (0, 1));
         assert!(all.is_primary());
     }
 }
