@@ -40,6 +40,7 @@ fn selection(stage: Option<usize>, eval: bool, replicas: i64) -> GraphSelection 
         replicas,
         steps_per_call: 1,
         sync_batch_norm: false,
+        skip_nonfinite: false,
         eval_batch: 128,
         precision: Precision::Bf16,
         depthwise: DepthwiseImpl::GroupedConvolution,

@@ -22,7 +22,7 @@ fn a_short_progressive_run_reaches_75_percent() {
         seed: 0,
         warmup_epochs: 0.1,
         checkpoint_every: 100_000,
-        keep_checkpoints: 1,
+        keep_checkpoints: 2,
         eval_limit: None,
         steps_per_call: 8,
         ..short_run(out.path(), 0, 4)

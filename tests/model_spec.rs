@@ -673,6 +673,37 @@ fn inconsistent_block_table_is_rejected_naming_the_stage() {
 }
 
 #[test]
+fn oversized_fields_are_named_before_anything_is_allocated() {
+    let mut v = s_json();
+    v["head"]["feature_size"] = 1_000_000_000_000u64.into();
+    let msg = invalid(&v);
+    assert!(
+        msg.contains("`head.feature_size`")
+            && msg.contains("1000000000000 is larger than the supported maximum 65536"),
+        "{msg}"
+    );
+    for (path, value) in [
+        (&["stages", "2", "kernel"][..], 99u64),
+        (&["image_size", "train"][..], 100_000),
+        (&["num_classes"][..], 1 << 30),
+        (&["stages", "0", "repeats"][..], 5000),
+    ] {
+        let mut v = s_json();
+        let mut at = &mut v;
+        for key in &path[..path.len() - 1] {
+            at = match key.parse::<usize>() {
+                Ok(i) => &mut at[i],
+                Err(_) => &mut at[*key],
+            };
+        }
+        at[path[path.len() - 1]] = value.into();
+        let msg = invalid(&v);
+        let field = path.join(".").replace(".2.", "[2].").replace(".0.", "[0].");
+        assert!(msg.contains(&format!("`{field}`")), "{msg}");
+    }
+}
+
+#[test]
 fn edited_specs_are_validated_again() {
     let mut spec = load_spec("s").unwrap();
     spec.depth_divisor = 0;

@@ -1,7 +1,8 @@
 //! K train steps per executable call (a `while` loop over K stacked batches) train exactly what
 //! K calls of the one-step graph train on the same batches: same weights, optimizer slots, EMA,
 //! batch-norm statistics, step counter and random key, with dropout and stochastic depth on;
-//! a call may train on fewer than K of its slots.
+//! a call may train on fewer than K of its slots. With `skip_nonfinite`, a step that is not
+//! finite leaves the state as it was.
 
 use effnetv2::hlo::Literal;
 use effnetv2::model::{load_spec, Model};
@@ -9,7 +10,7 @@ use effnetv2::runtime::provision::PluginKind;
 use effnetv2::train::state::StateLayout;
 use effnetv2::train::step::{port, train_step, Precision, StepConfig};
 use effnetv2::trainer::context::Context;
-use effnetv2::trainer::device_state::DeviceState;
+use effnetv2::trainer::device_state::{DeviceState, StepOutcome};
 use effnetv2::trainer::init::initial_state;
 use rand::{Rng, SeedableRng};
 
@@ -59,13 +60,32 @@ fn learning_rate(step: usize) -> f32 {
     0.01 * (step + 1) as f32
 }
 
+/// The one-step graph's configuration at the test's batch and size.
+fn step_config(ctx: &Context) -> StepConfig {
+    StepConfig::official(BATCH as i64, SIZE as i64, Precision::F32, ctx.depthwise())
+}
+
 /// The state after training on `batches` with `steps_per_call` steps per call.
 fn train(ctx: &Context, model: &Model, batches: &[Batch], steps_per_call: usize) -> Vec<Literal> {
     let cfg = StepConfig {
         steps_per_call: steps_per_call as i64,
-        ..StepConfig::official(BATCH as i64, SIZE as i64, Precision::F32, ctx.depthwise())
+        ..step_config(ctx)
     };
-    let (exe, _) = ctx.compile(&train_step(model, &cfg).unwrap()).unwrap();
+    train_with(ctx, model, batches, &cfg, learning_rate).0
+}
+
+/// The state after training on `batches` as `cfg` says, at learning rates `rate(step)`, and
+/// each step's outcome.
+fn train_with(
+    ctx: &Context,
+    model: &Model,
+    batches: &[Batch],
+    cfg: &StepConfig,
+    rate: fn(usize) -> f32,
+) -> (Vec<Literal>, Vec<StepOutcome>) {
+    let steps_per_call = cfg.steps_per_call as usize;
+    let (exe, _) = ctx.compile(&train_step(model, cfg).unwrap()).unwrap();
+    let mut outcomes = Vec::new();
     let layout = StateLayout::new(model);
     let mut state = DeviceState::upload(ctx, &layout, &initial_state(&layout, 3)).unwrap();
     for (call, group) in batches.chunks(steps_per_call).enumerate() {
@@ -84,7 +104,7 @@ fn train(ctx: &Context, model: &Model, batches: &[Batch], steps_per_call: usize)
         };
         let classes: Vec<i32> = slots.iter().flat_map(|b| b.classes.clone()).collect();
         let rates: Vec<f32> = (0..steps_per_call)
-            .map(|i| learning_rate(call * steps_per_call + i))
+            .map(|i| rate(call * steps_per_call + i))
             .collect();
         let steps =
             (steps_per_call > 1).then(|| (port::STEPS, Literal::scalar(group.len() as i32)));
@@ -107,14 +127,16 @@ fn train(ctx: &Context, model: &Model, batches: &[Batch], steps_per_call: usize)
                 .chain(steps),
             )
             .unwrap();
-        state.step(&exe, std::slice::from_ref(&feeds)).unwrap();
+        let run = state.step(&exe, std::slice::from_ref(&feeds)).unwrap();
+        outcomes.extend(&run[..group.len()]);
     }
-    state
+    let state = state
         .download()
         .unwrap()
         .into_iter()
         .map(|(_, l)| l)
-        .collect()
+        .collect();
+    (state, outcomes)
 }
 
 #[test]
@@ -143,4 +165,46 @@ fn k_steps_per_call_train_bit_identically_to_k_single_steps() {
 fn initial_bytes(layout: &StateLayout, name: &str) -> Vec<u8> {
     let i = layout.index_of(name).unwrap();
     initial_state(layout, 3)[i].bytes().to_vec()
+}
+
+#[test]
+fn a_nonfinite_step_leaves_the_state_as_it_was() {
+    let ctx = Context::open(PluginKind::DEFAULT, None).unwrap();
+    let model = Model::new(load_spec("tiny").unwrap()).unwrap();
+    let layout = StateLayout::new(&model);
+    let batches = batches();
+    let skipping = StepConfig {
+        skip_nonfinite: true,
+        ..step_config(&ctx)
+    };
+    // One step at a NaN learning rate: nothing but the step counter and the key changes.
+    let (state, outcomes) = train_with(&ctx, &model, &batches[..1], &skipping, |_| f32::NAN);
+    assert!(outcomes[0].loss.is_nan(), "the skipped step reports NaN");
+    for (entry, after) in layout.entries().iter().zip(&state) {
+        let unchanged = after.bytes() == initial_bytes(&layout, &entry.name);
+        let advances = entry.name == "step" || entry.name == "rng";
+        assert_eq!(unchanged, !advances, "{}", entry.name);
+    }
+    // In a loop of 4, the third step's learning rate is infinite: only it is skipped.
+    let looped = StepConfig {
+        steps_per_call: K as i64,
+        ..skipping
+    };
+    let third_infinite = |step| {
+        if step == 2 {
+            f32::INFINITY
+        } else {
+            learning_rate(step)
+        }
+    };
+    let (state, outcomes) = train_with(&ctx, &model, &batches[..K], &looped, third_infinite);
+    let finite: Vec<bool> = outcomes.iter().map(|o| o.loss.is_finite()).collect();
+    assert_eq!(finite, [true, true, false, true]);
+    for (entry, after) in layout.entries().iter().zip(&state) {
+        assert!(
+            after.to_f64_vec().iter().all(|v| v.is_finite()),
+            "{}",
+            entry.name
+        );
+    }
 }

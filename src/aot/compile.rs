@@ -13,8 +13,7 @@ use crate::hlo::Module;
 use crate::model::Model;
 use crate::runtime::provision;
 use crate::runtime::{
-    hardware, CompileOptions, CompiledMemoryStats, ErrorCode, Executable, Plugin, RuntimeError,
-    Topology,
+    hardware, CompileOptions, CompiledMemoryStats, Executable, Plugin, RuntimeError, Topology,
 };
 use crate::trainer::executables::ExecutableCache;
 use crate::trainer::plan::{GraphRole, PlannedGraph};
@@ -163,7 +162,7 @@ impl AotCompiler {
                     .device_peak_bytes();
                 Ok((peak as u64 <= self.device_spec().hbm_bytes).then_some(peak))
             }
-            Err(e) if is_out_of_memory(&e) => Ok(None),
+            Err(e) if RuntimeError::out_of_memory_in(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -227,15 +226,6 @@ fn largest_fitting<T>(
 /// keys agree.
 fn options_for(replicas: usize) -> CompileOptions {
     CompileOptions::replicated(replicas as u32)
-}
-
-/// Whether a compile failed because the program does not fit the device's memory.
-fn is_out_of_memory(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<RuntimeError>()
-            .is_some_and(|e| e.code() == Some(ErrorCode::ResourceExhausted))
-    })
 }
 
 /// The result of [`AotCompiler::max_batch`].

@@ -35,6 +35,9 @@ pub struct GraphArgs {
     /// Cross-replica batch-norm statistics in data-parallel train steps.
     #[arg(long)]
     pub sync_bn: bool,
+    /// Train steps that skip non-finite updates (as `train --skip-nonfinite` runs them).
+    #[arg(long)]
+    pub skip_nonfinite: bool,
     /// Optimizer steps per train-step execution: a `while` loop over K stacked batches.
     #[arg(long, default_value_t = 1)]
     pub steps_per_call: i64,
@@ -56,6 +59,7 @@ impl GraphArgs {
                 replicas: replicas as i64,
                 steps_per_call: self.steps_per_call,
                 sync_batch_norm: self.sync_bn,
+                skip_nonfinite: self.skip_nonfinite,
                 eval_batch: self.batch,
                 precision: self.precision,
                 depthwise,

@@ -55,6 +55,10 @@ impl EventSink for Progress {
                 "resuming from {} (step {step})",
                 checkpoint.display()
             )),
+            Event::CheckpointDamaged { checkpoint, reason } => self.say(format!(
+                "warning: not resuming from {}, it is damaged ({reason}); trying the one before it",
+                checkpoint.display()
+            )),
             Event::ExecutableReady { stage, compile } => self.say(format!(
                 "stage {stage}: {} ready ({:?}, {:.1} s)",
                 compile.module, compile.reason, compile.seconds
@@ -82,6 +86,10 @@ impl EventSink for Progress {
             Event::Skipped(s) => self.say(format!(
                 "epoch {}: skipped {} unreadable images (first: {})",
                 s.epoch, s.count, s.first
+            )),
+            Event::NonFiniteSkipped(r) => self.say(format!(
+                "warning: step {} (stage {}) was not finite and was skipped",
+                r.step, r.stage
             )),
             Event::Evaluated(_) => {}
             Event::StageDone(s) => self.say(format!(

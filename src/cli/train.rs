@@ -54,6 +54,10 @@ pub struct TrainArgs {
     /// 8% faster than with 1 on the CPU plugin).
     #[arg(long, default_value_t = 8)]
     steps_per_call: usize,
+    /// Skip steps whose loss or update is not finite (NaN, infinite), counting them, instead of
+    /// stopping the run at the first one.
+    #[arg(long)]
+    skip_nonfinite: bool,
     #[arg(long, default_value_t = 20.0)]
     epochs: f64,
     /// Progressive stages (default: the spec's).
@@ -140,6 +144,7 @@ impl TrainArgs {
             devices: self.devices,
             sync_batch_norm: self.sync_bn,
             steps_per_call: self.steps_per_call,
+            skip_nonfinite: self.skip_nonfinite,
             epochs: self.epochs,
             stages: self.stages,
             schedule: self.schedule,
@@ -152,7 +157,7 @@ impl TrainArgs {
             workers: self
                 .workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-            checkpoint_every: self.checkpoint_every.max(1),
+            checkpoint_every: self.checkpoint_every,
             keep_checkpoints: self.keep_checkpoints,
             stop_after: self.stop_after,
             eval_limit: self.eval_limit,

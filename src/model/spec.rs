@@ -208,6 +208,28 @@ fn positive(value: usize, field: &str) -> Check {
     })
 }
 
+/// Upper bounds on the spec's sizes. Far above every EfficientNetV2 (the widest, XL, has 640
+/// block channels and a 1280-wide head), they stop a typo such as an extra zero before it becomes
+/// a multi-terabyte allocation or a graph XLA cannot index.
+const MAX_CHANNELS: usize = 1 << 16;
+const MAX_KERNEL: usize = 31;
+const MAX_STRIDE: usize = 16;
+const MAX_REPEATS: usize = 1024;
+const MAX_EXPAND_RATIO: usize = 64;
+const MAX_CLASSES: usize = 1 << 20;
+const MAX_IMAGE_SIZE: usize = 8192;
+const MAX_INPUT_CHANNELS: usize = 64;
+const MAX_MULTIPLIER: f64 = 64.0;
+const MAX_PROGRESSIVE_STAGES: usize = 64;
+
+/// `value` in `1..=max`.
+fn size(value: usize, max: usize, field: &str) -> Check {
+    positive(value, field)?;
+    ensure(value <= max, field, || {
+        format!("{value} is larger than the supported maximum {max}")
+    })
+}
+
 fn in_range(value: f64, low: f64, high: f64, high_inclusive: bool, field: &str) -> Check {
     let ok = value.is_finite()
         && value >= low
@@ -247,27 +269,37 @@ impl ModelSpec {
         ensure(!self.name.trim().is_empty(), "name", || {
             "must not be empty".into()
         })?;
-        let multiplier_ok = |m: f64| m.is_finite() && m > 0.0;
+        let multiplier_ok = |m: f64| m.is_finite() && m > 0.0 && m <= MAX_MULTIPLIER;
         ensure(
             multiplier_ok(self.width_multiplier),
             "width_multiplier",
-            || format!("must be a positive number, got {}", self.width_multiplier),
+            || {
+                format!(
+                    "must be a positive number up to {MAX_MULTIPLIER}, got {}",
+                    self.width_multiplier
+                )
+            },
         )?;
         ensure(
             multiplier_ok(self.depth_multiplier),
             "depth_multiplier",
-            || format!("must be a positive number, got {}", self.depth_multiplier),
+            || {
+                format!(
+                    "must be a positive number up to {MAX_MULTIPLIER}, got {}",
+                    self.depth_multiplier
+                )
+            },
         )?;
-        positive(self.depth_divisor, "depth_divisor")?;
+        size(self.depth_divisor, MAX_CHANNELS, "depth_divisor")?;
         if let Some(min_depth) = self.min_depth {
-            positive(min_depth, "min_depth")?;
+            size(min_depth, MAX_CHANNELS, "min_depth")?;
         }
-        positive(self.stem.filters, "stem.filters")?;
-        positive(self.stem.kernel, "stem.kernel")?;
-        positive(self.stem.stride, "stem.stride")?;
+        size(self.stem.filters, MAX_CHANNELS, "stem.filters")?;
+        size(self.stem.kernel, MAX_KERNEL, "stem.kernel")?;
+        size(self.stem.stride, MAX_STRIDE, "stem.stride")?;
         self.validate_stages()?;
-        positive(self.head.feature_size, "head.feature_size")?;
-        positive(self.num_classes, "num_classes")?;
+        size(self.head.feature_size, MAX_CHANNELS, "head.feature_size")?;
+        size(self.num_classes, MAX_CLASSES, "num_classes")?;
         in_range(self.dropout, 0.0, 1.0, false, "dropout")?;
         ensure(
             self.survival_prob.is_finite() && self.survival_prob > 0.0 && self.survival_prob <= 1.0,
@@ -286,8 +318,8 @@ impl ModelSpec {
             "batch_norm.epsilon",
             || format!("must be positive, got {}", self.batch_norm.epsilon),
         )?;
-        positive(self.image_size.train, "image_size.train")?;
-        positive(self.image_size.eval, "image_size.eval")?;
+        size(self.image_size.train, MAX_IMAGE_SIZE, "image_size.train")?;
+        size(self.image_size.eval, MAX_IMAGE_SIZE, "image_size.eval")?;
         self.validate_input()?;
         self.validate_progressive()
     }
@@ -308,12 +340,12 @@ impl ModelSpec {
         )?;
         for (i, stage) in self.stages.iter().enumerate() {
             let field = |name: &str| format!("stages[{i}].{name}");
-            positive(stage.repeats, &field("repeats"))?;
-            positive(stage.kernel, &field("kernel"))?;
-            positive(stage.stride, &field("stride"))?;
-            positive(stage.expand_ratio, &field("expand_ratio"))?;
-            positive(stage.in_filters, &field("in"))?;
-            positive(stage.out_filters, &field("out"))?;
+            size(stage.repeats, MAX_REPEATS, &field("repeats"))?;
+            size(stage.kernel, MAX_KERNEL, &field("kernel"))?;
+            size(stage.stride, MAX_STRIDE, &field("stride"))?;
+            size(stage.expand_ratio, MAX_EXPAND_RATIO, &field("expand_ratio"))?;
+            size(stage.in_filters, MAX_CHANNELS, &field("in"))?;
+            size(stage.out_filters, MAX_CHANNELS, &field("out"))?;
             in_range(stage.se_ratio, 0.0, 1.0, true, &field("se_ratio"))?;
             ensure(
                 stage.block == BlockType::Mbconv || stage.se_ratio == 0.0,
@@ -342,7 +374,7 @@ impl ModelSpec {
 
     fn validate_input(&self) -> Check {
         let input = &self.input;
-        positive(input.channels, "input.channels")?;
+        size(input.channels, MAX_INPUT_CHANNELS, "input.channels")?;
         for (name, values) in [("input.mean", &input.mean), ("input.std", &input.std)] {
             ensure(values.len() == input.channels, name, || {
                 format!(
@@ -367,7 +399,7 @@ impl ModelSpec {
 
     fn validate_progressive(&self) -> Check {
         let p = &self.progressive;
-        positive(p.stages, "progressive.stages")?;
+        size(p.stages, MAX_PROGRESSIVE_STAGES, "progressive.stages")?;
         self.validate_ranges(&p.official, "progressive.official")?;
         ensure(
             p.official.image_size.max == self.image_size.train,
@@ -390,10 +422,11 @@ impl ModelSpec {
     }
 
     fn validate_ranges(&self, r: &StageRanges, at: &str) -> Check {
-        let size = r.image_size;
-        positive(size.min, &format!("{at}.image_size.min"))?;
-        ensure(size.min <= size.max, format!("{at}.image_size"), || {
-            format!("min {} is larger than max {}", size.min, size.max)
+        let range = r.image_size;
+        size(range.min, MAX_IMAGE_SIZE, &format!("{at}.image_size.min"))?;
+        size(range.max, MAX_IMAGE_SIZE, &format!("{at}.image_size.max"))?;
+        ensure(range.min <= range.max, format!("{at}.image_size"), || {
+            format!("min {} is larger than max {}", range.min, range.max)
         })?;
         match (self.augment, &r.randaug_magnitude) {
             (AugmentPolicy::Randaugment, Some(m)) => {

@@ -143,6 +143,16 @@ impl RuntimeError {
         }
     }
 
+    /// Whether `error` was caused by a plugin running out of device memory (while compiling,
+    /// allocating or executing).
+    pub fn out_of_memory_in(error: &anyhow::Error) -> bool {
+        error.chain().any(|cause| {
+            cause
+                .downcast_ref::<RuntimeError>()
+                .is_some_and(|e| e.code() == Some(ErrorCode::ResourceExhausted))
+        })
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> RuntimeError {
         RuntimeError::InvalidArgument(message.into())
     }

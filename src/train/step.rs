@@ -76,6 +76,11 @@ pub struct StepConfig {
     /// instead of each replica's own share, which the official TPU training uses.
     #[serde(default)]
     pub sync_batch_norm: bool,
+    /// A step whose loss or updated weights are not finite leaves the model, optimizer slots and
+    /// EMA as they were (the step counter and random key still advance); its loss output shows
+    /// the non-finite value, so the host can count the skipped steps.
+    #[serde(default)]
+    pub skip_nonfinite: bool,
 }
 
 fn one_replica() -> i64 {
@@ -103,6 +108,7 @@ impl StepConfig {
             steps_per_call: 1,
             replicas: 1,
             sync_batch_norm: false,
+            skip_nonfinite: false,
         }
     }
 }
@@ -381,7 +387,61 @@ fn emit_step(
         new_state[rng_index] = next_key.unwrap_or_else(|| rng.state());
         Ok(())
     })?;
+    if cfg.skip_nonfinite {
+        let kept = [step_index, rng_index];
+        return b.scoped("skip_nonfinite", |b| {
+            let (state, loss) = keep_unless_finite(b, state, new_state, loss, &trainable, &kept)?;
+            Ok((state, loss, correct))
+        });
+    }
     Ok((new_state, loss, correct))
+}
+
+/// `updated` where the step is finite, else `state` (but for the entries in `always`), and the
+/// loss to report: a step is finite when its loss and every updated trainable variable
+/// (`trainable` indices) are, and the reported loss is not finite exactly when the step was
+/// not. A non-finite learning rate or gradient shows in the variables even when the loss is
+/// finite.
+fn keep_unless_finite(
+    b: &mut Builder,
+    state: &[Value],
+    updated: Vec<Value>,
+    loss: Value,
+    trainable: &[usize],
+    always: &[usize],
+) -> Result<(Vec<Value>, Value)> {
+    // x * 0 is 0 for every finite x and NaN otherwise, so the sum is finite exactly when every
+    // element is (a sum of squares could overflow on large finite values).
+    let zero_sum = |b: &mut Builder, x: Value| -> Result<Value> {
+        let zeros = b.full_like(x, 0.0)?;
+        let zeroed = b.mul(x, zeros)?;
+        let rank = b.array_shape("skip_nonfinite", x)?.rank() as i64;
+        let total = b.reduce_sum(zeroed, &(0..rank).collect::<Vec<_>>())?;
+        b.convert(total, ElementType::F32)
+    };
+    let mut probe = zero_sum(b, loss)?;
+    for &i in trainable {
+        let total = zero_sum(b, updated[i])?;
+        probe = b.add(probe, total)?;
+    }
+    let finite = b.is_finite(probe)?;
+    // loss + 0 is the loss itself; loss + NaN reports the skip.
+    let loss_type = b.array_shape("skip_nonfinite", loss)?.ty();
+    let probe = b.convert(probe, loss_type)?;
+    let reported = b.add(loss, probe)?;
+    let chosen = updated
+        .into_iter()
+        .enumerate()
+        .map(|(i, new)| {
+            if always.contains(&i) {
+                return Ok(new);
+            }
+            let dims = b.array_shape("skip_nonfinite", new)?.dims().to_vec();
+            let pick = b.broadcast_in_dim(finite, &dims, &[])?;
+            b.select(pick, new, state[i])
+        })
+        .collect::<Result<_>>()?;
+    Ok((chosen, reported))
 }
 
 /// The `while` loop's carried tuple: the step counter and how many steps to run, the state, the

@@ -3,20 +3,44 @@
 //!
 //! A checkpoint directory `ckpt-<step>` is first written as `ckpt-<step>.tmp` (files fsynced),
 //! then renamed; a crash leaves either the previous set of checkpoints or the new one, never a
-//! half-written checkpoint that `--resume` could pick up.
+//! half-written checkpoint that `--resume` could pick up. The metadata records a CRC-32 of every
+//! tensor, so bytes damaged after the write (a bad disk, a truncated copy) are found on load
+//! and reported as [`Damaged`], which the trainer answers by resuming from an older checkpoint.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::hlo::{ArrayShape, ElementType, Literal};
 
 const TENSORS: &str = "state.safetensors";
 const METADATA: &str = "meta.json";
+
+/// A checkpoint whose files are not what was written: unreadable, truncated, unparsable, or a
+/// tensor whose checksum differs. (A checkpoint of another model is not damaged: its error is a
+/// plain one.)
+#[derive(Debug, thiserror::Error)]
+#[error("checkpoint {} is damaged: {reason}", dir.display())]
+pub struct Damaged {
+    pub dir: PathBuf,
+    pub reason: String,
+}
+
+/// The metadata file: the caller's metadata and the tensors' checksums.
+#[derive(Serialize, Deserialize)]
+struct Stored<M> {
+    #[serde(flatten)]
+    meta: M,
+    /// CRC-32 of each tensor's bytes, by name. Absent in checkpoints written before checksums
+    /// were recorded, which load unverified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tensor_crc32: Option<BTreeMap<String, u32>>,
+}
 
 fn dtype(ty: ElementType) -> Result<Dtype> {
     Ok(match ty {
@@ -98,9 +122,18 @@ pub fn save<M: Serialize>(
         .collect::<Result<_>>()?;
     let bytes = safetensors::serialize(views, &None).context("serializing checkpoint tensors")?;
     write_synced(&tmp.join(TENSORS), &bytes)?;
+    let stored = Stored {
+        meta: metadata,
+        tensor_crc32: Some(
+            tensors
+                .iter()
+                .map(|(name, lit)| (name.clone(), crc32fast::hash(lit.bytes())))
+                .collect(),
+        ),
+    };
     write_synced(
         &tmp.join(METADATA),
-        serde_json::to_string_pretty(metadata)?.as_bytes(),
+        serde_json::to_string_pretty(&stored)?.as_bytes(),
     )?;
     sync_dir(&tmp)?;
     if final_dir.exists() {
@@ -148,17 +181,38 @@ fn prune(root: &Path, keep: usize) -> Result<()> {
     Ok(())
 }
 
-/// Reads a checkpoint's tensors (in the order of `expected`, by name) and metadata. Each tensor
-/// must have the expected element type and dimensions: a checkpoint of another model (or of an
-/// edited spec) fails here, by tensor name, instead of at execution.
+/// Reads a checkpoint's tensors (in the order of `expected`, by name) and metadata, verifying
+/// every recorded checksum. Damage is reported as [`Damaged`]. Each tensor must have the expected
+/// element type and dimensions: a checkpoint of another model (or of an edited spec) fails here,
+/// by tensor name, instead of at execution.
 pub fn load<'a, M: DeserializeOwned>(
     dir: &Path,
     expected: impl IntoIterator<Item = (&'a str, &'a ArrayShape)>,
 ) -> Result<(Vec<Literal>, M)> {
-    let path = dir.join(TENSORS);
-    let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let damaged = |reason: String| Damaged {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    let read = |name: &str| fs::read(dir.join(name)).map_err(|e| damaged(format!("{name}: {e}")));
+    let stored: Stored<M> = serde_json::from_slice(&read(METADATA)?)
+        .map_err(|e| damaged(format!("{METADATA}: {e}")))?;
+    let bytes = read(TENSORS)?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("parsing {}", path.display()))?;
+        .map_err(|e| damaged(format!("{TENSORS}: {e}")))?;
+    for (name, &written) in stored.tensor_crc32.iter().flatten() {
+        let view = st.tensor(name).map_err(|_| {
+            damaged(format!(
+                "tensor '{name}' recorded in {METADATA} is missing from {TENSORS}"
+            ))
+        })?;
+        let read = crc32fast::hash(view.data());
+        if read != written {
+            return Err(damaged(format!(
+                "tensor '{name}' reads with checksum {read:08x}, {written:08x} was written"
+            ))
+            .into());
+        }
+    }
     let tensors = expected
         .into_iter()
         .map(|(name, want)| {
@@ -182,12 +236,7 @@ pub fn load<'a, M: DeserializeOwned>(
                 .map_err(|e| anyhow::anyhow!("tensor {name}: {e}"))
         })
         .collect::<Result<_>>()?;
-    let meta_path = dir.join(METADATA);
-    let meta = serde_json::from_slice(
-        &fs::read(&meta_path).with_context(|| format!("reading {}", meta_path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", meta_path.display()))?;
-    Ok((tensors, meta))
+    Ok((tensors, stored.meta))
 }
 
 #[cfg(test)]
@@ -238,6 +287,52 @@ mod tests {
                 .contains("'params/w' has shape [2, 2] (f32) but the model expects [2, 3] (f32)"),
             "{err:#}"
         );
+    }
+
+    fn damage(err: anyhow::Error) -> String {
+        err.downcast::<Damaged>()
+            .expect("the error reports damage")
+            .reason
+    }
+
+    #[test]
+    fn damaged_bytes_are_found_and_named() {
+        let root = tempfile::tempdir().unwrap();
+        let weights = Literal::from_vec(&[4], &[1f32, 2., 3., 4.]).unwrap();
+        let tensors = vec![
+            ("a".to_string(), Literal::scalar(7i64)),
+            ("w".to_string(), weights.clone()),
+        ];
+        let dir = save(root.path(), 1, &tensors, &serde_json::json!({"step": 1}), 2).unwrap();
+        let expected = [("w", weights.shape())];
+        let load_w = || load::<serde_json::Value>(&dir, expected);
+        let (loaded, meta) = load_w().unwrap();
+        assert_eq!((&loaded[0], &meta["step"]), (&weights, &1.into()));
+
+        // Flip one byte of w's data: the last 16 bytes of the file are w's 4 floats (the
+        // safetensors data section is sorted by dtype alignment, then name).
+        let path = dir.join(TENSORS);
+        let clean = fs::read(&path).unwrap();
+        let mut flipped = clean.clone();
+        let at = flipped.len() - 5;
+        flipped[at] ^= 0x01;
+        fs::write(&path, &flipped).unwrap();
+        let reason = damage(load_w().unwrap_err());
+        assert!(
+            reason.starts_with("tensor 'w' reads with checksum"),
+            "{reason}"
+        );
+
+        fs::write(&path, &clean[..clean.len() / 2]).unwrap();
+        assert!(damage(load_w().unwrap_err()).starts_with(TENSORS));
+        fs::write(&path, &clean).unwrap();
+
+        let meta_path = dir.join(METADATA);
+        let meta = fs::read(&meta_path).unwrap();
+        fs::write(&meta_path, &meta[..meta.len() / 2]).unwrap();
+        assert!(damage(load_w().unwrap_err()).starts_with(METADATA));
+        fs::remove_file(&meta_path).unwrap();
+        assert!(damage(load_w().unwrap_err()).starts_with(METADATA));
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct RunConfig {
     /// weights do not depend on it, so a run may resume with another K.
     #[serde(default = "one_step_per_call")]
     pub steps_per_call: usize,
+    /// Skip (and count) steps whose loss or update is not finite instead of stopping the run.
+    #[serde(default)]
+    pub skip_nonfinite: bool,
     pub epochs: f64,
     /// Number of progressive stages (`None`: the spec's).
     pub stages: Option<usize>,
@@ -68,7 +71,75 @@ fn one_step_per_call() -> usize {
     1
 }
 
+/// Steps per call above this are refused: each call's batches are stacked on the host and on
+/// the device, so K is bounded by memory long before it stops saving host work.
+pub const MAX_STEPS_PER_CALL: usize = 256;
+
+/// Fewer checkpoints than this are refused: resuming falls back to the previous checkpoint when
+/// the newest one is damaged, so one more must always be on disk.
+pub const MIN_KEPT_CHECKPOINTS: usize = 2;
+
 impl RunConfig {
+    /// Checks every numeric option before anything is opened, allocated or compiled; the error
+    /// names the command-line option.
+    pub fn validate(&self) -> Result<()> {
+        let at_least_one = |option: &str, value: u64| -> Result<()> {
+            if value == 0 {
+                bail!("{option} 0: must be at least 1");
+            }
+            Ok(())
+        };
+        let positive = |option: &str, value: f64| -> Result<()> {
+            if !(value.is_finite() && value > 0.0) {
+                bail!("{option} {value}: must be a positive number");
+            }
+            Ok(())
+        };
+        at_least_one("--batch", self.batch as u64)?;
+        at_least_one("--eval-batch", self.eval_batch as u64)?;
+        at_least_one("--workers", self.workers as u64)?;
+        at_least_one("--checkpoint-every", self.checkpoint_every)?;
+        at_least_one("--steps-per-call", self.steps_per_call as u64)?;
+        if self.steps_per_call > MAX_STEPS_PER_CALL {
+            bail!(
+                "--steps-per-call {}: at most {MAX_STEPS_PER_CALL} (each call's batches are stacked in memory)",
+                self.steps_per_call
+            );
+        }
+        for (option, value) in [
+            ("--devices", self.devices.map(|d| d as u64)),
+            ("--stages", self.stages.map(|s| s as u64)),
+            ("--stop-after", self.stop_after),
+            ("--eval-limit", self.eval_limit.map(|l| l as u64)),
+        ] {
+            if let Some(value) = value {
+                at_least_one(option, value)?;
+            }
+        }
+        if let Some(devices) = self.devices.filter(|&d| self.batch % d != 0) {
+            bail!(
+                "--batch {} does not split evenly over --devices {devices}",
+                self.batch
+            );
+        }
+        if self.keep_checkpoints < MIN_KEPT_CHECKPOINTS {
+            bail!(
+                "--keep-checkpoints {}: at least {MIN_KEPT_CHECKPOINTS}, so that a damaged newest \
+                 checkpoint leaves an older one to resume from",
+                self.keep_checkpoints
+            );
+        }
+        positive("--epochs", self.epochs)?;
+        positive("--lr", self.lr_base)?;
+        if !(self.warmup_epochs.is_finite() && self.warmup_epochs >= 0.0) {
+            bail!(
+                "--warmup-epochs {}: must be zero or a positive number",
+                self.warmup_epochs
+            );
+        }
+        Ok(())
+    }
+
     /// A run may only resume with the settings that shaped its state and data order.
     pub fn check_resumable(&self, saved: &RunConfig) -> Result<()> {
         let differs = |what: &str, a: String, b: String| -> Result<()> {

@@ -3,7 +3,7 @@
 //! measurements among them to the run's `metrics.jsonl` (what `report` plots).
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -16,6 +16,8 @@ use super::executables::CompileEvent;
 pub enum Event {
     /// The run continues from a checkpoint.
     Resumed { checkpoint: PathBuf, step: u64 },
+    /// A checkpoint is damaged; resuming tries the one before it.
+    CheckpointDamaged { checkpoint: PathBuf, reason: String },
     /// An executable is ready: compiled, or loaded from the cache.
     ExecutableReady { stage: usize, compile: CompileEvent },
     /// A compiled executable could not be stored in the cache (the run goes on).
@@ -27,6 +29,8 @@ pub enum Event {
     },
     /// An epoch skipped images it could not read.
     Skipped(SkippedRecord),
+    /// A step was not finite and left the state as it was (`skip_nonfinite`).
+    NonFiniteSkipped(NonFiniteRecord),
     /// The EMA weights were evaluated after a stage.
     Evaluated(EvalRecord),
     /// A stage finished (after its evaluation).
@@ -109,6 +113,13 @@ pub struct SkippedRecord {
     pub first: String,
 }
 
+/// A train step skipped because its loss or update was not finite.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NonFiniteRecord {
+    pub step: u64,
+    pub stage: usize,
+}
+
 /// One line of `metrics.jsonl`: `{"event": "step", ...the record's fields}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -118,6 +129,7 @@ pub enum Metric {
     Eval(EvalRecord),
     Stage(StageSummary),
     Skipped(SkippedRecord),
+    Nonfinite(NonFiniteRecord),
 }
 
 impl Metric {
@@ -135,9 +147,11 @@ impl Metric {
             Event::Evaluated(record) => Metric::Eval(record.clone()),
             Event::StageDone(summary) => Metric::Stage(summary.clone()),
             Event::Skipped(record) => Metric::Skipped(record.clone()),
-            Event::Resumed { .. } | Event::CacheStoreFailed { .. } | Event::Stopped { .. } => {
-                return None
-            }
+            Event::NonFiniteSkipped(record) => Metric::Nonfinite(record.clone()),
+            Event::Resumed { .. }
+            | Event::CheckpointDamaged { .. }
+            | Event::CacheStoreFailed { .. }
+            | Event::Stopped { .. } => return None,
         })
     }
 }
@@ -146,14 +160,31 @@ impl Metric {
 pub struct MetricsLog(File);
 
 impl MetricsLog {
+    /// Opens the log for appending. A line a killed run left unfinished is ended first, so that
+    /// it stays one bad line instead of swallowing the next record.
     pub fn open(path: &Path) -> Result<MetricsLog> {
-        let f = OpenOptions::new()
+        let mut f = OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(path)
             .with_context(|| format!("opening {}", path.display()))?;
+        if !ends_with_newline_or_is_empty(&mut f)? {
+            writeln!(f).with_context(|| format!("writing {}", path.display()))?;
+        }
         Ok(MetricsLog(f))
     }
+}
+
+fn ends_with_newline_or_is_empty(f: &mut File) -> Result<bool> {
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut last = [0u8];
+    f.seek(SeekFrom::Start(len - 1))?;
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
 }
 
 impl EventSink for MetricsLog {
@@ -171,5 +202,31 @@ pub struct FanOut<'a>(pub Vec<&'a mut dyn EventSink>);
 impl EventSink for FanOut<'_> {
     fn emit(&mut self, event: &Event) -> Result<()> {
         self.0.iter_mut().try_for_each(|sink| sink.emit(event))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_cut_short_by_a_kill_does_not_swallow_the_next_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        std::fs::write(&path, "{\"event\": \"step\", \"st").unwrap();
+        let record = SkippedRecord {
+            epoch: 1,
+            count: 2,
+            first: "x".into(),
+        };
+        MetricsLog::open(&path)
+            .unwrap()
+            .emit(&Event::Skipped(record.clone()))
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let metric: Metric = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(metric, Metric::Skipped(record));
     }
 }

@@ -2,12 +2,13 @@
 //! them, RMSProp slots (mean-square ones, momentum zeros), EMA shadows equal to the variables,
 //! step 0 and the RNG key derived from the seed.
 
+use anyhow::{bail, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 
 use crate::hlo::Literal;
-use crate::model::{Init, Param};
+use crate::model::{Init, Model, Param};
 use crate::train::optimizer::{INITIAL_MEAN_SQUARE, INITIAL_MOMENTUM};
 use crate::train::state::{Role, StateLayout};
 
@@ -55,4 +56,53 @@ pub fn initial_state(layout: &StateLayout, seed: u64) -> Vec<Literal> {
         out.push(literal);
     }
     out
+}
+
+/// Copies of the state a run holds on the host at once: the initial values while they are
+/// uploaded, or at a checkpoint the downloaded state and its serialized file.
+const HOST_STATE_COPIES: usize = 2;
+
+/// Refuses a model whose training state this host cannot hold, before anything is allocated:
+/// names the state's size, the largest tensor (where an oversized spec field shows) and the
+/// machine's memory.
+pub fn check_host_memory(model: &Model, layout: &StateLayout) -> Result<()> {
+    let Some(memory) = physical_memory() else {
+        return Ok(());
+    };
+    let needed = layout.byte_size().saturating_mul(HOST_STATE_COPIES);
+    if needed <= memory {
+        return Ok(());
+    }
+    let largest = layout
+        .entries()
+        .iter()
+        .rev() // the first of equal ones: the variable rather than its optimizer slots
+        .max_by_key(|e| e.shape.byte_size())
+        .expect("a model has state");
+    const GIB: f64 = (1u64 << 30) as f64;
+    bail!(
+        "model '{}' needs {:.1} GiB of host memory for its training state ({} tensors, the largest \
+         '{}' with dimensions {:?}), more than this machine's {:.1} GiB: check the spec's sizes",
+        model.spec.name,
+        needed as f64 / GIB,
+        layout.len(),
+        largest.name,
+        largest.shape.dims(),
+        memory as f64 / GIB
+    )
+}
+
+/// This machine's physical memory in bytes, where the OS reports it (`MemTotal` in Linux's
+/// `/proc/meminfo`).
+fn physical_memory() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: usize = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib.saturating_mul(1024))
 }

@@ -25,6 +25,8 @@ pub struct GraphSelection {
     pub steps_per_call: i64,
     /// Cross-replica batch-norm statistics in data-parallel train steps.
     pub sync_batch_norm: bool,
+    /// Train steps that leave the state unchanged where a step is not finite.
+    pub skip_nonfinite: bool,
     /// Examples per eval-step execution.
     pub eval_batch: i64,
     pub precision: Precision,
@@ -61,6 +63,8 @@ pub struct PlannedGraph {
     #[serde(skip)]
     sync_batch_norm: bool,
     #[serde(skip)]
+    skip_nonfinite: bool,
+    #[serde(skip)]
     precision: Precision,
     #[serde(skip)]
     depthwise: DepthwiseImpl,
@@ -81,6 +85,7 @@ impl PlannedGraph {
             replicas: self.replicas,
             steps_per_call: self.steps_per_call,
             sync_batch_norm: self.sync_batch_norm,
+            skip_nonfinite: self.skip_nonfinite,
             ..StepConfig::official(
                 self.batch,
                 self.image_size as i64,
@@ -145,6 +150,7 @@ pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<Plan
         replicas,
         steps_per_call,
         sync_batch_norm: selection.sync_batch_norm,
+        skip_nonfinite: selection.skip_nonfinite,
         precision: selection.precision,
         depthwise: selection.depthwise,
     };
@@ -199,9 +205,7 @@ impl RunPlan {
         depthwise: DepthwiseImpl,
         replicas: usize,
     ) -> Result<RunPlan> {
-        if config.batch == 0 || config.eval_batch == 0 {
-            bail!("--batch and --eval-batch must be positive");
-        }
+        config.validate()?;
         if replicas == 0 || config.batch % replicas != 0 {
             bail!(
                 "--batch {} does not split evenly over {replicas} devices",
@@ -214,9 +218,6 @@ impl RunPlan {
                 "--batch {} is larger than the {train_examples} training examples",
                 config.batch
             );
-        }
-        if !(config.epochs.is_finite() && config.epochs > 0.0) {
-            bail!("--epochs {}: must be a positive number", config.epochs);
         }
         let stage_count = model.spec.progressive.stages as u64;
         let total_steps = ((config.epochs * steps_per_epoch as f64) as u64).max(stage_count);
@@ -238,6 +239,7 @@ impl RunPlan {
                 replicas: replicas as i64,
                 steps_per_call: config.steps_per_call as i64,
                 sync_batch_norm: config.sync_batch_norm,
+                skip_nonfinite: config.skip_nonfinite,
                 eval_batch: config.eval_batch as i64,
                 precision: config.precision,
                 depthwise,
@@ -283,6 +285,7 @@ mod tests {
             replicas: 1,
             steps_per_call: 1,
             sync_batch_norm: false,
+            skip_nonfinite: false,
             eval_batch: 8,
             precision: Precision::F32,
             depthwise: DepthwiseImpl::GroupedConvolution,

@@ -5,13 +5,14 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
+use fs4::fs_std::FileExt;
 use serde::{Deserialize, Serialize};
 
 use super::agreement::{check_agreement, Shared};
@@ -22,15 +23,17 @@ use super::data::{train_feeds, Call};
 use super::device_state::DeviceState;
 use super::evaluate::{evaluate, EvalSet};
 use super::events::{
-    EvalRecord, Event, EventSink, FanOut, MetricsLog, SkippedRecord, StageSummary, StepRecord,
+    EvalRecord, Event, EventSink, FanOut, MetricsLog, NonFiniteRecord, SkippedRecord, StageSummary,
+    StepRecord,
 };
 use super::executables::CompileEvent;
-use super::init::initial_state;
+use super::init::{check_host_memory, initial_state};
 use super::plan::RunPlan;
 use super::recipe::Recipe;
 use crate::data::{self, Cursor, Loader, LoaderConfig, Shard, Source};
 use crate::hlo::Literal;
 use crate::model::{load_spec, Model, ProgressiveStage};
+use crate::runtime::RuntimeError;
 use crate::train::state::StateLayout;
 
 /// The outcome of a run.
@@ -42,6 +45,9 @@ pub struct RunSummary {
     pub total_seconds: f64,
     /// False when the run stopped early (interrupted or `stop_after`).
     pub completed: bool,
+    /// Steps skipped because they were not finite (`skip_nonfinite`), in this invocation.
+    #[serde(default)]
+    pub nonfinite_skipped: u64,
 }
 
 /// Runs (or resumes) a training run, reporting to `sink`; returns its summary (also written to
@@ -53,12 +59,15 @@ pub fn train(
     sink: &mut dyn EventSink,
 ) -> Result<RunSummary> {
     let started = Instant::now();
-    // First, so that a missing device or plugin fails before any data is read.
-    let ctx = Context::open_devices(config.plugin, config.plugin_path.as_deref(), config.devices)?;
-    let run_dir = RunDir::prepare(config, resume, ctx.placement().is_primary())?;
+    config.validate()?;
     let model = load_model(config)?;
     let recipe = Recipe::for_run(config.recipe.as_deref(), &model.spec)?;
     let layout = StateLayout::new(&model);
+    check_host_memory(&model, &layout)?;
+    // Before the run directory, so that a missing device or plugin fails before any file is
+    // read or written.
+    let ctx = Context::open_devices(config.plugin, config.plugin_path.as_deref(), config.devices)?;
+    let run_dir = RunDir::prepare(config, resume, ctx.placement().is_primary())?;
     let (train_source, eval_source) = config.data.open()?;
     check_classes(&model, train_source.as_ref())?;
     let plan = RunPlan::new(
@@ -96,6 +105,8 @@ pub fn train(
         run_dir: &run_dir,
         state: start.state,
         step: start.step,
+        last_checkpoint: start.checkpoint,
+        nonfinite_skipped: 0,
         loader,
         eval_set,
         events: &mut events,
@@ -103,8 +114,10 @@ pub fn train(
         ready: HashMap::new(),
     };
     let (stages, completed) = std::thread::scope(|scope| trainer.run(scope))?;
+    let nonfinite_skipped = trainer.nonfinite_skipped;
     let last = stages.last().cloned();
     let summary = RunSummary {
+        nonfinite_skipped,
         final_top1: last.as_ref().map_or(f64::NAN, |s| s.top1),
         final_top5: last.as_ref().map_or(f64::NAN, |s| s.top5),
         stages,
@@ -202,34 +215,40 @@ fn train_loader(
 }
 
 /// The run directory: `config.json`, `metrics.jsonl`, `checkpoints/`, `summary.json`. Only the
-/// primary process (the only one on a single host) writes them; on a multi-host slice the
-/// others read checkpoints from it when resuming.
+/// primary process (the only one on a single host) writes them, holding the directory's lock; on
+/// a multi-host slice the others read checkpoints from it when resuming.
 struct RunDir {
     root: PathBuf,
     primary: bool,
     checkpoints: PathBuf,
-    /// The checkpoint to resume from.
-    resume_from: Option<PathBuf>,
+    /// The checkpoints to resume from, newest first: an older one is the fallback when a newer
+    /// one is damaged.
+    resume_from: Vec<PathBuf>,
+    /// Held while the run lasts, so that a second trainer on the same directory refuses to start.
+    _lock: Option<fs::File>,
 }
 
-/// Where a run starts: its state on the device, the step and the data cursor.
+/// Where a run starts: its state on the device, the step, the data cursor and the checkpoint
+/// they come from.
 struct StartingPoint {
     state: DeviceState,
     step: u64,
     cursor: Cursor,
+    checkpoint: Option<PathBuf>,
 }
 
 impl RunDir {
-    /// Creates the directory and (on the primary process) writes `config.json`. Without
-    /// `resume`, a directory that already holds checkpoints is refused; with it, the newest
-    /// checkpoint is found.
+    /// Creates the directory and (on the primary process) locks it and writes `config.json`.
+    /// Without `resume`, a directory that already holds checkpoints is refused; with it, the
+    /// checkpoints are found.
     fn prepare(config: &RunConfig, resume: bool, primary: bool) -> Result<RunDir> {
         let root = config.out.clone();
         fs::create_dir_all(&root)
             .with_context(|| format!("creating run directory {}", root.display()))?;
+        let lock = primary.then(|| lock_run_dir(&root)).transpose()?;
         let checkpoints = root.join("checkpoints");
-        let newest = checkpoint::latest(&checkpoints)?;
-        if !resume && newest.is_some() {
+        let mut saved = checkpoint::list(&checkpoints)?;
+        if !resume && !saved.is_empty() {
             bail!(
                 "{} already holds checkpoints: pass --resume to continue that run, or choose another --out",
                 root.display()
@@ -241,11 +260,13 @@ impl RunDir {
                 serde_json::to_string_pretty(config)?,
             )?;
         }
+        saved.reverse();
         Ok(RunDir {
             root,
             primary,
             checkpoints,
-            resume_from: newest.filter(|_| resume),
+            resume_from: saved,
+            _lock: lock,
         })
     }
 
@@ -256,7 +277,8 @@ impl RunDir {
             .transpose()
     }
 
-    /// The state to start from: the newest checkpoint's when resuming, fresh otherwise.
+    /// The state to start from: the newest readable checkpoint's when resuming (each damaged
+    /// newer one reported and passed over), fresh otherwise.
     fn starting_point(
         &self,
         ctx: &Context,
@@ -264,52 +286,102 @@ impl RunDir {
         config: &RunConfig,
         events: &mut dyn EventSink,
     ) -> Result<StartingPoint> {
-        let Some(dir) = &self.resume_from else {
+        if self.resume_from.is_empty() {
             let state = DeviceState::upload(ctx, layout, &initial_state(layout, config.seed))?;
             return Ok(StartingPoint {
                 state,
                 step: 0,
                 cursor: Cursor::default(),
+                checkpoint: None,
             });
-        };
-        let expected = layout.entries().iter().map(|e| (e.name.as_str(), &e.shape));
-        let (tensors, meta): (Vec<Literal>, CheckpointMeta) = checkpoint::load(dir, expected)?;
-        config.check_resumable(&meta.config)?;
-        events.emit(&Event::Resumed {
-            checkpoint: dir.clone(),
-            step: meta.step,
-        })?;
-        Ok(StartingPoint {
-            state: DeviceState::upload(ctx, layout, &tensors)?,
-            step: meta.step,
-            cursor: meta.cursor,
-        })
+        }
+        let expected = || layout.entries().iter().map(|e| (e.name.as_str(), &e.shape));
+        for dir in &self.resume_from {
+            let (tensors, meta): (Vec<Literal>, CheckpointMeta) =
+                match checkpoint::load(dir, expected()) {
+                    Ok(loaded) => loaded,
+                    Err(error) => match error.downcast::<checkpoint::Damaged>() {
+                        Ok(damaged) => {
+                            events.emit(&Event::CheckpointDamaged {
+                                checkpoint: dir.clone(),
+                                reason: damaged.reason,
+                            })?;
+                            continue;
+                        }
+                        Err(other) => return Err(other),
+                    },
+                };
+            config.check_resumable(&meta.config)?;
+            events.emit(&Event::Resumed {
+                checkpoint: dir.clone(),
+                step: meta.step,
+            })?;
+            return Ok(StartingPoint {
+                state: DeviceState::upload(ctx, layout, &tensors)?,
+                step: meta.step,
+                cursor: meta.cursor,
+                checkpoint: Some(dir.clone()),
+            });
+        }
+        bail!(
+            "cannot resume: every checkpoint in {} is damaged",
+            self.checkpoints.display()
+        )
     }
 
+    /// Writes a checkpoint (on the primary process); returns its directory.
     fn save(
         &self,
         state: &DeviceState,
         step: u64,
         cursor: Cursor,
         config: &RunConfig,
-    ) -> Result<()> {
+    ) -> Result<Option<PathBuf>> {
         if !self.primary {
-            return Ok(());
+            return Ok(None);
         }
         let meta = CheckpointMeta {
             step,
             cursor,
             config: config.clone(),
         };
-        checkpoint::save(
+        let dir = checkpoint::save(
             &self.checkpoints,
             step,
             &state.download()?,
             &meta,
             config.keep_checkpoints,
-        )?;
-        Ok(())
+        )
+        .with_context(|| {
+            format!(
+                "writing the checkpoint of step {step} failed; the checkpoints already in {} are intact",
+                self.checkpoints.display()
+            )
+        })?;
+        Ok(Some(dir))
     }
+}
+
+/// Locks `root` for this process, or names the reason it cannot.
+fn lock_run_dir(root: &Path) -> Result<fs::File> {
+    let path = root.join(".lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the run lock {}", path.display()))?;
+    if !file
+        .try_lock_exclusive()
+        .with_context(|| format!("cannot lock {}", path.display()))?
+    {
+        bail!(
+            "another trainer is using {} (it holds {}): wait for it or choose another --out",
+            root.display(),
+            path.display()
+        );
+    }
+    Ok(file)
 }
 
 /// A train-step compile running in the background, for one image size.
@@ -327,6 +399,10 @@ struct Trainer<'r, 'e> {
     run_dir: &'r RunDir,
     state: DeviceState,
     step: u64,
+    /// The newest checkpoint written or resumed from, named when the run fails.
+    last_checkpoint: Option<PathBuf>,
+    /// Non-finite steps skipped so far (`skip_nonfinite`).
+    nonfinite_skipped: u64,
     loader: Loader,
     eval_set: EvalSet,
     events: &'r mut FanOut<'e>,
@@ -337,7 +413,12 @@ struct Trainer<'r, 'e> {
 
 /// How a stage's training loop ended.
 enum StageEnd {
-    Finished { steps: u64, seconds: f64 },
+    /// The stage's last step is done; `cursor` is the data position after it.
+    Finished {
+        steps: u64,
+        seconds: f64,
+        cursor: Cursor,
+    },
     Stopped,
 }
 
@@ -362,7 +443,12 @@ impl<'r> Trainer<'r, '_> {
             if pending.is_none() {
                 pending = self.compile_next(scope, stage);
             }
-            let StageEnd::Finished { steps, seconds } = self.train_stage(stage, &exe)? else {
+            let StageEnd::Finished {
+                steps,
+                seconds,
+                cursor,
+            } = self.train_stage(stage, &exe)?
+            else {
                 return Ok((summaries, false));
             };
             let accuracy = evaluate(self.ctx, &eval_exe, &self.state.ema(), &self.eval_set)?;
@@ -388,10 +474,33 @@ impl<'r> Trainer<'r, '_> {
                 cutmix: stage.cutmix_alpha,
                 dropout: stage.dropout,
             };
+            // After the evaluation: a run resumed from this checkpoint never skips it.
+            self.checkpoint(cursor)?;
             self.events.emit(&Event::StageDone(summary.clone()))?;
             summaries.push(summary);
+            if self.stop_requested() && self.step < self.plan.total_steps {
+                self.events.emit(&Event::Stopped { step: self.step })?;
+                return Ok((summaries, false));
+            }
         }
         Ok((summaries, true))
+    }
+
+    /// Whether the run should stop at the next checkpoint: interrupted, or at `stop_after`.
+    fn stop_requested(&self) -> bool {
+        self.config.stop_after.is_some_and(|s| self.step >= s)
+            || self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Writes a checkpoint of the current step, with the data cursor after it.
+    fn checkpoint(&mut self, cursor: Cursor) -> Result<()> {
+        if let Some(dir) = self
+            .run_dir
+            .save(&self.state, self.step, cursor, self.config)?
+        {
+            self.last_checkpoint = Some(dir);
+        }
+        Ok(())
     }
 
     /// Reports an executable that is ready (and a cache that could not keep it).
@@ -447,7 +556,8 @@ impl<'r> Trainer<'r, '_> {
         Some((next.image_size, handle))
     }
 
-    /// Trains the stage's remaining steps, checkpointing as configured.
+    /// Trains the stage's remaining steps (at least one), checkpointing as configured but for
+    /// the stage's end, which is checkpointed after its evaluation.
     fn train_stage(&mut self, stage: &ProgressiveStage, exe: &StepExecutable) -> Result<StageEnd> {
         self.loader.set_stage(data::Stage {
             image_size: stage.image_size,
@@ -457,24 +567,24 @@ impl<'r> Trainer<'r, '_> {
         })?;
         let first_step = self.step;
         let start = Instant::now();
-        while self.step < stage.steps.end {
+        loop {
             let cursor = self.train_call(stage, exe, self.call_length(stage))?;
-            let stop = self.config.stop_after.is_some_and(|s| self.step >= s)
-                || self.interrupted.load(Ordering::SeqCst);
-            if stop || self.step % self.config.checkpoint_every == 0 || self.step == stage.steps.end
-            {
-                self.run_dir
-                    .save(&self.state, self.step, cursor, self.config)?;
+            if self.step == stage.steps.end {
+                return Ok(StageEnd::Finished {
+                    steps: self.step - first_step,
+                    seconds: start.elapsed().as_secs_f64(),
+                    cursor,
+                });
+            }
+            let stop = self.stop_requested();
+            if stop || self.step % self.config.checkpoint_every == 0 {
+                self.checkpoint(cursor)?;
             }
             if stop {
                 self.events.emit(&Event::Stopped { step: self.step })?;
                 return Ok(StageEnd::Stopped);
             }
         }
-        Ok(StageEnd::Finished {
-            steps: self.step - first_step,
-            seconds: start.elapsed().as_secs_f64(),
-        })
     }
 
     /// How many steps the next call trains: up to the graph's K, never past the end of the
@@ -515,17 +625,16 @@ impl<'r> Trainer<'r, '_> {
             .map(|(r, feed)| self.ctx.upload_named_to(r, feed))
             .collect::<Result<Vec<_>>>()?;
         let t = Instant::now();
-        let outcomes = self.state.step(exe, &feeds)?;
+        let outcomes = self
+            .state
+            .step(exe, &feeds)
+            .map_err(|e| self.step_failed(e, stage))?;
         let seconds = t.elapsed().as_secs_f64();
         for (i, (outcome, batch)) in outcomes.iter().zip(&batches).enumerate() {
             self.step += 1;
             if !outcome.loss.is_finite() {
-                bail!(
-                    "the loss became {} at step {} (stage {}): lower the learning rate (--lr)",
-                    outcome.loss,
-                    self.step,
-                    stage.index
-                );
+                self.nonfinite(outcome.loss, stage)?;
+                continue;
             }
             let record = StepRecord {
                 step: self.step,
@@ -545,6 +654,49 @@ impl<'r> Trainer<'r, '_> {
             }
         }
         Ok(batches.last().expect("a call has a batch").next)
+    }
+
+    /// A step that was not finite: skipped and reported with `skip_nonfinite`, else the end of
+    /// the run, with the checkpoint to go back to.
+    fn nonfinite(&mut self, loss: f32, stage: &ProgressiveStage) -> Result<()> {
+        if self.config.skip_nonfinite {
+            self.nonfinite_skipped += 1;
+            return self.events.emit(&Event::NonFiniteSkipped(NonFiniteRecord {
+                step: self.step,
+                stage: stage.index,
+            }));
+        }
+        let back = match &self.last_checkpoint {
+            Some(dir) => format!(
+                "the last good checkpoint is {} (--resume continues from it; a lower --lr may help)",
+                dir.display()
+            ),
+            None => "no checkpoint was written yet".into(),
+        };
+        bail!(
+            "the loss became {loss} at step {} (stage {}, {} px): stopped without writing a \
+             checkpoint; {back}; --skip-nonfinite skips such steps instead",
+            self.step,
+            stage.index,
+            stage.image_size
+        )
+    }
+
+    /// Names the graph and batch of a train step that failed to run, and says so when the
+    /// device ran out of memory.
+    fn step_failed(&self, error: anyhow::Error, stage: &ProgressiveStage) -> anyhow::Error {
+        let per_device = self.config.batch / self.state.replicas().max(1);
+        let what = format!(
+            "the train step at {} px (batch {} per device, {} steps per call) failed",
+            stage.image_size, per_device, self.config.steps_per_call
+        );
+        if RuntimeError::out_of_memory_in(&error) {
+            error.context(format!(
+                "{what}: the device is out of memory (the plugin's report follows); lower --batch"
+            ))
+        } else {
+            error.context(what)
+        }
     }
 
     /// Reports the unreadable examples of the epoch that just ended, if any.

@@ -27,6 +27,7 @@ pub fn short_run(out: &Path, steps: u64, stages: usize) -> RunConfig {
         devices: None,
         sync_batch_norm: false,
         steps_per_call: 1,
+        skip_nonfinite: false,
         epochs: steps as f64 / 1875.0,
         stages: Some(stages),
         schedule: ScheduleVariant::Official,

@@ -12,7 +12,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::trainer::events::Metric;
-pub use crate::trainer::events::{CompileRecord, EvalRecord, SkippedRecord, StepRecord};
+pub use crate::trainer::events::{
+    CompileRecord, EvalRecord, NonFiniteRecord, SkippedRecord, StepRecord,
+};
 
 /// A line that is not a metric: a write cut short by a crash, or an event this version does
 /// not know. Such lines are left out of the report rather than failing it.
@@ -52,6 +54,8 @@ pub struct RunLog {
     pub compiles: Vec<CompileRecord>,
     /// In file order.
     pub skipped: Vec<SkippedRecord>,
+    /// Steps skipped as not finite, in file order.
+    pub nonfinite: Vec<NonFiniteRecord>,
     /// Step and eval records replaced by a later record of the same step.
     pub replaced: usize,
     pub bad_lines: Vec<BadLine>,
@@ -101,6 +105,7 @@ impl RunLog {
                 }
                 Metric::Compile(record) => log.compiles.push(record),
                 Metric::Skipped(record) => log.skipped.push(record),
+                Metric::Nonfinite(record) => log.nonfinite.push(record),
                 // Its counts cover only the part of a stage after a resumption; the step
                 // records give the whole stage.
                 Metric::Stage(_) => {}

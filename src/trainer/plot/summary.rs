@@ -54,6 +54,14 @@ pub fn summary(log: &RunLog) -> String {
             s.epoch, s.count, s.first
         ));
     }
+    if let Some(first) = log.nonfinite.first() {
+        lines.push(format!(
+            "{} steps skipped as not finite (the first: step {} of stage {})",
+            log.nonfinite.len(),
+            first.step,
+            first.stage
+        ));
+    }
     if let Some(bad) = log.bad_lines.first() {
         lines.push(format!(
             "{} unreadable log lines left out (line {}: {})",

@@ -1,0 +1,85 @@
+//! Bad options and specs stop `effnetv2 train` with an error that names them, before any data
+//! is read or anything is compiled or allocated.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `effnetv2 train ARGS --out DIR`, expecting it to fail; returns its standard error.
+fn train_fails(args: &[&str], out: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_effnetv2"))
+        .arg("train")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn bad_numeric_options_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, expected) in [
+        (&["--batch", "0"][..], "--batch 0: must be at least 1"),
+        (&["--eval-batch", "0"], "--eval-batch 0: must be at least 1"),
+        (&["--epochs", "0"], "--epochs 0: must be a positive number"),
+        (
+            &["--epochs", "NaN"],
+            "--epochs NaN: must be a positive number",
+        ),
+        (&["--lr=-1"], "--lr -1: must be a positive number"),
+        (&["--warmup-epochs=-0.5"], "--warmup-epochs -0.5"),
+        (&["--steps-per-call", "0"], "--steps-per-call 0"),
+        (
+            &["--steps-per-call", "100000"],
+            "--steps-per-call 100000: at most 256",
+        ),
+        (&["--checkpoint-every", "0"], "--checkpoint-every 0"),
+        (
+            &["--keep-checkpoints", "1"],
+            "--keep-checkpoints 1: at least 2",
+        ),
+        (&["--devices", "0"], "--devices 0"),
+        (
+            &["--devices", "3"],
+            "--batch 128 does not split evenly over --devices 3",
+        ),
+        (&["--stages", "0"], "--stages 0"),
+        (&["--workers", "0"], "--workers 0"),
+    ] {
+        let stderr = train_fails(args, &dir.path().join("run"));
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    assert!(
+        !dir.path().join("run").exists(),
+        "nothing is written for a refused run"
+    );
+}
+
+#[test]
+fn a_spec_too_large_for_this_machine_names_its_largest_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("graphs/efficientnetv2-tiny.json"),
+    )
+    .unwrap();
+    let mut spec: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // Within every field's bounds, but the head alone is 4 million channels wide.
+    spec["width_multiplier"] = 64.0.into();
+    spec["head"]["feature_size"] = 65536.into();
+    let path = dir.path().join("huge.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let stderr = train_fails(
+        &["--model", path.to_str().unwrap()],
+        &dir.path().join("run"),
+    );
+    assert!(
+        stderr.contains("GiB of host memory for its training state")
+            && stderr.contains("the largest 'params/head/")
+            && stderr.contains("more than this machine's"),
+        "{stderr}"
+    );
+}
