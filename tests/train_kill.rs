@@ -4,11 +4,13 @@
 //! checkpoint tensor bit-identical), the same data cursor, and the same metrics log once
 //! resolved (every step's loss, accuracy and learning rate; every evaluation).
 //!
-//! `EFFNETV2_KILLS` sets the number of kills (default 4 here; `tools/kill_soak.sh` runs 20).
+//! `EFFNETV2_KILLS` sets the number of kills (default 4 here; `tools/kill_soak.sh` runs 20); the
+//! run is 0.1 epoch per kill, so that the kills land before it completes. The killed run starts
+//! with an empty executable cache, so its first attempts are killed while compiling.
 
 mod run_common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,36 +20,36 @@ use run_common::final_state;
 
 const DEFAULT_KILLS: usize = 4;
 
-/// The run: `tiny` over two stages, a checkpoint every 5 steps, 2 steps per call. Its batch
-/// (24) is one no other test uses, so the first attempts compile and can be killed doing it.
-fn train(out: &Path) -> Command {
+/// The run: `tiny` over two stages for `epochs`, a checkpoint every 5 steps, 2 steps per call,
+/// with the user cache `cache` (`None`: the default one).
+fn train(out: &Path, epochs: f64, cache: Option<&Path>) -> Command {
+    let options = "--batch 24 --stages 2 --checkpoint-every 5 --steps-per-call 2 \
+                   --eval-limit 300 --workers 2 --seed 9 --resume";
     let mut command = Command::new(env!("CARGO_BIN_EXE_effnetv2"));
     command
-        .args([
-            "train",
-            "--batch",
-            "24",
-            "--epochs",
-            "0.2",
-            "--stages",
-            "2",
-            "--checkpoint-every",
-            "5",
-            "--steps-per-call",
-            "2",
-            "--eval-limit",
-            "300",
-            "--workers",
-            "2",
-            "--seed",
-            "9",
-            "--resume",
-            "--out",
-        ])
+        .arg("train")
+        .args(options.split_whitespace())
+        .arg("--epochs")
+        .arg(epochs.to_string())
+        .arg("--out")
         .arg(out)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    if let Some(cache) = cache {
+        command.env("EFFNETV2_CACHE", cache);
+    }
     command
+}
+
+/// A user cache sharing the installed plugins and data of the default one, with no executables.
+fn cache_without_executables(root: &Path) -> PathBuf {
+    let shared = effnetv2::data::cache_dir().unwrap();
+    let cache = root.join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    for entry in ["plugins", "fashion-mnist"] {
+        std::os::unix::fs::symlink(shared.join(entry), cache.join(entry)).unwrap();
+    }
+    cache
 }
 
 /// The resolved metrics log: each step's and each evaluation's numbers (timings left out).
@@ -90,7 +92,14 @@ fn a_run_killed_at_random_moments_ends_as_an_uninterrupted_one() {
     let kills: usize = std::env::var("EFFNETV2_KILLS").map_or(DEFAULT_KILLS, |v| {
         v.parse().expect("EFFNETV2_KILLS is a count")
     });
+    let epochs = 0.1 * kills.max(2) as f64;
     let root = tempfile::tempdir().unwrap();
+    // First, so that the plugin and the data set are installed.
+    let uninterrupted = root.path().join("uninterrupted");
+    let reference = train(&uninterrupted, epochs, None).output().unwrap();
+    assert!(reference.status.success(), "{reference:?}");
+
+    let cache = cache_without_executables(root.path());
     let killed = root.path().join("killed");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2026);
     let mut done = 0;
@@ -99,7 +108,7 @@ fn a_run_killed_at_random_moments_ends_as_an_uninterrupted_one() {
         attempts += 1;
         assert!(attempts <= 4 * kills, "{done} kills in {attempts} attempts");
         let delay = Duration::from_secs_f64(rng.gen_range(0.2..6.0));
-        let mut child = train(&killed).spawn().unwrap();
+        let mut child = train(&killed, epochs, Some(&cache)).spawn().unwrap();
         let started = Instant::now();
         let exited = loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -128,16 +137,12 @@ fn a_run_killed_at_random_moments_ends_as_an_uninterrupted_one() {
             }
         }
     }
-    let last = train(&killed).output().unwrap();
+    let last = train(&killed, epochs, Some(&cache)).output().unwrap();
     assert!(
         last.status.success(),
         "{}",
         String::from_utf8_lossy(&last.stderr)
     );
-
-    let uninterrupted = root.path().join("uninterrupted");
-    let reference = train(&uninterrupted).output().unwrap();
-    assert!(reference.status.success(), "{reference:?}");
 
     println!("{done} kills in {attempts} attempts, then a resume that completed the run");
     assert!(
