@@ -38,7 +38,7 @@ impl AotCompiler {
     /// creates the target's topology.
     pub fn new(target: Target, plugin_path: Option<&Path>) -> Result<AotCompiler> {
         let kind = target.plugin_kind();
-        hardware::prepare_deviceless(kind);
+        hardware::prepare_environment(kind)?;
         let path = match plugin_path {
             Some(path) => path.to_path_buf(),
             None => provision::resolve(kind)?,

@@ -9,4 +9,4 @@ pub mod target;
 
 pub use compile::{AotCompiler, GraphReport, MaxBatch, MemoryReport, ProgramCost};
 pub use estimate::{Bound, Roofline};
-pub use target::{ChipSpec, Target, TpuGeneration};
+pub use target::{Accelerator, ChipSpec, GpuModel, Target, TpuGeneration};

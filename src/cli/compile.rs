@@ -1,5 +1,5 @@
-//! `effnetv2 compile`: compile a run's graphs for a TPU without one, with per-device memory,
-//! cost and a roofline estimate, and store the executables for `train` on the TPU.
+//! `effnetv2 compile`: compile a run's graphs for a TPU or GPU without one, with per-device
+//! memory, cost and a roofline estimate (TPU), and store the executables for `train` there.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -16,8 +16,8 @@ use super::graphs::GraphArgs;
 
 #[derive(Debug, Args)]
 pub struct CompileArgs {
-    /// What to compile for: tpu:v4, tpu:v5e, tpu:v5p, tpu:v6e (one chip), or a slice such as
-    /// tpu:v5e:2x2.
+    /// What to compile for: tpu:v4, tpu:v5e, tpu:v5p, tpu:v6e (one chip), a slice such as
+    /// tpu:v5e:2x2, or one GPU: cuda:h100, cuda:a100.
     #[arg(long)]
     target: Target,
     #[command(flatten)]
@@ -32,10 +32,11 @@ pub struct CompileArgs {
     #[arg(long)]
     no_cache: bool,
     /// The executable cache (default: the user cache's `executables/`). Copy it to the TPU VM
-    /// with the same libtpu and `train` loads these executables instead of compiling.
+    /// (GPU machine) with the same plugin and `train` loads these executables instead of
+    /// compiling.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
-    /// Use this libtpu instead of the pinned one.
+    /// Use this plugin (libtpu, the CUDA plugin) instead of the pinned one.
     #[arg(long)]
     plugin_path: Option<PathBuf>,
     /// Instead of the model's graphs, compile this serialized HloModuleProto (one device; e.g. a
@@ -125,7 +126,7 @@ impl CompileArgs {
         } else if let Some(dir) = cache.as_ref().and_then(ExecutableCache::dir) {
             writeln!(
                 out,
-                "executables stored in {} (train with the same libtpu on the target loads them)",
+                "executables stored in {} (train with the same plugin on the target loads them)",
                 dir.display()
             )?;
         }
@@ -173,12 +174,16 @@ impl CompileArgs {
     ) -> Result<()> {
         let device = compiler.device_spec();
         let topology = compiler.topology();
+        let name = match topology.name() {
+            "" => String::new(),
+            name => format!("topology {name}, "),
+        };
         writeln!(
             out,
-            "target {} (topology {}, {} x {device_kind}); per device: {} HBM, {:.0} TFLOP/s bf16, \
-             {:.0} GB/s; estimates are rooflines max(flops / peak, bytes / bandwidth)",
+            "target {} ({name}{} x {device_kind}); per device: {} HBM, {:.0} TFLOP/s bf16, \
+             {:.0} GB/s; estimates are rooflines max(flops / peak, bytes / bandwidth) where the \
+             plugin reports costs",
             self.target,
-            topology.name(),
             topology.devices().len(),
             gib(device.hbm_bytes as f64),
             device.peak_bf16_flops / 1e12,

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use super::provision::PluginKind;
+use super::cuda_toolkit;
+use super::provision::{Cache, Pip, PluginKind};
 
 /// Set to `1` to skip the device check (an unusual device layout, a container without `/dev`).
 pub const SKIP_DEVICE_CHECK_VAR: &str = "EFFNETV2_SKIP_DEVICE_CHECK";
@@ -50,7 +51,7 @@ pub fn check_device_present(kind: PluginKind) -> Result<()> {
     Ok(())
 }
 
-/// Prepares the environment for compiling without the device; call before the plugin loads.
+/// Prepares the process environment for the plugin of `kind`; call before the plugin loads.
 ///
 /// On a machine without a TPU, libtpu is told not to look for the cloud metadata server
 /// (otherwise plugin initialization hangs for minutes), may be loaded by several processes, and
@@ -59,15 +60,30 @@ pub fn check_device_present(kind: PluginKind) -> Result<()> {
 /// otherwise reports as warnings and an error on the terminal. A compile-only topology is named
 /// explicitly, so this description does not reach the compiled programs (same memory and cost
 /// figures with and without it, measured for v4 and v5e). Variables already set are kept.
-pub fn prepare_deviceless(kind: PluginKind) {
-    if kind != PluginKind::Tpu || tpu_present(Path::new("/dev")) {
-        return;
-    }
-    for (name, value) in TPU_DEVICELESS_ENV {
-        if std::env::var_os(name).is_none() {
-            std::env::set_var(name, value);
+///
+/// The CUDA plugin compiles with CUDA's `ptxas` and `libdevice`, with or without a GPU:
+/// `XLA_FLAGS` gets the directory of the pinned compiler tools (installed on first use, see
+/// [`cuda_toolkit`]) unless it names a CUDA directory already.
+pub fn prepare_environment(kind: PluginKind) -> Result<()> {
+    match kind {
+        PluginKind::Tpu if !tpu_present(Path::new("/dev")) => {
+            for (name, value) in TPU_DEVICELESS_ENV {
+                if std::env::var_os(name).is_none() {
+                    std::env::set_var(name, value);
+                }
+            }
         }
+        PluginKind::Cuda => {
+            let flags = std::env::var("XLA_FLAGS").unwrap_or_default();
+            if !flags.contains(cuda_toolkit::DATA_DIR_FLAG) {
+                let root = cuda_toolkit::install(&Cache::user_default()?, &Pip)?;
+                let flag = format!("{}={}", cuda_toolkit::DATA_DIR_FLAG, root.display());
+                std::env::set_var("XLA_FLAGS", format!("{flags} {flag}").trim_start());
+            }
+        }
+        _ => {}
     }
+    Ok(())
 }
 
 /// TPU v2-v4 chips appear as `/dev/accel<N>`, v5e and later as VFIO groups `/dev/vfio/<N>`.

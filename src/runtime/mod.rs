@@ -15,6 +15,7 @@ mod buffer;
 mod client;
 mod compile_options;
 mod compiled;
+pub mod cuda_toolkit;
 mod error;
 mod event;
 mod executable;

@@ -126,7 +126,29 @@ impl FromStr for PluginKind {
     }
 }
 
-/// One exact wheel on the Python package index and the library inside it.
+/// One file an install takes from a wheel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WheelFile<'a> {
+    /// Path inside the wheel.
+    pub member: &'a str,
+    /// Path under the install directory.
+    pub path: &'a str,
+    /// Installed as a program (a compiler the plugin runs), else as a library or data.
+    pub executable: bool,
+}
+
+impl<'a> WheelFile<'a> {
+    /// A library installed under its own file name.
+    pub const fn library(member: &'a str, name: &'a str) -> WheelFile<'a> {
+        WheelFile {
+            member,
+            path: name,
+            executable: false,
+        }
+    }
+}
+
+/// One exact wheel on the Python package index and the files taken from it.
 ///
 /// The pinned table uses `WheelPin<'static>`; tests build pins for wheels they make themselves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,8 +164,9 @@ pub struct WheelPin<'a> {
     pub platform_tag: &'a str,
     /// Lowercase hex sha256 of the wheel file.
     pub sha256: &'a str,
-    /// Path of the plugin library inside the wheel.
-    pub member: &'a str,
+    /// The files installed from the wheel; the first is what an install returns (a plugin's
+    /// library).
+    pub files: &'a [WheelFile<'a>],
 }
 
 static CPU_PIN: WheelPin<'static> = WheelPin {
@@ -153,7 +176,10 @@ static CPU_PIN: WheelPin<'static> = WheelPin {
     abi_tag: "none",
     platform_tag: "manylinux_2_27_x86_64",
     sha256: "55837b6b7b47daa717f2d9a5a03563ea0ceaa338d06a81a1e2d3f060d960decc",
-    member: "xla_plugins/xla_cpu_pjrt/xla_cpu_pjrt.so",
+    files: &[WheelFile::library(
+        "xla_plugins/xla_cpu_pjrt/xla_cpu_pjrt.so",
+        "xla_cpu_pjrt.so",
+    )],
 };
 
 static CPU_JAX_PIN: WheelPin<'static> = WheelPin {
@@ -163,7 +189,10 @@ static CPU_JAX_PIN: WheelPin<'static> = WheelPin {
     abi_tag: "none",
     platform_tag: "manylinux_2_27_x86_64",
     sha256: "1319390d948b39f69f7dade496b7c385149d9ca6097a6b62114da113216d9ad1",
-    member: "lammps_jax_pjrt_cpu/pjrt_c_api_cpu_plugin.so",
+    files: &[WheelFile::library(
+        "lammps_jax_pjrt_cpu/pjrt_c_api_cpu_plugin.so",
+        "pjrt_c_api_cpu_plugin.so",
+    )],
 };
 
 static CUDA_PIN: WheelPin<'static> = WheelPin {
@@ -173,7 +202,10 @@ static CUDA_PIN: WheelPin<'static> = WheelPin {
     abi_tag: "none",
     platform_tag: "manylinux_2_27_x86_64",
     sha256: "5899bb6177eda86ea532afb9a26794f2bdd04966f6a01f9028266b16c2b6cf90",
-    member: "jax_plugins/xla_cuda13/xla_cuda_plugin.so",
+    files: &[WheelFile::library(
+        "jax_plugins/xla_cuda13/xla_cuda_plugin.so",
+        "xla_cuda_plugin.so",
+    )],
 };
 
 static TPU_PIN: WheelPin<'static> = WheelPin {
@@ -183,7 +215,7 @@ static TPU_PIN: WheelPin<'static> = WheelPin {
     abi_tag: "cp311",
     platform_tag: "manylinux_2_31_x86_64",
     sha256: "f5e2e596eaea9357fbb5a6755a7a9007c6ab75bfde4a55191b03eff402971140",
-    member: "libtpu/libtpu.so",
+    files: &[WheelFile::library("libtpu/libtpu.so", "libtpu.so")],
 };
 
 impl WheelPin<'_> {
@@ -204,11 +236,15 @@ impl WheelPin<'_> {
         )
     }
 
-    /// The file name of the library, e.g. `xla_cpu_pjrt.so`.
+    /// The first file: a plugin's library.
+    pub fn main_file(&self) -> &WheelFile<'_> {
+        &self.files[0]
+    }
+
+    /// The file name of the first file, e.g. `xla_cpu_pjrt.so`.
     pub fn library_name(&self) -> &str {
-        self.member
-            .rsplit_once('/')
-            .map_or(self.member, |(_, name)| name)
+        let path = self.main_file().path;
+        path.rsplit_once('/').map_or(path, |(_, name)| name)
     }
 
     /// `pip download` options that select this wheel's tags instead of the running Python's.
@@ -220,6 +256,9 @@ impl WheelPin<'_> {
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(self.python_tag.len());
         let (implementation, python_version) = self.python_tag.split_at(digits);
+        // A compound tag (`manylinux2014_x86_64.manylinux_2_17_x86_64`) names one wheel for
+        // several platforms; pip is told one of them.
+        let platform = self.platform_tag.split('.').next().unwrap_or_default();
         [
             "--implementation",
             implementation,
@@ -228,7 +267,7 @@ impl WheelPin<'_> {
             "--abi",
             self.abi_tag,
             "--platform",
-            self.platform_tag,
+            platform,
         ]
     }
 }
@@ -275,9 +314,9 @@ impl Cache {
         &self.root
     }
 
-    /// Where the library of `pin` is (or would be) installed.
+    /// Where the first file of `pin` (a plugin's library) is (or would be) installed.
     pub fn library_path(&self, pin: &WheelPin<'_>) -> PathBuf {
-        self.entry_dir(pin).join(pin.library_name())
+        self.entry_dir(pin).join(pin.main_file().path)
     }
 
     /// The installed library of `pin`, if a complete install of exactly that wheel is present.
@@ -290,9 +329,10 @@ impl Cache {
                 return Err(err).with_context(|| format!("cannot read {}", record_path.display()))
             }
         };
-        let library = self.library_path(pin);
-        let complete = record.split_whitespace().next() == Some(pin.sha256) && library.is_file();
-        Ok(complete.then_some(library))
+        let entry = self.entry_dir(pin);
+        let complete = record.split_whitespace().next() == Some(pin.sha256)
+            && pin.files.iter().all(|f| entry.join(f.path).is_file());
+        Ok(complete.then(|| self.library_path(pin)))
     }
 
     /// Installs the library of `pin` from `source` unless it is already installed (or always, with
@@ -331,17 +371,24 @@ impl Cache {
             })?;
         let wheel = source.fetch(pin, scratch.path())?;
         verify_sha256(&wheel, pin.sha256)?;
-        let library = self.library_path(pin);
-        extract_member(&wheel, pin.member, &library)?;
+        for file in pin.files {
+            let dest = entry.join(file.path);
+            if let Some(dir) = dest.parent() {
+                fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            extract_member(&wheel, file.member, &dest, file.executable)?;
+        }
         // Written last: its presence marks the install as complete.
         write_atomically(&self.record_path(pin), |file| {
             writeln!(file, "{}  {}", pin.sha256, pin.file_name())?;
             Ok(())
         })?;
-        Ok(library)
+        Ok(self.library_path(pin))
     }
 
-    fn entry_dir(&self, pin: &WheelPin<'_>) -> PathBuf {
+    /// The directory `pin`'s files are installed under.
+    pub fn entry_dir(&self, pin: &WheelPin<'_>) -> PathBuf {
         self.root
             .join("plugins")
             .join(format!("{}-{}", pin.package, pin.version))
@@ -434,7 +481,7 @@ fn verify_sha256(wheel: &Path, expected: &str) -> Result<()> {
 
 /// Extracts one member of a zip archive to `dest`, decompressing in a stream (the CPU plugin is
 /// 259 MB unpacked); the zip reader checks the member's CRC-32.
-fn extract_member(wheel: &Path, member: &str, dest: &Path) -> Result<()> {
+fn extract_member(wheel: &Path, member: &str, dest: &Path, executable: bool) -> Result<()> {
     let file = File::open(wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
     let mut archive = ZipArchive::new(BufReader::new(file))
         .with_context(|| format!("{} is not a valid wheel (zip archive)", wheel.display()))?;
@@ -460,6 +507,10 @@ fn extract_member(wheel: &Path, member: &str, dest: &Path) -> Result<()> {
     write_atomically(dest, |out| {
         io::copy(&mut contents, out)
             .with_context(|| format!("cannot extract {member} from {}", wheel.display()))?;
+        if executable {
+            out.set_permissions(Permissions::from_mode(0o755))
+                .with_context(|| format!("cannot make {} executable", dest.display()))?;
+        }
         Ok(())
     })
 }
@@ -711,7 +762,7 @@ impl Locator {
         Ok(self
             .site_dirs()
             .iter()
-            .map(|dir| dir.join(pin.member))
+            .map(|dir| dir.join(pin.main_file().member))
             .find(|path| path.is_file())
             .map(|path| Located {
                 path,
@@ -821,6 +872,8 @@ mod tests {
     use zip::write::{SimpleFileOptions, ZipWriter};
 
     const FAKE_MEMBER: &str = "fake_plugin/libfake_plugin.so";
+    const FAKE_FILES: &[WheelFile<'static>] =
+        &[WheelFile::library(FAKE_MEMBER, "libfake_plugin.so")];
 
     /// Library bytes that compress (like a real one) and that no other test file shares.
     fn fake_library() -> Vec<u8> {
@@ -864,7 +917,7 @@ mod tests {
             abi_tag: "none",
             platform_tag: "any",
             sha256,
-            member: FAKE_MEMBER,
+            files: FAKE_FILES,
         }
     }
 
@@ -1201,7 +1254,7 @@ mod tests {
         let mut locator = isolated_locator(&dir.path().join("cache"), vec![site.clone()]);
         assert_eq!(locator.locate(kind, None).unwrap(), None);
 
-        let in_site = site.join(pin.member);
+        let in_site = site.join(pin.main_file().member);
         touch(&in_site);
         let found = |locator: &Locator, explicit| locator.locate(kind, explicit).unwrap().unwrap();
         assert_eq!(

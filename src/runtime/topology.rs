@@ -145,8 +145,9 @@ impl Topology {
             client: std::ptr::null_mut(),
             ..Default::default()
         };
-        // SAFETY: live topology; program bytes, format and options outlive the call.
-        unsafe { self.api().call(&mut args) }?;
+        // SAFETY: live topology; program bytes, format and options outlive the call. The CUDA
+        // plugin announces its deviceless compile on descriptor 2.
+        plugin_log::quietly(|| unsafe { self.api().call(&mut args) })?;
         Executable::from_raw(&self.plugin, args.executable, ffi::CompileArgs::NAME)
     }
 

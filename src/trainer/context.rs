@@ -53,6 +53,7 @@ impl Context {
             anyhow::bail!("--devices 0: at least one device is needed");
         }
         hardware::check_device_present(kind)?;
+        hardware::prepare_environment(kind)?;
         let path = match plugin_path {
             Some(p) => p.to_path_buf(),
             None => provision::resolve(kind)?,
