@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use clap::Args;
 use effnetv2::hlo::Literal;
-use effnetv2::model::{load_spec, Model};
+use effnetv2::model::Model;
 use effnetv2::train::step::{eval_step, port};
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::{CheckpointMeta, RunConfig};
@@ -52,7 +52,7 @@ impl EvalArgs {
             serde_json::from_slice(&std::fs::read(dir.join("meta.json"))?)
                 .with_context(|| format!("reading {}", dir.join("meta.json").display()))?;
         let config: RunConfig = meta.config;
-        let model = Model::new(load_spec(self.model.as_ref().unwrap_or(&config.model))?)?;
+        let model = Model::new(config.spec(self.model.as_ref().unwrap_or(&config.model))?)?;
         let image_size = self.image_size.unwrap_or(model.spec.image_size.eval);
         let ctx = Context::open(config.plugin, config.plugin_path.as_deref())?;
         let graph = eval_step(

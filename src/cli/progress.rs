@@ -55,6 +55,10 @@ impl EventSink for Progress {
                 "resuming from {} (step {step})",
                 checkpoint.display()
             )),
+            Event::HeadFollowsData { spec, data } => self.say(format!(
+                "the data has {data} classes: the classifier has {data} outputs instead of the \
+                 spec's {spec} (stored in the run's config.json)"
+            )),
             Event::CheckpointDamaged { checkpoint, reason } => self.say(format!(
                 "warning: not resuming from {}, it is damaged ({reason}); trying the one before it",
                 checkpoint.display()

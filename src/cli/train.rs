@@ -147,6 +147,7 @@ impl TrainArgs {
             skip_nonfinite: self.skip_nonfinite,
             epochs: self.epochs,
             stages: self.stages,
+            num_classes: None,
             schedule: self.schedule,
             precision: self.precision,
             seed: self.seed,

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::data::DataSpec;
 use crate::data::Cursor;
-use crate::model::ScheduleVariant;
+use crate::model::{load_spec, Model, ModelSpec, ScheduleVariant};
 use crate::runtime::provision::PluginKind;
 use crate::train::lr::Decay;
 use crate::train::step::Precision;
@@ -46,6 +46,10 @@ pub struct RunConfig {
     pub epochs: f64,
     /// Number of progressive stages (`None`: the spec's).
     pub stages: Option<usize>,
+    /// Classifier outputs (`None`: the spec's). A run on data with another number of classes
+    /// sets it to the data's, so that the head follows the data and `eval` builds the same head.
+    #[serde(default)]
+    pub num_classes: Option<usize>,
     pub schedule: ScheduleVariant,
     pub precision: Precision,
     pub seed: u64,
@@ -80,6 +84,33 @@ pub const MAX_STEPS_PER_CALL: usize = 256;
 pub const MIN_KEPT_CHECKPOINTS: usize = 2;
 
 impl RunConfig {
+    /// The model spec `name` as this run uses it: with the run's stage and class counts.
+    pub fn spec(&self, name: &str) -> Result<ModelSpec> {
+        let mut spec = load_spec(name)?;
+        if let Some(n) = self.stages {
+            spec.progressive.stages = n;
+        }
+        if let Some(n) = self.num_classes {
+            spec.num_classes = n;
+        }
+        Ok(spec)
+    }
+
+    /// The run's model.
+    pub fn model(&self) -> Result<Model> {
+        Ok(Model::new(self.spec(&self.model)?)?)
+    }
+
+    /// This run with a head of `classes` outputs where the spec's differs: the head follows
+    /// the data.
+    pub fn with_classes(&self, classes: usize) -> Result<RunConfig> {
+        let mut config = self.clone();
+        config.num_classes = None;
+        let spec_classes = config.spec(&config.model)?.num_classes;
+        config.num_classes = (classes != spec_classes).then_some(classes);
+        Ok(config)
+    }
+
     /// Checks every numeric option before anything is opened, allocated or compiled; the error
     /// names the command-line option.
     pub fn validate(&self) -> Result<()> {

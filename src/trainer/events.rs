@@ -16,6 +16,8 @@ use super::executables::CompileEvent;
 pub enum Event {
     /// The run continues from a checkpoint.
     Resumed { checkpoint: PathBuf, step: u64 },
+    /// The data has another number of classes than the model spec: the head has the data's.
+    HeadFollowsData { spec: usize, data: usize },
     /// A checkpoint is damaged; resuming tries the one before it.
     CheckpointDamaged { checkpoint: PathBuf, reason: String },
     /// An executable is ready: compiled, or loaded from the cache.
@@ -150,6 +152,7 @@ impl Metric {
             Event::NonFiniteSkipped(record) => Metric::Nonfinite(record.clone()),
             Event::Resumed { .. }
             | Event::CheckpointDamaged { .. }
+            | Event::HeadFollowsData { .. }
             | Event::CacheStoreFailed { .. }
             | Event::Stopped { .. } => return None,
         })

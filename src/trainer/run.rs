@@ -32,7 +32,7 @@ use super::plan::RunPlan;
 use super::recipe::Recipe;
 use crate::data::{self, Cursor, Loader, LoaderConfig, Shard, Source};
 use crate::hlo::Literal;
-use crate::model::{load_spec, Model, ProgressiveStage};
+use crate::model::{Model, ProgressiveStage};
 use crate::runtime::RuntimeError;
 use crate::train::state::StateLayout;
 
@@ -60,16 +60,17 @@ pub fn train(
 ) -> Result<RunSummary> {
     let started = Instant::now();
     config.validate()?;
-    let model = load_model(config)?;
+    // The spec is checked before anything is opened; a missing device or plugin fails before
+    // any data is read.
+    let spec_classes = config.model()?.spec.num_classes;
+    let ctx = Context::open_devices(config.plugin, config.plugin_path.as_deref(), config.devices)?;
+    let (train_source, eval_source) = config.data.open()?;
+    let config = &config.with_classes(train_source.num_classes())?;
+    let model = config.model()?;
     let recipe = Recipe::for_run(config.recipe.as_deref(), &model.spec)?;
     let layout = StateLayout::new(&model);
     check_host_memory(&model, &layout)?;
-    // Before the run directory, so that a missing device or plugin fails before any file is
-    // read or written.
-    let ctx = Context::open_devices(config.plugin, config.plugin_path.as_deref(), config.devices)?;
     let run_dir = RunDir::prepare(config, resume, ctx.placement().is_primary())?;
-    let (train_source, eval_source) = config.data.open()?;
-    check_classes(&model, train_source.as_ref())?;
     let plan = RunPlan::new(
         config,
         &model,
@@ -85,6 +86,12 @@ pub fn train(
             .collect(),
     );
     events.0.push(sink);
+    if model.spec.num_classes != spec_classes {
+        events.emit(&Event::HeadFollowsData {
+            spec: spec_classes,
+            data: model.spec.num_classes,
+        })?;
+    }
     let start = run_dir.starting_point(&ctx, &layout, config, &mut events)?;
     check_same_start(&ctx, config, start.step, train_source.len())?;
     let shard = ctx.placement().shard();
@@ -153,27 +160,6 @@ fn check_same_start(ctx: &Context, config: &RunConfig, step: u64, examples: usiz
             },
         ],
     )
-}
-
-/// The model of a run: its spec, with the run's stage count.
-fn load_model(config: &RunConfig) -> Result<Model> {
-    let mut spec = load_spec(&config.model)?;
-    if let Some(n) = config.stages {
-        spec.progressive.stages = n;
-    }
-    Ok(Model::new(spec)?)
-}
-
-fn check_classes(model: &Model, source: &dyn Source) -> Result<()> {
-    if source.num_classes() != model.spec.num_classes {
-        bail!(
-            "the data has {} classes but model '{}' has {} outputs",
-            source.num_classes(),
-            model.spec.name,
-            model.spec.num_classes
-        );
-    }
-    Ok(())
 }
 
 /// The training loader of this host's `shard` of every batch, positioned at `cursor`, with the

@@ -30,6 +30,7 @@ pub fn short_run(out: &Path, steps: u64, stages: usize) -> RunConfig {
         skip_nonfinite: false,
         epochs: steps as f64 / 1875.0,
         stages: Some(stages),
+        num_classes: None,
         schedule: ScheduleVariant::Official,
         precision: Precision::F32,
         seed: 3,
