@@ -38,16 +38,7 @@ pub struct EvalArgs {
 
 impl EvalArgs {
     pub fn run(self) -> Result<()> {
-        let dir = if self.checkpoint.join("meta.json").exists() {
-            self.checkpoint.clone()
-        } else {
-            checkpoint::latest(&self.checkpoint.join("checkpoints"))?.with_context(|| {
-                format!(
-                    "{} holds no checkpoint (expected a run directory or a ckpt-* directory)",
-                    self.checkpoint.display()
-                )
-            })?
-        };
+        let dir = checkpoint::find(&self.checkpoint)?;
         let meta: CheckpointMeta =
             serde_json::from_slice(&std::fs::read(dir.join("meta.json"))?)
                 .with_context(|| format!("reading {}", dir.join("meta.json").display()))?;

@@ -14,6 +14,7 @@ mod progress;
 mod report;
 mod summary;
 mod train;
+mod transfer;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -42,7 +43,7 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Write the HLO of every graph a training run compiles, with a size table.
     Dump(dump::DumpArgs),
-    /// Compile a run's graphs for a TPU without one: memory per device, cost, estimated speed.
+    /// Compile a run's graphs for a TPU or GPU without one: memory per device, cost, speed.
     Compile(Box<compile::CompileArgs>),
     /// Print a model's layer table (shapes, parameters, MACs).
     Summary(summary::SummaryArgs),
@@ -50,6 +51,10 @@ enum Command {
     Info(info::InfoArgs),
     /// Measure train-step throughput with K steps per call against K = 1.
     Bench(bench::BenchArgs),
+    /// Write a run's weights as a timm state dict (safetensors).
+    Export(transfer::ExportArgs),
+    /// Start a run from a timm state dict: its first checkpoint.
+    Import(Box<transfer::ImportArgs>),
     /// Install data sets and pack image folders into zip shards.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -72,6 +77,8 @@ impl Cli {
             Command::Summary(args) => args.run(),
             Command::Info(args) => args.run(),
             Command::Bench(args) => args.run(),
+            Command::Export(args) => args.run(),
+            Command::Import(args) => args.run(),
             Command::Data(command) => command.run(),
         }
     }

@@ -132,6 +132,8 @@ pub mod port {
     pub const LOSS: &str = "loss";
     /// s32 `[K?]` correct top-1 predictions of each step.
     pub const CORRECT: &str = "correct";
+    /// f32 `[B, classes]` logits of a predict batch.
+    pub const LOGITS: &str = "logits";
     /// s32 `[]` correct top-1 / top-5 predictions of an eval batch.
     pub const TOP1: &str = "top1";
     pub const TOP5: &str = "top5";
@@ -621,29 +623,59 @@ pub fn count_top_k(b: &mut Builder, logits: Value, classes: Value, k: i64) -> Re
     b.reduce_sum(hit, &[0])
 }
 
-/// The eval step's signature: the model variables (named `ema/<param>`, as the EMA shadows
-/// of the state, which is what evaluation normally passes), images and classes; top-1 and
-/// top-5 correct counts.
-pub fn eval_step_signature(model: &Model, batch: i64, image_size: i64) -> Signature {
+/// The inference inputs: the model variables (named `ema/<param>`, as the EMA shadows of the
+/// state, which is what evaluation normally passes) and a batch of images.
+fn inference_inputs(model: &Model, batch: i64, image_size: i64) -> Vec<Port> {
     let c = model.spec.input.channels as i64;
-    let weights = model.params().into_iter().map(|p| {
-        let dims: Vec<i64> = p.shape.iter().map(|&d| d as i64).collect();
-        Port::new(
-            format!("ema/{}", p.name),
-            ArrayShape::new(ElementType::F32, &dims),
-        )
-    });
-    let inputs = weights.chain([
-        Port::new(
+    model
+        .params()
+        .into_iter()
+        .map(|p| {
+            let dims: Vec<i64> = p.shape.iter().map(|&d| d as i64).collect();
+            Port::new(
+                format!("ema/{}", p.name),
+                ArrayShape::new(ElementType::F32, &dims),
+            )
+        })
+        .chain([Port::new(
             port::IMAGES,
             ArrayShape::new(ElementType::F32, &[batch, image_size, image_size, c]),
-        ),
-        Port::new(port::CLASSES, ArrayShape::new(ElementType::S32, &[batch])),
-    ]);
+        )])
+        .collect()
+}
+
+/// The inference forward pass over [`inference_inputs`]: the logits.
+fn inference_logits(
+    b: &mut Builder,
+    model: &Model,
+    inputs: &HashMap<String, Value>,
+    lowering: Lowering,
+) -> Result<Value> {
+    let mut weights = Weights::default();
+    for p in model.params() {
+        weights
+            .0
+            .insert(p.name.clone(), named(inputs, &format!("ema/{}", p.name)));
+    }
+    let images = named(inputs, port::IMAGES);
+    let out = b.scoped("forward", |b| {
+        forward(b, model, &weights, images, lowering, Mode::Eval)
+    })?;
+    Ok(out.logits)
+}
+
+/// The eval step's signature: the model variables and images (see [`inference_inputs`]) and
+/// classes; top-1 and top-5 correct counts.
+pub fn eval_step_signature(model: &Model, batch: i64, image_size: i64) -> Signature {
+    let mut inputs = inference_inputs(model, batch, image_size);
+    inputs.push(Port::new(
+        port::CLASSES,
+        ArrayShape::new(ElementType::S32, &[batch]),
+    ));
     let count = ArrayShape::scalar(ElementType::S32);
     Signature::new(
         format!("eval_step_{image_size}px_b{batch}"),
-        inputs.collect(),
+        inputs,
         vec![
             Port::new(port::TOP1, count.clone()),
             Port::new(port::TOP5, count),
@@ -662,20 +694,42 @@ pub fn eval_step(
     let signature = eval_step_signature(model, batch, image_size);
     let mut b = Builder::new("eval_step");
     let inputs = signature.declare_parameters(&mut b)?;
-    let mut weights = Weights::default();
-    for p in model.params() {
-        weights
-            .0
-            .insert(p.name.clone(), named(&inputs, &format!("ema/{}", p.name)));
-    }
-    let images = named(&inputs, port::IMAGES);
+    let logits = inference_logits(&mut b, model, &inputs, lowering)?;
     let classes = named(&inputs, port::CLASSES);
-    let out = b.scoped("forward", |b| {
-        forward(b, model, &weights, images, lowering, Mode::Eval)
-    })?;
-    let top1 = b.scoped("metrics", |b| count_top_k(b, out.logits, classes, 1))?;
-    let top5 = b.scoped("metrics", |b| count_top_k(b, out.logits, classes, 5))?;
+    let top1 = b.scoped("metrics", |b| count_top_k(b, logits, classes, 1))?;
+    let top5 = b.scoped("metrics", |b| count_top_k(b, logits, classes, 5))?;
     let results = HashMap::from([(port::TOP1, top1), (port::TOP5, top5)]);
+    let root = signature.result_tuple(&mut b, &results)?;
+    let module = Module::new(signature.graph(), b.build(root)?);
+    Ok(StepGraph {
+        module,
+        signature,
+        replicas: 1,
+    })
+}
+
+/// Builds the predict graph: the model variables and images (see [`inference_inputs`]) in,
+/// the logits `[batch, classes]` out.
+pub fn predict_step(
+    model: &Model,
+    batch: i64,
+    image_size: i64,
+    lowering: Lowering,
+) -> Result<StepGraph> {
+    let classes = model.spec.num_classes as i64;
+    let signature = Signature::new(
+        format!("predict_step_{image_size}px_b{batch}"),
+        inference_inputs(model, batch, image_size),
+        vec![Port::new(
+            port::LOGITS,
+            ArrayShape::new(ElementType::F32, &[batch, classes]),
+        )],
+    );
+    let mut b = Builder::new("predict_step");
+    let inputs = signature.declare_parameters(&mut b)?;
+    let logits = inference_logits(&mut b, model, &inputs, lowering)?;
+    let logits = b.convert(logits, ElementType::F32)?;
+    let results = HashMap::from([(port::LOGITS, logits)]);
     let root = signature.result_tuple(&mut b, &results)?;
     let module = Module::new(signature.graph(), b.build(root)?);
     Ok(StepGraph {

@@ -171,6 +171,20 @@ pub fn latest(root: &Path) -> Result<Option<PathBuf>> {
     Ok(list(root)?.pop())
 }
 
+/// The checkpoint `path` names: itself when it is a checkpoint directory, else the newest
+/// checkpoint of the run directory `path`.
+pub fn find(path: &Path) -> Result<PathBuf> {
+    if path.join(METADATA).exists() {
+        return Ok(path.to_path_buf());
+    }
+    latest(&path.join("checkpoints"))?.with_context(|| {
+        format!(
+            "{} holds no checkpoint (expected a run directory or a ckpt-* directory)",
+            path.display()
+        )
+    })
+}
+
 fn prune(root: &Path, keep: usize) -> Result<()> {
     let dirs = list(root)?;
     let excess = dirs.len().saturating_sub(keep.max(1));

@@ -17,3 +17,5 @@ pub mod plot;
 pub mod recipe;
 pub mod report;
 pub mod run;
+pub mod timm_file;
+pub mod transfer;
