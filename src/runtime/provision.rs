@@ -9,9 +9,9 @@
 //! [`Locator::locate`] looks, in order, at an explicit path, the kind's `EFFNETV2_PLUGIN_<KIND>`
 //! variable, the cache, and Python's site-packages. There is deliberately no kind-independent
 //! variable: one path cannot serve several kinds, and a CPU test must never pick up a GPU plugin.
-//! [`resolve`] adds a one-time automatic install of the CPU plugins, so that `cargo test` works on a
-//! fresh clone; the GPU and TPU plugins are large and hardware-specific, so installing them is an
-//! explicit `effnetv2 plugin install`.
+//! [`resolve`] adds a one-time automatic install of every kind: the CPU plugins run on every
+//! machine, and libtpu and the CUDA plugin compile for their devices on every machine (`effnetv2
+//! compile`), so `cargo test` works on a fresh clone; `effnetv2 plugin install` installs ahead.
 
 use std::env;
 use std::ffi::OsString;
@@ -96,13 +96,6 @@ impl PluginKind {
             Self::Cuda => &CUDA_PIN,
             Self::Tpu => &TPU_PIN,
         }
-    }
-
-    /// Whether [`resolve`] may download this kind without being asked: the CPU plugins, which
-    /// run on every machine, and libtpu, which compiles for TPUs on every machine (`effnetv2
-    /// compile`); the tests need all three. The CUDA plugin is installed explicitly.
-    pub fn installs_automatically(self) -> bool {
-        matches!(self, Self::Cpu | Self::CpuJax | Self::Tpu)
     }
 }
 
@@ -780,14 +773,6 @@ impl Locator {
             return Ok(found.path);
         }
         let pin = kind.pin();
-        ensure!(
-            kind.installs_automatically(),
-            "the PJRT plugin `{kind}` is not installed: run `effnetv2 plugin install {kind}` \
-             (downloads {}), or set {} to the path of an existing {}",
-            pin.requirement(),
-            kind.env_var(),
-            pin.library_name()
-        );
         notice(&format!(
             "PJRT plugin `{kind}` not found; installing {} into {} (one-time download)",
             pin.requirement(),
@@ -1330,7 +1315,7 @@ mod tests {
     }
 
     #[test]
-    fn resolve_installs_cpu_plugins_and_libtpu_automatically() {
+    fn resolve_installs_every_kind_on_first_use() {
         let dir = tempfile::tempdir().unwrap();
         let locator = isolated_locator(dir.path(), Vec::new());
         let fetches = AtomicUsize::new(0);
@@ -1339,23 +1324,15 @@ mod tests {
             bail!("network is down")
         };
 
-        let err = locator
-            .resolve_from(PluginKind::Cuda, &offline)
-            .unwrap_err();
-        let message = format!("{err:#}");
-        assert!(
-            message.contains("effnetv2 plugin install cuda"),
-            "{message}"
-        );
-        assert!(message.contains("EFFNETV2_PLUGIN_CUDA"), "{message}");
-        assert_eq!(fetches.load(Ordering::SeqCst), 0);
-
-        let err = locator.resolve_from(PluginKind::Cpu, &offline).unwrap_err();
-        assert!(format!("{err:#}").contains("network is down"));
-        assert_eq!(fetches.load(Ordering::SeqCst), 1);
-        let err = locator.resolve_from(PluginKind::Tpu, &offline).unwrap_err();
-        assert!(format!("{err:#}").contains("network is down"));
-        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        for (fetched, kind) in PluginKind::ALL.into_iter().enumerate() {
+            let err = locator.resolve_from(kind, &offline).unwrap_err();
+            let message = format!("{err:#}");
+            assert!(
+                message.contains("network is down") && message.contains(kind.env_var()),
+                "{message}"
+            );
+            assert_eq!(fetches.load(Ordering::SeqCst), fetched + 1);
+        }
     }
 
     #[test]
