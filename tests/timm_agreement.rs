@@ -4,7 +4,7 @@
 //! (`export_timm`) loads into timm with `load_state_dict(strict=True)` and gives timm's logits.
 //!
 //! timm runs from a virtual environment with pinned torch, timm and safetensors, created in the
-//! user cache on first use (about 3.5 GB; `EFFNETV2_TIMM_PYTHON` names another Python with them).
+//! user cache on first use (about 5.5 GB; `EFFNETV2_TIMM_PYTHON` names another Python with them).
 
 mod run_common;
 
