@@ -257,36 +257,120 @@ fn find_deb(dir: &Path) -> Result<PathBuf> {
     )))
 }
 
+/// Most data bytes an IDX file may announce. The training split holds 47 MB; the bound keeps a
+/// corrupt header from sizing the read.
+const MAX_IDX_BYTES: usize = 256 << 20;
+
 /// Reads a gzipped IDX file of unsigned bytes: returns its dimensions and data.
+///
+/// The header is read first and the data only up to the size it announces (one byte more shows
+/// that the file is longer), so memory stays within [`MAX_IDX_BYTES`] whatever the file holds: a
+/// corrupt header or a decompression bomb is an error, not an allocation of its claimed size.
 fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut bytes = Vec::new();
-    GzDecoder::new(file)
-        .read_to_end(&mut bytes)
-        .map_err(|e| DataError::io(path, e))?;
+    let mut reader = GzDecoder::new(file);
     let layout = |what: String| DataError::Layout(format!("{}: {what}", path.display()));
-    let word = |i: usize| -> Result<usize> {
-        let b = bytes
-            .get(4 * i..4 * i + 4)
-            .ok_or_else(|| layout("truncated IDX header".into()))?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    };
-    let found = word(0)? as u32;
-    if found != magic {
+    let rank = (magic & 0xff) as usize;
+    let mut header = vec![0; 4 * (rank + 1)];
+    reader.read_exact(&mut header).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => layout("truncated IDX header".into()),
+        _ => DataError::io(path, e),
+    })?;
+    let word = |i: usize| u32::from_be_bytes([0, 1, 2, 3].map(|b| header[4 * i + b]));
+    if word(0) != magic {
         return Err(layout(format!(
-            "IDX magic {found:#010x}, expected {magic:#010x}"
+            "IDX magic {:#010x}, expected {magic:#010x}",
+            word(0)
         )));
     }
-    let rank = (magic & 0xff) as usize;
-    let dims = (1..=rank).map(word).collect::<Result<Vec<_>>>()?;
-    let header = 4 * (rank + 1);
-    let expected = dims.iter().product::<usize>();
-    if bytes.len() - header != expected {
+    let dims: Vec<usize> = (1..=rank).map(|i| word(i) as usize).collect();
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= MAX_IDX_BYTES)
+        .ok_or_else(|| {
+            layout(format!(
+                "IDX dimensions {dims:?} need more than the {} MiB of data this reader accepts",
+                MAX_IDX_BYTES >> 20
+            ))
+        })?;
+    let mut data = Vec::new();
+    reader
+        .take(expected as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| DataError::io(path, e))?;
+    if data.len() > expected {
+        return Err(layout(format!(
+            "IDX data is longer than the {expected} bytes dimensions {dims:?} need"
+        )));
+    }
+    if data.len() < expected {
         return Err(layout(format!(
             "IDX data has {} bytes, dimensions {dims:?} need {expected}",
-            bytes.len() - header
+            data.len()
         )));
     }
-    bytes.drain(..header);
-    Ok((dims, bytes))
+    Ok((dims, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use flate2::write::GzEncoder;
+    use flate2::Compression;
+
+    use super::*;
+
+    /// Writes `header` words (big-endian) followed by `data`, gzipped, and reads it as images.
+    fn read(header: &[u32], data: &[u8]) -> Result<(Vec<usize>, Vec<u8>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("images.gz");
+        let mut gz = GzEncoder::new(std::fs::File::create(&path).unwrap(), Compression::fast());
+        for word in header {
+            gz.write_all(&word.to_be_bytes()).unwrap();
+        }
+        gz.write_all(data).unwrap();
+        gz.finish().unwrap();
+        read_idx(&path, IMAGES_MAGIC)
+    }
+
+    #[test]
+    fn reads_what_the_header_announces() {
+        let (dims, data) = read(&[IMAGES_MAGIC, 2, 1, 3], &[1, 2, 3, 4, 5, 6]).unwrap();
+        assert_eq!((dims, data), (vec![2, 1, 3], vec![1, 2, 3, 4, 5, 6]));
+    }
+
+    /// The fuzz target `fashion_mnist` found the product of three `u32` dimensions overflowing.
+    #[test]
+    fn dimensions_too_large_to_hold_are_refused_before_reading() {
+        let err = read(&[IMAGES_MAGIC, u32::MAX, u32::MAX, 28], &[]).unwrap_err();
+        assert!(
+            err.to_string().ends_with(
+                "IDX dimensions [4294967295, 4294967295, 28] need more than the 256 MiB of data \
+                 this reader accepts"
+            ),
+            "{err}"
+        );
+    }
+
+    /// A small file that inflates to far more than its header announces is read only up to the
+    /// announced size.
+    #[test]
+    fn data_beyond_the_announced_size_is_an_error() {
+        let err = read(&[IMAGES_MAGIC, 1, 28, 28], &vec![0; 32 << 20]).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("IDX data is longer than the 784 bytes dimensions [1, 28, 28] need"),
+            "{err}"
+        );
+        let err = read(&[IMAGES_MAGIC, 2, 28, 28], &[0; 784]).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("IDX data has 784 bytes, dimensions [2, 28, 28] need 1568"),
+            "{err}"
+        );
+        let err = read(&[IMAGES_MAGIC, 2], &[]).unwrap_err();
+        assert!(err.to_string().ends_with("truncated IDX header"), "{err}");
+    }
 }
