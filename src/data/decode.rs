@@ -2,16 +2,24 @@
 
 use std::io::Cursor;
 
-use image::{ImageReader, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 
 use super::error::{DataError, Result};
+
+/// Most memory one image may take to decode: its pixels in their stored colour type, or as 8-bit
+/// RGB, whichever is larger. 256 MiB is 89 megapixels of RGB, beyond any training photo; the
+/// bound is checked against the header before the pixel buffer exists, so a corrupt header that
+/// claims 100,000x100,000 pixels costs nothing. The decoder's own working memory is held to what
+/// is left of the same budget, as `image` does for its default limit.
+pub const MAX_DECODED_BYTES: u64 = 256 << 20;
 
 /// Decodes a JPEG or PNG (format sniffed from the bytes, not the file name) into RGB.
 ///
 /// Greyscale images are replicated into three channels and alpha is dropped, because the network
 /// always takes 3-channel input. `what` names the image in the error message. A JPEG whose stream
 /// stops before its end-of-image marker is rejected: the decoder behind `image` would otherwise
-/// fill the missing part with grey and report success, and a half-grey photo is bad data.
+/// fill the missing part with grey and report success, and a half-grey photo is bad data. An image
+/// larger than [`MAX_DECODED_BYTES`] is rejected with its size.
 pub fn decode_rgb(bytes: &[u8], what: &str) -> Result<RgbImage> {
     if is_jpeg(bytes) && !jpeg_is_complete(bytes) {
         return Err(DataError::Truncated {
@@ -22,10 +30,28 @@ pub fn decode_rgb(bytes: &[u8], what: &str) -> Result<RgbImage> {
         what: what.to_owned(),
         source,
     };
-    let reader = ImageReader::new(Cursor::new(bytes))
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| error(image::ImageError::IoError(e)))?;
-    let decoded = reader.decode().map_err(error)?;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits.clone());
+    let mut decoder = reader.into_decoder().map_err(error)?;
+    let (width, height) = decoder.dimensions();
+    let stored = decoder.total_bytes();
+    let needed = stored.max(u64::from(width) * u64::from(height) * 3);
+    if needed > MAX_DECODED_BYTES {
+        return Err(DataError::TooLarge {
+            what: what.to_owned(),
+            width,
+            height,
+            mib: needed >> 20,
+            limit_mib: MAX_DECODED_BYTES >> 20,
+        });
+    }
+    limits.reserve(stored).map_err(error)?;
+    decoder.set_limits(limits).map_err(error)?;
+    let decoded = DynamicImage::from_decoder(decoder).map_err(error)?;
     Ok(decoded.into_rgb8())
 }
 
@@ -103,6 +129,38 @@ mod tests {
         for cut in 2..jpeg.len() {
             assert!(!jpeg_is_complete(&jpeg[..cut]), "cut at {cut}");
         }
+    }
+
+    /// A PNG of a `width`x`height` RGB image whose data chunk is empty: the header, with valid
+    /// CRCs, and nothing to decode.
+    fn png_header(width: u32, height: u32) -> Vec<u8> {
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut header = width.to_be_bytes().to_vec();
+        header.extend(height.to_be_bytes());
+        header.extend([8, 2, 0, 0, 0]);
+        for (kind, data) in [(b"IHDR", header), (b"IDAT", Vec::new())] {
+            let mut crc = flate2::Crc::new();
+            crc.update(kind);
+            crc.update(&data);
+            png.extend((data.len() as u32).to_be_bytes());
+            png.extend(kind);
+            png.extend(data);
+            png.extend(crc.sum().to_be_bytes());
+        }
+        png
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_image_is_refused_with_its_size() {
+        let err = decode_rgb(&png_header(100_000, 100_000), "huge.png").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "image huge.png is 100000x100000 pixels, which takes 28610 MiB to decode; \
+             the limit per image is 256 MiB"
+        );
+        // Within the limit, the same header fails only for its missing data.
+        let err = decode_rgb(&png_header(1000, 1000), "small.png").unwrap_err();
+        assert!(matches!(err, DataError::Decode { .. }), "{err}");
     }
 
     #[test]

@@ -22,6 +22,17 @@ pub enum DataError {
     },
     #[error("image {what} is truncated: its JPEG stream ends before the end-of-image marker")]
     Truncated { what: String },
+    #[error(
+        "image {what} is {width}x{height} pixels, which takes {mib} MiB to decode; \
+         the limit per image is {limit_mib} MiB"
+    )]
+    TooLarge {
+        what: String,
+        width: u32,
+        height: u32,
+        mib: u64,
+        limit_mib: u64,
+    },
     #[error("zip shard {path}: {source}")]
     Zip {
         path: PathBuf,
