@@ -15,7 +15,7 @@ use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use super::labels::{read_labels, write_labels, LABELS_FILE};
 use super::{has_image_extension, ImageFolder, Source};
-use crate::data::decode::decode_rgb;
+use crate::data::decode::{decode_rgb, MAX_DECODED_BYTES};
 use crate::data::error::{DataError, Result};
 
 /// Packs every image of `folder` into `ceil(len / images_per_shard)` zip shards named
@@ -62,6 +62,15 @@ pub fn pack_shards(
     write_labels(&out_dir.join(LABELS_FILE), folder.class_names())?;
     Ok(paths)
 }
+
+/// Most bytes one entry may hold: an encoded image larger than the most its pixels may take
+/// decoded would be refused by the decoder anyway, and reading stops here even when a corrupt
+/// header understates the size or a compressed entry inflates without end.
+const MAX_ENTRY_BYTES: u64 = MAX_DECODED_BYTES;
+
+/// Bytes reserved before reading an entry: its stated size, up to this. The stated size is only
+/// a header field, so anything larger grows as the bytes actually arrive.
+const ENTRY_RESERVE: u64 = 1 << 20;
 
 /// One example inside a shard.
 #[derive(Debug)]
@@ -168,10 +177,19 @@ impl ZipShards {
         // A panic while holding the lock cannot leave the archive in a state we rely on: every
         // read seeks to its entry first, so a poisoned lock is still usable.
         let mut archive = shard.archive.lock().unwrap_or_else(|p| p.into_inner());
-        let mut file = archive.by_index(entry.index_in_shard).map_err(zip_error)?;
-        let mut bytes = Vec::with_capacity(file.size() as usize);
-        file.read_to_end(&mut bytes)
+        let file = archive.by_index(entry.index_in_shard).map_err(zip_error)?;
+        let mut bytes = Vec::with_capacity(file.size().min(ENTRY_RESERVE) as usize);
+        file.take(MAX_ENTRY_BYTES + 1)
+            .read_to_end(&mut bytes)
             .map_err(|e| DataError::io(shard.path.join(&entry.name), e))?;
+        if bytes.len() as u64 > MAX_ENTRY_BYTES {
+            return Err(DataError::Layout(format!(
+                "shard {} entry {:?} holds more than {} MiB, the limit per image",
+                shard.path.display(),
+                entry.name,
+                MAX_ENTRY_BYTES >> 20
+            )));
+        }
         Ok(bytes)
     }
 }
@@ -209,5 +227,36 @@ impl Source for ZipShards {
         let entry = &self.entries[index];
         let what = format!("{}:{}", self.shards[entry.shard].path.display(), entry.name);
         decode_rgb(&bytes, &what)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deflated entry of zeros inflating to one byte past the limit (256 MiB from a 256 KiB
+    /// shard) is refused once the limit is read, whatever its header says.
+    #[test]
+    fn an_entry_inflating_past_the_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write_labels(&dir.path().join(LABELS_FILE), &["a".to_owned()]).unwrap();
+        let path = dir.path().join("shard-00000-of-00001.zip");
+        let mut zip = ZipWriter::new(File::create(&path).unwrap());
+        let deflated = SimpleFileOptions::default()
+            .compression_method(CompressionMethod::Deflated)
+            .compression_level(Some(1));
+        zip.start_file("a/big.png", deflated).unwrap();
+        let zeros = vec![0; 1 << 20];
+        for _ in 0..MAX_ENTRY_BYTES >> 20 {
+            zip.write_all(&zeros).unwrap();
+        }
+        zip.write_all(&[0]).unwrap();
+        zip.finish().unwrap();
+        let err = ZipShards::open(dir.path()).unwrap().load(0).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("entry \"a/big.png\" holds more than 256 MiB, the limit per image"),
+            "{err}"
+        );
     }
 }
