@@ -672,6 +672,48 @@ fn inconsistent_block_table_is_rejected_naming_the_stage() {
     assert!(invalid(&v).contains("`dropout`"));
 }
 
+/// The network as it resolves is bounded too, not only each field: the fuzz target `model_specs`
+/// found an eval size of u64::MAX overflowing the MAC count, and the field bounds still let a
+/// multiplier scale widths and block counts 64 times.
+#[test]
+fn resolved_sizes_beyond_the_limits_are_rejected_naming_the_field() {
+    #[rustfmt::skip]
+    let cases: [(&[(&str, serde_json::Value)], &str); 4] = [
+        (
+            &[("/image_size/eval", u64::MAX.into())],
+            "`image_size.eval`: 18446744073709551615 is larger than the supported maximum 8192",
+        ),
+        (
+            &[("/stages/5/repeats", 1000.into())],
+            "`stages[5].repeats`: the network has 1025 blocks up to stage 5 after depth scaling",
+        ),
+        (
+            &[("/width_multiplier", 64.0.into())],
+            "`stages[5].expand_ratio`: expands 16384 channels 6 times",
+        ),
+        (
+            &[("/width_multiplier", 64.0.into()), ("/stages/5/expand_ratio", 1.into())],
+            "`head.feature_size`: 1280 filters are 81920 channels after width scaling",
+        ),
+    ];
+    for (edits, expected) in cases {
+        let mut v = s_json();
+        for (pointer, value) in edits.iter().cloned() {
+            *v.pointer_mut(pointer).unwrap() = value;
+        }
+        let msg = invalid(&v);
+        assert!(msg.contains(expected), "{edits:?}: {msg}");
+    }
+}
+
+/// MAC counts saturate instead of overflowing at image sizes no spec names.
+#[test]
+fn macs_at_an_absurd_image_size_saturate() {
+    let m = model("xl");
+    assert_eq!(m.macs(usize::MAX).total(), u64::MAX);
+    assert!(m.summary(usize::MAX).contains("18,446,744,073,709,551,615"));
+}
+
 #[test]
 fn oversized_fields_are_named_before_anything_is_allocated() {
     let mut v = s_json();

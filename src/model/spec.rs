@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::error::{FieldError, SpecError};
+use super::resolve::{round_filters, round_repeats};
 
 /// One model: block table, scaling rules, regularisation, image sizes and the progressive schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,6 +222,8 @@ const MAX_IMAGE_SIZE: usize = 8192;
 const MAX_INPUT_CHANNELS: usize = 64;
 const MAX_MULTIPLIER: f64 = 64.0;
 const MAX_PROGRESSIVE_STAGES: usize = 64;
+/// Blocks of the whole network after depth scaling (XL has 100).
+const MAX_BLOCKS: usize = 1024;
 
 /// `value` in `1..=max`.
 fn size(value: usize, max: usize, field: &str) -> Check {
@@ -320,6 +323,7 @@ impl ModelSpec {
         )?;
         size(self.image_size.train, MAX_IMAGE_SIZE, "image_size.train")?;
         size(self.image_size.eval, MAX_IMAGE_SIZE, "image_size.eval")?;
+        self.validate_resolved()?;
         self.validate_input()?;
         self.validate_progressive()
     }
@@ -370,6 +374,52 @@ impl ModelSpec {
             }
         }
         Ok(())
+    }
+
+    /// Bounds the network as it resolves, which the bounds on each field do not: a width
+    /// multiplier of 64 on 65,536 filters, an expansion of 64 on top, or 1,024 repeats times a
+    /// depth multiplier of 64 in every stage. The error names the field to change.
+    fn validate_resolved(&self) -> Check {
+        let round =
+            |f: usize| round_filters(f, self.width_multiplier, self.depth_divisor, self.min_depth);
+        let width = |filters: usize, field: &str| {
+            ensure(round(filters) <= MAX_CHANNELS, field, || {
+                format!(
+                    "{filters} filters are {} channels after width scaling (width_multiplier {}), \
+                     more than the supported maximum {MAX_CHANNELS}",
+                    round(filters),
+                    self.width_multiplier
+                )
+            })
+        };
+        width(self.stem.filters, "stem.filters")?;
+        let mut blocks = 0;
+        for (i, stage) in self.stages.iter().enumerate() {
+            let field = |name: &str| format!("stages[{i}].{name}");
+            width(stage.in_filters, &field("in"))?;
+            width(stage.out_filters, &field("out"))?;
+            let widest = round(stage.in_filters).max(round(stage.out_filters));
+            ensure(
+                widest * stage.expand_ratio <= MAX_CHANNELS,
+                field("expand_ratio"),
+                || {
+                    format!(
+                        "expands {widest} channels {} times, more than the supported maximum \
+                         {MAX_CHANNELS}",
+                        stage.expand_ratio
+                    )
+                },
+            )?;
+            blocks += round_repeats(stage.repeats, self.depth_multiplier);
+            ensure(blocks <= MAX_BLOCKS, field("repeats"), || {
+                format!(
+                    "the network has {blocks} blocks up to stage {i} after depth scaling \
+                     (depth_multiplier {}), more than the supported maximum {MAX_BLOCKS}",
+                    self.depth_multiplier
+                )
+            })?;
+        }
+        width(self.head.feature_size, "head.feature_size")
     }
 
     fn validate_input(&self) -> Check {

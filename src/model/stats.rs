@@ -48,18 +48,22 @@ pub struct Macs {
 
 impl Macs {
     pub fn total(&self) -> u64 {
-        self.conv + self.depthwise + self.se + self.dense
+        self.conv
+            .saturating_add(self.depthwise)
+            .saturating_add(self.se)
+            .saturating_add(self.dense)
     }
 }
 
 impl Add for Macs {
     type Output = Macs;
+    /// Saturating, as [`conv_macs`].
     fn add(self, o: Macs) -> Macs {
         Macs {
-            conv: self.conv + o.conv,
-            depthwise: self.depthwise + o.depthwise,
-            se: self.se + o.se,
-            dense: self.dense + o.dense,
+            conv: self.conv.saturating_add(o.conv),
+            depthwise: self.depthwise.saturating_add(o.depthwise),
+            se: self.se.saturating_add(o.se),
+            dense: self.dense.saturating_add(o.dense),
         }
     }
 }
@@ -96,8 +100,14 @@ pub struct LayerStats {
 }
 
 /// MACs of a `k×k` conv producing an `hw×hw×cout` map from `cin` channels.
+///
+/// Counts saturate at `u64::MAX` (here and when summed): spec validation bounds each width, kernel
+/// and image size but not their product, and `summary --image-size` takes any size, so a count
+/// beyond 1.8e19 shows as the maximum rather than overflowing.
 fn conv_macs(hw: usize, k: usize, cin: usize, cout: usize) -> u64 {
-    (hw * hw * k * k) as u64 * (cin * cout) as u64
+    [hw, hw, k, k, cin, cout]
+        .iter()
+        .fold(1u64, |n, &d| n.saturating_mul(d as u64))
 }
 
 /// MACs of one block given its input spatial size; returns them with the output spatial size.
@@ -107,19 +117,21 @@ fn block_macs(b: &Block, hw_in: usize) -> (Macs, usize) {
     match b.block {
         BlockType::Mbconv => {
             if b.has_expansion() {
-                m.conv += conv_macs(hw_in, 1, b.in_filters, b.mid_filters);
+                m.conv = conv_macs(hw_in, 1, b.in_filters, b.mid_filters);
             }
-            m.depthwise += conv_macs(hw, b.kernel, 1, b.mid_filters);
+            m.depthwise = conv_macs(hw, b.kernel, 1, b.mid_filters);
             if let Some(rd) = b.se_filters {
-                m.se += 2 * (b.mid_filters * rd) as u64;
+                m.se = 2 * (b.mid_filters * rd) as u64;
             }
-            m.conv += conv_macs(hw, 1, b.mid_filters, b.out_filters);
+            m.conv = m
+                .conv
+                .saturating_add(conv_macs(hw, 1, b.mid_filters, b.out_filters));
         }
         BlockType::Fused if b.has_expansion() => {
-            m.conv += conv_macs(hw, b.kernel, b.in_filters, b.mid_filters);
-            m.conv += conv_macs(hw, 1, b.mid_filters, b.out_filters);
+            m.conv = conv_macs(hw, b.kernel, b.in_filters, b.mid_filters)
+                .saturating_add(conv_macs(hw, 1, b.mid_filters, b.out_filters));
         }
-        BlockType::Fused => m.conv += conv_macs(hw, b.kernel, b.in_filters, b.out_filters),
+        BlockType::Fused => m.conv = conv_macs(hw, b.kernel, b.in_filters, b.out_filters),
     }
     (m, hw)
 }
