@@ -67,8 +67,11 @@ fn a_spec_too_large_for_this_machine_names_its_largest_tensor() {
     )
     .unwrap();
     let mut spec: serde_json::Value = serde_json::from_str(&text).unwrap();
-    // Within every field's bounds, but the head alone is 4 million channels wide.
-    spec["width_multiplier"] = 64.0.into();
+    // Within every bound, but 1x1 convolutions map 65,536 channels to 65,536:
+    // 4.3 billion weights, each with two optimizer slots and an EMA shadow.
+    let last = spec["stages"].as_array().unwrap().len() - 1;
+    spec["stages"][last]["out"] = 65536.into();
+    spec["stages"][last]["expand_ratio"] = 1.into();
     spec["head"]["feature_size"] = 65536.into();
     let path = dir.path().join("huge.json");
     std::fs::write(&path, spec.to_string()).unwrap();
@@ -78,7 +81,7 @@ fn a_spec_too_large_for_this_machine_names_its_largest_tensor() {
     );
     assert!(
         stderr.contains("GiB of host memory for its training state")
-            && stderr.contains("the largest 'params/head/")
+            && stderr.contains("with dimensions [1, 1, 65536, 65536]")
             && stderr.contains("more than this machine's"),
         "{stderr}"
     );
