@@ -57,8 +57,9 @@ pub struct Target {
     /// Valid inputs, one byte string per part. Each must be accepted by `run` (a target whose
     /// seeds fail would only exercise the first check of its parser).
     pub seeds: Vec<Vec<Vec<u8>>>,
-    /// Recomputes checksums after mutating (PNG chunk CRCs), so that most inputs reach the code
-    /// behind the checksum instead of all failing at it. Applied to 9 inputs in 10.
+    /// Recomputes checksums after mutating (PNG chunk CRCs, a checkpoint's tensor CRCs), so that
+    /// most inputs reach the code behind the checksum instead of all failing at it. Applied to 9
+    /// inputs in 10.
     pub repair: Option<fn(&mut [Vec<u8>])>,
     /// Opens the input in `dir` (its parts under their names) the way the project does. `Err` is
     /// a rejected input; targets assert what they expect of errors (that they name the file).
