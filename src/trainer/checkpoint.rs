@@ -234,7 +234,9 @@ pub fn load<'a, M: DeserializeOwned>(
                 .tensor(name)
                 .with_context(|| format!("checkpoint {} has no tensor '{name}'", dir.display()))?;
             let dims: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-            let shape = ArrayShape::new(element_type(view.dtype())?, &dims);
+            let ty = element_type(view.dtype())
+                .with_context(|| format!("checkpoint {} tensor '{name}'", dir.display()))?;
+            let shape = ArrayShape::new(ty, &dims);
             if shape.ty() != want.ty() || shape.dims() != want.dims() {
                 bail!(
                     "checkpoint {} tensor '{name}' has shape {:?} ({}) \
