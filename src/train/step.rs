@@ -699,13 +699,7 @@ pub fn eval_step(
     let top1 = b.scoped("metrics", |b| count_top_k(b, logits, classes, 1))?;
     let top5 = b.scoped("metrics", |b| count_top_k(b, logits, classes, 5))?;
     let results = HashMap::from([(port::TOP1, top1), (port::TOP5, top5)]);
-    let root = signature.result_tuple(&mut b, &results)?;
-    let module = Module::new(signature.graph(), b.build(root)?);
-    Ok(StepGraph {
-        module,
-        signature,
-        replicas: 1,
-    })
+    one_device_graph(signature, b, &results)
 }
 
 /// Builds the predict graph: the model variables and images (see [`inference_inputs`]) in,
@@ -730,7 +724,16 @@ pub fn predict_step(
     let logits = inference_logits(&mut b, model, &inputs, lowering)?;
     let logits = b.convert(logits, ElementType::F32)?;
     let results = HashMap::from([(port::LOGITS, logits)]);
-    let root = signature.result_tuple(&mut b, &results)?;
+    one_device_graph(signature, b, &results)
+}
+
+/// The one-device graph `b` builds, returning `results` as `signature` orders them.
+fn one_device_graph(
+    signature: Signature,
+    mut b: Builder,
+    results: &HashMap<&str, Value>,
+) -> Result<StepGraph> {
+    let root = signature.result_tuple(&mut b, results)?;
     let module = Module::new(signature.graph(), b.build(root)?);
     Ok(StepGraph {
         module,
