@@ -3,31 +3,14 @@
 //! an H100, and S's train step at its last stage, as CI checks what a GPU machine would run. The
 //! plugin reports memory but no costs.
 
-use effnetv2::aot::{AotCompiler, Target};
-use effnetv2::model::{load_spec, Model, ScheduleVariant};
-use effnetv2::nn::DepthwiseImpl;
-use effnetv2::train::state::StateLayout;
-use effnetv2::train::step::Precision;
-use effnetv2::trainer::executables::ExecutableCache;
-use effnetv2::trainer::plan::{plan_graphs, GraphRole, GraphSelection};
+mod aot_common;
 
-/// One progressive stage's train step (and with `eval` the eval step) at batch 128 in bf16, as
-/// a GPU runs them.
-fn selection(stage: usize, eval: bool) -> GraphSelection {
-    GraphSelection {
-        batch: 128,
-        replicas: 1,
-        steps_per_call: 1,
-        sync_batch_norm: false,
-        skip_nonfinite: false,
-        eval_batch: 128,
-        precision: Precision::Bf16,
-        depthwise: DepthwiseImpl::GroupedConvolution,
-        schedule: ScheduleVariant::Official,
-        stage: Some(stage),
-        eval,
-    }
-}
+use aot_common::selection;
+use effnetv2::aot::{AotCompiler, Target};
+use effnetv2::model::{load_spec, Model};
+use effnetv2::train::state::StateLayout;
+use effnetv2::trainer::executables::ExecutableCache;
+use effnetv2::trainer::plan::{plan_graphs, GraphRole};
 
 #[test]
 fn the_small_variants_last_train_step_and_eval_step_compile_for_an_h100() {
@@ -39,7 +22,7 @@ fn the_small_variants_last_train_step_and_eval_step_compile_for_an_h100() {
         "the device kind a client on an H100 reports, so `train` there finds these executables"
     );
     let model = Model::new(load_spec("tiny").unwrap()).unwrap();
-    let graphs = plan_graphs(&model, &selection(3, true)).unwrap();
+    let graphs = plan_graphs(&model, &selection(Some(3), true, 1)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cache = ExecutableCache::new(Some(dir.path().to_path_buf()));
     let state = StateLayout::new(&model).byte_size() as i64;
@@ -73,7 +56,7 @@ fn the_s_train_step_at_its_last_stage_fits_an_h100() {
     let compiler = AotCompiler::new("cuda:h100".parse().unwrap(), None).unwrap();
     let model = Model::new(load_spec("s").unwrap()).unwrap();
     let last = model.spec.progressive.stages - 1;
-    let graph = plan_graphs(&model, &selection(last, false))
+    let graph = plan_graphs(&model, &selection(Some(last), false, 1))
         .unwrap()
         .remove(0);
     let report = compiler

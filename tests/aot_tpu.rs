@@ -3,17 +3,18 @@
 //! program, a 2-host slice's placement, and the errors a user meets. No TPU is needed: this is how CI checks what a TPU VM
 //! would run.
 
+mod aot_common;
+
 use std::process::Command;
 use std::time::Instant;
 
+use aot_common::selection;
 use effnetv2::aot::{AotCompiler, GraphReport, Target};
 use effnetv2::hlo::{ArrayShape, BinaryOp, Builder, Computation, ElementType, Module};
-use effnetv2::model::{load_spec, Model, ScheduleVariant};
-use effnetv2::nn::DepthwiseImpl;
+use effnetv2::model::{load_spec, Model};
 use effnetv2::runtime::CompileOptions;
 use effnetv2::train::agreement::agreement_step;
 use effnetv2::train::state::StateLayout;
-use effnetv2::train::step::Precision;
 use effnetv2::trainer::executables::ExecutableCache;
 use effnetv2::trainer::placement::Placement;
 use effnetv2::trainer::plan::{plan_graphs, GraphRole, GraphSelection, PlannedGraph};
@@ -31,23 +32,6 @@ fn model(name: &str) -> Model {
 /// steps data-parallel over `replicas` devices.
 fn plan(model: &Model, stage: Option<usize>, eval: bool, replicas: i64) -> Vec<PlannedGraph> {
     plan_graphs(model, &selection(stage, eval, replicas)).unwrap()
-}
-
-/// What [`plan`] selects.
-fn selection(stage: Option<usize>, eval: bool, replicas: i64) -> GraphSelection {
-    GraphSelection {
-        batch: 128,
-        replicas,
-        steps_per_call: 1,
-        sync_batch_norm: false,
-        skip_nonfinite: false,
-        eval_batch: 128,
-        precision: Precision::Bf16,
-        depthwise: DepthwiseImpl::GroupedConvolution,
-        schedule: ScheduleVariant::Official,
-        stage,
-        eval,
-    }
 }
 
 /// Checks one train- or eval-step report against the model: memory positive and consistent

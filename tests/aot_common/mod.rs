@@ -1,0 +1,25 @@
+//! Shared setup of the deviceless-compile tests: the graphs an accelerator runs.
+
+use effnetv2::model::ScheduleVariant;
+use effnetv2::nn::DepthwiseImpl;
+use effnetv2::train::step::Precision;
+use effnetv2::trainer::plan::GraphSelection;
+
+/// A run's graphs at batch 128 per device in bf16, as a TPU or GPU runs them: the train step of
+/// `stage` (`None`: every stage), data-parallel over `replicas` devices, and with `eval` the
+/// eval step.
+pub fn selection(stage: Option<usize>, eval: bool, replicas: i64) -> GraphSelection {
+    GraphSelection {
+        batch: 128,
+        replicas,
+        steps_per_call: 1,
+        sync_batch_norm: false,
+        skip_nonfinite: false,
+        eval_batch: 128,
+        precision: Precision::Bf16,
+        depthwise: DepthwiseImpl::GroupedConvolution,
+        schedule: ScheduleVariant::Official,
+        stage,
+        eval,
+    }
+}
