@@ -17,7 +17,8 @@ use effnetv2::train::step::{port, predict_step, Precision};
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::context::Context;
-use effnetv2::trainer::transfer::{export_timm, import_timm, ExportedWeights};
+use effnetv2::trainer::transfer::{export_timm, import_timm};
+use effnetv2::trainer::weights::WeightCopy;
 use fs4::fs_std::FileExt;
 use run_common::short_run;
 
@@ -158,7 +159,7 @@ fn agree_with_timm(model: &str, timm_model: &str, sizes: [usize; 2]) {
 
         // Back to timm: strict loading, the same logits.
         let exported = dir.path().join("exported.safetensors");
-        export_timm(&dir.path().join("run"), &exported, ExportedWeights::Ema).unwrap();
+        export_timm(&dir.path().join("run"), &exported, WeightCopy::Ema).unwrap();
         reference(&python, timm_model, size, dir.path(), Some(&exported));
         let reloaded = floats(&dir.path().join("logits_loaded.bin"));
         assert_eq!(reloaded, theirs, "the exported weights are timm's own");

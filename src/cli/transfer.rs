@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use effnetv2::trainer::transfer::{export_timm, import_timm, ExportedWeights};
+use effnetv2::trainer::transfer::{export_timm, import_timm};
+use effnetv2::trainer::weights::WeightCopy;
 
 use super::train::TrainArgs;
 
@@ -35,9 +36,9 @@ impl ExportArgs {
     pub fn run(self) -> Result<()> {
         let Format::Timm = self.to;
         let weights = if self.trained {
-            ExportedWeights::Trained
+            WeightCopy::Trained
         } else {
-            ExportedWeights::Ema
+            WeightCopy::Ema
         };
         let count = export_timm(&self.checkpoint, &self.out, weights)?;
         println!(

@@ -185,7 +185,16 @@ impl Params {
     }
 }
 
+/// The prefix of the classifier's parameter names: the layer whose shape follows the class count.
+const CLASSIFIER: &str = "head/dense/";
+
 impl Model {
+    /// Whether `name` is a parameter of the classifier (the final dense layer), the only layer
+    /// a pretrained model's weights may lack for another class count.
+    pub fn is_classifier(name: &str) -> bool {
+        name.starts_with(CLASSIFIER)
+    }
+
     /// All parameters in forward order: stem, blocks, head, classifier.
     pub fn params(&self) -> Vec<Param> {
         let spec = &self.spec;
@@ -207,12 +216,12 @@ impl Model {
         let limit = 1.0 / (spec.num_classes as f64).sqrt();
         let dense = vec![self.head_filters, spec.num_classes];
         ps.push(
-            "head/dense/kernel".into(),
+            format!("{CLASSIFIER}kernel"),
             dense,
             ParamKind::DenseKernel,
             Init::Uniform { limit },
         );
-        ps.bias("head/dense", spec.num_classes);
+        ps.bias(CLASSIFIER.trim_end_matches('/'), spec.num_classes);
         ps.list
     }
 }

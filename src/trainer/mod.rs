@@ -19,3 +19,4 @@ pub mod report;
 pub mod run;
 pub mod timm_file;
 pub mod transfer;
+pub mod weights;

@@ -10,44 +10,27 @@ use anyhow::{bail, Result};
 use super::checkpoint;
 use super::config::{CheckpointMeta, RunConfig};
 use super::init::initial_state;
-use super::timm_file::{read_state_dict, write_state_dict};
+use super::timm_file::write_state_dict;
+use super::weights::{Pretrained, WeightCopy};
 use crate::data::Cursor;
 use crate::hlo::Literal;
-use crate::train::state::{Role, StateLayout};
+use crate::train::state::StateLayout;
 
-/// Which of a checkpoint's copies of the weights to export.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExportedWeights {
-    /// The exponential moving averages: what evaluation uses, and what the official code exports.
-    Ema,
-    /// The trained variables themselves.
-    Trained,
-}
-
-/// Writes the weights of `checkpoint` (a run directory, for its newest, or a checkpoint
-/// directory) to `out` as a timm state dict loadable with `load_state_dict(strict=True)`.
-/// Returns the number of tensors written.
-pub fn export_timm(checkpoint: &Path, out: &Path, weights: ExportedWeights) -> Result<usize> {
-    let dir = checkpoint::find(checkpoint)?;
-    let meta: CheckpointMeta = serde_json::from_slice(&std::fs::read(dir.join("meta.json"))?)?;
-    let model = meta.config.model()?;
-    let layout = StateLayout::new(&model);
-    let expected = layout.entries().iter().map(|e| (e.name.as_str(), &e.shape));
-    let (tensors, _): (Vec<Literal>, serde_json::Value) = checkpoint::load(&dir, expected)?;
-    let prefix = match weights {
-        ExportedWeights::Ema => "ema/",
-        ExportedWeights::Trained => "params/",
-    };
-    let values: HashMap<String, Vec<f32>> = layout
-        .entries()
-        .iter()
-        .zip(&tensors)
-        .filter_map(|(e, t)| {
-            let name = e.name.strip_prefix(prefix)?;
-            Some((
-                name.to_owned(),
-                t.to_f64_vec().iter().map(|&v| v as f32).collect(),
-            ))
+/// Writes one copy of the weights of `checkpoint` (a run directory, for its newest, or a
+/// checkpoint directory) to `out` as a timm state dict loadable with
+/// `load_state_dict(strict=True)`. Returns the number of tensors written.
+pub fn export_timm(checkpoint: &Path, out: &Path, copy: WeightCopy) -> Result<usize> {
+    let pretrained = Pretrained::from_checkpoint(checkpoint, copy)?;
+    let model = crate::model::Model::new(pretrained.spec.clone())?;
+    let values: HashMap<String, Vec<f32>> = model
+        .params()
+        .into_iter()
+        .map(|p| {
+            let value = pretrained
+                .get(&p.name)
+                .expect("a checkpoint holds every parameter");
+            let values = value.to_f64_vec().iter().map(|&v| v as f32).collect();
+            (p.name, values)
         })
         .collect();
     let state_dict = model.to_timm(|p| &values[&p.name]);
@@ -68,23 +51,20 @@ pub fn import_timm(file: &Path, config: &RunConfig) -> Result<PathBuf> {
         );
     }
     let model = config.model()?;
-    let imported = model.from_timm(&read_state_dict(file)?)?;
-    let by_name: HashMap<String, Vec<f32>> = model
-        .params()
-        .into_iter()
-        .map(|p| p.name)
-        .zip(imported)
-        .collect();
+    let pretrained = Pretrained::from_timm(file, &model.spec)?;
     let layout = StateLayout::new(&model);
     let mut state = initial_state(&layout, config.seed);
-    for (entry, tensor) in layout.entries().iter().zip(&mut state) {
-        let name = match &entry.role {
-            Role::Variable(p) => &p.name,
-            Role::Ema(name) => name,
-            _ => continue,
-        };
-        *tensor =
-            Literal::from_vec(entry.shape.dims(), &by_name[name]).map_err(anyhow::Error::msg)?;
+    let initialised = pretrained.initialise(&layout, &mut state)?;
+    if !initialised.reinitialised.is_empty() {
+        bail!(
+            "{} has a classifier for {} classes, model '{}' has {}: import keeps every tensor; \
+             start a run on other classes with `train --init {}`",
+            file.display(),
+            initialised.pretrained_classes,
+            model.spec.name,
+            model.spec.num_classes,
+            file.display()
+        );
     }
     let named: Vec<(String, Literal)> = layout
         .entries()
