@@ -19,7 +19,7 @@ fn overfit(precision: Precision, steps: usize) -> Vec<f32> {
     let model = Model::new(load_spec("tiny").unwrap()).unwrap();
     let (batch, size, classes) = (32i64, 16i64, 10i64);
     let mut cfg = StepConfig::official(batch, size, precision, DepthwiseImpl::ShiftedSum);
-    cfg.label_smoothing = 0.0;
+    cfg.objective.label_smoothing = 0.0;
     // XLA's CPU backend otherwise keeps bf16 intermediates in f32 ("excess precision"), which
     // would make this an f32 run in disguise.
     let options = CompileOptions::default()

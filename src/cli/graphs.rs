@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Args;
 use effnetv2::model::{load_spec, Model, ScheduleVariant};
 use effnetv2::nn::DepthwiseImpl;
-use effnetv2::train::step::Precision;
+use effnetv2::train::step::{Objective, Precision};
 use effnetv2::trainer::plan::{plan_graphs, GraphSelection, PlannedGraph};
 
 use super::train::{parse_precision, parse_schedule};
@@ -60,6 +60,7 @@ impl GraphArgs {
                 steps_per_call: self.steps_per_call,
                 sync_batch_norm: self.sync_bn,
                 skip_nonfinite: self.skip_nonfinite,
+                objective: Objective::OFFICIAL,
                 eval_batch: self.batch,
                 precision: self.precision,
                 depthwise,

@@ -59,6 +59,18 @@ impl EventSink for Progress {
                 "the data has {data} classes: the classifier has {data} outputs instead of the \
                  spec's {spec} (stored in the run's config.json)"
             )),
+            Event::Initialised {
+                from,
+                loaded,
+                new_head,
+            } => self.say(match new_head {
+                None => format!("starting from {} ({loaded} variables)", from.display()),
+                Some((pretrained, ours)) => format!(
+                    "starting from {} ({loaded} variables); its classifier has {pretrained} \
+                     classes, this run {ours}: the classifier starts from a fresh draw",
+                    from.display()
+                ),
+            }),
             Event::CheckpointDamaged { checkpoint, reason } => self.say(format!(
                 "warning: not resuming from {}, it is damaged ({reason}); trying the one before it",
                 checkpoint.display()

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use anyhow::Result;
 use clap::Args;
 
-use effnetv2::model::ScheduleVariant;
+use effnetv2::model::{load_spec, ScheduleVariant};
 use effnetv2::runtime::provision::PluginKind;
 use effnetv2::train::lr::Decay;
-use effnetv2::train::step::Precision;
+use effnetv2::train::step::{Objective, Precision};
 use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::data::DataSpec;
+use effnetv2::trainer::recipe::{Augmentation, Recipe, TrainImageSize, TrainSettings};
 use effnetv2::trainer::run::train;
 
 use super::progress::Progress;
@@ -23,10 +24,16 @@ pub struct TrainArgs {
     /// Model spec: a built-in name (tiny, b0..b3, s, m, l, xl) or a JSON file.
     #[arg(long, default_value = "tiny")]
     model: String,
-    /// Training recipe (augmentation settings): a built-in name (official, tiny) or a JSON file;
-    /// default: the model's own recipe if there is one, else official.
+    /// Training recipe: a built-in name (official, tiny, finetune, transfer, imagenet21k) or a
+    /// JSON file; its settings replace the defaults below, and an option given here replaces
+    /// the recipe's. Default: the model's own recipe if there is one, else official.
     #[arg(long)]
     recipe: Option<String>,
+    /// Start from these weights instead of a random draw: a run or checkpoint directory
+    /// (its EMA weights) or a timm `tf_efficientnetv2_*` safetensors file. A classifier for
+    /// another number of classes is drawn afresh.
+    #[arg(long)]
+    init: Option<PathBuf>,
     /// PJRT plugin kind.
     #[arg(
         long,
@@ -40,9 +47,9 @@ pub struct TrainArgs {
     /// `fashion-mnist`, or a directory with train/ and val/ (image folders or zip shards).
     #[arg(long, default_value = "fashion-mnist")]
     data: DataSpec,
-    /// The global batch, split evenly over the devices.
-    #[arg(long, default_value_t = 128)]
-    batch: usize,
+    /// The global batch, split evenly over the devices [default: 128].
+    #[arg(long)]
+    batch: Option<usize>,
     /// Devices to train on, data-parallel (default: every TPU or GPU device; one CPU device).
     #[arg(long)]
     devices: Option<usize>,
@@ -58,11 +65,21 @@ pub struct TrainArgs {
     /// stopping the run at the first one.
     #[arg(long)]
     skip_nonfinite: bool,
-    #[arg(long, default_value_t = 20.0)]
-    epochs: f64,
-    /// Progressive stages (default: the spec's).
+    /// [default: 20]
+    #[arg(long)]
+    epochs: Option<f64>,
+    /// Train at least this many steps whatever --epochs gives.
+    #[arg(long)]
+    min_steps: Option<u64>,
+    /// Train exactly this many steps (instead of --epochs).
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Progressive stages (default: the spec's); 1 trains at the final size only.
     #[arg(long)]
     stages: Option<usize>,
+    /// Train and evaluate at this size instead of the progressive sizes.
+    #[arg(long)]
+    image_size: Option<usize>,
     /// Progressive schedule: the official code's or the paper's.
     #[arg(long, default_value = "official", value_parser = parse_schedule)]
     schedule: ScheduleVariant,
@@ -70,14 +87,32 @@ pub struct TrainArgs {
     precision: Precision,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Base learning rate per 256 examples (the official recipe uses 0.016 for 350 epochs).
-    #[arg(long, default_value_t = 0.064)]
-    lr: f64,
-    #[arg(long, default_value_t = 0.5)]
-    warmup_epochs: f64,
-    /// Learning-rate decay after warmup: exponential (0.97 every 2.4 epochs), cosine, linear or constant.
-    #[arg(long, default_value = "cosine", value_parser = parse_decay)]
-    decay: Decay,
+    /// Base learning rate per 256 examples (the official recipe uses 0.016 for 350 epochs)
+    /// [default: 0.064].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// [default: 0.5]
+    #[arg(long)]
+    warmup_epochs: Option<f64>,
+    /// Learning-rate decay after warmup: exponential (0.97 every 2.4 epochs), cosine, linear or
+    /// constant [default: cosine].
+    #[arg(long, value_parser = parse_decay)]
+    decay: Option<Decay>,
+    /// [default: 0.1]
+    #[arg(long)]
+    label_smoothing: Option<f64>,
+    /// L2 coefficient on the kernels [default: 1e-5].
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// [default: 0.9999]
+    #[arg(long)]
+    ema_decay: Option<f64>,
+    /// Dropout before the classifier in every stage (default: the model spec's).
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// The last block's survival probability for stochastic depth (default: the spec's).
+    #[arg(long)]
+    survival_prob: Option<f64>,
     #[arg(long, default_value_t = 500)]
     eval_batch: usize,
     /// Evaluate on at most this many test images.
@@ -132,28 +167,79 @@ fn parse_decay(s: &str) -> Result<Decay, String> {
     }
 }
 
+/// What a run uses where neither the recipe nor an option says: the main job's short run.
+const DEFAULTS: TrainSettings = TrainSettings {
+    epochs: Some(20.0),
+    min_steps: None,
+    steps: None,
+    batch: Some(128),
+    lr_base: Some(0.064),
+    warmup_epochs: Some(0.5),
+    decay: Some(Decay::Cosine),
+    label_smoothing: Some(Objective::OFFICIAL.label_smoothing),
+    weight_decay: Some(Objective::OFFICIAL.weight_decay),
+    ema_decay: Some(Objective::OFFICIAL.ema_decay),
+    dropout: None,
+    survival_prob: None,
+    stages: None,
+    image_size: None,
+    augmentation: None,
+};
+
 impl TrainArgs {
-    pub fn config(&self) -> RunConfig {
-        RunConfig {
+    /// The settings given on the command line.
+    fn settings(&self) -> TrainSettings {
+        TrainSettings {
+            epochs: self.epochs,
+            min_steps: self.min_steps,
+            steps: self.steps,
+            batch: self.batch,
+            lr_base: self.lr,
+            warmup_epochs: self.warmup_epochs,
+            decay: self.decay,
+            label_smoothing: self.label_smoothing,
+            weight_decay: self.weight_decay,
+            ema_decay: self.ema_decay,
+            dropout: self.dropout,
+            survival_prob: self.survival_prob,
+            stages: self.stages,
+            image_size: self.image_size.map(TrainImageSize::Pixels),
+            augmentation: None,
+        }
+    }
+
+    /// The run: the defaults, then the recipe's settings, then the options given.
+    pub fn config(&self) -> Result<RunConfig> {
+        let recipe = Recipe::for_run(self.recipe.as_deref(), &load_spec(&self.model)?)?;
+        let settings = self.settings().or(&recipe.train).or(&DEFAULTS);
+        let mut config = RunConfig {
             model: self.model.clone(),
             recipe: self.recipe.clone(),
             plugin: self.plugin,
             plugin_path: self.plugin_path.clone(),
             data: self.data.clone(),
-            batch: self.batch,
+            batch: 0,
             devices: self.devices,
             sync_batch_norm: self.sync_bn,
             steps_per_call: self.steps_per_call,
             skip_nonfinite: self.skip_nonfinite,
-            epochs: self.epochs,
-            stages: self.stages,
+            epochs: 0.0,
+            min_steps: None,
+            steps: None,
+            stages: None,
             num_classes: None,
             schedule: self.schedule,
             precision: self.precision,
             seed: self.seed,
-            lr_base: self.lr,
-            warmup_epochs: self.warmup_epochs,
-            decay: self.decay,
+            lr_base: 0.0,
+            warmup_epochs: 0.0,
+            decay: Decay::Constant,
+            objective: Objective::OFFICIAL,
+            dropout: None,
+            survival_prob: None,
+            image_size: None,
+            augmentation: Augmentation::Model,
+            init: self.init.clone(),
             eval_batch: self.eval_batch,
             workers: self
                 .workers
@@ -163,7 +249,9 @@ impl TrainArgs {
             stop_after: self.stop_after,
             eval_limit: self.eval_limit,
             out: self.out.clone(),
-        }
+        };
+        config.apply(&settings);
+        Ok(config)
     }
 
     pub fn run(self) -> Result<()> {
@@ -176,10 +264,63 @@ impl TrainArgs {
             }
         })?;
         let mut progress = Progress::new();
-        let summary = train(&self.config(), self.resume, &interrupted, &mut progress);
+        let summary = train(&self.config()?, self.resume, &interrupted, &mut progress);
         progress.finish();
         let summary = summary?;
         println!("{}", effnetv2::trainer::report::summary_table(&summary));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        train: TrainArgs,
+    }
+
+    fn config(args: &[&str]) -> RunConfig {
+        let args = std::iter::once("train").chain(args.iter().copied());
+        Command::try_parse_from(args)
+            .unwrap()
+            .train
+            .config()
+            .unwrap()
+    }
+
+    #[test]
+    fn options_override_the_recipe_which_overrides_the_defaults() {
+        let plain = config(&[]);
+        assert_eq!(
+            (plain.epochs, plain.batch, plain.lr_base),
+            (20.0, 128, 0.064)
+        );
+        assert_eq!(plain.augmentation, Augmentation::Model);
+        let recipe = config(&["--recipe", "finetune"]);
+        assert_eq!(
+            (recipe.epochs, recipe.batch, recipe.lr_base),
+            (15.0, 512, 0.0005)
+        );
+        assert_eq!(recipe.augmentation, Augmentation::FlipCutout);
+        assert_eq!(recipe.objective.ema_decay, 0.9996);
+        let given = config(&[
+            "--recipe",
+            "finetune",
+            "--batch",
+            "64",
+            "--ema-decay",
+            "0.99",
+        ]);
+        assert_eq!((given.batch, given.lr_base), (64, 0.0005));
+        assert_eq!(given.objective.ema_decay, 0.99);
+        let init = config(&["--init", "runs/source"]);
+        assert_eq!(
+            init.init.as_deref(),
+            Some(std::path::Path::new("runs/source"))
+        );
     }
 }

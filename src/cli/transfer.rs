@@ -65,7 +65,7 @@ pub struct ImportArgs {
 impl ImportArgs {
     pub fn run(self) -> Result<()> {
         let Format::Timm = self.from;
-        let dir = import_timm(&self.file, &self.run.config())?;
+        let dir = import_timm(&self.file, &self.run.config()?)?;
         println!(
             "imported {} as {}; continue with `effnetv2 train --resume` and the same options",
             self.file.display(),

@@ -63,10 +63,8 @@ pub struct StepConfig {
     pub image_size: i64,
     pub precision: Precision,
     pub depthwise: DepthwiseImpl,
-    pub label_smoothing: f64,
-    pub weight_decay: f64,
+    pub objective: Objective,
     pub rmsprop: RmsProp,
-    pub ema_decay: f64,
     pub steps_per_call: i64,
     /// Replicas of a data-parallel step, one per device (1: a one-device step). `batch` is each
     /// replica's share; gradients are averaged over the replicas in the graph.
@@ -87,6 +85,33 @@ fn one_replica() -> i64 {
     1
 }
 
+/// What a train step optimises beyond the cross-entropy and how it averages: the settings a
+/// training recipe chooses (the official ImageNet values, fine-tuning's, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    /// TF1's `onehot * (1 - ls) + ls / classes`, applied after mixup and cutmix.
+    pub label_smoothing: f64,
+    /// The coefficient of `sum(v^2) / 2` over the decayed kernels.
+    pub weight_decay: f64,
+    /// The EMA's decay cap: `min(ema_decay, (1 + step) / (10 + step))`.
+    pub ema_decay: f64,
+}
+
+impl Objective {
+    /// The official ImageNet recipe: label smoothing 0.1, weight decay 1e-5, EMA 0.9999.
+    pub const OFFICIAL: Objective = Objective {
+        label_smoothing: 0.1,
+        weight_decay: 1e-5,
+        ema_decay: 0.9999,
+    };
+}
+
+impl Default for Objective {
+    fn default() -> Objective {
+        Objective::OFFICIAL
+    }
+}
+
 impl StepConfig {
     /// The official recipe (label smoothing 0.1, weight decay 1e-5, RMSProp 0.9/0.9/1e-3, EMA
     /// 0.9999) at this batch and image size, one step per call.
@@ -101,10 +126,8 @@ impl StepConfig {
             image_size,
             precision,
             depthwise,
-            label_smoothing: 0.1,
-            weight_decay: 1e-5,
+            objective: Objective::OFFICIAL,
             rmsprop: RmsProp::default(),
-            ema_decay: 0.9999,
             steps_per_call: 1,
             replicas: 1,
             sync_batch_norm: false,
@@ -314,7 +337,7 @@ fn emit_step(
     })?;
 
     let loss = b.scoped("loss", |b| -> Result<Value> {
-        let smoothed = smooth_labels(b, x.labels, cfg.label_smoothing)?;
+        let smoothed = smooth_labels(b, x.labels, cfg.objective.label_smoothing)?;
         let ce = softmax_cross_entropy(b, out.logits, smoothed)?;
         let decayed: Vec<Value> = entries
             .iter()
@@ -322,7 +345,7 @@ fn emit_step(
             .filter(|(e, _)| matches!(&e.role, Role::Variable(p) if p.weight_decayed()))
             .map(|(_, &v)| v)
             .collect();
-        match l2_penalty(b, &decayed, cfg.weight_decay)? {
+        match l2_penalty(b, &decayed, cfg.objective.weight_decay)? {
             Some(l2) => b.add(ce, l2),
             None => Ok(ce),
         }
@@ -377,7 +400,7 @@ fn emit_step(
         let one = b.scalar(1i64)?;
         new_state[step_index] = b.add(state[step_index], one)?;
         let t = b.convert(new_state[step_index], ElementType::F32)?;
-        let decay = ema::decay_in_graph(b, t, cfg.ema_decay)?;
+        let decay = ema::decay_in_graph(b, t, cfg.objective.ema_decay)?;
         for (i, e) in entries.iter().enumerate() {
             if let Role::Ema(name) = &e.role {
                 let var = new_state[layout

@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::data::DataSpec;
+use super::recipe::{Augmentation, NamedImageSize, TrainImageSize, TrainSettings};
 use crate::data::Cursor;
-use crate::model::{load_spec, Model, ModelSpec, ScheduleVariant};
+use crate::model::{load_spec, MinMax, Model, ModelSpec, ScheduleVariant};
 use crate::runtime::provision::PluginKind;
 use crate::train::lr::Decay;
-use crate::train::step::Precision;
+use crate::train::step::{Objective, Precision};
 
 /// Everything that defines a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,6 +45,12 @@ pub struct RunConfig {
     #[serde(default)]
     pub skip_nonfinite: bool,
     pub epochs: f64,
+    /// Train at least this many steps whatever the epochs give (the official `min_steps`).
+    #[serde(default)]
+    pub min_steps: Option<u64>,
+    /// Train exactly this many steps (then `epochs` and `min_steps` do not count).
+    #[serde(default)]
+    pub steps: Option<u64>,
     /// Number of progressive stages (`None`: the spec's).
     pub stages: Option<usize>,
     /// Classifier outputs (`None`: the spec's). A run on data with another number of classes
@@ -57,6 +64,24 @@ pub struct RunConfig {
     pub lr_base: f64,
     pub warmup_epochs: f64,
     pub decay: Decay,
+    /// Label smoothing, weight decay and EMA decay.
+    #[serde(default)]
+    pub objective: Objective,
+    /// Dropout before the classifier in every stage (`None`: the spec's and its schedule).
+    #[serde(default)]
+    pub dropout: Option<f64>,
+    /// The last block's survival probability (`None`: the spec's).
+    #[serde(default)]
+    pub survival_prob: Option<f64>,
+    /// Train (and for a pixel count, evaluate) at one size instead of the progressive sizes.
+    #[serde(default)]
+    pub image_size: Option<TrainImageSize>,
+    #[serde(default)]
+    pub augmentation: Augmentation,
+    /// The weights the run started from (a run or checkpoint directory, or a timm file);
+    /// `None`: drawn from the seed.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
     pub eval_batch: usize,
     pub workers: usize,
     /// Write a checkpoint every this many steps (and at the end of every stage).
@@ -84,7 +109,8 @@ pub const MAX_STEPS_PER_CALL: usize = 256;
 pub const MIN_KEPT_CHECKPOINTS: usize = 2;
 
 impl RunConfig {
-    /// The model spec `name` as this run uses it: with the run's stage and class counts.
+    /// The model spec `name` as this run uses it: with the run's stage and class counts, and
+    /// the dropout, survival probability and image size its recipe or options set.
     pub fn spec(&self, name: &str) -> Result<ModelSpec> {
         let mut spec = load_spec(name)?;
         if let Some(n) = self.stages {
@@ -93,7 +119,84 @@ impl RunConfig {
         if let Some(n) = self.num_classes {
             spec.num_classes = n;
         }
+        let mut ranges: Vec<_> = std::iter::once(&mut spec.progressive.official)
+            .chain(spec.progressive.paper.as_mut())
+            .collect();
+        if let Some(dropout) = self.dropout {
+            spec.dropout = dropout;
+            for r in &mut ranges {
+                r.dropout = None;
+            }
+        }
+        if let Some(size) = self.image_size {
+            let size = match size {
+                TrainImageSize::Named(NamedImageSize::Eval) => spec.image_size.eval,
+                TrainImageSize::Pixels(n) => {
+                    spec.image_size.eval = n;
+                    n
+                }
+            };
+            spec.image_size.train = size;
+            for r in &mut ranges {
+                r.image_size = MinMax {
+                    min: size,
+                    max: size,
+                };
+            }
+        }
+        if let Some(survival) = self.survival_prob {
+            spec.survival_prob = survival;
+        }
+        spec.validate()
+            .map_err(|e| e.at(&format!("model {name} with this run's settings")))?;
         Ok(spec)
+    }
+
+    /// Sets every setting `settings` gives.
+    pub fn apply(&mut self, settings: &TrainSettings) {
+        let TrainSettings {
+            epochs,
+            min_steps,
+            steps,
+            batch,
+            lr_base,
+            warmup_epochs,
+            decay,
+            label_smoothing,
+            weight_decay,
+            ema_decay,
+            dropout,
+            survival_prob,
+            stages,
+            image_size,
+            augmentation,
+        } = settings.clone();
+        self.epochs = epochs.unwrap_or(self.epochs);
+        self.min_steps = min_steps.or(self.min_steps);
+        self.steps = steps.or(self.steps);
+        self.batch = batch.unwrap_or(self.batch);
+        self.lr_base = lr_base.unwrap_or(self.lr_base);
+        self.warmup_epochs = warmup_epochs.unwrap_or(self.warmup_epochs);
+        self.decay = decay.unwrap_or(self.decay);
+        let objective = &mut self.objective;
+        objective.label_smoothing = label_smoothing.unwrap_or(objective.label_smoothing);
+        objective.weight_decay = weight_decay.unwrap_or(objective.weight_decay);
+        objective.ema_decay = ema_decay.unwrap_or(objective.ema_decay);
+        self.dropout = dropout.or(self.dropout);
+        self.survival_prob = survival_prob.or(self.survival_prob);
+        self.stages = stages.or(self.stages);
+        self.image_size = image_size.or(self.image_size);
+        self.augmentation = augmentation.unwrap_or(self.augmentation);
+    }
+
+    /// The run's length in steps for `steps_per_epoch`: `steps` if set, else the epochs' steps
+    /// but at least `min_steps` and one per progressive stage.
+    pub fn total_steps(&self, steps_per_epoch: u64, stages: usize) -> u64 {
+        self.steps.unwrap_or_else(|| {
+            ((self.epochs * steps_per_epoch as f64) as u64)
+                .max(self.min_steps.unwrap_or(0))
+                .max(stages as u64)
+        })
     }
 
     /// The run's model.
@@ -138,6 +241,8 @@ impl RunConfig {
             );
         }
         for (option, value) in [
+            ("--min-steps", self.min_steps),
+            ("--steps", self.steps),
             ("--devices", self.devices.map(|d| d as u64)),
             ("--stages", self.stages.map(|s| s as u64)),
             ("--stop-after", self.stop_after),
@@ -167,6 +272,33 @@ impl RunConfig {
                 "--warmup-epochs {}: must be zero or a positive number",
                 self.warmup_epochs
             );
+        }
+        let fraction = |option: &str, value: f64, top_inclusive: bool| -> Result<()> {
+            let below_top = value < 1.0 || (top_inclusive && value == 1.0);
+            if !(value.is_finite() && value >= 0.0 && below_top) {
+                let top = if top_inclusive { "]" } else { ")" };
+                bail!("{option} {value}: must be in [0, 1{top}");
+            }
+            Ok(())
+        };
+        fraction("--label-smoothing", self.objective.label_smoothing, false)?;
+        fraction("--ema-decay", self.objective.ema_decay, false)?;
+        if let Some(dropout) = self.dropout {
+            fraction("--dropout", dropout, false)?;
+        }
+        if let Some(survival) = self.survival_prob {
+            if !(survival.is_finite() && survival > 0.0 && survival <= 1.0) {
+                bail!("--survival-prob {survival}: must be in (0, 1]");
+            }
+        }
+        if !(self.objective.weight_decay.is_finite() && self.objective.weight_decay >= 0.0) {
+            bail!(
+                "--weight-decay {}: must be zero or a positive number",
+                self.objective.weight_decay
+            );
+        }
+        if let Some(TrainImageSize::Pixels(0)) = self.image_size {
+            bail!("--image-size 0: must be at least 1");
         }
         Ok(())
     }
@@ -199,6 +331,17 @@ impl RunConfig {
             format!("{:?}", saved.stages),
             format!("{:?}", self.stages),
         )?;
+        for (option, saved, asked) in [
+            ("--steps", saved.steps, self.steps),
+            ("--min-steps", saved.min_steps, self.min_steps),
+        ] {
+            differs(option, format!("{saved:?}"), format!("{asked:?}"))?;
+        }
+        differs(
+            "--image-size",
+            format!("{:?}", saved.image_size),
+            format!("{:?}", self.image_size),
+        )?;
         differs(
             "--data",
             format!("{:?}", saved.data),
@@ -230,4 +373,111 @@ pub struct CheckpointMeta {
     pub step: u64,
     pub cursor: Cursor,
     pub config: RunConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trainer::recipe::Recipe;
+
+    fn config(model: &str) -> RunConfig {
+        let mut config: RunConfig = serde_json::from_value(serde_json::json!({
+            "model": model, "plugin": "cpu", "plugin_path": null, "data": {"kind": "fashion_mnist"},
+            "batch": 32, "epochs": 1.0, "stages": null, "schedule": "official",
+            "precision": "f32", "seed": 0, "lr_base": 0.1, "warmup_epochs": 0.0,
+            "decay": {"kind": "cosine"}, "eval_batch": 8, "workers": 1,
+            "checkpoint_every": 10, "keep_checkpoints": 2, "stop_after": null,
+            "eval_limit": null, "out": "unused"
+        }))
+        .unwrap();
+        config.validate().unwrap();
+        config.apply(&TrainSettings::default());
+        config
+    }
+
+    #[test]
+    fn a_fine_tuning_recipe_trains_one_stage_at_the_eval_size() {
+        let mut run = config("s");
+        run.apply(&Recipe::load("finetune").unwrap().train);
+        run.validate().unwrap();
+        let spec = run.spec("s").unwrap();
+        assert_eq!((spec.dropout, spec.survival_prob), (1e-6, 0.8));
+        let stages = spec
+            .progressive_stages(ScheduleVariant::Official, 100)
+            .unwrap();
+        assert_eq!(stages.len(), 1);
+        assert_eq!(stages[0].image_size, 384, "S evaluates at 384 px");
+        assert_eq!(stages[0].dropout, 1e-6);
+        assert_eq!(run.objective.ema_decay, 0.9996);
+        // 15 epochs of 10 steps are fewer than min_steps.
+        assert_eq!(run.total_steps(10, 1), 10_000);
+        assert_eq!(run.total_steps(1000, 1), 15_000);
+    }
+
+    #[test]
+    fn a_pixel_size_sets_training_and_evaluation_and_steps_override_epochs() {
+        let mut run = config("tiny");
+        run.apply(&Recipe::load("imagenet21k").unwrap().train);
+        let spec = run.spec("tiny").unwrap();
+        assert_eq!((spec.image_size.train, spec.image_size.eval), (224, 224));
+        assert_eq!(run.objective.label_smoothing, 0.0);
+        run.apply(&TrainSettings {
+            steps: Some(7),
+            ..TrainSettings::default()
+        });
+        assert_eq!(run.total_steps(1000, 4), 7);
+    }
+
+    #[test]
+    fn out_of_range_settings_name_their_option() {
+        for (settings, needle) in [
+            (
+                TrainSettings {
+                    label_smoothing: Some(1.0),
+                    ..TrainSettings::default()
+                },
+                "--label-smoothing 1: must be in [0, 1)",
+            ),
+            (
+                TrainSettings {
+                    ema_decay: Some(-0.1),
+                    ..TrainSettings::default()
+                },
+                "--ema-decay -0.1: must be in [0, 1)",
+            ),
+            (
+                TrainSettings {
+                    survival_prob: Some(0.0),
+                    ..TrainSettings::default()
+                },
+                "--survival-prob 0: must be in (0, 1]",
+            ),
+            (
+                TrainSettings {
+                    weight_decay: Some(f64::NAN),
+                    ..TrainSettings::default()
+                },
+                "--weight-decay NaN",
+            ),
+            (
+                TrainSettings {
+                    steps: Some(0),
+                    ..TrainSettings::default()
+                },
+                "--steps 0: must be at least 1",
+            ),
+            (
+                TrainSettings {
+                    image_size: Some(TrainImageSize::Pixels(0)),
+                    ..TrainSettings::default()
+                },
+                "--image-size 0",
+            ),
+        ] {
+            let mut run = config("tiny");
+            run.apply(&settings);
+            let error = run.validate().unwrap_err().to_string();
+            assert!(error.contains(needle), "{error}");
+        }
+    }
 }

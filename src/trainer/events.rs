@@ -18,6 +18,14 @@ pub enum Event {
     Resumed { checkpoint: PathBuf, step: u64 },
     /// The data has another number of classes than the model spec: the head has the data's.
     HeadFollowsData { spec: usize, data: usize },
+    /// A new run starts from pretrained weights (`--init`): `loaded` variables came from
+    /// `from`; `new_head` holds the pretrained and the run's class counts when they differ and
+    /// the classifier was drawn afresh.
+    Initialised {
+        from: PathBuf,
+        loaded: usize,
+        new_head: Option<(usize, usize)>,
+    },
     /// A checkpoint is damaged; resuming tries the one before it.
     CheckpointDamaged { checkpoint: PathBuf, reason: String },
     /// An executable is ready: compiled, or loaded from the cache.
@@ -153,6 +161,7 @@ impl Metric {
             Event::Resumed { .. }
             | Event::CheckpointDamaged { .. }
             | Event::HeadFollowsData { .. }
+            | Event::Initialised { .. }
             | Event::CacheStoreFailed { .. }
             | Event::Stopped { .. } => return None,
         })

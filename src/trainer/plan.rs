@@ -6,16 +6,17 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::config::RunConfig;
+use super::recipe::Augmentation;
 use crate::model::graph::Lowering;
 use crate::model::ProgressiveStage;
 use crate::model::{Model, ScheduleVariant};
 use crate::nn::DepthwiseImpl;
 use crate::train::lr::{scaled_lr, LrSchedule};
 use crate::train::signature::StepGraph;
-use crate::train::step::{eval_step, train_step, Precision, StepConfig};
+use crate::train::step::{eval_step, train_step, Objective, Precision, StepConfig};
 
 /// Which graphs of a run to plan.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GraphSelection {
     /// Examples per train-step execution on each device.
     pub batch: i64,
@@ -27,6 +28,8 @@ pub struct GraphSelection {
     pub sync_batch_norm: bool,
     /// Train steps that leave the state unchanged where a step is not finite.
     pub skip_nonfinite: bool,
+    /// Label smoothing, weight decay and EMA decay of the train steps.
+    pub objective: Objective,
     /// Examples per eval-step execution.
     pub eval_batch: i64,
     pub precision: Precision,
@@ -65,6 +68,8 @@ pub struct PlannedGraph {
     #[serde(skip)]
     skip_nonfinite: bool,
     #[serde(skip)]
+    objective: Objective,
+    #[serde(skip)]
     precision: Precision,
     #[serde(skip)]
     depthwise: DepthwiseImpl,
@@ -79,9 +84,10 @@ impl PlannedGraph {
         }
     }
 
-    /// The train step's configuration (the official recipe); `None` for the eval step.
+    /// The train step's configuration; `None` for the eval step.
     pub fn step_config(&self) -> Option<StepConfig> {
         matches!(self.role, GraphRole::Train { .. }).then(|| StepConfig {
+            objective: self.objective,
             replicas: self.replicas,
             steps_per_call: self.steps_per_call,
             sync_batch_norm: self.sync_batch_norm,
@@ -151,6 +157,7 @@ pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<Plan
         steps_per_call,
         sync_batch_norm: selection.sync_batch_norm,
         skip_nonfinite: selection.skip_nonfinite,
+        objective: selection.objective,
         precision: selection.precision,
         depthwise: selection.depthwise,
     };
@@ -219,11 +226,18 @@ impl RunPlan {
                 config.batch
             );
         }
-        let stage_count = model.spec.progressive.stages as u64;
-        let total_steps = ((config.epochs * steps_per_epoch as f64) as u64).max(stage_count);
-        let stages = model
+        let total_steps = config.total_steps(steps_per_epoch, model.spec.progressive.stages);
+        let mut stages = model
             .spec
             .progressive_stages(config.schedule, total_steps)?;
+        if config.augmentation != Augmentation::Model {
+            // Crop-and-flip and fine-tuning augmentation neither RandAugment nor mix.
+            for stage in &mut stages {
+                stage.randaug_magnitude = None;
+                stage.mixup_alpha = 0.0;
+                stage.cutmix_alpha = 0.0;
+            }
+        }
         let lr = LrSchedule {
             peak: scaled_lr(config.lr_base, config.batch as u64),
             steps_per_epoch: steps_per_epoch as f64,
@@ -240,6 +254,7 @@ impl RunPlan {
                 steps_per_call: config.steps_per_call as i64,
                 sync_batch_norm: config.sync_batch_norm,
                 skip_nonfinite: config.skip_nonfinite,
+                objective: config.objective,
                 eval_batch: config.eval_batch as i64,
                 precision: config.precision,
                 depthwise,
@@ -286,6 +301,7 @@ mod tests {
             steps_per_call: 1,
             sync_batch_norm: false,
             skip_nonfinite: false,
+            objective: Objective::OFFICIAL,
             eval_batch: 8,
             precision: Precision::F32,
             depthwise: DepthwiseImpl::GroupedConvolution,

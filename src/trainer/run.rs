@@ -30,6 +30,7 @@ use super::executables::CompileEvent;
 use super::init::{check_host_memory, initial_state};
 use super::plan::RunPlan;
 use super::recipe::Recipe;
+use super::weights::{Pretrained, WeightCopy, WeightSource};
 use crate::data::{self, Cursor, Loader, LoaderConfig, Shard, Source};
 use crate::hlo::Literal;
 use crate::model::{Model, ProgressiveStage};
@@ -92,7 +93,7 @@ pub fn train(
             data: model.spec.num_classes,
         })?;
     }
-    let start = run_dir.starting_point(&ctx, &layout, config, &mut events)?;
+    let start = run_dir.starting_point(&ctx, &model, &layout, config, &mut events)?;
     check_same_start(&ctx, config, start.step, train_source.len())?;
     let shard = ctx.placement().shard();
     let loader = train_loader(&recipe, &plan, config, shard, train_source, start.cursor)?;
@@ -268,12 +269,25 @@ impl RunDir {
     fn starting_point(
         &self,
         ctx: &Context,
+        model: &Model,
         layout: &StateLayout,
         config: &RunConfig,
         events: &mut dyn EventSink,
     ) -> Result<StartingPoint> {
         if self.resume_from.is_empty() {
-            let state = DeviceState::upload(ctx, layout, &initial_state(layout, config.seed))?;
+            let mut state = initial_state(layout, config.seed);
+            if let Some(path) = &config.init {
+                let source = WeightSource::at(path)?;
+                let pretrained = Pretrained::read(&source, &model.spec, WeightCopy::Ema)?;
+                let initialised = pretrained.initialise(layout, &mut state)?;
+                events.emit(&Event::Initialised {
+                    from: path.clone(),
+                    loaded: initialised.loaded,
+                    new_head: (!initialised.reinitialised.is_empty())
+                        .then_some((initialised.pretrained_classes, model.spec.num_classes)),
+                })?;
+            }
+            let state = DeviceState::upload(ctx, layout, &state)?;
             return Ok(StartingPoint {
                 state,
                 step: 0,

@@ -2,7 +2,7 @@
 
 use effnetv2::model::ScheduleVariant;
 use effnetv2::nn::DepthwiseImpl;
-use effnetv2::train::step::Precision;
+use effnetv2::train::step::{Objective, Precision};
 use effnetv2::trainer::plan::GraphSelection;
 
 /// A run's graphs at batch 128 per device in bf16, as a TPU or GPU runs them: the train step of
@@ -15,6 +15,7 @@ pub fn selection(stage: Option<usize>, eval: bool, replicas: i64) -> GraphSelect
         steps_per_call: 1,
         sync_batch_norm: false,
         skip_nonfinite: false,
+        objective: Objective::OFFICIAL,
         eval_batch: 128,
         precision: Precision::Bf16,
         depthwise: DepthwiseImpl::GroupedConvolution,

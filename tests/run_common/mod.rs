@@ -9,10 +9,11 @@ use effnetv2::model::{load_spec, Model, ScheduleVariant};
 use effnetv2::runtime::provision::PluginKind;
 use effnetv2::train::lr::Decay;
 use effnetv2::train::state::StateLayout;
-use effnetv2::train::step::Precision;
+use effnetv2::train::step::{Objective, Precision};
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::data::DataSpec;
+use effnetv2::trainer::recipe::Augmentation;
 
 /// `steps` steps of the small variant at global batch 32 over `stages` stages, writing to `out`;
 /// tests override what they vary.
@@ -29,6 +30,8 @@ pub fn short_run(out: &Path, steps: u64, stages: usize) -> RunConfig {
         steps_per_call: 1,
         skip_nonfinite: false,
         epochs: steps as f64 / 1875.0,
+        min_steps: None,
+        steps: None,
         stages: Some(stages),
         num_classes: None,
         schedule: ScheduleVariant::Official,
@@ -37,6 +40,12 @@ pub fn short_run(out: &Path, steps: u64, stages: usize) -> RunConfig {
         lr_base: 0.064,
         warmup_epochs: 0.005,
         decay: Decay::Cosine,
+        objective: Objective::OFFICIAL,
+        dropout: None,
+        survival_prob: None,
+        image_size: None,
+        augmentation: Augmentation::Model,
+        init: None,
         eval_batch: 100,
         workers: 2,
         checkpoint_every: 1000,
