@@ -6,5 +6,6 @@ pub mod hlo;
 pub mod model;
 pub mod nn;
 pub mod runtime;
+pub mod search;
 pub mod train;
 pub mod trainer;

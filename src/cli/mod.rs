@@ -12,6 +12,7 @@ mod info;
 mod plugin;
 mod progress;
 mod report;
+mod search;
 mod summary;
 mod train;
 mod transfer;
@@ -55,6 +56,8 @@ enum Command {
     Export(transfer::ExportArgs),
     /// Start a run from a timm state dict: its first checkpoint.
     Import(Box<transfer::ImportArgs>),
+    /// Training-aware architecture search: sample, train briefly, score A * S^w * P^v.
+    Search(search::SearchArgs),
     /// Install data sets and pack image folders into zip shards.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -79,6 +82,7 @@ impl Cli {
             Command::Bench(args) => args.run(),
             Command::Export(args) => args.run(),
             Command::Import(args) => args.run(),
+            Command::Search(args) => args.run(),
             Command::Data(command) => command.run(),
         }
     }

@@ -2,6 +2,7 @@
 //! plan, state on the device, checkpoints, evaluation, events and the progressive-learning run
 //! loop.
 pub mod agreement;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod context;

@@ -3,6 +3,7 @@
 //! stages marked) and summarised as text.
 
 mod chart;
+pub mod figure;
 pub mod log;
 mod summary;
 
@@ -31,8 +32,12 @@ pub fn write_report(run_dir: &Path, stem: Option<&Path>) -> Result<Report> {
     let stem = stem.map_or_else(|| run_dir.join("report"), Path::to_path_buf);
     let (png, svg) = (with_suffix(&stem, "png"), with_suffix(&stem, "svg"));
     let title = title(run_dir, &log);
-    chart::write_png(&log, &title, &png)?;
-    chart::write_svg(&log, &title, &svg)?;
+    let chart = chart::RunChart {
+        log: &log,
+        title: &title,
+    };
+    figure::write_png(&chart, &png)?;
+    figure::write_svg(&chart, &svg)?;
     Ok(Report {
         summary: summary(&log),
         png,

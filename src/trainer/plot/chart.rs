@@ -1,23 +1,16 @@
 //! The picture half of `effnetv2 report`: four panels against the global step (training loss,
 //! train accuracy, eval accuracy, learning rate) with the progressive stages shaded, their
-//! boundaries drawn and each labelled with its image size. The same drawing code renders the
-//! PNG and the SVG.
-//!
-//! Text is rasterised with DejaVu Sans embedded in the binary (the `dejavu` crate), so the
-//! report needs no system font library.
+//! boundaries drawn and each labelled with its image size.
 
-use std::fs;
 use std::ops::Range;
-use std::path::Path;
-use std::sync::OnceLock;
 
-use anyhow::{anyhow, ensure, Context, Result};
+use anyhow::{anyhow, Result};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::register_font;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::figure::{Figure, FONT};
 use super::log::{EvalRecord, RunLog, StageSpan};
 
 /// Width and height of the PNG in pixels (and of the SVG in user units).
@@ -27,9 +20,6 @@ pub const PLOT_SIZE: (u32, u32) = (1600, 1000);
 /// accuracy; long runs average over 2% of their steps so the trend stays readable.
 const MIN_SMOOTHING_STEPS: usize = 20;
 
-/// The family every text style names: registered with the embedded font, and a generic family
-/// an SVG viewer can resolve without it.
-const FONT: &str = "sans-serif";
 /// Accuracy axes run past 100% to leave room for the value labels above the points.
 const PERCENT_AXIS: Range<f64> = 0.0..108.0;
 /// Room between a panel's caption and its plot for the stage labels.
@@ -48,55 +38,20 @@ const GRID: RGBColor = RGBColor(225, 225, 225);
 type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 type DrawResult<T, DB> = Result<T, DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
-/// Renders the report as a PNG of [`PLOT_SIZE`].
-pub fn write_png(log: &RunLog, title: &str, path: &Path) -> Result<()> {
-    register_fonts()?;
-    let (width, height) = PLOT_SIZE;
-    let mut pixels = vec![0u8; width as usize * height as usize * 3];
-    render(
-        BitMapBackend::with_buffer(&mut pixels, PLOT_SIZE).into_drawing_area(),
-        log,
-        title,
-    )
-    .with_context(|| format!("drawing {}", path.display()))?;
-    let image = image::RgbImage::from_raw(width, height, pixels)
-        .expect("the buffer holds PLOT_SIZE RGB pixels");
-    image
-        .save_with_format(path, image::ImageFormat::Png)
-        .with_context(|| format!("writing {}", path.display()))
+/// The run chart of `log`, titled `title`.
+pub struct RunChart<'a> {
+    pub log: &'a RunLog,
+    pub title: &'a str,
 }
 
-/// Renders the report as an SVG of [`PLOT_SIZE`].
-pub fn write_svg(log: &RunLog, title: &str, path: &Path) -> Result<()> {
-    register_fonts()?;
-    let mut svg = String::new();
-    render(
-        SVGBackend::with_string(&mut svg, PLOT_SIZE).into_drawing_area(),
-        log,
-        title,
-    )
-    .with_context(|| format!("drawing {}", path.display()))?;
-    fs::write(path, svg).with_context(|| format!("writing {}", path.display()))
-}
+impl Figure for RunChart<'_> {
+    fn size(&self) -> (u32, u32) {
+        PLOT_SIZE
+    }
 
-/// Registers the embedded DejaVu Sans under [`FONT`] (once per process).
-fn register_fonts() -> Result<()> {
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| {
-        register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok()
-            && register_font(FONT, FontStyle::Bold, dejavu::sans::bold()).is_ok()
-    });
-    ensure!(ok, "the embedded DejaVu Sans font could not be parsed");
-    Ok(())
-}
-
-fn render<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
-    log: &RunLog,
-    title: &str,
-) -> Result<()> {
-    draw(&root, log, title).map_err(|e| anyhow!("{e}"))?;
-    root.present().map_err(|e| anyhow!("{e}"))
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        draw(root, self.log, self.title).map_err(|e| anyhow!("{e}"))
+    }
 }
 
 fn draw<DB: DrawingBackend>(

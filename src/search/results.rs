@@ -1,0 +1,125 @@
+//! The search's record: one JSON line per evaluated candidate in `candidates.jsonl`, appended
+//! and synced as each finishes, so a killed search resumes after the last complete line.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+use super::space::Candidate;
+
+/// One evaluated candidate (index 0 is the backbone itself, the reference of the reward).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub index: usize,
+    pub name: String,
+    pub candidate: Candidate,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Wall-clock seconds the evaluation took.
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Scored(Score),
+    /// The candidate could not be built, compiled, fitted or trained; the search went on.
+    Failed {
+        reason: String,
+    },
+}
+
+/// What a candidate scored.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// Top-1 accuracy of the proxy run.
+    pub accuracy: f64,
+    /// Seconds per training step: measured on the device, or the target's roofline estimate.
+    pub step_seconds: f64,
+    pub params: u64,
+    pub reward: f64,
+}
+
+impl Record {
+    pub fn score(&self) -> Option<&Score> {
+        match &self.outcome {
+            Outcome::Scored(score) => Some(score),
+            Outcome::Failed { .. } => None,
+        }
+    }
+
+    pub fn reward(&self) -> Option<f64> {
+        self.score().map(|s| s.reward)
+    }
+}
+
+/// The records of `path` (none when it does not exist). A last line cut short by a kill is
+/// ignored; any other unreadable line is an error naming it.
+pub fn read(path: &Path) -> Result<Vec<Record>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let lines: Vec<String> = BufReader::new(file)
+        .lines()
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut records = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(record) => records.push(record),
+            Err(_) if n + 1 == lines.len() => break,
+            Err(e) => anyhow::bail!("{} line {}: {e}", path.display(), n + 1),
+        }
+    }
+    Ok(records)
+}
+
+/// Appends `record` as one line and syncs it to disk. A last line left incomplete by a kill is
+/// cut off first (its candidate was not recorded, so it is evaluated again).
+pub fn append(path: &Path, record: &Record) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    if bytes.last().is_some_and(|&b| b != b'\n') {
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        file.set_len(complete as u64)?;
+    }
+    let mut line = serde_json::to_string(record)?;
+    line.push('\n');
+    file.write_all(line.as_bytes())?;
+    file.sync_data()?;
+    Ok(())
+}
+
+/// The scored records no other scored record beats on both accuracy (higher) and step time
+/// (lower): the accuracy/speed Pareto front, fastest first.
+pub fn pareto_front(records: &[Record]) -> Vec<&Record> {
+    let scored: Vec<(&Record, &Score)> = records
+        .iter()
+        .filter_map(|r| Some((r, r.score()?)))
+        .collect();
+    let dominated = |s: &Score| {
+        scored.iter().any(|(_, o)| {
+            o.accuracy >= s.accuracy
+                && o.step_seconds <= s.step_seconds
+                && (o.accuracy > s.accuracy || o.step_seconds < s.step_seconds)
+        })
+    };
+    let mut front: Vec<(&Record, &Score)> = scored
+        .iter()
+        .copied()
+        .filter(|(_, s)| !dominated(s))
+        .collect();
+    front.sort_by(|a, b| a.1.step_seconds.total_cmp(&b.1.step_seconds));
+    front.into_iter().map(|(r, _)| r).collect()
+}
