@@ -138,10 +138,7 @@ fn check_probabilities(p: &Prediction, top: usize) {
 
 fn relative_difference(a: &[f32], b: &[f32]) -> f32 {
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(b)
-        .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
-        / scale
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
 /// The eval graph on the data loader's batches of `folder` (one class folder holding the
@@ -236,7 +233,9 @@ fn predict_classifies_real_images_and_skips_bad_files() {
     let mut predictor = Predictor::new(&ctx, classifier.clone()).unwrap();
 
     // A folder: the good images in sorted order, every bad file named with its reason.
-    let result = predictor.predict(&[images.clone()], 4, 5).unwrap();
+    let result = predictor
+        .predict(std::slice::from_ref(&images), 4, 5)
+        .unwrap();
     let files: Vec<PathBuf> = result.predictions.iter().map(|p| p.file.clone()).collect();
     let expected: Vec<PathBuf> = GOOD.iter().map(|g| images.join(g)).collect();
     assert_eq!(files, expected);
@@ -254,7 +253,11 @@ fn predict_classifies_real_images_and_skips_bad_files() {
     assert_eq!(skipped[1].0, "b/corrupt.jpg");
     assert!(skipped[1].1.contains("is truncated"), "{}", skipped[1].1);
     assert_eq!(skipped[2].0, "b/text.jpg");
-    assert!(skipped[2].1.contains("cannot decode image text.jpg"), "{}", skipped[2].1);
+    assert!(
+        skipped[2].1.contains("cannot decode image text.jpg"),
+        "{}",
+        skipped[2].1
+    );
 
     let fashion = effnetv2::data::source::FASHION_MNIST_CLASSES;
     for p in &result.predictions {
@@ -306,7 +309,11 @@ fn predict_classifies_real_images_and_skips_bad_files() {
     assert_eq!(batch.images, ours, "the loader's eval preprocessing");
 
     let by_name = |path: &Path| -> &Prediction {
-        let name = path.file_name().unwrap().to_string_lossy().replacen('_', "/", 1);
+        let name = path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replacen('_', "/", 1);
         &result.predictions[GOOD.iter().position(|g| *g == name).unwrap()]
     };
     let n = GOOD.len();
@@ -330,7 +337,9 @@ fn predict_classifies_real_images_and_skips_bad_files() {
 
     // Batch padding changes nothing: one image per batch, and the whole set in one.
     for batch in [1, 16] {
-        let again = predictor.predict(&[images.clone()], batch, 5).unwrap();
+        let again = predictor
+            .predict(std::slice::from_ref(&images), batch, 5)
+            .unwrap();
         assert_eq!(again.skipped, result.skipped);
         for (a, b) in again.predictions.iter().zip(&result.predictions) {
             assert_eq!(a.file, b.file);
@@ -352,7 +361,11 @@ fn predict_classifies_real_images_and_skips_bad_files() {
     assert_eq!(files, [&expected[2], &expected[0]]);
     assert_eq!(result2.skipped.len(), 1);
     assert_eq!(result2.skipped[0].reason, "no such file or directory");
-    for (a, b) in result2.predictions[0].top.iter().zip(&result.predictions[2].top) {
+    for (a, b) in result2.predictions[0]
+        .top
+        .iter()
+        .zip(&result.predictions[2].top)
+    {
         assert_eq!((a.class, &a.name), (b.class, &b.name));
         assert!((a.probability - b.probability).abs() < 1e-6);
     }
@@ -360,10 +373,17 @@ fn predict_classifies_real_images_and_skips_bad_files() {
 
     // Nothing left is an error naming what was skipped.
     let e = predictor
-        .predict(&[images.join("b/text.jpg"), images.join("a/notes.txt")], 4, 5)
+        .predict(
+            &[images.join("b/text.jpg"), images.join("a/notes.txt")],
+            4,
+            5,
+        )
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("no image to classify: 2 inputs skipped"), "{e}");
+    assert!(
+        e.starts_with("no image to classify: 2 inputs skipped"),
+        "{e}"
+    );
     assert!(e.contains("text.jpg (cannot decode image text.jpg"), "{e}");
 
     // The trained variables are another copy of the weights: at the initial state the same.
@@ -398,7 +418,9 @@ fn predict_classifies_real_images_and_skips_bad_files() {
     );
     assert_eq!(from_timm.crop_padding, 2.0, "the tiny recipe");
     let mut from_timm = Predictor::new(&ctx, from_timm).unwrap();
-    let via_timm = from_timm.predict(&[images.clone()], 4, 5).unwrap();
+    let via_timm = from_timm
+        .predict(std::slice::from_ref(&images), 4, 5)
+        .unwrap();
     for (a, b) in via_timm.predictions.iter().zip(&result.predictions) {
         assert_eq!(a.logits, b.logits, "{}", a.file.display());
         assert_eq!(a.top[0].name, format!("class {}", b.top[0].class));
@@ -461,7 +483,10 @@ fn options_that_cannot_work_are_refused_clearly() {
         .into_iter()
         .map(|f| match f {
             Ok(p) => p.strip_prefix(dir.path()).unwrap().display().to_string(),
-            Err(s) => format!("skip {}", s.file.strip_prefix(dir.path()).unwrap().display()),
+            Err(s) => format!(
+                "skip {}",
+                s.file.strip_prefix(dir.path()).unwrap().display()
+            ),
         })
         .collect();
     assert_eq!(found, ["w/a.jpeg", "w/b/2.PNG", "skip w/c.txt"]);
@@ -519,7 +544,7 @@ fn the_command_prints_a_table_or_json_and_warns_of_skipped_files() {
     let ctx = Context::open(classifier.plugin().0, None).unwrap();
     let library = Predictor::new(&ctx, classifier)
         .unwrap()
-        .predict(&[images.clone()], 4, 3)
+        .predict(std::slice::from_ref(&images), 4, 3)
         .unwrap();
     for (json, ours) in predictions.iter().zip(&library.predictions) {
         assert_eq!(json["file"], ours.file.to_str().unwrap());
@@ -530,7 +555,10 @@ fn the_command_prints_a_table_or_json_and_warns_of_skipped_files() {
             assert_eq!(j["name"], c.name.as_str());
             // serde_json reads floats back to within an ulp.
             let read = j["probability"].as_f64().unwrap();
-            assert!((read - c.probability).abs() <= 1e-15 * c.probability, "{read}");
+            assert!(
+                (read - c.probability).abs() <= 1e-15 * c.probability,
+                "{read}"
+            );
         }
     }
 
@@ -584,5 +612,8 @@ fn the_command_prints_a_table_or_json_and_warns_of_skipped_files() {
     ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("no image to classify: 1 input skipped"), "{stderr}");
+    assert!(
+        stderr.contains("no image to classify: 1 input skipped"),
+        "{stderr}"
+    );
 }

@@ -61,8 +61,13 @@ impl PredictArgs {
                 labels: self.labels.clone(),
             },
         )?;
-        if let NamesOrigin::Numbered { reason: Some(reason) } = &classifier.names_origin {
-            eprintln!("effnetv2: warning: classes are numbered: {reason} (name them with --labels)");
+        if let NamesOrigin::Numbered {
+            reason: Some(reason),
+        } = &classifier.names_origin
+        {
+            eprintln!(
+                "effnetv2: warning: classes are numbered: {reason} (name them with --labels)"
+            );
         }
         let (run_kind, run_path) = classifier.plugin();
         let kind = self.plugin.unwrap_or(run_kind);

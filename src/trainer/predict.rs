@@ -271,7 +271,11 @@ pub fn softmax(logits: &[f32]) -> Vec<f64> {
 /// first).
 pub fn top_k(probabilities: &[f64], k: usize, names: &[String]) -> Vec<ClassProbability> {
     let mut order: Vec<usize> = (0..probabilities.len()).collect();
-    order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        probabilities[b]
+            .total_cmp(&probabilities[a])
+            .then(a.cmp(&b))
+    });
     order
         .into_iter()
         .take(k)
@@ -338,7 +342,10 @@ fn walk(dir: &Path, found: &mut Vec<Result<PathBuf, Skipped>>) {
 /// eval transform's `[size, size, 3]` values.
 pub fn preprocess(file: &Path, image_size: usize, crop_padding: f64) -> Result<Vec<f32>, String> {
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read it: {e}"))?;
-    let name = file.file_name().unwrap_or(file.as_os_str()).to_string_lossy();
+    let name = file
+        .file_name()
+        .unwrap_or(file.as_os_str())
+        .to_string_lossy();
     let image = decode_rgb(&bytes, &name).map_err(|e| e.to_string())?;
     let mut out = vec![0.0; image_size * image_size * 3];
     eval_transform(&image, image_size, crop_padding, &mut out);
@@ -448,7 +455,12 @@ impl<'c> Predictor<'c> {
             }
         }
         if !ready.is_empty() {
-            self.run_batch(std::mem::take(&mut ready), batch, top, &mut result.predictions)?;
+            self.run_batch(
+                std::mem::take(&mut ready),
+                batch,
+                top,
+                &mut result.predictions,
+            )?;
         }
         if result.predictions.is_empty() {
             let shown: Vec<String> = result
@@ -552,10 +564,16 @@ mod tests {
         assert_eq!(names, ["cat", "dog"]);
         assert_eq!(origin, NamesOrigin::LabelsFile(labels.clone()));
         let e = class_names(3, Some(&labels), None).unwrap_err().to_string();
-        assert!(e.contains("2 class names for a model with 3 classes"), "{e}");
+        assert!(
+            e.contains("2 class names for a model with 3 classes"),
+            "{e}"
+        );
 
         let (names, origin) = class_names(10, None, Some(&DataSpec::FashionMnist)).unwrap();
-        assert_eq!((names[0].as_str(), names[9].as_str()), ("T-shirt/top", "Ankle boot"));
+        assert_eq!(
+            (names[0].as_str(), names[9].as_str()),
+            ("T-shirt/top", "Ankle boot")
+        );
         assert_eq!(origin, NamesOrigin::RunData(DataSpec::FashionMnist));
 
         // A folder data set: its class folders under train/, sorted.
@@ -564,7 +582,10 @@ mod tests {
         }
         std::fs::write(dir.path().join("train/readme.txt"), "x").unwrap();
         let folder = DataSpec::Folder(dir.path().to_path_buf());
-        assert_eq!(class_names(2, None, Some(&folder)).unwrap().0, ["ant", "zebra"]);
+        assert_eq!(
+            class_names(2, None, Some(&folder)).unwrap().0,
+            ["ant", "zebra"]
+        );
         // Another class count, or data that is gone: numbered, saying why.
         let (names, origin) = class_names(3, None, Some(&folder)).unwrap();
         assert_eq!(names, ["class 0", "class 1", "class 2"]);

@@ -6,7 +6,8 @@ mod labels;
 mod shards;
 
 pub use fashion_mnist::{
-    fashion_mnist_dir, install_fashion_mnist, FashionMnist, Split, CLASS_NAMES as FASHION_MNIST_CLASSES,
+    fashion_mnist_dir, install_fashion_mnist, FashionMnist, Split,
+    CLASS_NAMES as FASHION_MNIST_CLASSES,
 };
 pub use folder::ImageFolder;
 pub use labels::{read_labels, write_labels, LABELS_FILE};
