@@ -10,6 +10,7 @@ mod eval;
 mod graphs;
 mod info;
 mod plugin;
+mod predict;
 mod progress;
 mod report;
 mod search;
@@ -52,6 +53,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Measure train-step throughput with K steps per call against K = 1.
     Bench(bench::BenchArgs),
+    /// Classify images with a run's or a timm file's weights: top classes with probabilities.
+    Predict(Box<predict::PredictArgs>),
     /// Write a run's weights as a timm state dict (safetensors).
     Export(transfer::ExportArgs),
     /// Start a run from a timm state dict: its first checkpoint.
@@ -80,6 +83,7 @@ impl Cli {
             Command::Summary(args) => args.run(),
             Command::Info(args) => args.run(),
             Command::Bench(args) => args.run(),
+            Command::Predict(args) => args.run(),
             Command::Export(args) => args.run(),
             Command::Import(args) => args.run(),
             Command::Search(args) => args.run(),

@@ -70,6 +70,25 @@ impl DataSpec {
     }
 }
 
+impl DataSpec {
+    /// The class names of the data set in class-index order, read from its layout without
+    /// scanning its images: Fashion-MNIST's ten, a folder's class folders under `train/` (as
+    /// [`ImageFolder`] orders them), the shards' `train/labels.txt`. A run's labels are these
+    /// names: its config stores where the data is, not the names themselves.
+    pub fn class_names(&self) -> Result<Vec<String>> {
+        Ok(match self {
+            DataSpec::FashionMnist => crate::data::source::FASHION_MNIST_CLASSES
+                .iter()
+                .map(|&c| c.to_owned())
+                .collect(),
+            DataSpec::Folder(root) => ImageFolder::class_folders(&root.join("train"))?,
+            DataSpec::Shards(root) => crate::data::source::read_labels(
+                &root.join("train").join(crate::data::source::LABELS_FILE),
+            )?,
+        })
+    }
+}
+
 /// What one train-step call trains on: up to `slots` consecutive batches (the graph's steps per
 /// call) with their learning rates.
 pub struct Call<'b> {

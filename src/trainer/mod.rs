@@ -15,6 +15,7 @@ pub mod init;
 pub mod placement;
 pub mod plan;
 pub mod plot;
+pub mod predict;
 pub mod recipe;
 pub mod report;
 pub mod run;

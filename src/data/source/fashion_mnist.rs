@@ -24,7 +24,7 @@ const PACKAGE_SUBDIR: &str = "usr/share/datasets/fashion-mnist";
 /// Image side in pixels.
 const SIDE: usize = 28;
 /// Class names in label order.
-const CLASS_NAMES: [&str; 10] = [
+pub const CLASS_NAMES: [&str; 10] = [
     "T-shirt/top",
     "Trouser",
     "Pullover",

@@ -27,12 +27,7 @@ impl ImageFolder {
     /// folder, a nested folder or a file with an unknown extension.
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
-        let mut classes = Vec::new();
-        for (name, path) in sorted_entries(&root)? {
-            if path.is_dir() {
-                classes.push(name);
-            }
-        }
+        let classes = Self::class_folders(&root)?;
         if classes.is_empty() {
             return Err(DataError::Layout(format!(
                 "{} has no class sub-folders (expected root/<class>/<image>.jpg)",
@@ -70,6 +65,16 @@ impl ImageFolder {
             classes,
             items,
         })
+    }
+
+    /// The class names a folder at `root` has, in class-index order: its non-hidden
+    /// sub-folders, sorted, without looking inside them.
+    pub fn class_folders(root: &Path) -> Result<Vec<String>> {
+        Ok(sorted_entries(root)?
+            .into_iter()
+            .filter(|(_, path)| path.is_dir())
+            .map(|(name, _)| name)
+            .collect())
     }
 
     /// The folder this source was opened from.

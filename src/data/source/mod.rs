@@ -5,7 +5,10 @@ mod folder;
 mod labels;
 mod shards;
 
-pub use fashion_mnist::{fashion_mnist_dir, install_fashion_mnist, FashionMnist, Split};
+pub use fashion_mnist::{
+    fashion_mnist_dir, install_fashion_mnist, FashionMnist, Split,
+    CLASS_NAMES as FASHION_MNIST_CLASSES,
+};
 pub use folder::ImageFolder;
 pub use labels::{read_labels, write_labels, LABELS_FILE};
 pub use shards::{pack_shards, ZipShards};
@@ -47,7 +50,7 @@ pub trait Source: Send + Sync {
 const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 
 /// Whether `name` ends in one of [`IMAGE_EXTENSIONS`] (case-insensitive).
-fn has_image_extension(name: &str) -> bool {
+pub fn has_image_extension(name: &str) -> bool {
     name.rsplit_once('.').is_some_and(|(_, ext)| {
         IMAGE_EXTENSIONS
             .iter()
