@@ -123,3 +123,64 @@ pub fn pareto_front(records: &[Record]) -> Vec<&Record> {
     front.sort_by(|a, b| a.1.step_seconds.total_cmp(&b.1.step_seconds));
     front.into_iter().map(|(r, _)| r).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::space::SearchSpace;
+
+    fn record(index: usize, accuracy: f64, step_seconds: f64) -> Record {
+        let backbone = SearchSpace::load("tiny").unwrap().backbone_spec().unwrap();
+        Record {
+            index,
+            name: format!("c{index}"),
+            candidate: Candidate::of(&backbone),
+            outcome: Outcome::Scored(Score {
+                accuracy,
+                step_seconds,
+                params: 10,
+                reward: accuracy,
+            }),
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_front_keeps_what_nothing_beats_on_both_axes() {
+        let mut records = vec![
+            record(0, 0.80, 2.0),
+            record(1, 0.85, 3.0),
+            record(2, 0.79, 2.5), // slower and worse than 0
+            record(3, 0.70, 1.0),
+            record(4, 0.85, 3.5), // as accurate as 1, slower
+        ];
+        records.push(Record {
+            outcome: Outcome::Failed {
+                reason: "does not fit".into(),
+            },
+            ..record(5, 0.0, 0.0)
+        });
+        let names: Vec<&str> = pareto_front(&records)
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(names, ["c3", "c0", "c1"]);
+    }
+
+    #[test]
+    fn records_survive_a_line_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("candidates.jsonl");
+        append(&path, &record(0, 0.8, 2.0)).unwrap();
+        append(&path, &record(1, 0.7, 1.0)).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.truncate(bytes.len() - 10); // a kill in the middle of the second line
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read(&path).unwrap(), [record(0, 0.8, 2.0)]);
+        append(&path, &record(2, 0.9, 3.0)).unwrap();
+        assert_eq!(
+            read(&path).unwrap(),
+            [record(0, 0.8, 2.0), record(2, 0.9, 3.0)]
+        );
+    }
+}

@@ -78,3 +78,76 @@ impl Sampler {
         candidate
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::results::{Outcome, Score};
+
+    fn scored(index: usize, candidate: Candidate, reward: f64) -> Record {
+        Record {
+            index,
+            name: format!("c{index}"),
+            candidate,
+            outcome: Outcome::Scored(Score {
+                accuracy: reward,
+                step_seconds: 1.0,
+                params: 1,
+                reward,
+            }),
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_candidates_and_none_repeats() {
+        let space = SearchSpace::load("tiny").unwrap();
+        let draw = |seed| -> Vec<Candidate> {
+            (1..=20)
+                .map(|i| Sampler::Random.propose(&space, seed, i, &[]))
+                .collect()
+        };
+        assert_eq!(draw(7), draw(7));
+        assert_ne!(draw(7), draw(8));
+        let mut history = Vec::new();
+        for i in 1..=30 {
+            let candidate = Sampler::Random.propose(&space, 7, i, &history);
+            assert!(history.iter().all(|r: &Record| r.candidate != candidate));
+            history.push(scored(i, candidate, 0.5));
+        }
+    }
+
+    #[test]
+    fn evolution_mutates_a_tournament_winner_once_the_population_is_full() {
+        let space = SearchSpace::load("tiny").unwrap();
+        let evolution = Sampler::Evolution {
+            population: 4,
+            tournament: 4,
+        };
+        let mut history: Vec<Record> = (1..=4)
+            .map(|i| {
+                scored(
+                    i,
+                    Sampler::Random.propose(&space, 1, i, &[]),
+                    i as f64 / 10.0,
+                )
+            })
+            .collect();
+        // With the whole population in the tournament the parent is the best (index 4).
+        let child = evolution.propose(&space, 1, 5, &history);
+        let parent = &history[3].candidate;
+        let differences = parent
+            .stages
+            .iter()
+            .zip(&child.stages)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(differences, 1, "{parent:?} -> {child:?}");
+        // Fewer scored candidates than the population: random draws.
+        history.truncate(2);
+        assert_eq!(
+            evolution.propose(&space, 1, 3, &history),
+            Sampler::Random.propose(&space, 1, 3, &history)
+        );
+    }
+}

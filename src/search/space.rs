@@ -247,3 +247,155 @@ impl SearchSpace {
         Ok(spec)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    #[test]
+    fn sampling_covers_every_choice_and_respects_the_ranges() {
+        let space = SearchSpace::load("tiny").unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut seen: Vec<(
+            HashSet<BlockType>,
+            HashSet<usize>,
+            HashSet<usize>,
+            HashSet<usize>,
+        )> = vec![Default::default(); space.stages.len()];
+        for _ in 0..500 {
+            let candidate = space.sample(&mut rng);
+            for ((choice, allowed), seen) in
+                candidate.stages.iter().zip(&space.stages).zip(&mut seen)
+            {
+                assert!(allowed.block.contains(&choice.block));
+                assert!(allowed.kernel.contains(&choice.kernel));
+                assert!(allowed.expand_ratio.contains(&choice.expand_ratio));
+                assert!((allowed.repeats.min..=allowed.repeats.max).contains(&choice.repeats));
+                seen.0.insert(choice.block);
+                seen.1.insert(choice.kernel);
+                seen.2.insert(choice.expand_ratio);
+                seen.3.insert(choice.repeats);
+            }
+        }
+        for (allowed, seen) in space.stages.iter().zip(&seen) {
+            assert_eq!(seen.0.len(), allowed.block.len());
+            assert_eq!(seen.1.len(), allowed.kernel.len());
+            assert_eq!(seen.2.len(), allowed.expand_ratio.len());
+            assert_eq!(seen.3.len(), allowed.repeats.max - allowed.repeats.min + 1);
+        }
+    }
+
+    #[test]
+    fn a_mutation_changes_exactly_one_choice() {
+        let space = SearchSpace::load("s").unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        for _ in 0..100 {
+            let parent = space.sample(&mut rng);
+            let child = space.mutate(&parent, &mut rng);
+            let changed: usize = parent
+                .stages
+                .iter()
+                .zip(&child.stages)
+                .map(|(a, b)| {
+                    usize::from(a.block != b.block)
+                        + usize::from(a.kernel != b.kernel)
+                        + usize::from(a.expand_ratio != b.expand_ratio)
+                        + usize::from(a.repeats != b.repeats)
+                })
+                .sum();
+            assert_eq!(changed, 1, "{parent:?} -> {child:?}");
+        }
+    }
+
+    #[test]
+    fn a_candidate_is_the_backbone_with_its_choices() {
+        let space = SearchSpace::load("tiny").unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let candidate = space.sample(&mut rng);
+        let spec = space.spec(&candidate, "tiny-001").unwrap();
+        let backbone = space.backbone_spec().unwrap();
+        assert_eq!(spec.name, "tiny-001");
+        assert_eq!(
+            (spec.stem.clone(), spec.head.clone()),
+            (backbone.stem.clone(), backbone.head.clone())
+        );
+        for ((stage, choice), original) in spec
+            .stages
+            .iter()
+            .zip(&candidate.stages)
+            .zip(&backbone.stages)
+        {
+            assert_eq!(
+                (stage.in_filters, stage.out_filters, stage.stride),
+                (original.in_filters, original.out_filters, original.stride)
+            );
+            assert_eq!(
+                (stage.block, stage.kernel, stage.expand_ratio, stage.repeats),
+                (
+                    choice.block,
+                    choice.kernel,
+                    choice.expand_ratio,
+                    choice.repeats
+                )
+            );
+            let se = if choice.block == BlockType::Fused {
+                0.0
+            } else {
+                0.25
+            };
+            assert_eq!(stage.se_ratio, se);
+        }
+        // The backbone read back as a candidate builds the backbone's network.
+        let itself = space
+            .spec(&Candidate::of(&backbone), &backbone.name)
+            .unwrap();
+        assert_eq!(
+            Model::new(itself).unwrap().param_counts(),
+            Model::new(backbone).unwrap().param_counts()
+        );
+    }
+
+    #[test]
+    fn bad_spaces_name_the_field() {
+        let space = |stages: &str| {
+            format!(
+                r#"{{"name": "x", "backbone": "tiny", "stages": {stages},
+                    "reward": {{"step_time": -0.07, "params": -0.05}},
+                    "proxy": {{"epochs": 1.0, "batch": 8, "image_size": 16, "lr_base": 0.1}}}}"#
+            )
+        };
+        let stage = r#"{"block": ["fused"], "kernel": [3], "expand_ratio": [1], "repeats": {"min": 1, "max": 2}}"#;
+        let four = format!("[{stage}, {stage}, {stage}, {stage}]");
+        SearchSpace::from_json(&space(&four), "x.json").unwrap();
+        for (stages, needle) in [
+            (
+                format!("[{stage}]"),
+                "field `stages`: 1 entries, the backbone efficientnetv2-tiny has 4 stages",
+            ),
+            (
+                four.replace("[3]", "[4]"),
+                "field `stages[0].kernel`: must list odd sizes",
+            ),
+            (
+                four.replace(r#""min": 1, "max": 2"#, r#""min": 3, "max": 2"#),
+                "field `stages[0].repeats`",
+            ),
+            (
+                four.replace(r#"["fused"]"#, "[]"),
+                "field `stages[0].block`: no choice",
+            ),
+        ] {
+            let error = format!(
+                "{:#}",
+                SearchSpace::from_json(&space(&stages), "x.json").unwrap_err()
+            );
+            assert!(error.contains(needle), "{error}");
+            assert!(error.contains("x.json"), "{error}");
+        }
+    }
+}
