@@ -12,11 +12,11 @@ use effnetv2::data::transform::randaugment::PixelConsts;
 use effnetv2::data::transform::{
     legacy_eval_crop, legacy_random_crop, resize_bicubic, resize_bilinear, CropBox,
 };
-use rand::Rng;
 use effnetv2::data::{
     AugmentSettings, EvalTransform, Normalization, Policy, Preprocessing, TrainTransform,
 };
 use image::{Rgb, RgbImage};
+use rand::Rng;
 
 #[test]
 fn random_crops_respect_area_and_aspect_ranges() {
@@ -485,7 +485,10 @@ fn legacy_train_transform_is_crop_bicubic_flip_autoaugment_and_imagenet_normalis
         let std = [0.229f32 * 255.0, 0.224 * 255.0, 0.225 * 255.0];
         for (j, (&o, &v)) in out.iter().zip(augmented.as_raw()).enumerate() {
             let want = (f32::from(v) - mean[j % 3]) / std[j % 3];
-            assert!((o - want).abs() < 1e-5, "draw {i}, value {j}: {o} vs {want}");
+            assert!(
+                (o - want).abs() < 1e-5,
+                "draw {i}, value {j}: {o} vs {want}"
+            );
         }
     }
     // Most draws run at least one step that changes the image.
@@ -515,7 +518,11 @@ fn legacy_eval_transform_centre_crops_at_every_size_bicubic_without_clipping() {
         let resized = resize_bicubic(&photo, crop, size);
         let n = Normalization::IMAGENET;
         for (j, (&o, &v)) in out.iter().zip(&resized).enumerate() {
-            assert_eq!(o, (v - n.mean[j % 3]) / n.std[j % 3], "size {size}, value {j}");
+            assert_eq!(
+                o,
+                (v - n.mean[j % 3]) / n.std[j % 3],
+                "size {size}, value {j}"
+            );
         }
     }
     // The legacy eval keeps bicubic overshoot: a step image gives values beyond (255 - mean) / std.

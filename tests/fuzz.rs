@@ -102,10 +102,7 @@ fn load_image(dir: &Path) -> Result<(), String> {
     let size = 16;
     let mut out = vec![0.0; size * size * 3];
     for (preprocessing, policy) in [
-        (
-            Preprocessing::Standard,
-            Policy::RandAugment { layers: 2 },
-        ),
+        (Preprocessing::Standard, Policy::RandAugment { layers: 2 }),
         (Preprocessing::Legacy, Policy::AutoAugmentV0),
     ] {
         EvalTransform {

@@ -165,11 +165,9 @@ impl TrainTransform {
                 magnitude: self.magnitude,
             }
             .apply(quantized, &self.settings, rng),
-            Policy::AutoAugmentV0 => autoaugment::autoaugment_v0(
-                quantized,
-                self.settings.pixel_consts(self.policy),
-                rng,
-            ),
+            Policy::AutoAugmentV0 => {
+                autoaugment::autoaugment_v0(quantized, self.settings.pixel_consts(self.policy), rng)
+            }
         };
         self.normalization
             .write(augmented.as_raw().iter().map(|&v| f32::from(v)), out);
