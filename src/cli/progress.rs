@@ -59,6 +59,7 @@ impl EventSink for Progress {
                 "the data has {data} classes: the classifier has {data} outputs instead of the \
                  spec's {spec} (stored in the run's config.json)"
             )),
+            Event::Pipeline(pipeline) => self.say(format!("input pipeline: {pipeline}")),
             Event::CheckpointDamaged { checkpoint, reason } => self.say(format!(
                 "warning: not resuming from {}, it is damaged ({reason}); trying the one before it",
                 checkpoint.display()

@@ -24,6 +24,25 @@ pub struct InputPipeline {
     pub normalization: Normalization,
 }
 
+impl std::fmt::Display for InputPipeline {
+    /// `legacy B0-B3 preprocessing (bicubic), AutoAugment v0, (x - mean) / std with mean [..]
+    /// std [..]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let preprocessing = match self.preprocessing {
+            Preprocessing::Standard => "standard S/M/L/XL preprocessing (bilinear)",
+            Preprocessing::Legacy => "legacy B0-B3 preprocessing (bicubic)",
+        };
+        let Normalization { mean, std } = self.normalization;
+        write!(f, "{preprocessing}, ")?;
+        match self.policy {
+            Policy::RandAugment { layers: 0 } => write!(f, "no augmentation policy")?,
+            Policy::RandAugment { layers } => write!(f, "RandAugment with {layers} layers")?,
+            Policy::AutoAugmentV0 => write!(f, "AutoAugment v0")?,
+        }
+        write!(f, ", (x - mean) / std with mean {mean:?} std {std:?}")
+    }
+}
+
 impl InputPipeline {
     /// `randaugment`: the standard S/M/L/XL pipeline with 2-layer RandAugment;
     /// `autoaugment_v0`: the legacy B0–B3 pipeline (`effnetv1_autoaug`) with AutoAugment v0.

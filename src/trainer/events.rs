@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::data::InputPipeline;
 use super::executables::CompileEvent;
 
 /// Something that happened in a run.
@@ -18,6 +19,8 @@ pub enum Event {
     Resumed { checkpoint: PathBuf, step: u64 },
     /// The data has another number of classes than the model spec: the head has the data's.
     HeadFollowsData { spec: usize, data: usize },
+    /// The input pipeline the loaders were built with (from the model's spec).
+    Pipeline(InputPipeline),
     /// A checkpoint is damaged; resuming tries the one before it.
     CheckpointDamaged { checkpoint: PathBuf, reason: String },
     /// An executable is ready: compiled, or loaded from the cache.
@@ -153,6 +156,7 @@ impl Metric {
             Event::Resumed { .. }
             | Event::CheckpointDamaged { .. }
             | Event::HeadFollowsData { .. }
+            | Event::Pipeline(_)
             | Event::CacheStoreFailed { .. }
             | Event::Stopped { .. } => return None,
         })

@@ -96,6 +96,7 @@ pub fn train(
     check_same_start(&ctx, config, start.step, train_source.len())?;
     let shard = ctx.placement().shard();
     let pipeline = InputPipeline::for_spec(&model.spec)?;
+    events.emit(&Event::Pipeline(pipeline))?;
     let loader = train_loader(
         &recipe,
         pipeline,
