@@ -537,3 +537,33 @@ fn legacy_eval_transform_centre_crops_at_every_size_bicubic_without_clipping() {
     eval.apply(&step, &mut out);
     assert!(out.iter().any(|&v| v > 1.0) && out.iter().any(|&v| v < -1.0));
 }
+
+#[test]
+fn legacy_transforms_take_degenerate_images() {
+    // One-pixel and one-line images: every crop falls back to a 1-pixel centre crop, which the
+    // bicubic resize stretches over the output.
+    for (w, h) in [(1u32, 1u32), (1, 300), (300, 1), (2, 3)] {
+        let image = RgbImage::from_fn(w, h, |x, y| Rgb([(x * 7 + y) as u8, 90, 200]));
+        let mut out = vec![0f32; 12 * 12 * 3];
+        let train = TrainTransform {
+            image_size: 12,
+            preprocessing: Preprocessing::Legacy,
+            policy: Policy::AutoAugmentV0,
+            magnitude: 0.0,
+            settings: AugmentSettings::default(),
+            normalization: Normalization::IMAGENET,
+        };
+        for i in 0..50 {
+            train.apply(&image, &mut stream(3, 0, i, Purpose::Augment), &mut out);
+            assert!(out.iter().all(|v| v.is_finite()), "{w}x{h}");
+        }
+        EvalTransform {
+            image_size: 12,
+            preprocessing: Preprocessing::Legacy,
+            crop_padding: 32.0,
+            normalization: Normalization::IMAGENET,
+        }
+        .apply(&image, &mut out);
+        assert!(out.iter().all(|v| v.is_finite()), "{w}x{h}");
+    }
+}
