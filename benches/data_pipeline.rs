@@ -1,7 +1,8 @@
 //! Throughput of the input pipeline on real JPEGs: images per second per worker thread for
-//! decoding alone and for decode + the full training transform (random crop, bilinear resize,
-//! flip, RandAugment with 2 layers at magnitude 10, normalisation) at 128, 224 and 300 px, and
-//! the prefetching loader's rate with 1 and 2 workers.
+//! decoding alone and for decode + the full training transform at 128, 224 and 300 px, in both
+//! official pipelines (standard: random crop, bilinear resize, flip, RandAugment with 2 layers at
+//! magnitude 10, normalisation; legacy B0–B3: legacy crop, bicubic resize, flip, AutoAugment v0,
+//! normalisation), and the prefetching loader's rate with 1 and 2 workers.
 //!
 //! Run with `cargo bench --bench data_pipeline`. Fixtures come from PyPI wheels (see
 //! `tests/data_support`), cached in the user cache.
@@ -14,9 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use effnetv2::data::rng::{stream, Purpose};
-use effnetv2::data::transform::RandAugment;
 use effnetv2::data::{
-    decode_rgb, AugmentSettings, ImageFolder, Loader, LoaderConfig, Shard, TrainTransform,
+    decode_rgb, AugmentSettings, ImageFolder, Loader, LoaderConfig, Normalization, Policy,
+    Preprocessing, Shard, TrainTransform,
 };
 
 /// Minimum measuring time per figure.
@@ -40,30 +41,46 @@ fn report(name: &str, files: &[Vec<u8>]) {
         std::hint::black_box(decode_rgb(&files[i % files.len()], name).expect("fixture decodes"));
     });
     println!("{name}: decode only {decode:8.1} img/s per thread");
-    for size in SIZES {
-        let transform = TrainTransform {
-            image_size: size,
-            randaugment: RandAugment {
-                layers: 2,
+    let pipelines = [
+        (
+            "standard + RandAugment",
+            Preprocessing::Standard,
+            Policy::RandAugment { layers: 2 },
+            Normalization::CENTRED,
+        ),
+        (
+            "legacy + AutoAugment",
+            Preprocessing::Legacy,
+            Policy::AutoAugmentV0,
+            Normalization::IMAGENET,
+        ),
+    ];
+    for (pipeline, preprocessing, policy, normalization) in pipelines {
+        for size in SIZES {
+            let transform = TrainTransform {
+                image_size: size,
+                preprocessing,
+                policy,
                 magnitude: MAGNITUDE,
-            },
-            settings: AugmentSettings::default(),
-        };
-        let mut out = vec![0f32; size * size * 3];
-        let full = rate(|i| {
-            let image = decode_rgb(&files[i % files.len()], name).expect("fixture decodes");
-            transform.apply(
-                &image,
-                &mut stream(0, 0, i as u64, Purpose::Augment),
-                &mut out,
+                settings: AugmentSettings::default(),
+                normalization,
+            };
+            let mut out = vec![0f32; size * size * 3];
+            let full = rate(|i| {
+                let image = decode_rgb(&files[i % files.len()], name).expect("fixture decodes");
+                transform.apply(
+                    &image,
+                    &mut stream(0, 0, i as u64, Purpose::Augment),
+                    &mut out,
+                );
+                std::hint::black_box(&out);
+            });
+            println!(
+                "{name}: decode + {pipeline} @{size:3} px {full:8.1} img/s per thread \
+                 ({:.2}x the time of decoding alone)",
+                decode / full
             );
-            std::hint::black_box(&out);
-        });
-        println!(
-            "{name}: decode + train transform @{size:3} px {full:8.1} img/s per thread \
-             ({:.2}x the time of decoding alone)",
-            decode / full
-        );
+        }
     }
 }
 
@@ -74,7 +91,9 @@ fn loader_rate(root: &std::path::Path, workers: usize) -> f64 {
         batch: 32,
         image_size: 224,
         magnitude: MAGNITUDE,
-        ra_layers: 2,
+        preprocessing: Preprocessing::Standard,
+        policy: Policy::RandAugment { layers: 2 },
+        normalization: Normalization::CENTRED,
         mixup: 0.2,
         cutmix: 0.2,
         seed: 0,

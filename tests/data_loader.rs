@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use data_support::{files, foolbox_data};
 use effnetv2::data::{
-    decode_rgb, eval_transform, pack_shards, AugmentSettings, Batch, Cursor, EvalConfig,
-    ImageFolder, Loader, LoaderConfig, Shard, Source, Stage, ZipShards,
+    decode_rgb, pack_shards, AugmentSettings, Batch, Cursor, EvalConfig, EvalTransform,
+    ImageFolder, Loader, LoaderConfig, Normalization, Policy, Preprocessing, Shard, Source, Stage,
+    ZipShards,
 };
 
 /// A three-class folder of real fixtures: progressive JPEGs, colour PNGs and greyscale PNGs.
@@ -33,7 +34,9 @@ fn config() -> LoaderConfig {
         batch: 4,
         image_size: 32,
         magnitude: 10.0,
-        ra_layers: 2,
+        preprocessing: Preprocessing::Standard,
+        policy: Policy::RandAugment { layers: 2 },
+        normalization: Normalization::CENTRED,
         mixup: 0.2,
         cutmix: 0.2,
         seed: 17,
@@ -265,6 +268,8 @@ fn unreadable_images_are_skipped_counted_and_reported() {
             image_size: 24,
             workers: 2,
             queue_depth: 2,
+            preprocessing: Preprocessing::Standard,
+            normalization: Normalization::CENTRED,
             settings: Default::default(),
         },
     )
@@ -385,7 +390,13 @@ fn evaluation_is_one_ordered_pass_of_the_eval_transform() {
     let expected_first = {
         let image = decode_rgb(&std::fs::read(folder.path(0)).unwrap(), "first").unwrap();
         let mut out = vec![0f32; 40 * 40 * 3];
-        eval_transform(&image, 40, 32.0, &mut out);
+        EvalTransform {
+            image_size: 40,
+            preprocessing: Preprocessing::Standard,
+            crop_padding: 32.0,
+            normalization: Normalization::CENTRED,
+        }
+        .apply(&image, &mut out);
         out
     };
     let labels: Vec<i32> = (0..folder.len()).map(|i| folder.label(i) as i32).collect();
@@ -396,6 +407,8 @@ fn evaluation_is_one_ordered_pass_of_the_eval_transform() {
             image_size: 40,
             workers: 2,
             queue_depth: 1,
+            preprocessing: Preprocessing::Standard,
+            normalization: Normalization::CENTRED,
             settings: Default::default(),
         },
     )
@@ -475,7 +488,7 @@ fn layout_and_option_errors_say_what_is_wrong() {
         (
             LoaderConfig {
                 settings: AugmentSettings {
-                    crop_area_min: 0.0,
+                    crop_area_min: Some(0.0),
                     ..AugmentSettings::default()
                 },
                 ..config()

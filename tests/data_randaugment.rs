@@ -3,8 +3,14 @@
 
 use effnetv2::data::rng::{stream, Purpose};
 use effnetv2::data::transform::randaugment::color::grey_level;
-use effnetv2::data::transform::randaugment::{Op, OpKind, RandAugment};
-use effnetv2::data::AugmentSettings;
+use effnetv2::data::transform::randaugment::{Op, OpKind, PixelConsts, RandAugment};
+use effnetv2::data::{AugmentSettings, Policy};
+
+/// RandAugment's official pixel constants.
+const RANDAUGMENT: PixelConsts = PixelConsts {
+    translate: 100.0,
+    cutout: 40.0,
+};
 use image::{Rgb, RgbImage};
 
 /// An image from rows of RGB triples.
@@ -266,7 +272,8 @@ fn argument(kind: OpKind, m: f32) -> f64 {
 /// The argument of `kind` at magnitude `m` under `settings`, with the random sign removed.
 fn argument_with(kind: OpKind, m: f32, settings: &AugmentSettings) -> f64 {
     let mut rng = stream(1, 0, 0, Purpose::Augment);
-    match kind.resolve(m, settings, 64, 64, &mut rng) {
+    let consts = settings.pixel_consts(Policy::RandAugment { layers: 2 });
+    match kind.resolve(m, consts, 64, 64, &mut rng) {
         Op::Rotate { degrees } => f64::from(degrees.abs()),
         Op::Posterize { bits } => f64::from(bits),
         Op::Solarize { threshold } => f64::from(threshold),
@@ -320,9 +327,9 @@ fn configured_constants_scale_translations_and_cutouts() {
     // 28 px settings: 12.5 px translation and a 5 px cutout half side at M = 10, so
     // M / 10 * const at other magnitudes; the other operations do not change.
     let small = AugmentSettings {
-        crop_area_min: 0.35,
-        translate_const: 12.5,
-        cutout_const: 5.0,
+        crop_area_min: Some(0.35),
+        translate_const: Some(12.5),
+        cutout_const: Some(5.0),
         ..AugmentSettings::default()
     };
     for (m, translate, pad) in [(2.0, 2.5, 1.0), (5.0, 6.25, 2.0), (10.0, 12.5, 5.0)] {
@@ -344,7 +351,7 @@ fn signed_arguments_are_negative_about_half_the_time() {
     let negatives = (0..2000)
         .filter(|&i| {
             let mut rng = stream(9, 0, i, Purpose::Augment);
-            matches!(OpKind::Rotate.resolve(10.0, &AugmentSettings::default(), 8, 8, &mut rng), Op::Rotate { degrees } if degrees < 0.0)
+            matches!(OpKind::Rotate.resolve(10.0, RANDAUGMENT, 8, 8, &mut rng), Op::Rotate { degrees } if degrees < 0.0)
         })
         .count();
     assert!(
@@ -360,7 +367,7 @@ fn cutout_centres_cover_the_image() {
         let mut rng = stream(2, 0, i, Purpose::Augment);
         let Op::Cutout {
             center_x, center_y, ..
-        } = OpKind::Cutout.resolve(5.0, &AugmentSettings::default(), 5, 3, &mut rng)
+        } = OpKind::Cutout.resolve(5.0, RANDAUGMENT, 5, 3, &mut rng)
         else {
             unreachable!("Cutout resolves to Op::Cutout")
         };

@@ -1,10 +1,22 @@
-//! Crop statistics and the train / eval transforms of spec 6.1.
+//! Crop statistics and the train / eval transforms of spec 6.1, for the standard pipeline and the
+//! legacy B0–B3 one (its bicubic resize against a reference written from the kernel's definition).
+
+mod data_support;
 
 use effnetv2::data::rng::{stream, Purpose};
-use effnetv2::data::transform::crop::{random_crop, AREA_RANGE, ASPECT_RANGE};
-use effnetv2::data::transform::{eval_transform, resize_bilinear, CropBox, RandAugment};
-use effnetv2::data::{AugmentSettings, TrainTransform};
+use effnetv2::data::transform::autoaugment::autoaugment_v0;
+use effnetv2::data::transform::crop::{
+    random_crop, AREA_RANGE, ASPECT_RANGE, LEGACY_AREA_MIN, LEGACY_ASPECT_RANGE,
+};
+use effnetv2::data::transform::randaugment::PixelConsts;
+use effnetv2::data::transform::{
+    legacy_eval_crop, legacy_random_crop, resize_bicubic, resize_bilinear, CropBox,
+};
+use effnetv2::data::{
+    AugmentSettings, EvalTransform, Normalization, Policy, Preprocessing, TrainTransform,
+};
 use image::{Rgb, RgbImage};
+use rand::Rng;
 
 #[test]
 fn random_crops_respect_area_and_aspect_ranges() {
@@ -85,6 +97,16 @@ fn crop_positions_are_uniform_over_the_free_range() {
     assert!((mean - 0.5).abs() < 0.03, "mean relative x offset {mean}");
 }
 
+/// The standard evaluation transform at `size` with the official padding.
+fn standard_eval(size: usize) -> EvalTransform {
+    EvalTransform {
+        image_size: size,
+        preprocessing: Preprocessing::Standard,
+        crop_padding: 32.0,
+        normalization: Normalization::CENTRED,
+    }
+}
+
 /// A 64x48 test photo-like image with smooth gradients.
 fn gradient() -> RgbImage {
     RgbImage::from_fn(64, 48, |x, y| {
@@ -97,7 +119,7 @@ fn eval_transform_centre_crops_below_320_and_normalises() {
     let img = gradient();
     let size = 16;
     let mut out = vec![0f32; size * size * 3];
-    eval_transform(&img, size, 32.0, &mut out);
+    standard_eval(size).apply(&img, &mut out);
     // Crop side int(16 / 48 * 48) = 16 at offsets ((64 - 16) + 1) // 2 = 24, (32 + 1) // 2 = 16:
     // a 1:1 copy of that window.
     let expected: Vec<f32> = resize_bilinear(
@@ -125,7 +147,7 @@ fn eval_transform_resizes_the_whole_image_from_320() {
     let img = RgbImage::from_fn(640, 320, |x, _| Rgb([if x < 320 { 0 } else { 255 }; 3]));
     let size = 320;
     let mut out = vec![0f32; size * size * 3];
-    eval_transform(&img, size, 32.0, &mut out);
+    standard_eval(size).apply(&img, &mut out);
     // Whole image squeezed to 320x320: the left half is black, the right half white.
     assert_eq!(out[0], -1.0);
     assert_eq!(out[(size - 1) * 3], (255.0 - 128.0) / 128.0);
@@ -136,11 +158,11 @@ fn train_transform_output_is_normalised_and_deterministic() {
     let img = gradient();
     let transform = TrainTransform {
         image_size: 24,
-        randaugment: RandAugment {
-            layers: 2,
-            magnitude: 15.0,
-        },
+        preprocessing: Preprocessing::Standard,
+        policy: Policy::RandAugment { layers: 2 },
+        magnitude: 15.0,
         settings: AugmentSettings::default(),
+        normalization: Normalization::CENTRED,
     };
     let mut a = vec![0f32; 24 * 24 * 3];
     let mut b = a.clone();
@@ -162,11 +184,11 @@ fn train_transform_flips_about_half_the_time() {
     let img = RgbImage::from_fn(64, 64, |x, _| Rgb([if x < 32 { 0 } else { 255 }; 3]));
     let transform = TrainTransform {
         image_size: 8,
-        randaugment: RandAugment {
-            layers: 0,
-            magnitude: 0.0,
-        },
+        preprocessing: Preprocessing::Standard,
+        policy: Policy::RandAugment { layers: 0 },
+        magnitude: 0.0,
         settings: AugmentSettings::default(),
+        normalization: Normalization::CENTRED,
     };
     let mut out = vec![0f32; 8 * 8 * 3];
     let mut flipped = 0;
@@ -203,4 +225,345 @@ fn greyscale_sources_become_three_equal_channels() {
     let rgb = effnetv2::data::decode_rgb(&png, "grey.png").expect("decode");
     assert_eq!(rgb.dimensions(), (5, 4));
     assert_eq!(rgb.get_pixel(3, 2).0, [122, 122, 122]);
+}
+
+/// TensorFlow's legacy bicubic resize (`resize_bicubic`, `half_pixel_centers=False`) written
+/// directly from its definition, in f64 over the 4x4 neighbourhood: output pixel `i` sits at input
+/// `i * in / out` (that product taken in f32, as TensorFlow computes it), the fractional offset is
+/// rounded to TensorFlow's table resolution of 1/1024, the Keys cubic with `a = -0.75` weighs the
+/// four taps at distances `1 + t, t, 1 - t, 2 - t`, and taps beyond the crop read its edge pixel.
+fn reference_bicubic(image: &RgbImage, crop: CropBox, size: usize) -> Vec<f64> {
+    let a = -0.75f64;
+    let cubic = |d: f64| {
+        let d = d.abs();
+        if d <= 1.0 {
+            ((a + 2.0) * d - (a + 3.0)) * d * d + 1.0
+        } else if d < 2.0 {
+            ((a * d - 5.0 * a) * d + 8.0 * a) * d - 4.0 * a
+        } else {
+            0.0
+        }
+    };
+    let taps = |len: u32, start: u32, i: usize| -> Vec<(u32, f64)> {
+        let pos = f64::from(i as f32 * (len as f32 / size as f32));
+        let base = pos.floor();
+        let t = ((pos - base) * 1024.0).round_ties_even() / 1024.0;
+        (-1i64..=2)
+            .map(|k| {
+                let index = (base as i64 + k).clamp(0, i64::from(len) - 1) as u32;
+                (start + index, cubic(k as f64 - t))
+            })
+            .collect()
+    };
+    let mut out = Vec::with_capacity(size * size * 3);
+    for y in 0..size {
+        let rows = taps(crop.height, crop.y, y);
+        for x in 0..size {
+            let columns = taps(crop.width, crop.x, x);
+            for c in 0..3 {
+                let mut sum = 0.0;
+                for &(row, wy) in &rows {
+                    for &(column, wx) in &columns {
+                        sum += wy * wx * f64::from(image.get_pixel(column, row)[c]);
+                    }
+                }
+                out.push(sum);
+            }
+        }
+    }
+    out
+}
+
+fn china() -> RgbImage {
+    let path = data_support::sklearn_images().join("china.jpg");
+    effnetv2::data::decode_rgb(&std::fs::read(&path).unwrap(), "china.jpg").unwrap()
+}
+
+#[test]
+fn bicubic_resize_matches_the_reference_kernel_on_a_photo() {
+    let photo = china();
+    let cases = [
+        // Downscaling a square crop by a non-integer ratio, as the legacy eval crop does.
+        (CropBox::whole(640, 427), 37),
+        (
+            CropBox {
+                x: 107,
+                y: 0,
+                width: 427,
+                height: 427,
+            },
+            64,
+        ),
+        // Upscaling a small off-centre, non-square crop (the taps run over its edges).
+        (
+            CropBox {
+                x: 300,
+                y: 200,
+                width: 20,
+                height: 13,
+            },
+            48,
+        ),
+        (
+            CropBox {
+                x: 639,
+                y: 426,
+                width: 1,
+                height: 1,
+            },
+            3,
+        ),
+    ];
+    for (crop, size) in cases {
+        let got = resize_bicubic(&photo, crop, size);
+        let want = reference_bicubic(&photo, crop, size);
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (f64::from(*g) - w).abs() < 2e-3,
+                "{crop:?} -> {size}: value {i} is {g}, the reference {w}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bicubic_resize_has_no_half_pixel_shift_and_is_not_clipped() {
+    // Halving samples input 2i exactly (weights 0, 1, 0, 0): a copy of every other pixel, where
+    // a half-pixel kernel would blend pixels 2i and 2i + 1.
+    let image = RgbImage::from_fn(8, 8, |x, y| Rgb([(x * 30) as u8, (y * 30) as u8, 7]));
+    let out = resize_bicubic(&image, CropBox::whole(8, 8), 4);
+    for y in 0..4u32 {
+        for x in 0..4u32 {
+            let at = ((y * 4 + x) * 3) as usize;
+            let source = image.get_pixel(2 * x, 2 * y);
+            assert_eq!(
+                [out[at], out[at + 1], out[at + 2]],
+                source.0.map(f32::from),
+                "({x}, {y})"
+            );
+        }
+    }
+    // Upscaling a black-white step: the cubic's lobes overshoot both ends and are kept.
+    let step = RgbImage::from_fn(4, 1, |x, _| Rgb([if x < 2 { 0 } else { 255 }; 3]));
+    let out = resize_bicubic(&step, CropBox::whole(4, 1), 16);
+    let (low, high) = out
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+    assert!(low < -1.0 && high > 256.0, "range {low}..{high}");
+}
+
+/// An `RngCore` that counts the 32-bit draws (each uniform float of the crop is one).
+struct CountingRng<R> {
+    inner: R,
+    draws: usize,
+}
+
+impl<R: rand::RngCore> rand::RngCore for CountingRng<R> {
+    fn next_u32(&mut self) -> u32 {
+        self.draws += 1;
+        self.inner.next_u32()
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.draws += 2;
+        self.inner.next_u64()
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.draws += dest.len().div_ceil(4);
+        self.inner.fill_bytes(dest)
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+#[test]
+fn legacy_crop_gives_up_after_ten_attempts_and_takes_the_centre_crop() {
+    // 1000x10: a crop with an aspect ratio in [3/4, 4/3] is at most 13x10 = 1.3 % of the image,
+    // far below the 8 % floor, so every attempt fails after drawing only its aspect ratio.
+    let mut rng = CountingRng {
+        inner: stream(21, 0, 0, Purpose::Augment),
+        draws: 0,
+    };
+    let crop = legacy_random_crop(1000, 10, LEGACY_AREA_MIN, 224, 32.0, &mut rng);
+    assert_eq!(rng.draws, 10);
+    // The centre crop of the eval transform: side int(224 / 256 * 10) = 8, offsets
+    // (1000 - 8 + 1) // 2 = 496 and (10 - 8 + 1) // 2 = 1.
+    assert_eq!(
+        crop,
+        CropBox {
+            x: 496,
+            y: 1,
+            width: 8,
+            height: 8
+        }
+    );
+    // The standard crop tries 100 times and then takes the whole image.
+    rng.draws = 0;
+    let crop = random_crop(1000, 10, AREA_RANGE.0, &mut rng);
+    assert_eq!((rng.draws, crop), (100, CropBox::whole(1000, 10)));
+}
+
+#[test]
+fn legacy_crops_cover_ten_percent_keep_the_aspect_range_and_never_the_whole_image() {
+    for (w, h) in [(640u32, 427u32), (512, 512), (100, 300), (10, 10)] {
+        let image_area = (w * h) as f32;
+        let centre = legacy_eval_crop(w, h, 224, 32.0);
+        let (mut smallest, mut fallbacks) = (f32::MAX, 0);
+        for i in 0..4000 {
+            let crop = legacy_random_crop(
+                w,
+                h,
+                LEGACY_AREA_MIN,
+                224,
+                32.0,
+                &mut stream(22, 0, i, Purpose::Augment),
+            );
+            assert!(crop.x + crop.width <= w && crop.y + crop.height <= h);
+            // A drawn crop equal to the whole image is replaced by the centre crop too.
+            assert_ne!(crop, CropBox::whole(w, h), "{w}x{h}");
+            if crop == centre {
+                fallbacks += 1;
+                continue;
+            }
+            // min_object_covered = 0.1 rejects the drawn crops of 8-10 % of the image.
+            let area = (crop.width * crop.height) as f32 / image_area;
+            assert!((0.1..=1.0).contains(&area), "area {area} of {crop:?}");
+            let aspect = crop.width as f32 / crop.height as f32;
+            let slack = 0.5 / crop.height as f32;
+            assert!(
+                aspect >= LEGACY_ASPECT_RANGE.0 - slack && aspect <= LEGACY_ASPECT_RANGE.1 + slack,
+                "aspect {aspect} of {crop:?} in {w}x{h}"
+            );
+            smallest = smallest.min(area);
+        }
+        // The floor is reached (on 10x10 the smallest allowed crop is 3x4).
+        let floor = if w * h > 100 { 0.115 } else { 0.125 };
+        assert!(smallest < floor, "{w}x{h}: smallest area {smallest}");
+        assert!(fallbacks < 400, "{w}x{h}: {fallbacks} centre crops of 4000");
+    }
+}
+
+#[test]
+fn legacy_train_transform_is_crop_bicubic_flip_autoaugment_and_imagenet_normalisation() {
+    let photo = china();
+    let size = 40;
+    let transform = TrainTransform {
+        image_size: size,
+        preprocessing: Preprocessing::Legacy,
+        policy: Policy::AutoAugmentV0,
+        magnitude: 0.0,
+        settings: AugmentSettings::default(),
+        normalization: Normalization::IMAGENET,
+    };
+    let consts = PixelConsts {
+        translate: 250.0,
+        cutout: 100.0,
+    };
+    let mut out = vec![0f32; size * size * 3];
+    let mut changed_by_policy = 0;
+    for i in 0..40 {
+        transform.apply(&photo, &mut stream(8, 1, i, Purpose::Augment), &mut out);
+        // The same steps by hand, from the same stream.
+        let mut rng = stream(8, 1, i, Purpose::Augment);
+        let crop = legacy_random_crop(640, 427, 0.08, size, 32.0, &mut rng);
+        let mut pixels = resize_bicubic(&photo, crop, size);
+        if rng.gen::<f32>() < 0.5 {
+            for row in pixels.chunks_exact_mut(size * 3) {
+                let mirrored: Vec<f32> = row.chunks_exact(3).rev().flatten().copied().collect();
+                row.copy_from_slice(&mirrored);
+            }
+        }
+        let quantized: Vec<u8> = pixels.iter().map(|v| v.clamp(0.0, 255.0) as u8).collect();
+        let quantized = RgbImage::from_raw(size as u32, size as u32, quantized).unwrap();
+        let augmented = autoaugment_v0(quantized.clone(), consts, &mut rng);
+        if augmented != quantized {
+            changed_by_policy += 1;
+        }
+        let mean = [0.485f32 * 255.0, 0.456 * 255.0, 0.406 * 255.0];
+        let std = [0.229f32 * 255.0, 0.224 * 255.0, 0.225 * 255.0];
+        for (j, (&o, &v)) in out.iter().zip(augmented.as_raw()).enumerate() {
+            let want = (f32::from(v) - mean[j % 3]) / std[j % 3];
+            assert!(
+                (o - want).abs() < 1e-5,
+                "draw {i}, value {j}: {o} vs {want}"
+            );
+        }
+    }
+    // Most draws run at least one step that changes the image.
+    assert!(changed_by_policy > 20, "{changed_by_policy} of 40");
+}
+
+#[test]
+fn legacy_eval_transform_centre_crops_at_every_size_bicubic_without_clipping() {
+    let photo = china();
+    for size in [24, 320] {
+        let eval = EvalTransform {
+            image_size: size,
+            preprocessing: Preprocessing::Legacy,
+            crop_padding: 32.0,
+            normalization: Normalization::IMAGENET,
+        };
+        let mut out = vec![0f32; size * size * 3];
+        eval.apply(&photo, &mut out);
+        // Side int(size / (size + 32) * 427), centred; no whole-image resize from 320 px on.
+        let side = (size as f32 / (size as f32 + 32.0) * 427.0) as u32;
+        let crop = CropBox {
+            x: (640 - side).div_ceil(2),
+            y: (427 - side).div_ceil(2),
+            width: side,
+            height: side,
+        };
+        let resized = resize_bicubic(&photo, crop, size);
+        let n = Normalization::IMAGENET;
+        for (j, (&o, &v)) in out.iter().zip(&resized).enumerate() {
+            assert_eq!(
+                o,
+                (v - n.mean[j % 3]) / n.std[j % 3],
+                "size {size}, value {j}"
+            );
+        }
+    }
+    // The legacy eval keeps bicubic overshoot: a step image gives values beyond (255 - mean) / std.
+    let step = RgbImage::from_fn(64, 64, |x, _| Rgb([if x < 32 { 0 } else { 255 }; 3]));
+    let eval = EvalTransform {
+        image_size: 100,
+        preprocessing: Preprocessing::Legacy,
+        crop_padding: 32.0,
+        normalization: Normalization::CENTRED,
+    };
+    let mut out = vec![0f32; 100 * 100 * 3];
+    eval.apply(&step, &mut out);
+    assert!(out.iter().any(|&v| v > 1.0) && out.iter().any(|&v| v < -1.0));
+}
+
+#[test]
+fn legacy_transforms_take_degenerate_images() {
+    // One-pixel and one-line images: every crop falls back to a 1-pixel centre crop, which the
+    // bicubic resize stretches over the output.
+    for (w, h) in [(1u32, 1u32), (1, 300), (300, 1), (2, 3)] {
+        let image = RgbImage::from_fn(w, h, |x, y| Rgb([(x * 7 + y) as u8, 90, 200]));
+        let mut out = vec![0f32; 12 * 12 * 3];
+        let train = TrainTransform {
+            image_size: 12,
+            preprocessing: Preprocessing::Legacy,
+            policy: Policy::AutoAugmentV0,
+            magnitude: 0.0,
+            settings: AugmentSettings::default(),
+            normalization: Normalization::IMAGENET,
+        };
+        for i in 0..50 {
+            train.apply(&image, &mut stream(3, 0, i, Purpose::Augment), &mut out);
+            assert!(out.iter().all(|v| v.is_finite()), "{w}x{h}");
+        }
+        EvalTransform {
+            image_size: 12,
+            preprocessing: Preprocessing::Legacy,
+            crop_padding: 32.0,
+            normalization: Normalization::IMAGENET,
+        }
+        .apply(&image, &mut out);
+        assert!(out.iter().all(|v| v.is_finite()), "{w}x{h}");
+    }
 }

@@ -11,10 +11,9 @@ mod run_common;
 use std::io::{Cursor as IoCursor, Write};
 use std::path::Path;
 
-use effnetv2::data::transform::RandAugment;
 use effnetv2::data::{
-    eval_transform, pack_shards, AugmentSettings, Cursor, FashionMnist, ImageFolder, Source, Split,
-    TrainTransform, ZipShards,
+    pack_shards, AugmentSettings, Cursor, EvalTransform, FashionMnist, ImageFolder, Normalization,
+    Policy, Preprocessing, Source, Split, TrainTransform, ZipShards,
 };
 use effnetv2::hlo::Literal;
 use effnetv2::model::{load_spec, Model, ScheduleVariant};
@@ -96,22 +95,33 @@ fn rejected(dir: &Path, error: impl std::fmt::Display) -> String {
 }
 
 /// One image in an image folder, loaded and transformed as the loader does for training and
-/// evaluation.
+/// evaluation, in both official pipelines.
 fn load_image(dir: &Path) -> Result<(), String> {
     let folder = ImageFolder::open(dir).expect("the folder layout itself is valid");
     let image = folder.load(0).map_err(|e| rejected(dir, e))?;
     let size = 16;
     let mut out = vec![0.0; size * size * 3];
-    eval_transform(&image, size, 32.0, &mut out);
-    let train = TrainTransform {
-        image_size: size,
-        randaugment: RandAugment {
-            layers: 2,
+    for (preprocessing, policy) in [
+        (Preprocessing::Standard, Policy::RandAugment { layers: 2 }),
+        (Preprocessing::Legacy, Policy::AutoAugmentV0),
+    ] {
+        EvalTransform {
+            image_size: size,
+            preprocessing,
+            crop_padding: 32.0,
+            normalization: Normalization::IMAGENET,
+        }
+        .apply(&image, &mut out);
+        let train = TrainTransform {
+            image_size: size,
+            preprocessing,
+            policy,
             magnitude: 10.0,
-        },
-        settings: AugmentSettings::default(),
-    };
-    train.apply(&image, &mut ChaCha8Rng::seed_from_u64(0), &mut out);
+            settings: AugmentSettings::default(),
+            normalization: Normalization::IMAGENET,
+        };
+        train.apply(&image, &mut ChaCha8Rng::seed_from_u64(0), &mut out);
+    }
     Ok(())
 }
 

@@ -15,13 +15,14 @@ use std::sync::Arc;
 use data_support::{foolbox_data, sklearn_images};
 use effnetv2::data::{AugmentSettings, EvalConfig, ImageFolder, Loader};
 use effnetv2::hlo::Literal;
+use effnetv2::model::load_spec;
 use effnetv2::runtime::Arg;
 use effnetv2::train::state::StateLayout;
 use effnetv2::train::step::{eval_step, port, Precision};
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::CheckpointMeta;
 use effnetv2::trainer::context::Context;
-use effnetv2::trainer::data::eval_feeds;
+use effnetv2::trainer::data::{eval_feeds, InputPipeline};
 use effnetv2::trainer::init::initial_state;
 use effnetv2::trainer::predict::{
     image_files, preprocess, Classifier, LoadOptions, NamesOrigin, Prediction, Predictor,
@@ -43,6 +44,11 @@ const GOOD: [&str; 6] = [
 
 /// A run directory holding one checkpoint of the small variant at its initial state, with the
 /// classifier scaled up so that the classes' probabilities are far apart.
+/// The small variant's input pipeline (standard preprocessing, `(x - 128) / 128`).
+fn tiny_pipeline() -> InputPipeline {
+    InputPipeline::for_spec(&load_spec("tiny").unwrap()).unwrap()
+}
+
 fn checkpoint_of_known_weights(out: &Path) {
     let config = short_run(out, 10, 1);
     let model = config.model().unwrap();
@@ -181,6 +187,8 @@ fn eval_counts(
             image_size,
             workers: 2,
             queue_depth: 2,
+            preprocessing: tiny_pipeline().preprocessing,
+            normalization: tiny_pipeline().normalization,
             settings: AugmentSettings {
                 eval_crop_padding: crop_padding,
                 ..AugmentSettings::default()
@@ -223,8 +231,11 @@ fn predict_classifies_real_images_and_skips_bad_files() {
     image_folder(&images);
 
     let classifier = Classifier::load(&run, &LoadOptions::default()).unwrap();
-    assert_eq!(classifier.image_size, 28);
-    assert_eq!(classifier.crop_padding, 2.0, "the tiny recipe's eval crop");
+    assert_eq!(classifier.transform.image_size, 28);
+    assert_eq!(
+        classifier.transform.crop_padding, 2.0,
+        "the tiny recipe's eval crop"
+    );
     assert_eq!(
         classifier.names_origin,
         NamesOrigin::RunData(effnetv2::trainer::data::DataSpec::FashionMnist)
@@ -279,8 +290,8 @@ fn predict_classifies_real_images_and_skips_bad_files() {
         let name = good.replace('/', "_");
         std::fs::copy(images.join(good), flat.join("x").join(&name)).unwrap();
         assert_eq!(
-            preprocess(&flat.join("x").join(&name), 28, 2.0).unwrap(),
-            preprocess(&p.file, 28, 2.0).unwrap()
+            preprocess(&flat.join("x").join(&name), &classifier.transform).unwrap(),
+            preprocess(&p.file, &classifier.transform).unwrap()
         );
     }
     let source = ImageFolder::open(flat.join("x").parent().unwrap()).unwrap();
@@ -291,6 +302,8 @@ fn predict_classifies_real_images_and_skips_bad_files() {
             image_size: 28,
             workers: 1,
             queue_depth: 1,
+            preprocessing: tiny_pipeline().preprocessing,
+            normalization: tiny_pipeline().normalization,
             settings: AugmentSettings {
                 eval_crop_padding: 2.0,
                 ..AugmentSettings::default()
@@ -304,7 +317,7 @@ fn predict_classifies_real_images_and_skips_bad_files() {
     let ours: Vec<f32> = result
         .predictions
         .iter()
-        .flat_map(|p| preprocess(&p.file, 28, 2.0).unwrap())
+        .flat_map(|p| preprocess(&p.file, &classifier.transform).unwrap())
         .collect();
     assert_eq!(batch.images, ours, "the loader's eval preprocessing");
 
@@ -416,7 +429,7 @@ fn predict_classifies_real_images_and_skips_bad_files() {
         NamesOrigin::Numbered { reason: None },
         "a timm file of 10 classes has no names"
     );
-    assert_eq!(from_timm.crop_padding, 2.0, "the tiny recipe");
+    assert_eq!(from_timm.transform.crop_padding, 2.0, "the tiny recipe");
     let mut from_timm = Predictor::new(&ctx, from_timm).unwrap();
     let via_timm = from_timm
         .predict(std::slice::from_ref(&images), 4, 5)

@@ -10,7 +10,7 @@ use effnetv2::train::step::{eval_step, port};
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::{CheckpointMeta, RunConfig};
 use effnetv2::trainer::context::Context;
-use effnetv2::trainer::data::DataSpec;
+use effnetv2::trainer::data::{DataSpec, InputPipeline};
 use effnetv2::trainer::evaluate::{evaluate, EvalSet};
 use effnetv2::trainer::recipe::Recipe;
 
@@ -74,6 +74,7 @@ impl EvalArgs {
             workers: config.workers,
             limit: self.limit,
             settings: Recipe::for_run(config.recipe.as_deref(), &model.spec)?.augment,
+            pipeline: InputPipeline::for_spec(&model.spec)?,
         };
         let named: Vec<_> = weight_ports
             .iter()

@@ -123,7 +123,7 @@ fn table(classifier: &Classifier, result: &Predictions) -> String {
         "{} ({} classes, {} px, class names {}):\n",
         classifier.weights.spec.name,
         classifier.classes(),
-        classifier.image_size,
+        classifier.transform.image_size,
         match &classifier.names_origin {
             NamesOrigin::LabelsFile(path) => format!("from {}", path.display()),
             NamesOrigin::RunData(_) => "of the run's data set".into(),

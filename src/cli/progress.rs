@@ -71,6 +71,7 @@ impl EventSink for Progress {
                     from.display()
                 ),
             }),
+            Event::Pipeline(pipeline) => self.say(format!("input pipeline: {pipeline}")),
             Event::CheckpointDamaged { checkpoint, reason } => self.say(format!(
                 "warning: not resuming from {}, it is damaged ({reason}); trying the one before it",
                 checkpoint.display()

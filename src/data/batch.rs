@@ -11,7 +11,7 @@ use super::error::{DataError, Result};
 use super::mix::{mix_batch, MixConfig};
 use super::rng::{stream, Purpose};
 use super::source::Source;
-use super::transform::{eval_transform, TrainTransform};
+use super::transform::{EvalTransform, TrainTransform};
 
 /// Where a loader stands: the next example to deliver is number `position` of epoch `epoch`'s
 /// order. Store it in a checkpoint and pass it to `Loader::resume`.
@@ -33,7 +33,7 @@ pub struct SkippedImage {
 /// One batch in the layout the train step takes.
 #[derive(Clone, Debug)]
 pub struct Batch {
-    /// Images, f32 NHWC `[len, image_size, image_size, 3]`, normalised to [-1, 1).
+    /// Images, f32 NHWC `[len, image_size, image_size, 3]`, normalised as the model's spec says.
     pub images: Vec<f32>,
     /// Soft labels `[len, num_classes]` (one-hot unless mixed); each row sums to 1.
     pub soft_labels: Vec<f32>,
@@ -84,17 +84,14 @@ pub(crate) enum Recipe {
         transform: TrainTransform,
         mix: MixConfig,
     },
-    Eval {
-        image_size: usize,
-        crop_padding: f64,
-    },
+    Eval(EvalTransform),
 }
 
 impl Recipe {
     pub(crate) fn image_size(&self) -> usize {
         match self {
             Recipe::Train { transform, .. } => transform.image_size,
-            Recipe::Eval { image_size, .. } => *image_size,
+            Recipe::Eval(transform) => transform.image_size,
         }
     }
 }
@@ -151,10 +148,7 @@ pub(crate) fn assemble(
                         let mut rng = stream(seed, slot.epoch, index as u64, Purpose::Augment);
                         transform.apply(&image, &mut rng, out);
                     }
-                    Recipe::Eval {
-                        image_size,
-                        crop_padding,
-                    } => eval_transform(&image, image_size, crop_padding, out),
+                    Recipe::Eval(transform) => transform.apply(&image, out),
                 }
                 None
             })
@@ -177,7 +171,7 @@ pub(crate) fn assemble(
                     position: slot.position,
                     first: skipped[0].reason.clone(),
                 })?,
-            Recipe::Eval { .. } => drop_failed(&mut images, &mut indices, &failed, pixels),
+            Recipe::Eval(_) => drop_failed(&mut images, &mut indices, &failed, pixels),
         }
     }
     let num_classes = source.num_classes();

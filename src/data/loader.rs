@@ -18,7 +18,9 @@ use super::error::{DataError, Result};
 use super::mix::MixConfig;
 use super::rng::epoch_order;
 use super::source::Source;
-use super::transform::{AugmentSettings, RandAugment, TrainTransform};
+use super::transform::{
+    AugmentSettings, EvalTransform, Normalization, Policy, Preprocessing, TrainTransform,
+};
 
 /// RandAugment layers of the official recipe.
 pub const RANDAUGMENT_LAYERS: usize = 2;
@@ -107,8 +109,13 @@ pub struct LoaderConfig {
     pub image_size: usize,
     /// RandAugment magnitude of the first stage.
     pub magnitude: f32,
-    /// RandAugment layers; [`RANDAUGMENT_LAYERS`] in the official recipe, 0 disables it.
-    pub ra_layers: usize,
+    /// The crop and resize rules (the model's official pipeline).
+    pub preprocessing: Preprocessing,
+    /// The augmentation policy: RandAugment with [`RANDAUGMENT_LAYERS`] or AutoAugment v0 in the
+    /// official recipes, `RandAugment { layers: 0 }` for none.
+    pub policy: Policy,
+    /// The model's input normalisation.
+    pub normalization: Normalization,
     /// Mixup alpha of the first stage.
     pub mixup: f32,
     /// CutMix alpha of the first stage.
@@ -129,6 +136,18 @@ pub struct LoaderConfig {
 }
 
 impl LoaderConfig {
+    /// The train transform of the first stage.
+    fn frame(&self) -> TrainTransform {
+        TrainTransform {
+            image_size: self.image_size,
+            preprocessing: self.preprocessing,
+            policy: self.policy,
+            magnitude: self.magnitude,
+            settings: self.settings,
+            normalization: self.normalization,
+        }
+    }
+
     /// The stage part of this configuration.
     pub fn stage(&self) -> Stage {
         Stage {
@@ -147,6 +166,10 @@ pub struct EvalConfig {
     pub image_size: usize,
     pub workers: usize,
     pub queue_depth: usize,
+    /// The crop and resize rules (the model's official pipeline).
+    pub preprocessing: Preprocessing,
+    /// The model's input normalisation.
+    pub normalization: Normalization,
     /// Only `eval_crop_padding` matters for evaluation.
     pub settings: AugmentSettings,
 }
@@ -191,13 +214,14 @@ impl Loader {
     /// A training loader starting at epoch 0, position 0.
     pub fn new(source: Arc<dyn Source>, config: LoaderConfig) -> Result<Self> {
         config.settings.validate()?;
+        config.normalization.validate()?;
         config.shard.validate(config.batch)?;
         if config.shard != Shard::WHOLE && !config.drop_last {
             return Err(DataError::Config(
                 "a sharded loader needs drop_last: every batch must split into equal parts".into(),
             ));
         }
-        let recipe = train_recipe(config.stage(), config.ra_layers, config.settings)?;
+        let recipe = train_recipe(config.stage(), config.frame())?;
         let layout = layout(
             source.as_ref(),
             config.batch,
@@ -215,10 +239,13 @@ impl Loader {
     pub fn eval(source: Arc<dyn Source>, config: EvalConfig) -> Result<Self> {
         check_size(config.image_size)?;
         config.settings.validate()?;
-        let recipe = Recipe::Eval {
+        config.normalization.validate()?;
+        let recipe = Recipe::Eval(EvalTransform {
             image_size: config.image_size,
+            preprocessing: config.preprocessing,
             crop_padding: config.settings.eval_crop_padding,
-        };
+            normalization: config.normalization,
+        });
         let layout = layout(
             source.as_ref(),
             config.batch,
@@ -270,7 +297,7 @@ impl Loader {
                 "an evaluation loader has no training stage".into(),
             ));
         };
-        let recipe = train_recipe(stage, transform.randaugment.layers, transform.settings)?;
+        let recipe = train_recipe(stage, transform)?;
         if recipe != self.recipe {
             self.recipe = recipe;
             self.restart()?;
@@ -283,11 +310,11 @@ impl Loader {
         match self.recipe {
             Recipe::Train { transform, mix } => Some(Stage {
                 image_size: transform.image_size,
-                magnitude: transform.randaugment.magnitude,
+                magnitude: transform.magnitude,
                 mixup: mix.mixup,
                 cutmix: mix.cutmix,
             }),
-            Recipe::Eval { .. } => None,
+            Recipe::Eval(_) => None,
         }
     }
 
@@ -445,8 +472,9 @@ fn check_size(image_size: usize) -> Result<()> {
     Ok(())
 }
 
-/// The training recipe of `stage`, validated (`settings` is checked once by [`Loader::new`]).
-fn train_recipe(stage: Stage, ra_layers: usize, settings: AugmentSettings) -> Result<Recipe> {
+/// The training recipe of `stage` with the stage-independent parts of `frame` (whose own size
+/// and magnitude are replaced), validated (the settings are checked once by [`Loader::new`]).
+fn train_recipe(stage: Stage, frame: TrainTransform) -> Result<Recipe> {
     check_size(stage.image_size)?;
     if !stage.magnitude.is_finite() || stage.magnitude < 0.0 {
         return Err(DataError::Config(format!(
@@ -462,11 +490,8 @@ fn train_recipe(stage: Stage, ra_layers: usize, settings: AugmentSettings) -> Re
     Ok(Recipe::Train {
         transform: TrainTransform {
             image_size: stage.image_size,
-            randaugment: RandAugment {
-                layers: ra_layers,
-                magnitude: stage.magnitude,
-            },
-            settings,
+            magnitude: stage.magnitude,
+            ..frame
         },
         mix,
     })

@@ -25,4 +25,6 @@ pub use source::{
     fashion_mnist_dir, install_fashion_mnist, pack_shards, FashionMnist, ImageFolder, Source,
     Split, ZipShards,
 };
-pub use transform::{eval_transform, AugmentSettings, TrainTransform};
+pub use transform::{
+    AugmentSettings, EvalTransform, Normalization, Policy, Preprocessing, TrainTransform,
+};

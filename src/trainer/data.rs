@@ -6,9 +6,78 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Batch, FashionMnist, ImageFolder, Source, Split, ZipShards};
+use crate::data::{
+    Batch, FashionMnist, ImageFolder, Normalization, Policy, Preprocessing, Source, Split,
+    ZipShards, RANDAUGMENT_LAYERS,
+};
 use crate::hlo::Literal;
+use crate::model::{AugmentPolicy, ModelSpec};
 use crate::train::step::port;
+
+/// The input pipeline a model's spec asks for, in the data layer's terms (which knows nothing of
+/// model specs): its `augment` picks the official pipeline and policy, and its `input.mean` /
+/// `input.std` are the normalisation, applied by the loader and nowhere else.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InputPipeline {
+    pub preprocessing: Preprocessing,
+    pub policy: Policy,
+    pub normalization: Normalization,
+}
+
+impl std::fmt::Display for InputPipeline {
+    /// `legacy B0-B3 preprocessing (bicubic), AutoAugment v0, (x - mean) / std with mean [..]
+    /// std [..]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let preprocessing = match self.preprocessing {
+            Preprocessing::Standard => "standard S/M/L/XL preprocessing (bilinear)",
+            Preprocessing::Legacy => "legacy B0-B3 preprocessing (bicubic)",
+        };
+        let Normalization { mean, std } = self.normalization;
+        write!(f, "{preprocessing}, ")?;
+        match self.policy {
+            Policy::RandAugment { layers: 0 } => write!(f, "no augmentation policy")?,
+            Policy::RandAugment { layers } => write!(f, "RandAugment with {layers} layers")?,
+            Policy::AutoAugmentV0 => write!(f, "AutoAugment v0")?,
+        }
+        write!(f, ", (x - mean) / std with mean {mean:?} std {std:?}")
+    }
+}
+
+impl InputPipeline {
+    /// `randaugment`: the standard S/M/L/XL pipeline with 2-layer RandAugment;
+    /// `autoaugment_v0`: the legacy B0–B3 pipeline (`effnetv1_autoaug`) with AutoAugment v0.
+    /// Fails unless the spec has three input channels (the loader produces RGB).
+    pub fn for_spec(spec: &ModelSpec) -> Result<InputPipeline> {
+        let (preprocessing, policy) = match spec.augment {
+            AugmentPolicy::Randaugment => (
+                Preprocessing::Standard,
+                Policy::RandAugment {
+                    layers: RANDAUGMENT_LAYERS,
+                },
+            ),
+            AugmentPolicy::AutoaugmentV0 => (Preprocessing::Legacy, Policy::AutoAugmentV0),
+        };
+        let rgb = |values: &[f64], field: &str| -> Result<[f32; 3]> {
+            match values {
+                &[r, g, b] => Ok([r as f32, g as f32, b as f32]),
+                _ => anyhow::bail!(
+                    "model {}: {field} has {} values, but the data pipeline produces RGB images \
+                     (3 channels)",
+                    spec.name,
+                    values.len()
+                ),
+            }
+        };
+        Ok(InputPipeline {
+            preprocessing,
+            policy,
+            normalization: Normalization {
+                mean: rgb(&spec.input.mean, "input.mean")?,
+                std: rgb(&spec.input.std, "input.std")?,
+            },
+        })
+    }
+}
 
 /// A training data set: Fashion-MNIST (installed on first use), or an ImageNet-style layout with
 /// `train/` and `val/` class folders, as folders or as zip shards.

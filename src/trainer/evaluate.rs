@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use super::context::{Context, StepExecutable};
-use super::data::eval_feeds;
+use super::data::{eval_feeds, InputPipeline};
 use crate::data::{AugmentSettings, EvalConfig, Loader, Source};
 use crate::runtime::{Arg, Buffer};
 use crate::train::step::port;
@@ -19,6 +19,8 @@ pub struct EvalSet {
     /// Evaluate on at most this many examples.
     pub limit: Option<usize>,
     pub settings: AugmentSettings,
+    /// The model's pipeline: evaluation uses its crop, resize and normalisation.
+    pub pipeline: InputPipeline,
 }
 
 /// The accuracy of one evaluation pass.
@@ -44,6 +46,8 @@ pub fn evaluate(
             image_size: set.image_size,
             workers: set.workers,
             queue_depth: 4,
+            preprocessing: set.pipeline.preprocessing,
+            normalization: set.pipeline.normalization,
             settings: set.settings,
         },
     )?;

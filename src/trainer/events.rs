@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::data::InputPipeline;
 use super::executables::CompileEvent;
 
 /// Something that happened in a run.
@@ -26,6 +27,8 @@ pub enum Event {
         loaded: usize,
         new_head: Option<(usize, usize)>,
     },
+    /// The input pipeline the loaders were built with (from the model's spec).
+    Pipeline(InputPipeline),
     /// A checkpoint is damaged; resuming tries the one before it.
     CheckpointDamaged { checkpoint: PathBuf, reason: String },
     /// An executable is ready: compiled, or loaded from the cache.
@@ -162,6 +165,7 @@ impl Metric {
             | Event::CheckpointDamaged { .. }
             | Event::HeadFollowsData { .. }
             | Event::Initialised { .. }
+            | Event::Pipeline(_)
             | Event::CacheStoreFailed { .. }
             | Event::Stopped { .. } => return None,
         })

@@ -14,11 +14,11 @@ use rayon::prelude::*;
 use super::checkpoint;
 use super::config::{CheckpointMeta, RunConfig};
 use super::context::{Context, StepExecutable};
-use super::data::DataSpec;
+use super::data::{DataSpec, InputPipeline};
 use super::recipe::Recipe;
 use super::weights::{Pretrained, WeightCopy, WeightSource};
 use crate::data::source::{has_image_extension, read_labels};
-use crate::data::{decode_rgb, eval_transform};
+use crate::data::{decode_rgb, EvalTransform};
 use crate::hlo::Literal;
 use crate::model::{load_spec, Model};
 use crate::runtime::provision::PluginKind;
@@ -69,10 +69,9 @@ pub struct Classifier {
     /// One name per class of the head.
     pub names: Vec<String>,
     pub names_origin: NamesOrigin,
-    /// Images are resized to `image_size` x `image_size`.
-    pub image_size: usize,
-    /// The eval crop's padding (from the run's recipe, or the official one).
-    pub crop_padding: f64,
+    /// The model's eval transform (its pipeline and normalisation, the crop padding of the
+    /// run's recipe or the official one) at the size to classify at.
+    pub transform: EvalTransform,
 }
 
 impl Classifier {
@@ -132,12 +131,17 @@ impl Classifier {
             options.labels.as_deref(),
             run.as_ref().map(|r| &r.data),
         )?;
+        let pipeline = InputPipeline::for_spec(spec)?;
         Ok(Classifier {
             run,
             names,
             names_origin,
-            image_size,
-            crop_padding: recipe.augment.eval_crop_padding,
+            transform: EvalTransform {
+                image_size,
+                preprocessing: pipeline.preprocessing,
+                crop_padding: recipe.augment.eval_crop_padding,
+                normalization: pipeline.normalization,
+            },
             weights,
         })
     }
@@ -340,15 +344,16 @@ fn walk(dir: &Path, found: &mut Vec<Result<PathBuf, Skipped>>) {
 
 /// Reads, decodes (to RGB, within the data loader's size limits) and transforms one image: the
 /// eval transform's `[size, size, 3]` values.
-pub fn preprocess(file: &Path, image_size: usize, crop_padding: f64) -> Result<Vec<f32>, String> {
+pub fn preprocess(file: &Path, transform: &EvalTransform) -> Result<Vec<f32>, String> {
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read it: {e}"))?;
     let name = file
         .file_name()
         .unwrap_or(file.as_os_str())
         .to_string_lossy();
     let image = decode_rgb(&bytes, &name).map_err(|e| e.to_string())?;
-    let mut out = vec![0.0; image_size * image_size * 3];
-    eval_transform(&image, image_size, crop_padding, &mut out);
+    let size = transform.image_size;
+    let mut out = vec![0.0; size * size * 3];
+    transform.apply(&image, &mut out);
     Ok(out)
 }
 
@@ -381,7 +386,7 @@ impl<'c> Predictor<'c> {
 
     /// The predict graph for `batch` images, compiled, with its weights uploaded.
     fn executable(&mut self, batch: usize) -> Result<&StepExecutable> {
-        let size = self.classifier.image_size;
+        let size = self.classifier.transform.image_size;
         if !self.executables.contains_key(&(batch, size)) {
             let graph = predict_step(
                 &self.model,
@@ -425,7 +430,7 @@ impl<'c> Predictor<'c> {
         let files = image_files(inputs);
         let candidates = files.iter().filter(|f| f.is_ok()).count();
         let batch = batch.min(candidates).max(1);
-        let (size, padding) = (self.classifier.image_size, self.classifier.crop_padding);
+        let transform = self.classifier.transform;
         let mut result = Predictions::default();
         let mut ready: Vec<(PathBuf, Vec<f32>)> = Vec::new();
         // Decode `batch` files at a time on the worker threads, run every full batch.
@@ -434,7 +439,7 @@ impl<'c> Predictor<'c> {
                 .par_iter()
                 .map(|file| {
                     let file = file.as_ref().map_err(Clone::clone)?;
-                    preprocess(file, size, padding)
+                    preprocess(file, &transform)
                         .map(|pixels| (file.clone(), pixels))
                         .map_err(|reason| Skipped {
                             file: file.clone(),
@@ -493,7 +498,7 @@ impl<'c> Predictor<'c> {
         top: usize,
         out: &mut Vec<Prediction>,
     ) -> Result<()> {
-        let size = self.classifier.image_size;
+        let size = self.classifier.transform.image_size;
         let mut pixels = Vec::with_capacity(batch * size * size * 3);
         for (_, image) in &images {
             pixels.extend_from_slice(image);

@@ -216,9 +216,9 @@ mod tests {
         assert_eq!(
             tiny.augment,
             AugmentSettings {
-                crop_area_min: 0.35,
-                translate_const: 12.5,
-                cutout_const: 5.0,
+                crop_area_min: Some(0.35),
+                translate_const: Some(12.5),
+                cutout_const: Some(5.0),
                 eval_crop_padding: 2.0,
                 randaugment_ops: OpSet::new(&[
                     AutoContrast,
@@ -249,7 +249,7 @@ mod tests {
         assert_eq!(
             recipe.augment,
             AugmentSettings {
-                cutout_const: 8.0,
+                cutout_const: Some(8.0),
                 ..AugmentSettings::default()
             }
         );

@@ -19,7 +19,7 @@ use super::agreement::{check_agreement, Shared};
 use super::checkpoint;
 use super::config::{CheckpointMeta, RunConfig};
 use super::context::{Context, StepExecutable};
-use super::data::{train_feeds, Call};
+use super::data::{train_feeds, Call, InputPipeline};
 use super::device_state::DeviceState;
 use super::evaluate::{evaluate, EvalSet};
 use super::events::{
@@ -96,7 +96,17 @@ pub fn train(
     let start = run_dir.starting_point(&ctx, &model, &layout, config, &mut events)?;
     check_same_start(&ctx, config, start.step, train_source.len())?;
     let shard = ctx.placement().shard();
-    let loader = train_loader(&recipe, &plan, config, shard, train_source, start.cursor)?;
+    let pipeline = InputPipeline::for_spec(&model.spec)?;
+    events.emit(&Event::Pipeline(pipeline))?;
+    let loader = train_loader(
+        &recipe,
+        pipeline,
+        &plan,
+        config,
+        shard,
+        train_source,
+        start.cursor,
+    )?;
     let eval_set = EvalSet {
         source: eval_source,
         batch: config.eval_batch,
@@ -104,6 +114,7 @@ pub fn train(
         workers: config.workers,
         limit: config.eval_limit,
         settings: recipe.augment,
+        pipeline,
     };
     let mut trainer = Trainer {
         ctx: &ctx,
@@ -164,9 +175,10 @@ fn check_same_start(ctx: &Context, config: &RunConfig, step: u64, examples: usiz
 }
 
 /// The training loader of this host's `shard` of every batch, positioned at `cursor`, with the
-/// first stage's augmentation.
+/// model's pipeline and the first stage's augmentation.
 fn train_loader(
     recipe: &Recipe,
+    pipeline: InputPipeline,
     plan: &RunPlan,
     config: &RunConfig,
     shard: Shard,
@@ -181,11 +193,9 @@ fn train_loader(
             shard,
             image_size: first.image_size,
             magnitude: first.randaug_magnitude.unwrap_or(0.0) as f32,
-            ra_layers: if first.randaug_magnitude.is_some() {
-                data::RANDAUGMENT_LAYERS
-            } else {
-                0
-            },
+            preprocessing: pipeline.preprocessing,
+            policy: pipeline.policy,
+            normalization: pipeline.normalization,
             mixup: first.mixup_alpha as f32,
             cutmix: first.cutmix_alpha as f32,
             seed: config.seed,

@@ -3,8 +3,9 @@
 
 use rand::Rng;
 
-/// Official range of the crop area as a fraction of the image area; the lower end is the default
-/// of [`AugmentSettings::crop_area_min`](super::AugmentSettings::crop_area_min).
+/// Official range of the crop area as a fraction of the image area (`preprocessing.py`); the
+/// lower end is the default of [`AugmentSettings::crop_area_min`](super::AugmentSettings) for the
+/// standard pipeline.
 pub const AREA_RANGE: (f32, f32) = (0.05, 1.0);
 /// Range of the crop aspect ratio (width / height); TensorFlow's default `(0.75, 1.33)`.
 pub const ASPECT_RANGE: (f32, f32) = (0.75, 1.33);
@@ -14,6 +15,28 @@ pub const MAX_ATTEMPTS: usize = 100;
 pub const CROP_PADDING: usize = 32;
 /// From this evaluation size on, the whole image is resized without cropping.
 pub const FULL_RESIZE_FROM: usize = 320;
+
+/// Smallest crop area of the legacy B0–B3 crop (`preprocess_legacy.py`), as a fraction of the
+/// image; the default of [`AugmentSettings::crop_area_min`](super::AugmentSettings) there.
+pub const LEGACY_AREA_MIN: f32 = 0.08;
+/// Aspect-ratio range of the legacy crop: `(3/4, 4/3)`.
+pub const LEGACY_ASPECT_RANGE: (f32, f32) = (3.0 / 4.0, 4.0 / 3.0);
+/// Attempts of the legacy crop before its centre-crop fallback.
+pub const LEGACY_MAX_ATTEMPTS: usize = 10;
+/// The legacy crop passes the whole image as its one bounding box and asks a crop to cover at
+/// least this fraction of it (`min_object_covered=0.1`), so crops of 8–10 % of the image are
+/// drawn and then rejected, using up an attempt.
+pub const LEGACY_MIN_OBJECT_COVERED: f32 = 0.1;
+
+/// The constraints of one `tf.image.sample_distorted_bounding_box` call whose only bounding box
+/// is the whole image.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct CropSampler {
+    area_min: f32,
+    aspect: (f32, f32),
+    max_attempts: usize,
+    min_object_covered: f32,
+}
 
 /// A rectangle of whole pixels inside an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,19 +60,63 @@ impl CropBox {
 }
 
 /// Draws a training crop of a `width` x `height` image the way TensorFlow's
-/// `sample_distorted_bounding_box(area_range=(area_min, 1), min_object_covered=0)` does (the
-/// official `area_min` is [`AREA_RANGE`]`.0`): per attempt an aspect ratio is drawn uniformly,
-/// then a height uniformly between the heights that give the minimum and maximum area at that
-/// ratio (so the area is *not* uniform), then a uniform position. When all [`MAX_ATTEMPTS`] fail
-/// the whole image is used, which is TensorFlow's fallback (a centre crop of the full area).
+/// `sample_distorted_bounding_box(area_range=(area_min, 1), min_object_covered=0)` does in the
+/// standard pipeline (the official `area_min` is [`AREA_RANGE`]`.0`): per attempt an aspect ratio
+/// is drawn uniformly, then a height uniformly between the heights that give the minimum and
+/// maximum area at that ratio (so the area is *not* uniform), then a uniform position. When all
+/// [`MAX_ATTEMPTS`] fail the whole image is used, which is TensorFlow's fallback.
 pub fn random_crop(width: u32, height: u32, area_min: f32, rng: &mut impl Rng) -> CropBox {
-    for _ in 0..MAX_ATTEMPTS {
-        let aspect = rng.gen::<f32>() * (ASPECT_RANGE.1 - ASPECT_RANGE.0) + ASPECT_RANGE.0;
-        if let Some(crop) = try_crop(width as i32, height as i32, aspect, area_min, rng) {
-            return crop;
-        }
+    let sampler = CropSampler {
+        area_min,
+        aspect: ASPECT_RANGE,
+        max_attempts: MAX_ATTEMPTS,
+        min_object_covered: 0.0,
+    };
+    sampler
+        .sample(width, height, rng)
+        .unwrap_or(CropBox::whole(width, height))
+}
+
+/// The training crop of the legacy B0–B3 pipeline (`preprocess_legacy._decode_and_random_crop`):
+/// the same sampling as [`random_crop`] with [`LEGACY_ASPECT_RANGE`], [`LEGACY_MAX_ATTEMPTS`] and
+/// [`LEGACY_MIN_OBJECT_COVERED`] (official `area_min` [`LEGACY_AREA_MIN`]). When no attempt
+/// succeeds, or the crop drawn is the whole image, the official code takes the evaluation centre
+/// crop for `image_size` instead ([`legacy_eval_crop`]).
+pub fn legacy_random_crop(
+    width: u32,
+    height: u32,
+    area_min: f32,
+    image_size: usize,
+    crop_padding: f64,
+    rng: &mut impl Rng,
+) -> CropBox {
+    let sampler = CropSampler {
+        area_min,
+        aspect: LEGACY_ASPECT_RANGE,
+        max_attempts: LEGACY_MAX_ATTEMPTS,
+        min_object_covered: LEGACY_MIN_OBJECT_COVERED,
+    };
+    let whole = CropBox::whole(width, height);
+    match sampler.sample(width, height, rng) {
+        Some(crop) if crop != whole => crop,
+        _ => legacy_eval_crop(width, height, image_size, crop_padding),
     }
-    CropBox::whole(width, height)
+}
+
+impl CropSampler {
+    /// A crop satisfying the constraints, or `None` when all attempts fail.
+    fn sample(&self, width: u32, height: u32, rng: &mut impl Rng) -> Option<CropBox> {
+        let image_area = width as f32 * height as f32;
+        let (low, high) = self.aspect;
+        (0..self.max_attempts).find_map(|_| {
+            let aspect = rng.gen::<f32>() * (high - low) + low;
+            try_crop(width as i32, height as i32, aspect, self.area_min, rng).filter(|crop| {
+                // TensorFlow's `SatisfiesOverlapConstraints` with the whole image as the box.
+                let area = crop.width as f32 * crop.height as f32;
+                area >= 1.0 && area / image_area >= self.min_object_covered
+            })
+        })
+    }
 }
 
 /// C's `lrintf` under the default rounding mode: to nearest, ties to even.
@@ -121,13 +188,20 @@ fn try_crop(
     })
 }
 
-/// The evaluation crop for `image_size`: below [`FULL_RESIZE_FROM`] a centred square of side
-/// `int(size / (size + 32) * min(width, height))`; from there on the whole image (its aspect
-/// ratio is then not kept by the resize).
+/// The evaluation crop for `image_size` of the standard pipeline: below [`FULL_RESIZE_FROM`] the
+/// centre crop of [`legacy_eval_crop`]; from there on the whole image (its aspect ratio is then
+/// not kept by the resize).
 pub fn eval_crop(width: u32, height: u32, image_size: usize, crop_padding: f64) -> CropBox {
     if image_size >= FULL_RESIZE_FROM {
         return CropBox::whole(width, height);
     }
+    legacy_eval_crop(width, height, image_size, crop_padding)
+}
+
+/// A centred square of side `int(size / (size + crop_padding) * min(width, height))` (at least
+/// one pixel), offset by `(free + 1) // 2`: the legacy evaluation crop at every size, and the
+/// standard one below [`FULL_RESIZE_FROM`].
+pub fn legacy_eval_crop(width: u32, height: u32, image_size: usize, crop_padding: f64) -> CropBox {
     let ratio = (image_size as f64 / (image_size as f64 + crop_padding)) as f32;
     let side = ((ratio * width.min(height) as f32) as u32).max(1);
     CropBox {

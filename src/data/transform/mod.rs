@@ -1,21 +1,110 @@
-//! Per-example image transforms of the official S/M/L/XL preprocessing (spec 6.1).
+//! Per-example image transforms of the official preprocessing (spec 6.1): the standard pipeline
+//! of S/M/L/XL and the legacy one of B0–B3.
 
+pub mod autoaugment;
 pub mod crop;
 pub mod randaugment;
 mod resize;
 mod settings;
 
-pub use crop::{eval_crop, random_crop, CropBox};
+pub use crop::{eval_crop, legacy_eval_crop, legacy_random_crop, random_crop, CropBox};
 pub use randaugment::RandAugment;
-pub use resize::resize_bilinear;
+pub use resize::{resize_bicubic, resize_bilinear};
 pub use settings::AugmentSettings;
 
 use image::RgbImage;
 use rand::Rng;
 
-/// Maps a pixel value in [0, 255] to the network's input range [-1, 1): `(x - 128) / 128`.
-pub fn normalize(value: f32) -> f32 {
-    (value - 128.0) / 128.0
+use crate::data::error::{DataError, Result};
+
+/// Which official preprocessing crops and resizes the images. The model's spec decides: the
+/// official code sends B0–B3 (`augname = effnetv1_autoaug`) through `preprocess_legacy.py`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preprocessing {
+    /// `preprocessing.py` (S/M/L/XL): training crop of 5–100 % of the area ([`random_crop`]),
+    /// bilinear resize; evaluation centre crop below 320 px, the whole image from there on.
+    Standard,
+    /// `preprocess_legacy.py` (B0–B3): training crop of 8–100 % of the area with a centre-crop
+    /// fallback ([`legacy_random_crop`]), bicubic resize ([`resize_bicubic`]); evaluation centre
+    /// crop at every size.
+    Legacy,
+}
+
+impl Preprocessing {
+    /// The pipeline's resize of the `crop` region of `image` to `size` x `size`.
+    fn resize(self, image: &RgbImage, crop: CropBox, size: usize) -> Vec<f32> {
+        match self {
+            Preprocessing::Standard => resize_bilinear(image, crop, size),
+            Preprocessing::Legacy => resize_bicubic(image, crop, size),
+        }
+    }
+
+    /// The pipeline's evaluation crop.
+    fn eval_crop(self, width: u32, height: u32, image_size: usize, padding: f64) -> CropBox {
+        match self {
+            Preprocessing::Standard => eval_crop(width, height, image_size, padding),
+            Preprocessing::Legacy => legacy_eval_crop(width, height, image_size, padding),
+        }
+    }
+}
+
+/// The augmentation policy run on the `u8` image after crop, resize and flip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// RandAugment with `layers` layers at the stage's magnitude (official: 2 layers, S/M/L/XL).
+    /// `layers == 0` turns augmentation off, and then no `u8` rounding happens either, as in the
+    /// official code without `augname`.
+    RandAugment { layers: usize },
+    /// AutoAugment policy v0 (official for B0–B3), whose levels are fixed per step: the stage's
+    /// magnitude is not used.
+    AutoAugmentV0,
+}
+
+/// Per-channel normalisation of pixel values on the 0–255 scale: `(x - mean[c]) / std[c]`, the
+/// last step of both pipelines. The model's spec holds the values (`input.mean`, `input.std`); it
+/// is applied here and nowhere else (the graph takes normalised inputs).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Normalization {
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Normalization {
+    /// The standard pipeline's `(x - 128) / 128`, into [-1, 1).
+    pub const CENTRED: Normalization = Normalization {
+        mean: [128.0; 3],
+        std: [128.0; 3],
+    };
+
+    /// The legacy pipeline's ImageNet statistics: `255 * [0.485, 0.456, 0.406]` and
+    /// `255 * [0.229, 0.224, 0.225]`.
+    pub const IMAGENET: Normalization = Normalization {
+        mean: [123.675, 116.28, 103.53],
+        std: [58.395, 57.12, 57.375],
+    };
+
+    /// Checks for finite means and finite positive deviations.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(m) = self.mean.iter().find(|m| !m.is_finite()) {
+            return Err(DataError::Config(format!(
+                "normalisation mean {m} is not finite"
+            )));
+        }
+        if let Some(s) = self.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(DataError::Config(format!(
+                "normalisation std {s} is not a finite positive number"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes the normalised `pixels` (row-major RGB) into `out`.
+    fn write(&self, pixels: impl IntoIterator<Item = f32>, out: &mut [f32]) {
+        for (i, (o, v)) in out.iter_mut().zip(pixels).enumerate() {
+            let c = i % 3;
+            *o = (v - self.mean[c]) / self.std[c];
+        }
+    }
 }
 
 /// The training transform of one progressive-learning stage.
@@ -23,16 +112,19 @@ pub fn normalize(value: f32) -> f32 {
 pub struct TrainTransform {
     /// Output side in pixels.
     pub image_size: usize,
-    /// RandAugment policy; `layers == 0` turns it off (then no `u8` rounding happens either, as
-    /// in the official code without `augname`).
-    pub randaugment: RandAugment,
-    /// Crop-area floor and RandAugment pixel constants (official by default).
+    pub preprocessing: Preprocessing,
+    pub policy: Policy,
+    /// RandAugment magnitude (float, used directly in the level formulas).
+    pub magnitude: f32,
+    /// Crop-area floor and pixel constants (official by default).
     pub settings: AugmentSettings,
+    pub normalization: Normalization,
 }
 
 impl TrainTransform {
-    /// Random crop, bilinear resize to `image_size`, random horizontal flip, clip and truncate to
-    /// `u8`, RandAugment, then `(x - 128) / 128` into `out` (row-major `[size, size, 3]`).
+    /// The pipeline's random crop, resize to `image_size`, random horizontal flip, clip and
+    /// truncate to `u8`, the policy, then the normalisation into `out` (row-major
+    /// `[size, size, 3]`).
     ///
     /// # Panics
     /// If `out.len() != image_size * image_size * 3` (a caller bug, not bad data).
@@ -43,46 +135,74 @@ impl TrainTransform {
             size * size * 3,
             "output buffer of the train transform"
         );
-        let crop = random_crop(
-            image.width(),
-            image.height(),
-            self.settings.crop_area_min,
-            rng,
-        );
-        let mut pixels = resize_bilinear(image, crop, size);
+        let (width, height) = image.dimensions();
+        let area_min = self.settings.crop_area_min(self.preprocessing);
+        let crop = match self.preprocessing {
+            Preprocessing::Standard => random_crop(width, height, area_min, rng),
+            Preprocessing::Legacy => legacy_random_crop(
+                width,
+                height,
+                area_min,
+                size,
+                self.settings.eval_crop_padding,
+                rng,
+            ),
+        };
+        let mut pixels = self.preprocessing.resize(image, crop, size);
         if rng.gen::<f32>() < 0.5 {
             flip_rows(&mut pixels, size);
         }
-        if self.randaugment.layers == 0 {
-            for (o, v) in out.iter_mut().zip(&pixels) {
-                *o = normalize(*v);
-            }
+        if self.policy == (Policy::RandAugment { layers: 0 }) {
+            self.normalization.write(pixels, out);
             return;
         }
         let quantized: Vec<u8> = pixels.iter().map(|v| v.clamp(0.0, 255.0) as u8).collect();
         let quantized = RgbImage::from_raw(size as u32, size as u32, quantized)
             .expect("resize produced size * size * 3 values");
-        let augmented = self.randaugment.apply(quantized, &self.settings, rng);
-        for (o, &v) in out.iter_mut().zip(augmented.as_raw()) {
-            *o = normalize(f32::from(v));
-        }
+        let augmented = match self.policy {
+            Policy::RandAugment { layers } => RandAugment {
+                layers,
+                magnitude: self.magnitude,
+            }
+            .apply(quantized, &self.settings, rng),
+            Policy::AutoAugmentV0 => {
+                autoaugment::autoaugment_v0(quantized, self.settings.pixel_consts(self.policy), rng)
+            }
+        };
+        self.normalization
+            .write(augmented.as_raw().iter().map(|&v| f32::from(v)), out);
     }
 }
 
-/// The evaluation transform: centre crop (below 320 px) or whole image, bilinear resize, then
-/// `(x - 128) / 128` into `out` without rounding to `u8`.
-///
-/// # Panics
-/// If `out.len() != image_size * image_size * 3`.
-pub fn eval_transform(image: &RgbImage, image_size: usize, crop_padding: f64, out: &mut [f32]) {
-    assert_eq!(
-        out.len(),
-        image_size * image_size * 3,
-        "output buffer of the eval transform"
-    );
-    let crop = eval_crop(image.width(), image.height(), image_size, crop_padding);
-    for (o, v) in out.iter_mut().zip(resize_bilinear(image, crop, image_size)) {
-        *o = normalize(v);
+/// The evaluation transform: the pipeline's centre crop, its resize, then the normalisation,
+/// without rounding to `u8` (bicubic values beyond [0, 255] are kept, as in the official code).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EvalTransform {
+    /// Output side in pixels.
+    pub image_size: usize,
+    pub preprocessing: Preprocessing,
+    /// The centre crop keeps `size / (size + crop_padding)` of the short side (official 32).
+    pub crop_padding: f64,
+    pub normalization: Normalization,
+}
+
+impl EvalTransform {
+    /// Transforms `image` into `out` (row-major `[size, size, 3]`).
+    ///
+    /// # Panics
+    /// If `out.len() != image_size * image_size * 3`.
+    pub fn apply(&self, image: &RgbImage, out: &mut [f32]) {
+        let size = self.image_size;
+        assert_eq!(
+            out.len(),
+            size * size * 3,
+            "output buffer of the eval transform"
+        );
+        let crop =
+            self.preprocessing
+                .eval_crop(image.width(), image.height(), size, self.crop_padding);
+        self.normalization
+            .write(self.preprocessing.resize(image, crop, size), out);
     }
 }
 

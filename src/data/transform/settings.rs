@@ -2,18 +2,23 @@
 //! RandAugment operation list.
 //!
 //! The official recipe (spec 6) uses absolute values tuned for 224–480 px ImageNet images: crops
-//! down to 5 % of the image, RandAugment translations of up to 100 px and cutout squares of
-//! half-side up to 40 px. On small images (28 px Fashion-MNIST) these erase the whole picture, so a
-//! model spec may scale them, and drop RandAugment operations that make no sense for its data
-//! (inverting or solarising greyscale clothing on black); the defaults are the official values.
+//! down to 5 % (8 % in the legacy B0–B3 pipeline) of the image, translations of up to 100 px
+//! (RandAugment) or 250 px (AutoAugment) and cutout squares of half-side up to 40 px (100 px). On
+//! small images (28 px Fashion-MNIST) these erase the whole picture, so a recipe may set them, and
+//! drop RandAugment operations that make no sense for its data (inverting or solarising greyscale
+//! clothing on black). A constant left out takes the official value of the model's pipeline and
+//! policy.
 
 use serde::{Deserialize, Serialize};
 
-use super::crop::{AREA_RANGE, CROP_PADDING};
-use super::randaugment::{OpSet, CUTOUT_CONST, TRANSLATE_CONST};
+use super::autoaugment;
+use super::crop::{AREA_RANGE, CROP_PADDING, LEGACY_AREA_MIN};
+use super::randaugment::{OpSet, PixelConsts, CUTOUT_CONST, TRANSLATE_CONST};
+use super::{Policy, Preprocessing};
 use crate::data::error::{DataError, Result};
 
-/// Constants of the random crop and of RandAugment (its level-to-argument table and operations).
+/// Constants of the random crop and of the augmentation policy's level table, and the
+/// RandAugment operations.
 ///
 /// Deserialises from `{"crop_area_min": .., "translate_const": .., "cutout_const": ..,
 /// "eval_crop_padding": .., "randaugment_ops": ["Rotate", ..]}`; each field may be left out and
@@ -21,17 +26,22 @@ use crate::data::error::{DataError, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AugmentSettings {
-    /// Smallest random-crop area as a fraction of the image area, in (0, 1]; official
-    /// [`AREA_RANGE`]`.0`.
-    pub crop_area_min: f32,
-    /// Translation in pixels at magnitude [`MAX_LEVEL`](super::randaugment::MAX_LEVEL); official
-    /// [`TRANSLATE_CONST`].
-    pub translate_const: f64,
+    /// Smallest random-crop area as a fraction of the image area, in (0, 1]; `None`: the
+    /// official value of the pipeline, [`AREA_RANGE`]`.0` or [`LEGACY_AREA_MIN`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crop_area_min: Option<f32>,
+    /// Translation in pixels at magnitude [`MAX_LEVEL`](super::randaugment::MAX_LEVEL); `None`:
+    /// the official value of the policy, [`TRANSLATE_CONST`] or
+    /// [`autoaugment::TRANSLATE_CONST`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub translate_const: Option<f64>,
     /// Half side of the cutout square in pixels at magnitude
-    /// [`MAX_LEVEL`](super::randaugment::MAX_LEVEL); official [`CUTOUT_CONST`].
-    pub cutout_const: f64,
-    /// Evaluation crops below 320 px keep `size / (size + eval_crop_padding)` of the short side;
-    /// official [`CROP_PADDING`] (224 of 256).
+    /// [`MAX_LEVEL`](super::randaugment::MAX_LEVEL); `None`: the official value of the policy,
+    /// [`CUTOUT_CONST`] or [`autoaugment::CUTOUT_CONST`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cutout_const: Option<f64>,
+    /// Evaluation crops keep `size / (size + eval_crop_padding)` of the short side (also the
+    /// legacy training crop's fallback); official [`CROP_PADDING`] (224 of 256).
     pub eval_crop_padding: f64,
     /// The operations RandAugment picks from; official: all 16.
     pub randaugment_ops: OpSet,
@@ -41,9 +51,9 @@ impl Default for AugmentSettings {
     /// The official constants.
     fn default() -> Self {
         AugmentSettings {
-            crop_area_min: AREA_RANGE.0,
-            translate_const: TRANSLATE_CONST,
-            cutout_const: CUTOUT_CONST,
+            crop_area_min: None,
+            translate_const: None,
+            cutout_const: None,
             eval_crop_padding: CROP_PADDING as f64,
             randaugment_ops: OpSet::ALL,
         }
@@ -51,23 +61,48 @@ impl Default for AugmentSettings {
 }
 
 impl AugmentSettings {
+    /// The smallest crop area of `preprocessing`: the configured one, else the official one.
+    pub fn crop_area_min(&self, preprocessing: Preprocessing) -> f32 {
+        self.crop_area_min.unwrap_or(match preprocessing {
+            Preprocessing::Standard => AREA_RANGE.0,
+            Preprocessing::Legacy => LEGACY_AREA_MIN,
+        })
+    }
+
+    /// The pixel constants of `policy`'s level table: the configured ones, else the official
+    /// ones.
+    pub fn pixel_consts(&self, policy: Policy) -> PixelConsts {
+        let (translate, cutout) = match policy {
+            Policy::RandAugment { .. } => (TRANSLATE_CONST, CUTOUT_CONST),
+            Policy::AutoAugmentV0 => (autoaugment::TRANSLATE_CONST, autoaugment::CUTOUT_CONST),
+        };
+        PixelConsts {
+            translate: self.translate_const.unwrap_or(translate),
+            cutout: self.cutout_const.unwrap_or(cutout),
+        }
+    }
+
     /// The first field out of range, with what is wrong with it, or `None` when all are valid.
     /// Field names are those of the JSON form, so callers can point at the spec entry.
     pub fn out_of_range(&self) -> Option<(&'static str, String)> {
-        let area = self.crop_area_min;
-        if !(area > 0.0 && area <= AREA_RANGE.1) {
-            return Some((
-                "crop_area_min",
-                format!("must be in (0, {}], got {area}", AREA_RANGE.1),
-            ));
+        if let Some(area) = self.crop_area_min {
+            if !(area > 0.0 && area <= AREA_RANGE.1) {
+                return Some((
+                    "crop_area_min",
+                    format!("must be in (0, {}], got {area}", AREA_RANGE.1),
+                ));
+            }
         }
         for (field, value) in [
             ("translate_const", self.translate_const),
             ("cutout_const", self.cutout_const),
-            ("eval_crop_padding", self.eval_crop_padding),
+            ("eval_crop_padding", Some(self.eval_crop_padding)),
         ] {
-            if !(value.is_finite() && value >= 0.0) {
-                return Some((field, format!("must be a finite number >= 0, got {value}")));
+            match value {
+                Some(value) if !(value.is_finite() && value >= 0.0) => {
+                    return Some((field, format!("must be a finite number >= 0, got {value}")))
+                }
+                _ => {}
             }
         }
         None
@@ -89,17 +124,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_the_official_constants() {
+    fn defaults_are_the_official_constants_of_each_pipeline_and_policy() {
         let official = AugmentSettings::default();
+        assert_eq!(official.crop_area_min(Preprocessing::Standard), 0.05);
+        assert_eq!(official.crop_area_min(Preprocessing::Legacy), 0.08);
         assert_eq!(
-            (
-                official.crop_area_min,
-                official.translate_const,
-                official.cutout_const
-            ),
-            (0.05, 100.0, 40.0)
+            official.pixel_consts(Policy::RandAugment { layers: 2 }),
+            PixelConsts {
+                translate: 100.0,
+                cutout: 40.0
+            }
+        );
+        assert_eq!(
+            official.pixel_consts(Policy::AutoAugmentV0),
+            PixelConsts {
+                translate: 250.0,
+                cutout: 100.0
+            }
         );
         assert!(official.validate().is_ok());
+        // A configured value applies to every pipeline and policy.
+        let small = AugmentSettings {
+            crop_area_min: Some(0.35),
+            translate_const: Some(12.5),
+            ..Default::default()
+        };
+        assert_eq!(small.crop_area_min(Preprocessing::Legacy), 0.35);
+        assert_eq!(small.pixel_consts(Policy::AutoAugmentV0).translate, 12.5);
+        assert_eq!(small.pixel_consts(Policy::AutoAugmentV0).cutout, 100.0);
     }
 
     #[test]
@@ -107,35 +159,35 @@ mod tests {
         let cases = [
             (
                 AugmentSettings {
-                    crop_area_min: 0.0,
+                    crop_area_min: Some(0.0),
                     ..Default::default()
                 },
                 "crop_area_min",
             ),
             (
                 AugmentSettings {
-                    crop_area_min: 1.5,
+                    crop_area_min: Some(1.5),
                     ..Default::default()
                 },
                 "crop_area_min",
             ),
             (
                 AugmentSettings {
-                    crop_area_min: f32::NAN,
+                    crop_area_min: Some(f32::NAN),
                     ..Default::default()
                 },
                 "crop_area_min",
             ),
             (
                 AugmentSettings {
-                    translate_const: -1.0,
+                    translate_const: Some(-1.0),
                     ..Default::default()
                 },
                 "translate_const",
             ),
             (
                 AugmentSettings {
-                    cutout_const: f64::INFINITY,
+                    cutout_const: Some(f64::INFINITY),
                     ..Default::default()
                 },
                 "cutout_const",
@@ -149,9 +201,9 @@ mod tests {
             );
         }
         let edge = AugmentSettings {
-            crop_area_min: 1.0,
-            translate_const: 0.0,
-            cutout_const: 0.0,
+            crop_area_min: Some(1.0),
+            translate_const: Some(0.0),
+            cutout_const: Some(0.0),
             eval_crop_padding: 0.0,
             ..AugmentSettings::default()
         };
@@ -165,7 +217,7 @@ mod tests {
         assert_eq!(
             partial,
             AugmentSettings {
-                translate_const: 12.5,
+                translate_const: Some(12.5),
                 ..Default::default()
             }
         );

@@ -190,14 +190,13 @@ pub fn invert(image: &RgbImage) -> RgbImage {
     map_values(image, |v| 255 - v)
 }
 
-/// Keeps the top `bits` bits of every value. With `bits == 0` everything becomes 0 (TensorFlow's
-/// shift by 8 is undefined there; magnitudes below 2.5 are the only way to get it).
+/// Keeps the top `bits` bits of every value: `(v >> (8 - bits)) << (8 - bits)`. TensorFlow's
+/// CPU shift kernels clamp the shift to the type's width minus one, so `bits == 0` (a shift of
+/// 8) keeps the top bit, as `bits == 1` does; AutoAugment's `('Posterize', 0.8, 2)` gives
+/// `int(2 / 10 * 4) = 0` bits, and so do RandAugment magnitudes below 2.5.
 pub fn posterize(image: &RgbImage, bits: u32) -> RgbImage {
-    let mask = if bits == 0 {
-        0
-    } else {
-        0xffu8 << (8 - bits.min(8))
-    };
+    let shift = 8u32.saturating_sub(bits).min(7);
+    let mask = 0xffu8 << shift;
     map_values(image, |v| v & mask)
 }
 

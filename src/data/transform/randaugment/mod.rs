@@ -20,7 +20,7 @@ use image::RgbImage;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::AugmentSettings;
+use super::{AugmentSettings, Policy};
 
 /// Level scale of the official code (`_MAX_LEVEL`).
 pub const MAX_LEVEL: f64 = 10.0;
@@ -32,6 +32,16 @@ pub const CUTOUT_CONST: f64 = 40.0;
 pub const TRANSLATE_CONST: f64 = 100.0;
 /// Threshold used by `SolarizeAdd`.
 pub const SOLARIZE_ADD_THRESHOLD: u32 = 128;
+
+/// The sizes in pixels that a policy's level table scales: each is the argument at
+/// [`MAX_LEVEL`]. RandAugment and AutoAugment have different official values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PixelConsts {
+    /// Translation of `TranslateX` / `TranslateY`.
+    pub translate: f64,
+    /// Half side of the `Cutout` square.
+    pub cutout: f64,
+}
 
 /// The 16 operations, in the official order (the uniform pick indexes this list). Spec files name
 /// them as written here (`"TranslateX"`).
@@ -76,14 +86,14 @@ impl OpKind {
         OpKind::SolarizeAdd,
     ];
 
-    /// The operation with its argument for `magnitude` (the level-to-argument table of spec 6.2),
-    /// with translations and cutout sizes scaled by `settings`'s constants. Random signs (rotate,
-    /// shear, translate; 50 % negative) and the cutout centre (uniform over a `width` x `height`
-    /// image) are drawn from `rng`.
+    /// The operation with its argument for `magnitude` (the official `level_to_arg` table, spec
+    /// 6.2; RandAugment and AutoAugment share it), with translations and cutout sizes scaled by
+    /// the policy's `consts`. Random signs (rotate, shear, translate; 50 % negative) and the
+    /// cutout centre (uniform over a `width` x `height` image) are drawn from `rng`.
     pub fn resolve(
         self,
         magnitude: f32,
-        settings: &AugmentSettings,
+        consts: PixelConsts,
         width: u32,
         height: u32,
         rng: &mut impl Rng,
@@ -125,13 +135,13 @@ impl OpKind {
                 level: signed(level * 0.3),
             },
             OpKind::TranslateX => Op::TranslateX {
-                pixels: signed(level * settings.translate_const),
+                pixels: signed(level * consts.translate),
             },
             OpKind::TranslateY => Op::TranslateY {
-                pixels: signed(level * settings.translate_const),
+                pixels: signed(level * consts.translate),
             },
             OpKind::Cutout => Op::Cutout {
-                pad: (level * settings.cutout_const) as u32,
+                pad: (level * consts.cutout) as u32,
                 center_x: rng.gen_range(0..width.max(1)),
                 center_y: rng.gen_range(0..height.max(1)),
             },
@@ -303,9 +313,12 @@ impl RandAugment {
         settings: &AugmentSettings,
         rng: &mut impl Rng,
     ) -> RgbImage {
+        let consts = settings.pixel_consts(Policy::RandAugment {
+            layers: self.layers,
+        });
         for _ in 0..self.layers {
             let kind = settings.randaugment_ops.pick(rng);
-            let op = kind.resolve(self.magnitude, settings, image.width(), image.height(), rng);
+            let op = kind.resolve(self.magnitude, consts, image.width(), image.height(), rng);
             image = op.apply(&image);
         }
         image
