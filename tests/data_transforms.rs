@@ -567,3 +567,83 @@ fn legacy_transforms_take_degenerate_images() {
         assert!(out.iter().all(|v| v.is_finite()), "{w}x{h}");
     }
 }
+
+/// The fine-tuning pipeline's reference output without its cutout: the whole image resized
+/// bilinearly (no crop), flipped or not, normalised to `(x - 128) / 128`.
+fn finetune_reference(image: &RgbImage, size: usize, flipped: bool) -> Vec<f32> {
+    let (w, h) = image.dimensions();
+    let resized = resize_bilinear(image, CropBox::whole(w, h), size);
+    let mut out = vec![0f32; size * size * 3];
+    for y in 0..size {
+        for x in 0..size {
+            let from = if flipped { size - 1 - x } else { x };
+            for c in 0..3 {
+                out[(y * size + x) * 3 + c] = (resized[(y * size + from) * 3 + c] - 128.0) / 128.0;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn finetune_train_transform_is_whole_image_flip_and_a_noise_cutout_of_half_the_side() {
+    let img = gradient();
+    let size = 24;
+    let transform = TrainTransform {
+        image_size: size,
+        preprocessing: Preprocessing::Finetune,
+        policy: Policy::RandAugment { layers: 0 },
+        magnitude: 0.0,
+        settings: AugmentSettings::default(),
+        normalization: Normalization::CENTRED,
+    };
+    let mut flips = 0;
+    for example in 0..40 {
+        let mut out = vec![0f32; size * size * 3];
+        transform.apply(&img, &mut stream(1, 0, example, Purpose::Augment), &mut out);
+        // Exactly one of the two references matches outside the cutout.
+        let differing = |flipped: bool| -> Vec<(usize, usize)> {
+            let reference = finetune_reference(&img, size, flipped);
+            (0..size * size)
+                .filter(|&p| out[p * 3..p * 3 + 3] != reference[p * 3..p * 3 + 3])
+                .map(|p| (p % size, p / size))
+                .collect()
+        };
+        let (plain, flipped) = (differing(false), differing(true));
+        let cut = if plain.len() <= flipped.len() {
+            plain
+        } else {
+            flips += 1;
+            flipped
+        };
+        // The cutout: a box of at most 2 * (24 / 4) = 12 pixels a side, values in [0, 1).
+        let (xs, ys): (Vec<usize>, Vec<usize>) = cut.iter().copied().unzip();
+        let width = xs.iter().max().unwrap() - xs.iter().min().unwrap() + 1;
+        let height = ys.iter().max().unwrap() - ys.iter().min().unwrap() + 1;
+        assert!(width <= 12 && height <= 12, "{width} x {height}");
+        assert!(
+            cut.len() >= 6 * 6,
+            "a cutout clipped to at least a quarter: {}",
+            cut.len()
+        );
+        for (x, y) in cut {
+            let at = (y * size + x) * 3;
+            assert!(out[at..at + 3].iter().all(|v| (0.0..1.0).contains(v)));
+        }
+    }
+    assert!((8..=32).contains(&flips), "{flips} flips in 40");
+}
+
+#[test]
+fn finetune_eval_transform_resizes_the_whole_image_without_crop() {
+    let img = gradient();
+    let transform = EvalTransform {
+        image_size: 16,
+        preprocessing: Preprocessing::Finetune,
+        crop_padding: 32.0,
+        normalization: Normalization::CENTRED,
+    };
+    let mut out = vec![0f32; 16 * 16 * 3];
+    transform.apply(&img, &mut out);
+    assert_eq!(out, finetune_reference(&img, 16, false));
+}

@@ -74,7 +74,7 @@ impl EvalArgs {
             workers: config.workers,
             limit: self.limit,
             settings: Recipe::for_run(config.recipe.as_deref(), &model.spec)?.augment,
-            pipeline: InputPipeline::for_spec(&model.spec)?,
+            pipeline: InputPipeline::for_spec(&model.spec)?.with_augmentation(config.augmentation),
         };
         let named: Vec<_> = weight_ports
             .iter()

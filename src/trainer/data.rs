@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::recipe::Augmentation;
 use crate::data::{
     Batch, FashionMnist, ImageFolder, Normalization, Policy, Preprocessing, Source, Split,
     ZipShards, RANDAUGMENT_LAYERS,
@@ -31,6 +32,9 @@ impl std::fmt::Display for InputPipeline {
         let preprocessing = match self.preprocessing {
             Preprocessing::Standard => "standard S/M/L/XL preprocessing (bilinear)",
             Preprocessing::Legacy => "legacy B0-B3 preprocessing (bicubic)",
+            Preprocessing::Finetune => {
+                "fine-tuning preprocessing (whole image, flip, noise cutout)"
+            }
         };
         let Normalization { mean, std } = self.normalization;
         write!(f, "{preprocessing}, ")?;
@@ -76,6 +80,26 @@ impl InputPipeline {
                 std: rgb(&spec.input.std, "input.std")?,
             },
         })
+    }
+}
+
+impl InputPipeline {
+    /// This pipeline under a recipe's `augmentation`: crop-and-flip drops the policy;
+    /// flip-and-cutout is the fine-tuning preprocessing (no crop, no policy).
+    pub fn with_augmentation(self, augmentation: Augmentation) -> InputPipeline {
+        let off = Policy::RandAugment { layers: 0 };
+        match augmentation {
+            Augmentation::Model => self,
+            Augmentation::CropFlip => InputPipeline {
+                policy: off,
+                ..self
+            },
+            Augmentation::FlipCutout => InputPipeline {
+                preprocessing: Preprocessing::Finetune,
+                policy: off,
+                ..self
+            },
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use super::checkpoint;
 use super::config::{CheckpointMeta, RunConfig};
 use super::context::{Context, StepExecutable};
 use super::data::{DataSpec, InputPipeline};
-use super::recipe::Recipe;
+use super::recipe::{Augmentation, Recipe};
 use super::weights::{Pretrained, WeightCopy, WeightSource};
 use crate::data::source::{has_image_extension, read_labels};
 use crate::data::{decode_rgb, EvalTransform};
@@ -131,7 +131,8 @@ impl Classifier {
             options.labels.as_deref(),
             run.as_ref().map(|r| &r.data),
         )?;
-        let pipeline = InputPipeline::for_spec(spec)?;
+        let augmentation = run.as_ref().map_or(Augmentation::Model, |r| r.augmentation);
+        let pipeline = InputPipeline::for_spec(spec)?.with_augmentation(augmentation);
         Ok(Classifier {
             run,
             names,

@@ -96,7 +96,7 @@ pub fn train(
     let start = run_dir.starting_point(&ctx, &model, &layout, config, &mut events)?;
     check_same_start(&ctx, config, start.step, train_source.len())?;
     let shard = ctx.placement().shard();
-    let pipeline = InputPipeline::for_spec(&model.spec)?;
+    let pipeline = InputPipeline::for_spec(&model.spec)?.with_augmentation(config.augmentation);
     events.emit(&Event::Pipeline(pipeline))?;
     let loader = train_loader(
         &recipe,

@@ -28,13 +28,17 @@ pub enum Preprocessing {
     /// fallback ([`legacy_random_crop`]), bicubic resize ([`resize_bicubic`]); evaluation centre
     /// crop at every size.
     Legacy,
+    /// `preprocess_for_finetune` (the official fine-tuning recipes, `augname='ft'`): the whole
+    /// image resized bilinearly, no crop; in training a random flip and then a cutout of half
+    /// the side filled with uniform noise in [0, 1) after normalisation. No policy runs.
+    Finetune,
 }
 
 impl Preprocessing {
     /// The pipeline's resize of the `crop` region of `image` to `size` x `size`.
     fn resize(self, image: &RgbImage, crop: CropBox, size: usize) -> Vec<f32> {
         match self {
-            Preprocessing::Standard => resize_bilinear(image, crop, size),
+            Preprocessing::Standard | Preprocessing::Finetune => resize_bilinear(image, crop, size),
             Preprocessing::Legacy => resize_bicubic(image, crop, size),
         }
     }
@@ -44,6 +48,7 @@ impl Preprocessing {
         match self {
             Preprocessing::Standard => eval_crop(width, height, image_size, padding),
             Preprocessing::Legacy => legacy_eval_crop(width, height, image_size, padding),
+            Preprocessing::Finetune => CropBox::whole(width, height),
         }
     }
 }
@@ -147,10 +152,16 @@ impl TrainTransform {
                 self.settings.eval_crop_padding,
                 rng,
             ),
+            Preprocessing::Finetune => CropBox::whole(width, height),
         };
         let mut pixels = self.preprocessing.resize(image, crop, size);
         if rng.gen::<f32>() < 0.5 {
             flip_rows(&mut pixels, size);
+        }
+        if self.preprocessing == Preprocessing::Finetune {
+            self.normalization.write(pixels, out);
+            noise_cutout(out, size, rng);
+            return;
         }
         if self.policy == (Policy::RandAugment { layers: 0 }) {
             self.normalization.write(pixels, out);
@@ -203,6 +214,23 @@ impl EvalTransform {
                 .eval_crop(image.width(), image.height(), size, self.crop_padding);
         self.normalization
             .write(self.preprocessing.resize(image, crop, size), out);
+    }
+}
+
+/// The fine-tuning cutout (`autoaugment.cutout(image, pad_size=size // 4, replace=noise)`): a
+/// square of side `2 * (size / 4)` around a uniform centre, clipped to the image, each value
+/// replaced by uniform noise in [0, 1) (on the normalised scale, as the official code draws it).
+fn noise_cutout(out: &mut [f32], size: usize, rng: &mut impl Rng) {
+    let pad = (size / 4) as u32;
+    let (cx, cy) = (rng.gen_range(0..size as u32), rng.gen_range(0..size as u32));
+    let (xs, ys) = randaugment::geometric::cutout_box(size as u32, size as u32, pad, cx, cy);
+    for y in ys {
+        for x in xs.clone() {
+            let at = (y as usize * size + x as usize) * 3;
+            for value in &mut out[at..at + 3] {
+                *value = rng.gen::<f32>();
+            }
+        }
     }
 }
 

@@ -66,6 +66,8 @@ impl AugmentSettings {
         self.crop_area_min.unwrap_or(match preprocessing {
             Preprocessing::Standard => AREA_RANGE.0,
             Preprocessing::Legacy => LEGACY_AREA_MIN,
+            // No crop: the whole image.
+            Preprocessing::Finetune => 1.0,
         })
     }
 

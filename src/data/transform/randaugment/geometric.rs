@@ -82,12 +82,28 @@ pub fn translate_y(image: &RgbImage, pixels: f32) -> RgbImage {
 pub fn cutout(image: &RgbImage, pad: u32, center_x: u32, center_y: u32) -> RgbImage {
     let mut out = image.clone();
     let (w, h) = image.dimensions();
-    for y in center_y.saturating_sub(pad)..(center_y + pad).min(h) {
-        for x in center_x.saturating_sub(pad)..(center_x + pad).min(w) {
+    let (xs, ys) = cutout_box(w, h, pad, center_x, center_y);
+    for y in ys {
+        for x in xs.clone() {
             out.put_pixel(x, y, image::Rgb([FILL; 3]));
         }
     }
     out
+}
+
+/// The columns and rows a cutout of `pad` around (`center_x`, `center_y`) covers in a `w` x `h`
+/// image: `[c - pad, c + pad)` clipped to the image.
+pub fn cutout_box(
+    w: u32,
+    h: u32,
+    pad: u32,
+    center_x: u32,
+    center_y: u32,
+) -> (std::ops::Range<u32>, std::ops::Range<u32>) {
+    (
+        center_x.saturating_sub(pad)..(center_x + pad).min(w),
+        center_y.saturating_sub(pad)..(center_y + pad).min(h),
+    )
 }
 
 #[cfg(test)]
