@@ -1,0 +1,132 @@
+//! `effnetv2 search` end to end on Fashion-MNIST with a tiny proxy: three candidates and the
+//! backbone are scored, a kill after the first candidates loses nothing (the search resumes
+//! where it stopped, re-running none of them), and the best candidate's spec trains.
+
+mod run_common;
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use effnetv2::search::results::{self, Outcome};
+use effnetv2::trainer::config::RunConfig;
+use effnetv2::trainer::events::Discard;
+use effnetv2::trainer::run::train;
+use run_common::short_run;
+
+/// A space around `tiny` whose candidates train 9 steps of batch 32 at 16 px.
+const SPACE: &str = r#"{
+  "name": "test",
+  "backbone": "tiny",
+  "stages": [
+    {"block": ["fused"], "kernel": [3], "expand_ratio": [1], "repeats": {"min": 1, "max": 1}},
+    {"block": ["fused", "mbconv"], "kernel": [3, 5], "expand_ratio": [1, 4], "repeats": {"min": 1, "max": 2}},
+    {"block": ["fused", "mbconv"], "kernel": [3, 5], "expand_ratio": [4, 6], "repeats": {"min": 1, "max": 2}},
+    {"block": ["mbconv"], "kernel": [3], "expand_ratio": [4, 6], "repeats": {"min": 1, "max": 2}}
+  ],
+  "reward": {"step_time": -0.07, "params": -0.05},
+  "proxy": {"epochs": 0.005, "batch": 32, "image_size": 16, "eval_limit": 200, "lr_base": 0.064}
+}"#;
+
+fn search(space: &Path, out: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_effnetv2"))
+        .args([
+            "search",
+            "--budget",
+            "3",
+            "--seed",
+            "5",
+            "--workers",
+            "2",
+            "--space",
+        ])
+        .arg(space)
+        .arg("--out")
+        .arg(out)
+        .spawn()
+        .unwrap()
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
+}
+
+#[test]
+fn a_search_scores_candidates_resumes_after_a_kill_and_its_best_spec_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("space.json");
+    std::fs::write(&space, SPACE).unwrap();
+    let out = dir.path().join("search");
+    let log = out.join("candidates.jsonl");
+
+    // Kill the search once the backbone and one candidate are recorded.
+    let mut child = search(&space, &out);
+    let started = Instant::now();
+    while lines(&log) < 2 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the search ended early"
+        );
+        assert!(started.elapsed() < Duration::from_secs(900), "no progress");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = results::read(&log).unwrap();
+    assert!(before.len() >= 2);
+
+    let status = search(&space, &out).wait().unwrap();
+    assert!(status.success());
+    let records = results::read(&log).unwrap();
+    let indices: Vec<usize> = records.iter().map(|r| r.index).collect();
+    assert_eq!(indices, [0, 1, 2, 3], "every candidate once, none re-run");
+    assert_eq!(
+        records[..before.len()],
+        before[..],
+        "the recorded ones are kept as they were"
+    );
+    for record in &records {
+        let Outcome::Scored(score) = &record.outcome else {
+            panic!("{record:?}");
+        };
+        assert!((0.0..=1.0).contains(&score.accuracy), "{record:?}");
+        assert!(score.step_seconds > 0.0 && score.params > 0, "{record:?}");
+        let expected = if record.index == 0 {
+            score.accuracy
+        } else {
+            let reference = records[0].score().unwrap();
+            score.accuracy
+                * (score.step_seconds / reference.step_seconds).powf(-0.07)
+                * (score.params as f64 / reference.params as f64).powf(-0.05)
+        };
+        assert!((score.reward - expected).abs() < 1e-12, "{record:?}");
+    }
+    // The candidates differ from each other and from the backbone.
+    for (i, a) in records.iter().enumerate() {
+        for b in &records[i + 1..] {
+            assert_ne!(a.candidate, b.candidate);
+        }
+    }
+    for file in [
+        "pareto.png",
+        "pareto.svg",
+        "best-1.json",
+        "best-2.json",
+        "best-3.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+
+    // The best candidate's spec trains.
+    let run = dir.path().join("best-run");
+    let config = RunConfig {
+        model: out.join("best-1.json").display().to_string(),
+        batch: 16,
+        eval_limit: Some(32),
+        ..short_run(&run, 3, 1)
+    };
+    let summary = train(&config, false, &AtomicBool::new(false), &mut Discard)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(summary.completed);
+}
