@@ -261,12 +261,14 @@ mod tests {
     fn sampling_covers_every_choice_and_respects_the_ranges() {
         let space = SearchSpace::load("tiny").unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let mut seen: Vec<(
+        // Per stage: the blocks, kernels, ratios and repeat counts drawn.
+        type Seen = (
             HashSet<BlockType>,
             HashSet<usize>,
             HashSet<usize>,
             HashSet<usize>,
-        )> = vec![Default::default(); space.stages.len()];
+        );
+        let mut seen: Vec<Seen> = vec![Default::default(); space.stages.len()];
         for _ in 0..500 {
             let candidate = space.sample(&mut rng);
             for ((choice, allowed), seen) in
