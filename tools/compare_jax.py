@@ -3,9 +3,10 @@
 
 Prints, in one run, our figures, the JAX program's and their ratio (ours / JAX):
 - TPU (deviceless, libtpu through `effnetv2 compile`): FLOPs and bytes accessed of the S train step
-  at batch 128, bf16, for each progressive stage on one v5e chip. Both programs are compiled by the
-  same libtpu: ours with `effnetv2 compile`, JAX's serialized HloModuleProto with
-  `effnetv2 compile --hlo`.
+  at batch 128, bf16, for each progressive stage on one chip of --target (default tpu:v5e). Both
+  programs are compiled by the same libtpu: ours with `effnetv2 compile`, JAX's serialized
+  HloModuleProto with `effnetv2 compile --hlo`. The figures are per PJRT device: on v4, whose chip
+  is two devices, ours is the step replicated over both and JAX's the one-device step.
 - CPU: compile time and images/s of the f32 train step for `tiny` at 16/20/24/28 px (batch 128)
   and S at 64 px (batch 8): ours with `effnetv2 bench` on the default CPU plugin, JAX's on the JAX
   CPU backend.
@@ -15,7 +16,10 @@ and a release build (`cargo build --release`). The TPU part compiles eight S ste
 minutes on 2 cores; `--skip-tpu` or `--skip-cpu` run one half. Run it on an idle machine.
 
 Usage: tools/compare_jax.py --python /path/to/venv/bin/python [--skip-tpu] [--skip-cpu]
-                            [--stages 0,1,2,3] [--steps 20]
+                            [--target tpu:v5e] [--stages 0,1,2,3] [--steps 20] [--json-dir DIR]
+--json-dir DIR reuses our step's `compile --json` reports that `tools/tpu_estimates.py --json-dir
+DIR` kept (same target, model s, batch 128, one stage each) instead of compiling it again. The
+binary is $EFFNETV2, else $CARGO_TARGET_DIR/release/effnetv2 (default target/release/effnetv2).
 """
 import argparse
 import json
@@ -25,7 +29,8 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EFFNETV2 = os.path.join(ROOT, "target", "release", "effnetv2")
+EFFNETV2 = os.environ.get("EFFNETV2") or os.path.join(
+    os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "effnetv2")
 REFERENCE = os.path.join(ROOT, "tools", "jax_reference.py")
 CPU_CASES = [("tiny", 16, 128), ("tiny", 20, 128), ("tiny", 24, 128), ("tiny", 28, 128), ("s", 64, 8)]
 
@@ -44,18 +49,22 @@ def last_json(text):
     return json.loads(lines[-1])
 
 
-def ours_tpu(stage):
-    report = json.loads(run([EFFNETV2, "compile", "--target", "tpu:v5e", "--model", "s",
+def ours_tpu(target, stage, json_dir):
+    kept = json_dir and os.path.join(json_dir, f"{target.replace(':', '_')}_s_b128_stage{stage}.json")
+    if kept and os.path.exists(kept):
+        with open(kept) as f:
+            return json.load(f)["graphs"][0]
+    report = json.loads(run([EFFNETV2, "compile", "--target", target, "--model", "s",
                              "--batch", "128", "--precision", "bf16", "--stage", str(stage),
                              "--json", "--no-cache"]))
     return report["graphs"][0]
 
 
-def jax_tpu(python, image_size, scratch):
+def jax_tpu(python, target, image_size, scratch):
     proto = os.path.join(scratch, f"jax_s_{image_size}.pb")
     run([python, REFERENCE, "hlo", "--model", "s", "--batch", "128", "--image-size",
          str(image_size), "--precision", "bf16", "--out", proto])
-    return json.loads(run([EFFNETV2, "compile", "--target", "tpu:v5e", "--hlo", proto, "--json"]))
+    return json.loads(run([EFFNETV2, "compile", "--target", target, "--hlo", proto, "--json"]))
 
 
 def ours_cpu(model, size, batch, steps):
@@ -77,14 +86,15 @@ def ratio(ours, theirs):
     return f"{ours / theirs:.2f}x" if theirs else "-"
 
 
-def compare_tpu(python, stages):
-    print("TPU v5e, S train step, batch 128, bf16 (deviceless compiles by libtpu; ours / JAX)")
+def compare_tpu(python, target, stages, json_dir):
+    chip = target.split(":")[1] if target.startswith("tpu:") else target
+    print(f"TPU {chip}, S train step, batch 128, bf16 (deviceless compiles by libtpu; ours / JAX)")
     print(f"{'stage':>5} {'image':>5} {'TFLOP ours':>10} {'TFLOP jax':>9} {'ratio':>6} "
           f"{'GB ours':>8} {'GB jax':>8} {'ratio':>6}")
     with tempfile.TemporaryDirectory() as scratch:
         for stage in stages:
-            ours = ours_tpu(stage)
-            theirs = jax_tpu(python, ours["image_size"], scratch)
+            ours = ours_tpu(target, stage, json_dir)
+            theirs = jax_tpu(python, target, ours["image_size"], scratch)
             print(f"{stage:>5} {ours['image_size']:>5} {ours['flops'] / 1e12:>10.3f} "
                   f"{theirs['flops'] / 1e12:>9.3f} {ratio(ours['flops'], theirs['flops']):>6} "
                   f"{ours['bytes_accessed'] / 1e9:>8.1f} {theirs['bytes_accessed'] / 1e9:>8.1f} "
@@ -107,7 +117,9 @@ def main():
     parser.add_argument("--python", required=True, help="a Python with jax installed")
     parser.add_argument("--skip-tpu", action="store_true")
     parser.add_argument("--skip-cpu", action="store_true")
+    parser.add_argument("--target", default="tpu:v5e", help="the TPU to compile for")
     parser.add_argument("--stages", default="0,1,2,3", help="S progressive stages to compile")
+    parser.add_argument("--json-dir", help="reuse our reports kept by tpu_estimates.py --json-dir")
     parser.add_argument("--steps", type=int, default=20, help="timed CPU steps per case")
     args = parser.parse_args()
     if not os.path.exists(EFFNETV2):
@@ -115,7 +127,8 @@ def main():
     if not args.skip_cpu:
         compare_cpu(args.python, args.steps)
     if not args.skip_tpu:
-        compare_tpu(args.python, [int(s) for s in args.stages.split(",")])
+        compare_tpu(args.python, args.target, [int(s) for s in args.stages.split(",")],
+                    args.json_dir)
 
 
 if __name__ == "__main__":

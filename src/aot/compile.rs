@@ -150,33 +150,50 @@ impl AotCompiler {
         GraphReport::new(self, graph, &module, &compiled, serialized.len())
     }
 
-    /// Whether `graph` at `batch` compiles and fits one device's memory; `Ok(None)` when the
-    /// compiler itself runs out of memory.
-    fn peak_if_fits(&self, model: &Model, graph: &PlannedGraph, batch: i64) -> Result<Option<i64>> {
+    /// The peak memory per device of `graph` at `batch`; `Ok(None)` when the compiler itself
+    /// runs out of memory.
+    fn peak_at(&self, model: &Model, graph: &PlannedGraph, batch: i64) -> Result<Option<i64>> {
         let step = graph.with_batch(batch).build(model)?;
         match self.compile(&step.module, &options_for(step.replicas)) {
-            Ok(compiled) => {
-                let peak = compiled
+            Ok(compiled) => Ok(Some(
+                compiled
                     .executable
                     .compiled_memory_stats()?
-                    .device_peak_bytes();
-                Ok((peak as u64 <= self.device_spec().hbm_bytes).then_some(peak))
-            }
+                    .device_peak_bytes(),
+            )),
             Err(e) if RuntimeError::out_of_memory_in(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// The largest batch of `graph` that fits one device, by doubling from `start` and then
-    /// bisecting over compiles. Searches multiples of 8 (TPU-friendly batches) from a start of 8
-    /// or more, every batch below that.
-    pub fn max_batch(&self, model: &Model, graph: &PlannedGraph, start: i64) -> Result<MaxBatch> {
+    /// The largest batch of `graph` that fits one device, searched over compiles from `start`.
+    /// Peak memory is close to affine in the batch, so each probe is the batch where the line
+    /// through the two measured peaks nearest the limit meets it (through the origin while only
+    /// one is known), with bisection whenever that stops halving the bracket; see
+    /// [`largest_fitting`]. Searches multiples of 8 (TPU-friendly batches) from a start of 8 or
+    /// more, every batch below that. `start_peak` is the peak already measured at `start` (the
+    /// report's compile), which saves one compile.
+    pub fn max_batch(
+        &self,
+        model: &Model,
+        graph: &PlannedGraph,
+        start: i64,
+        start_peak: Option<i64>,
+    ) -> Result<MaxBatch> {
         let unit = if start >= 8 { 8 } else { 1 };
+        let start_units = (start / unit).max(1);
+        let known = start_peak.filter(|_| start_units * unit == start);
+        let limit = i64::try_from(self.device_spec().hbm_bytes).unwrap_or(i64::MAX);
         let mut compiles = 0;
-        let (units, peak_bytes) = largest_fitting((start / unit).max(1), |units| {
-            compiles += 1;
-            self.peak_if_fits(model, graph, units * unit)
-        })?;
+        let (units, peak_bytes) = largest_fitting(
+            start_units,
+            known.map(|peak| (start_units, Some(peak))),
+            limit,
+            |units| {
+                compiles += 1;
+                self.peak_at(model, graph, units * unit)
+            },
+        )?;
         Ok(MaxBatch {
             batch: units * unit,
             peak_bytes,
@@ -185,40 +202,188 @@ impl AotCompiler {
     }
 }
 
-/// The largest `n >= 1` for which `fits(n)` gives `Some`, assuming that whatever fits, every
-/// smaller `n` fits too: doubles from `start` until something does not fit (or halves until
-/// something does), then bisects. `(0, None)` when not even 1 fits.
-fn largest_fitting<T>(
+/// Interpolated probes in a row that may fail to halve the bracket before one bisection step
+/// (the line through the origin, drawn while only one peak is known, does not count).
+const STALLS_BEFORE_BISECTION: u32 = 2;
+/// The furthest an extrapolated probe reaches past the largest fitting size, as a factor.
+const MAX_EXTRAPOLATION: i64 = 16;
+/// No size beyond this is probed (a guard against overflow, far past any batch).
+const MAX_SIZE: i64 = 1 << 40;
+
+/// The largest `n >= 1` whose measured peak is at most `limit`, assuming that whatever fits,
+/// every smaller `n` fits too. `peak(n)` compiles at `n` and returns the peak, or `None` when the
+/// compile ran out of memory (does not fit, and gives no figure); `known` is a measurement
+/// already made at `start`. Returns the size and its peak; `(0, None)` when not even 1 fits.
+///
+/// The search keeps a bracket: `low` fits (0: nothing known to), `high` does not (`None`: not
+/// known yet). Each probe is where the line through two measured peaks reaches `limit`, rounded
+/// down and kept strictly inside the bracket (see [`predict`]); for an affine peak that is the
+/// answer, and the probe one above confirms it. The safeguards, for peaks that are not affine:
+/// after a probe that failed to halve the bracket (to double `low` while `high` is unknown; the
+/// first, through the origin, excepted), the next keeps a quarter of the bracket clear of its
+/// ends (but for one confirming probe next to one in the whole search); after
+/// [`STALLS_BEFORE_BISECTION`] such probes in a row, or when no line fits what was measured
+/// (a peak that does not rise, or one that says a size that fitted does not), the next probe
+/// bisects (doubles). So the search always ends, and even on peaks that jump takes at most a
+/// small multiple of bisection's probes.
+fn largest_fitting(
     start: i64,
-    mut fits: impl FnMut(i64) -> Result<Option<T>>,
-) -> Result<(i64, Option<T>)> {
-    // `low` fits (0: nothing known to fit), `high` does not.
-    let mut low: (i64, Option<T>) = (0, None);
-    let mut high = start;
-    while let Some(found) = fits(high)? {
-        low = (high, Some(found));
-        high *= 2;
-    }
-    if low.0 == 0 {
-        while high > 1 {
-            let half = high / 2;
-            match fits(half)? {
-                Some(found) => {
-                    low = (half, Some(found));
-                    break;
+    known: Option<(i64, Option<i64>)>,
+    limit: i64,
+    mut peak: impl FnMut(i64) -> Result<Option<i64>>,
+) -> Result<(i64, Option<i64>)> {
+    let mut search = Bracket {
+        limit,
+        measured: Vec::new(),
+        low: (0, None),
+        high: None,
+    };
+    let first = start.clamp(1, MAX_SIZE);
+    let first_peak = match known {
+        Some((n, p)) if n == first => p,
+        _ => peak(first)?,
+    };
+    search.record(first, first_peak);
+    let mut stalls = 0;
+    // Interpolated probes in a row that fitted (> 0) or did not (< 0).
+    let mut same_side = 0;
+    let mut used_ends = false;
+    loop {
+        let low = search.low.0;
+        let bisection = match search.high {
+            Some(high) if high - low <= 1 => return Ok(search.low),
+            Some(high) => (low + high) / 2,
+            None if low >= MAX_SIZE => return Ok(search.low),
+            None => (low * 2).clamp(1, MAX_SIZE),
+        };
+        let interpolated = predict(&search.measured, low, search.high, limit, same_side)
+            .filter(|_| stalls < STALLS_BEFORE_BISECTION)
+            .map(|(n, ends)| match search.high {
+                // After a stall, probes keep a quarter of the bracket (half of `low`) clear of
+                // its ends, but for one next to an end in the whole search (the affine answer's
+                // confirmation).
+                _ if stalls == 0 || (ends && !used_ends) => (n, ends),
+                Some(high) => {
+                    let quarter = (high - low) / 4;
+                    (n.clamp(low + quarter.max(1), high - quarter.max(1)), false)
                 }
-                None => high = half,
+                None => (n.max(low + (low + 1) / 2).min(MAX_SIZE), false),
+            });
+        // The one probe next to an end allowed after a stall.
+        used_ends |= stalls > 0 && interpolated.is_some_and(|(_, ends)| ends);
+        let through_origin = search.measured.len() == 1;
+        let before = (low, search.high);
+        let n = interpolated.map_or(bisection, |(n, _)| n);
+        search.record(n, peak(n)?);
+        if interpolated.is_none() {
+            (stalls, same_side) = (0, 0);
+            continue;
+        }
+        if through_origin || halved(before, (search.low.0, search.high)) {
+            stalls = 0;
+        } else {
+            stalls += 1;
+        }
+        same_side = match (search.low.0 == n, same_side) {
+            (true, s) if s > 0 => s + 1,
+            (true, _) => 1,
+            (false, s) if s < 0 => s - 1,
+            (false, _) => -1,
+        };
+    }
+}
+
+/// The state of [`largest_fitting`].
+struct Bracket {
+    limit: i64,
+    /// Every measurement with a peak, as (size, peak).
+    measured: Vec<(i64, i64)>,
+    /// The largest size known to fit, and its peak.
+    low: (i64, Option<i64>),
+    /// The smallest size known not to fit.
+    high: Option<i64>,
+}
+
+impl Bracket {
+    fn record(&mut self, n: i64, peak: Option<i64>) {
+        let peak = peak.filter(|p| *p >= 0);
+        if let Some(p) = peak {
+            self.measured.push((n, p));
+        }
+        if peak.is_some_and(|p| p <= self.limit) {
+            if n > self.low.0 {
+                self.low = (n, peak);
+            }
+        } else if self.high.map_or(true, |h| n < h) {
+            self.high = Some(n);
+        }
+    }
+}
+
+/// Whether a probe took the bracket from `before` to at most half its width: for an unbounded
+/// one, bounded it or at least doubled its lower end.
+fn halved(before: (i64, Option<i64>), after: (i64, Option<i64>)) -> bool {
+    match (before.1, after.1) {
+        (Some(b), Some(a)) => 2 * (a - after.0) <= b - before.0,
+        (None, Some(_)) => true,
+        (_, None) => after.0 >= 2 * before.0.max(1),
+    }
+}
+
+/// Where the line through two measured peaks reaches `limit`, rounded down; `None` when there
+/// is no such line or it contradicts the bracket `(low, high)`, i.e. when it does not rise or
+/// says that `low` does not fit or `high` does. The two are those nearest the limit: the
+/// largest fitting size and the smallest size over the limit; while one side has none, the next
+/// measurement on the other side, or the origin. After `same_side` (> 1) probes in a row that
+/// all fitted, the excess of the size over the limit is halved for each but the first, and
+/// likewise the room left at the fitting size after probes that all failed (the Illinois
+/// variant of regula falsi): otherwise a peak that jumps would have each probe creep one unit
+/// past the last. The result is kept strictly inside the bracket and, while `high` is unknown,
+/// at most [`MAX_EXTRAPOLATION`] times `low`; with it, whether it is next to an end of the
+/// bracket (a probe that ends the search when the line is right).
+fn predict(
+    measured: &[(i64, i64)],
+    low: i64,
+    high: Option<i64>,
+    limit: i64,
+    same_side: i32,
+) -> Option<(i64, bool)> {
+    let mut fitting: Vec<(i64, i64)> = measured.iter().filter(|m| m.1 <= limit).copied().collect();
+    let mut over: Vec<(i64, i64)> = measured.iter().filter(|m| m.1 > limit).copied().collect();
+    fitting.sort_by_key(|m| std::cmp::Reverse(m.0));
+    over.sort_by_key(|m| m.0);
+    let (a, b) = match (fitting.as_slice(), over.as_slice()) {
+        ([f, ..], [o, ..]) => {
+            let shift = |k: i32| (k.unsigned_abs() - 1).min(62);
+            match same_side {
+                k if k > 1 => (*f, (o.0, limit + ((o.1 - limit) >> shift(k)).max(1))),
+                k if k < -1 => ((f.0, limit - ((limit - f.1) >> shift(k))), *o),
+                _ => (*f, *o),
             }
         }
+        ([f1, f2, ..], []) => (*f1, *f2),
+        ([], [o1, o2, ..]) => (*o1, *o2),
+        ([one], []) | ([], [one]) => (*one, (0, 0)),
+        ([], []) => return None,
+    };
+    // a.0 + (limit - a.1) * dn / dp, exactly, with the line rising: dn > 0 and dp > 0.
+    let (mut dn, mut dp) = (i128::from(b.0 - a.0), i128::from(b.1 - a.1));
+    if dn < 0 {
+        (dn, dp) = (-dn, -dp);
     }
-    while high - low.0 > 1 {
-        let mid = (low.0 + high) / 2;
-        match fits(mid)? {
-            Some(found) => low = (mid, Some(found)),
-            None => high = mid,
-        }
+    if dn == 0 || dp <= 0 {
+        return None;
     }
-    Ok(low)
+    let at = i128::from(a.0) + (i128::from(limit - a.1) * dn).div_euclid(dp);
+    if at < i128::from(low) || high.is_some_and(|high| at >= i128::from(high)) {
+        return None;
+    }
+    let ceiling = match high {
+        Some(high) => high - 1,
+        None => low.max(1).saturating_mul(MAX_EXTRAPOLATION).min(MAX_SIZE),
+    };
+    let n = at.clamp(i128::from(low + 1), i128::from(ceiling)) as i64;
+    Some((n, n == low + 1 || high == Some(n + 1)))
 }
 
 /// Compile options for a step graph of `replicas` replicas, placed on the topology's first
@@ -235,7 +400,8 @@ pub struct MaxBatch {
     pub batch: i64,
     /// Its peak memory per device.
     pub peak_bytes: Option<i64>,
-    /// How many compiles the search took.
+    /// How many compiles the search took (besides the one at the start batch, when its peak
+    /// was given).
     pub compiles: usize,
 }
 
@@ -352,36 +518,161 @@ impl GraphReport {
 mod tests {
     use super::*;
 
-    /// Runs the search against "fits up to `limit`", returning the answer and the probes made.
-    fn search(start: i64, limit: i64) -> (i64, Vec<i64>) {
+    /// Runs the search from `start` with "peak(n)" as the compiler, returning the answer, its
+    /// peak and the sizes probed.
+    fn search(
+        start: i64,
+        limit: i64,
+        peak: impl Fn(i64) -> Option<i64>,
+    ) -> (i64, Option<i64>, Vec<i64>) {
         let mut probes = Vec::new();
-        let (found, value) = largest_fitting(start, |n| {
+        let (found, found_peak) = largest_fitting(start, None, limit, |n| {
             probes.push(n);
-            Ok((n <= limit).then_some(n * 10))
+            Ok(peak(n))
         })
         .unwrap();
-        assert_eq!(value, (found > 0).then_some(found * 10));
-        (found, probes)
+        (found, found_peak, probes)
+    }
+
+    /// The answer by trying every size up to `max`.
+    fn brute_force(limit: i64, max: i64, peak: impl Fn(i64) -> Option<i64>) -> i64 {
+        (1..=max)
+            .take_while(|n| peak(*n).is_some_and(|p| (0..=limit).contains(&p)))
+            .last()
+            .unwrap_or(0)
+    }
+
+    /// Checks the search against brute force for every start and limit given, and that it
+    /// never probes a size twice; returns the most probes any search made.
+    fn check(
+        starts: &[i64],
+        limits: impl IntoIterator<Item = i64> + Clone,
+        peak: impl Fn(i64) -> Option<i64> + Copy,
+    ) -> usize {
+        let mut most = 0;
+        for &start in starts {
+            for limit in limits.clone() {
+                let (found, found_peak, probes) = search(start, limit, peak);
+                let expected = brute_force(limit, 5000, peak);
+                assert_eq!(found, expected, "start {start}, limit {limit}: {probes:?}");
+                assert_eq!(found_peak, (found > 0).then(|| peak(found).unwrap()));
+                let mut distinct = probes.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                assert_eq!(
+                    distinct.len(),
+                    probes.len(),
+                    "a size probed twice: {probes:?}"
+                );
+                most = most.max(probes.len());
+            }
+        }
+        most
     }
 
     #[test]
-    fn the_search_finds_the_largest_fitting_size_from_either_side() {
-        for start in [1, 3, 16, 100] {
-            for limit in [0, 1, 2, 5, 16, 17, 99, 100, 101, 1000] {
-                assert_eq!(
-                    search(start, limit).0,
-                    limit,
-                    "start {start}, limit {limit}"
+    fn an_affine_peak_is_found_exactly_within_four_probes() {
+        for (slope, intercept) in [(10, 0), (10, 35), (1000, 21_000), (7, 3), (64, 900)] {
+            let peak = move |n: i64| Some(slope * n + intercept);
+            // Answers from 1 to 16 times the start, on either side of it.
+            for start in [1, 5, 16, 40] {
+                let limits = (start / 4..=start * 16).map(|n| slope * n + intercept + slope / 2);
+                let most = check(&[start], limits, peak);
+                assert!(
+                    most <= 4,
+                    "slope {slope}, intercept {intercept}, start {start}: {most}"
                 );
             }
         }
-        // Doubling then bisecting: 16 32 64 128 fit/not, then 96 80 72 68 66 65.
-        assert_eq!(search(16, 65).1, [16, 32, 64, 128, 96, 80, 72, 68, 66, 65]);
+        // The figures of S on one v5e chip, in units of 8 examples from batch 128: the report's
+        // compile is the first probe, three more compiles find the answer.
+        let peak = |units: i64| Some(300_000_000 + units * 51_000_000);
+        let (found, _, probes) = search(16, 16 << 30, peak);
+        assert_eq!(found, (((16i64 << 30) - 300_000_000) / 51_000_000));
+        assert_eq!(probes.len(), 4, "{probes:?}");
+    }
+
+    #[test]
+    fn a_nonlinear_peak_is_found_exactly() {
+        // Convex (the compiler fits less than a line predicts), concave, and with kinks.
+        let convex = |n: i64| Some(50 + n * n);
+        let concave = |n: i64| Some(((n as f64).sqrt() * 1000.0) as i64);
+        let kinked = |n: i64| Some(if n < 40 { 10 * n } else { 400 + 60 * (n - 40) });
+        for (name, most) in [
+            ("convex", check(&[1, 8, 30], (0..4000).step_by(37), convex)),
+            (
+                "concave",
+                check(&[1, 8, 30], (0..70_000).step_by(997), concave),
+            ),
+            ("kinked", check(&[1, 8, 30], (0..4000).step_by(41), kinked)),
+        ] {
+            assert!(most <= 24, "{name}: {most} probes");
+        }
+    }
+
+    #[test]
+    fn a_step_in_the_peak_is_found_exactly() {
+        // The worst case for lines: bisection alone takes up to 12 probes here, 18 for `flat`.
+        let step = |n: i64| Some(if n <= 50 { 100 } else { 1000 });
+        assert!(check(&[1, 16, 50, 51, 200], [100, 500, 999], step) <= 20);
+        let flat = |n: i64| Some(if n <= 333 { 7 } else { 1 << 40 });
+        assert!(check(&[1, 16, 1000], [7, 1 << 30], flat) <= 26);
+    }
+
+    #[test]
+    fn nothing_fitting_gives_zero() {
+        let peak = |n: i64| Some(1000 + n);
+        assert!(check(&[1, 8, 128], [0, 500, 1000], peak) <= 8);
+        let (found, found_peak, probes) = search(128, 1000, peak);
+        assert_eq!((found, found_peak), (0, None));
+        assert_eq!(probes.last(), Some(&1));
+    }
+
+    #[test]
+    fn a_huge_limit_stops_at_the_size_bound() {
+        // Everything up to 2^40 fits: the search extrapolates in steps of at most 16x and stops
+        // at the largest size it probes.
+        let peak = |n: i64| Some(n);
+        let (found, found_peak, probes) = search(16, i64::MAX, peak);
+        assert_eq!((found, found_peak), (MAX_SIZE, Some(MAX_SIZE)));
+        assert!(probes.len() <= 12, "{probes:?}");
+        // Everything below a large limit: exact, in a few probes.
+        let (found, _, probes) = search(16, 123_456_789, |n| Some(3 * n + 10));
+        assert_eq!(found, (123_456_789 - 10) / 3);
+        assert!(probes.len() <= 8, "{probes:?}");
+    }
+
+    #[test]
+    fn an_out_of_memory_compile_counts_as_not_fitting() {
+        // The compiler runs out of memory from 300 on, before any peak reaches the limit; below
+        // that the peak is affine.
+        let peak = |n: i64| (n < 300).then_some(5 * n + 20);
+        for limit in [0, 24, 1000, 1499, 1500, 1514, 1515, 1 << 20] {
+            let expected = brute_force(limit, 400, peak);
+            for start in [1, 8, 128, 299, 300, 1000] {
+                let (found, _, probes) = search(start, limit, peak);
+                assert_eq!(found, expected, "start {start}, limit {limit}: {probes:?}");
+            }
+        }
+        // Every compile runs out of memory.
+        assert_eq!(search(64, 1 << 30, |_| None).0, 0);
+    }
+
+    #[test]
+    fn a_known_first_measurement_is_not_compiled_again() {
+        let mut probes = Vec::new();
+        let (found, _) = largest_fitting(16, Some((16, Some(180))), 1000, |n| {
+            probes.push(n);
+            Ok(Some(10 * n + 20))
+        })
+        .unwrap();
+        assert_eq!(found, 98);
+        assert!(!probes.contains(&16) && probes.len() <= 3, "{probes:?}");
     }
 
     #[test]
     fn search_errors_propagate() {
-        let err = largest_fitting::<()>(4, |_| anyhow::bail!("compiler crashed")).unwrap_err();
+        let err = largest_fitting(4, None, 100, |_| anyhow::bail!("compiler crashed")).unwrap_err();
         assert_eq!(err.to_string(), "compiler crashed");
     }
 }

@@ -22,7 +22,8 @@ pub struct CompileArgs {
     target: Target,
     #[command(flatten)]
     graphs: GraphArgs,
-    /// Also find the largest batch of each graph that fits one device (bisection over compiles).
+    /// Also find the largest batch of each graph that fits one device (a search over compiles
+    /// that interpolates the peak memory measured, with bisection as its fallback).
     #[arg(long)]
     max_batch: bool,
     /// Print JSON instead of a table.
@@ -103,7 +104,8 @@ impl CompileArgs {
                 print_row(&mut out, &report)?;
             }
             if self.max_batch {
-                let found = compiler.max_batch(&model, graph, graph.batch)?;
+                let start_peak = Some(report.cost.memory.peak);
+                let found = compiler.max_batch(&model, graph, graph.batch, start_peak)?;
                 if !self.json {
                     print_max_batch(&mut out, graph, &found)?;
                 }
@@ -250,14 +252,14 @@ fn print_max_batch(out: &mut impl Write, graph: &PlannedGraph, found: &MaxBatch)
     match found.peak_bytes {
         Some(peak) => writeln!(
             out,
-            "  max batch of the {what}: {} (peak {}; {} compiles)",
+            "  max batch of the {what}: {} (peak {}; {} more compiles)",
             found.batch,
             gib(peak as f64),
             found.compiles
         )?,
         None => writeln!(
             out,
-            "  max batch of the {what}: not even one example fits ({} compiles)",
+            "  max batch of the {what}: not even one example fits ({} more compiles)",
             found.compiles
         )?,
     }
