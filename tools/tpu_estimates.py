@@ -44,7 +44,9 @@ def compile_target(target: str, model: str, batch: int, stage, max_batch: bool,
         command.append("--max-batch")
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed:\n{done.stderr}")
+        status = (f"killed by signal {-done.returncode}" if done.returncode < 0
+                  else f"exit status {done.returncode}")
+        sys.exit(f"{' '.join(command)} failed ({status}):\n{done.stderr}")
     if json_dir:
         os.makedirs(json_dir, exist_ok=True)
         suffix = "_maxbatch" if max_batch else ""
