@@ -147,7 +147,7 @@ impl Model {
             } else {
                 c.bn_moving += n;
             }
-            if p.name.starts_with("head/dense/") {
+            if Model::is_classifier(&p.name) {
                 c.classifier += n;
             }
         }
