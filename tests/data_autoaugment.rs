@@ -37,20 +37,7 @@ fn photo(name: &str) -> RgbImage {
 /// The argument of `kind` at `level` under AutoAugment's constants, random sign removed.
 fn argument(kind: OpKind, level: f32) -> Option<f64> {
     let mut rng = stream(1, 0, 0, Purpose::Augment);
-    Some(match kind.resolve(level, AUTOAUGMENT, 300, 300, &mut rng) {
-        Op::Rotate { degrees } => f64::from(degrees.abs()),
-        Op::Posterize { bits } => f64::from(bits),
-        Op::Solarize { threshold } => f64::from(threshold),
-        Op::SolarizeAdd { addition } => f64::from(addition),
-        Op::Color { factor }
-        | Op::Contrast { factor }
-        | Op::Brightness { factor }
-        | Op::Sharpness { factor } => f64::from(factor),
-        Op::ShearX { level } | Op::ShearY { level } => f64::from(level.abs()),
-        Op::TranslateX { pixels } | Op::TranslateY { pixels } => f64::from(pixels.abs()),
-        Op::Cutout { pad, .. } => f64::from(pad),
-        Op::AutoContrast | Op::Equalize | Op::Invert => return None,
-    })
+    data_support::op_argument(kind.resolve(level, AUTOAUGMENT, 300, 300, &mut rng))
 }
 
 #[test]

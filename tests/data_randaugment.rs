@@ -1,6 +1,8 @@
 //! RandAugment operations against hand-computed outputs on small images (spec 6.2), including
 //! the official code's quirks.
 
+mod data_support;
+
 use effnetv2::data::rng::{stream, Purpose};
 use effnetv2::data::transform::randaugment::color::grey_level;
 use effnetv2::data::transform::randaugment::{Op, OpKind, PixelConsts, RandAugment};
@@ -273,20 +275,8 @@ fn argument(kind: OpKind, m: f32) -> f64 {
 fn argument_with(kind: OpKind, m: f32, settings: &AugmentSettings) -> f64 {
     let mut rng = stream(1, 0, 0, Purpose::Augment);
     let consts = settings.pixel_consts(Policy::RandAugment { layers: 2 });
-    match kind.resolve(m, consts, 64, 64, &mut rng) {
-        Op::Rotate { degrees } => f64::from(degrees.abs()),
-        Op::Posterize { bits } => f64::from(bits),
-        Op::Solarize { threshold } => f64::from(threshold),
-        Op::SolarizeAdd { addition } => f64::from(addition),
-        Op::Color { factor }
-        | Op::Contrast { factor }
-        | Op::Brightness { factor }
-        | Op::Sharpness { factor } => f64::from(factor),
-        Op::ShearX { level } | Op::ShearY { level } => f64::from(level.abs()),
-        Op::TranslateX { pixels } | Op::TranslateY { pixels } => f64::from(pixels.abs()),
-        Op::Cutout { pad, .. } => f64::from(pad),
-        other => panic!("{other:?} takes no argument"),
-    }
+    let op = kind.resolve(m, consts, 64, 64, &mut rng);
+    data_support::op_argument(op).unwrap_or_else(|| panic!("{op:?} takes no argument"))
 }
 
 #[test]

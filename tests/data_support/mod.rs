@@ -113,3 +113,23 @@ fn wheel_dir(name: &str, version: &str, pip_args: &[&str], member_prefix: &str) 
     }
     target
 }
+
+/// The argument an augmentation operation was resolved to, its random sign removed; `None` for
+/// the operations that take none (AutoContrast, Equalize, Invert).
+pub fn op_argument(op: effnetv2::data::transform::randaugment::Op) -> Option<f64> {
+    use effnetv2::data::transform::randaugment::Op;
+    Some(match op {
+        Op::Rotate { degrees } => f64::from(degrees.abs()),
+        Op::Posterize { bits } => f64::from(bits),
+        Op::Solarize { threshold } => f64::from(threshold),
+        Op::SolarizeAdd { addition } => f64::from(addition),
+        Op::Color { factor }
+        | Op::Contrast { factor }
+        | Op::Brightness { factor }
+        | Op::Sharpness { factor } => f64::from(factor),
+        Op::ShearX { level } | Op::ShearY { level } => f64::from(level.abs()),
+        Op::TranslateX { pixels } | Op::TranslateY { pixels } => f64::from(pixels.abs()),
+        Op::Cutout { pad, .. } => f64::from(pad),
+        Op::AutoContrast | Op::Equalize | Op::Invert => return None,
+    })
+}
