@@ -41,6 +41,11 @@ pub struct ModelSpec {
     pub image_size: ImageSizes,
     pub input: InputSpec,
     pub augment: AugmentPolicy,
+    /// The training recipe (a built-in name or a file) the model trains with unless the run
+    /// names one; a spec derived from this one (a search candidate, a copy) keeps it. Absent:
+    /// the official recipe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<String>,
     pub progressive: ProgressiveSpec,
 }
 

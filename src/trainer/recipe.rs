@@ -35,9 +35,6 @@ const BUILTINS: [(&str, &str); 5] = [
     ),
 ];
 
-/// The prefix of the built-in model names that recipes made for one model leave out.
-const MODEL_PREFIX: &str = "efficientnetv2-";
-
 /// A training recipe.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,19 +176,9 @@ impl Recipe {
         )
     }
 
-    /// The recipe `chosen`, or else the built-in one made for `model` (named like the model
-    /// without `efficientnetv2-`), or else the official one.
+    /// The recipe `chosen`, or else the one `model` names, or else the official one.
     pub fn for_run(chosen: Option<&str>, model: &ModelSpec) -> Result<Recipe> {
-        if let Some(name) = chosen {
-            return Recipe::load(name);
-        }
-        let short = model.name.strip_prefix(MODEL_PREFIX).unwrap_or(&model.name);
-        let name = BUILTINS
-            .iter()
-            .map(|(n, _)| *n)
-            .find(|n| *n == short)
-            .unwrap_or("official");
-        Recipe::load(name)
+        Recipe::load(chosen.or(model.recipe.as_deref()).unwrap_or("official"))
     }
 }
 
@@ -237,6 +224,13 @@ mod tests {
         );
         let chosen = Recipe::for_run(Some("official"), &load_spec("tiny").unwrap()).unwrap();
         assert_eq!(chosen.augment, AugmentSettings::default());
+        // A spec made from tiny's under another name (a search candidate, a user's copy) keeps
+        // tiny's recipe.
+        let mut candidate = load_spec("tiny").unwrap();
+        candidate.name = "tiny-001".into();
+        let json = serde_json::to_string(&candidate).unwrap();
+        let reloaded: ModelSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(Recipe::for_run(None, &reloaded).unwrap().name, "tiny");
     }
 
     #[test]
