@@ -5,10 +5,10 @@
 use anyhow::Result;
 use clap::Args;
 use effnetv2::model::{load_spec, Model};
-use effnetv2::runtime::provision::PluginKind;
 use effnetv2::train::step::{Precision, StepConfig};
 use effnetv2::trainer::bench::time_train_step;
-use effnetv2::trainer::context::Context;
+
+use super::plugin::PluginArgs;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -27,12 +27,8 @@ pub struct BenchArgs {
     /// Train steps timed per setting (rounded up to whole calls).
     #[arg(long, default_value_t = 32)]
     steps: i64,
-    #[arg(
-        long,
-        default_value = PluginKind::DEFAULT.name(),
-        value_parser = super::plugin::kind_value_parser()
-    )]
-    plugin: PluginKind,
+    #[command(flatten)]
+    plugin: PluginArgs,
 }
 
 impl BenchArgs {
@@ -44,7 +40,7 @@ impl BenchArgs {
             "devices", "K", "compile s", "img/s", "vs first"
         );
         for &devices in &self.devices {
-            let ctx = Context::open_devices(self.plugin, None, Some(devices))?;
+            let ctx = self.plugin.open(Some(devices))?;
             anyhow::ensure!(
                 self.batch % devices as i64 == 0,
                 "--batch {} does not split evenly over {devices} devices",

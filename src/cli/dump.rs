@@ -9,11 +9,11 @@ use clap::{Args, ValueEnum};
 use effnetv2::aot::{AotCompiler, Target};
 use effnetv2::hlo::Module;
 use effnetv2::nn::DepthwiseImpl;
-use effnetv2::runtime::provision::PluginKind;
 use effnetv2::runtime::{plugin_log, CompileOptions, OptionOverride};
 use effnetv2::trainer::context::Context;
 
 use super::graphs::GraphArgs;
+use super::plugin::PluginArgs;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Depthwise {
@@ -40,14 +40,8 @@ pub struct DumpArgs {
     /// A TPU target (tpu:v5e, ...) whose compiler writes the optimized HLO.
     #[arg(long, requires = "optimized")]
     target: Option<Target>,
-    #[arg(
-        long,
-        default_value = PluginKind::DEFAULT.name(),
-        value_parser = super::plugin::kind_value_parser()
-    )]
-    plugin: PluginKind,
-    #[arg(long)]
-    plugin_path: Option<PathBuf>,
+    #[command(flatten)]
+    plugin: PluginArgs,
 }
 
 /// Who compiles the graphs for `--optimized`.
@@ -96,12 +90,9 @@ impl DumpArgs {
             (false, _) => None,
             (true, Some(target)) => Some(Optimizer::Target(Box::new(AotCompiler::new(
                 target.clone(),
-                self.plugin_path.as_deref(),
+                self.plugin.path.as_deref(),
             )?))),
-            (true, None) => Some(Optimizer::Plugin(Box::new(Context::open(
-                self.plugin,
-                self.plugin_path.as_deref(),
-            )?))),
+            (true, None) => Some(Optimizer::Plugin(Box::new(self.plugin.open(Some(1))?))),
         };
         let depthwise = match (self.depthwise, &optimizer) {
             (Some(Depthwise::Grouped), _) => DepthwiseImpl::GroupedConvolution,

@@ -1,29 +1,20 @@
 //! `effnetv2 info`: what a plugin is and what it exposes.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use clap::Args;
-use effnetv2::runtime::provision::PluginKind;
 use effnetv2::runtime::PjrtValue;
-use effnetv2::trainer::context::Context;
+
+use super::plugin::PluginArgs;
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    #[arg(
-        long,
-        default_value = PluginKind::DEFAULT.name(),
-        value_parser = super::plugin::kind_value_parser()
-    )]
-    plugin: PluginKind,
-    /// Use this plugin library instead of finding/installing one.
-    #[arg(long)]
-    plugin_path: Option<PathBuf>,
+    #[command(flatten)]
+    plugin: PluginArgs,
 }
 
 impl InfoArgs {
     pub fn run(self) -> Result<()> {
-        let ctx = Context::open(self.plugin, self.plugin_path.as_deref())?;
+        let ctx = self.plugin.open(Some(1))?;
         let client = ctx.client();
         let plugin = client.plugin();
         let v = plugin.api_version();

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use effnetv2::runtime::provision::{self, LocalWheel, Locator, Pip, PluginKind, WheelSource};
+use effnetv2::trainer::context::Context;
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
@@ -25,6 +26,28 @@ pub enum PluginCommand {
     },
     /// Show every plugin kind and where its library was found.
     List,
+}
+
+/// The plugin a command runs on (`--plugin`, `--plugin-path`).
+#[derive(Clone, Debug, Args)]
+pub struct PluginArgs {
+    /// PJRT plugin kind.
+    #[arg(
+        long = "plugin",
+        default_value = PluginKind::DEFAULT.name(),
+        value_parser = kind_value_parser()
+    )]
+    pub kind: PluginKind,
+    /// Use this plugin library instead of finding/installing one.
+    #[arg(long = "plugin-path")]
+    pub path: Option<PathBuf>,
+}
+
+impl PluginArgs {
+    /// Opens the plugin and its client on `devices` devices (default: the plugin's choice).
+    pub fn open(&self, devices: Option<usize>) -> Result<Context> {
+        Context::open_devices(self.kind, self.path.as_deref(), devices)
+    }
 }
 
 /// Parses a plugin kind; clap lists the kinds in help and errors.

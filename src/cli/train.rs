@@ -8,7 +8,6 @@ use anyhow::Result;
 use clap::Args;
 
 use effnetv2::model::{load_spec, ScheduleVariant};
-use effnetv2::runtime::provision::PluginKind;
 use effnetv2::train::lr::Decay;
 use effnetv2::train::step::{Objective, Precision};
 use effnetv2::trainer::config::RunConfig;
@@ -16,6 +15,7 @@ use effnetv2::trainer::data::DataSpec;
 use effnetv2::trainer::recipe::{Augmentation, Recipe, TrainImageSize, TrainSettings};
 use effnetv2::trainer::run::train;
 
+use super::plugin::PluginArgs;
 use super::progress::Progress;
 
 /// Defaults: the small variant on Fashion-MNIST with the CPU plugin, 4 progressive stages.
@@ -34,16 +34,8 @@ pub struct TrainArgs {
     /// another number of classes is drawn afresh.
     #[arg(long)]
     init: Option<PathBuf>,
-    /// PJRT plugin kind.
-    #[arg(
-        long,
-        default_value = PluginKind::DEFAULT.name(),
-        value_parser = super::plugin::kind_value_parser()
-    )]
-    plugin: PluginKind,
-    /// Use this plugin library instead of finding/installing one.
-    #[arg(long)]
-    plugin_path: Option<PathBuf>,
+    #[command(flatten)]
+    plugin: PluginArgs,
     /// `fashion-mnist`, or a directory with train/ and val/ (image folders or zip shards).
     #[arg(long, default_value = "fashion-mnist")]
     data: DataSpec,
@@ -215,8 +207,8 @@ impl TrainArgs {
         let mut config = RunConfig {
             model: self.model.clone(),
             recipe: self.recipe.clone(),
-            plugin: self.plugin,
-            plugin_path: self.plugin_path.clone(),
+            plugin: self.plugin.kind,
+            plugin_path: self.plugin.path.clone(),
             data: self.data.clone(),
             batch: 0,
             devices: self.devices,
