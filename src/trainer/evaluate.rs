@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use super::config::RunConfig;
 use super::context::{Context, StepExecutable};
 use super::data::{eval_feeds, InputPipeline};
 use crate::data::{AugmentSettings, EvalConfig, Loader, Source};
+use crate::model::Model;
 use crate::runtime::{Arg, Buffer};
 use crate::train::step::port;
 
@@ -21,6 +23,27 @@ pub struct EvalSet {
     pub settings: AugmentSettings,
     /// The model's pipeline: evaluation uses its crop, resize and normalisation.
     pub pipeline: InputPipeline,
+}
+
+impl EvalSet {
+    /// The evaluation set of the run `config` of `model`.
+    pub fn for_run(
+        config: &RunConfig,
+        model: &Model,
+        source: Arc<dyn Source>,
+        settings: AugmentSettings,
+        pipeline: InputPipeline,
+    ) -> EvalSet {
+        EvalSet {
+            source,
+            batch: config.eval_batch,
+            image_size: model.spec.image_size.eval,
+            workers: config.workers,
+            limit: config.eval_limit,
+            settings,
+            pipeline,
+        }
+    }
 }
 
 /// The accuracy of one evaluation pass.

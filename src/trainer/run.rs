@@ -51,6 +51,25 @@ pub struct RunSummary {
     pub nonfinite_skipped: u64,
 }
 
+impl RunSummary {
+    fn new(
+        stages: Vec<StageSummary>,
+        completed: bool,
+        nonfinite_skipped: u64,
+        started: Instant,
+    ) -> RunSummary {
+        let last = stages.last();
+        RunSummary {
+            final_top1: last.map_or(f64::NAN, |s| s.top1),
+            final_top5: last.map_or(f64::NAN, |s| s.top5),
+            total_seconds: started.elapsed().as_secs_f64(),
+            stages,
+            completed,
+            nonfinite_skipped,
+        }
+    }
+}
+
 /// Runs (or resumes) a training run, reporting to `sink`; returns its summary (also written to
 /// `summary.json` in the run directory).
 pub fn train(
@@ -107,15 +126,7 @@ pub fn train(
         train_source,
         start.cursor,
     )?;
-    let eval_set = EvalSet {
-        source: eval_source,
-        batch: config.eval_batch,
-        image_size: model.spec.image_size.eval,
-        workers: config.workers,
-        limit: config.eval_limit,
-        settings: recipe.augment,
-        pipeline,
-    };
+    let eval_set = EvalSet::for_run(config, &model, eval_source, recipe.augment, pipeline);
     let mut trainer = Trainer {
         ctx: &ctx,
         config,
@@ -133,16 +144,7 @@ pub fn train(
         ready: HashMap::new(),
     };
     let (stages, completed) = std::thread::scope(|scope| trainer.run(scope))?;
-    let nonfinite_skipped = trainer.nonfinite_skipped;
-    let last = stages.last().cloned();
-    let summary = RunSummary {
-        nonfinite_skipped,
-        final_top1: last.as_ref().map_or(f64::NAN, |s| s.top1),
-        final_top5: last.as_ref().map_or(f64::NAN, |s| s.top5),
-        stages,
-        total_seconds: started.elapsed().as_secs_f64(),
-        completed,
-    };
+    let summary = RunSummary::new(stages, completed, trainer.nonfinite_skipped, started);
     if run_dir.primary {
         fs::write(
             run_dir.root.join("summary.json"),
