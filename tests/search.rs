@@ -1,6 +1,7 @@
 //! `effnetv2 search` end to end on Fashion-MNIST with a tiny proxy: three candidates and the
 //! backbone are scored, a kill after the first candidates loses nothing (the search resumes
-//! where it stopped, re-running none of them), and the best candidate's spec trains.
+//! where it stopped, re-running none of them), the best candidate's spec trains, and a second
+//! search reuses the first one's proxy accuracies instead of training again.
 
 mod run_common;
 
@@ -30,22 +31,18 @@ const SPACE: &str = r#"{
 }"#;
 
 fn search(space: &Path, out: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_effnetv2"))
-        .args([
-            "search",
-            "--budget",
-            "3",
-            "--seed",
-            "5",
-            "--workers",
-            "2",
-            "--space",
-        ])
+    search_command(space, out, "5").spawn().unwrap()
+}
+
+fn search_command(space: &Path, out: &Path, seed: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_effnetv2"));
+    command
+        .args(["search", "--budget", "3", "--workers", "2", "--seed", seed])
+        .arg("--space")
         .arg(space)
         .arg("--out")
-        .arg(out)
-        .spawn()
-        .unwrap()
+        .arg(out);
+    command
 }
 
 fn lines(path: &Path) -> usize {
@@ -129,4 +126,43 @@ fn a_search_scores_candidates_resumes_after_a_kill_and_its_best_spec_trains() {
     let summary = train(&config, false, &AtomicBool::new(false), &mut Discard)
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(summary.completed);
+
+    // A second search of the same space and settings takes the accuracies and trains nothing.
+    let rescored = dir.path().join("rescored");
+    let status = search_command(&space, &rescored, "5")
+        .arg("--reuse")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let again = results::read(&rescored.join("candidates.jsonl")).unwrap();
+    assert_eq!(again.len(), records.len());
+    for (first, second) in records.iter().zip(&again) {
+        assert_eq!(first.candidate, second.candidate);
+        assert_eq!(second.accuracy_from.as_deref(), Some(out.as_path()));
+        assert_eq!(
+            first.score().unwrap().accuracy,
+            second.score().unwrap().accuracy
+        );
+    }
+    assert!(!rescored.join("runs").exists(), "no proxy run trained");
+
+    // Step times from another source would not compare with the recorded ones.
+    let mixed = search_command(&space, &out, "5")
+        .args(["--target", "tpu:v5e"])
+        .output()
+        .unwrap();
+    assert!(!mixed.status.success());
+    let message = String::from_utf8_lossy(&mixed.stderr);
+    assert!(message.contains("another step_time.json"), "{message}");
+
+    // Another seed trains other candidates, so its accuracies cannot be reused.
+    let refused = search_command(&space, &dir.path().join("other"), "6")
+        .arg("--reuse")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("proxy.json differs"), "{message}");
 }

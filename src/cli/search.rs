@@ -14,6 +14,8 @@ use effnetv2::search::space::SearchSpace;
 use effnetv2::search::{search, SearchEvent, SearchOptions, StepTimer};
 use effnetv2::trainer::data::DataSpec;
 
+use super::plugin::PluginArgs;
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum SamplerName {
     /// Uniform random search.
@@ -44,13 +46,8 @@ pub struct SearchArgs {
     /// The proxy runs' data: `fashion-mnist` or a directory with train/ and val/.
     #[arg(long, default_value = "fashion-mnist")]
     data: DataSpec,
-    /// The plugin the proxy runs train on.
-    #[arg(
-        long,
-        default_value = PluginKind::DEFAULT.name(),
-        value_parser = super::plugin::kind_value_parser()
-    )]
-    plugin: PluginKind,
+    #[command(flatten)]
+    plugin: PluginArgs,
     /// Data-pipeline threads (default: all cores).
     #[arg(long)]
     workers: Option<usize>,
@@ -58,6 +55,12 @@ pub struct SearchArgs {
     /// existing one resumes.
     #[arg(long, default_value = "runs/search")]
     out: PathBuf,
+    /// An earlier search directory of the same space, seed, proxy epochs, data and plugin: the
+    /// candidates it trained keep its proxy accuracy and are only timed again. With the random
+    /// sampler and the same seed this scores one set of trained candidates for another
+    /// --target.
+    #[arg(long)]
+    reuse: Option<PathBuf>,
 }
 
 impl SearchArgs {
@@ -85,12 +88,14 @@ impl SearchArgs {
             seed: self.seed,
             timer: self.timer()?,
             data: self.data.clone(),
-            plugin: self.plugin,
+            plugin: self.plugin.kind,
+            plugin_path: self.plugin.path.clone(),
             proxy_epochs: self.proxy_epochs,
             workers: self
                 .workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             out: self.out.clone(),
+            reuse: self.reuse.clone(),
         };
         let interrupted = Arc::new(AtomicBool::new(false));
         let flag = interrupted.clone();
@@ -134,15 +139,22 @@ fn print_event(event: SearchEvent) {
             name,
         } => eprintln!("[{}/{total}] {name} ...", record_index + 1),
         SearchEvent::Finished(record) => match &record.outcome {
-            Outcome::Scored(s) => println!(
-                "{:<16} top-1 {:6.2}%  step {:8.2} ms  params {:>9}  reward {:.4}  ({:.0} s)",
-                record.name,
-                s.accuracy * 100.0,
-                s.step_seconds * 1e3,
-                s.params,
-                s.reward,
-                record.seconds
-            ),
+            Outcome::Scored(s) => {
+                let reused = if record.accuracy_from.is_some() {
+                    " (reused)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{:<16} top-1 {:6.2}%{reused}  step {:8.2} ms  params {:>9}  reward {:.4}  ({:.0} s)",
+                    record.name,
+                    s.accuracy * 100.0,
+                    s.step_seconds * 1e3,
+                    s.params,
+                    s.reward,
+                    record.seconds
+                )
+            }
             Outcome::Failed { reason } => println!("{:<16} failed: {reason}", record.name),
         },
     }

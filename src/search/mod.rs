@@ -11,13 +11,14 @@ pub mod reward;
 pub mod sampler;
 pub mod space;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, ensure, Context as _, Result};
 use fs4::fs_std::FileExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::aot::{AotCompiler, Target};
 use crate::model::ScheduleVariant;
@@ -64,11 +65,53 @@ pub struct SearchOptions {
     /// The proxy runs' data and plugin.
     pub data: DataSpec,
     pub plugin: PluginKind,
+    /// The plugin library to use instead of the pinned one.
+    pub plugin_path: Option<PathBuf>,
     /// Replaces the space's proxy epochs.
     pub proxy_epochs: Option<f64>,
     pub workers: usize,
     pub out: PathBuf,
+    /// An earlier search of the same space and proxy settings whose proxy accuracies are taken
+    /// for the candidates it trained, instead of training them again (the step time is still
+    /// this search's): how one set of trained candidates is scored for another target.
+    pub reuse: Option<PathBuf>,
 }
+
+/// What a proxy run's accuracy depends on besides the space and the candidate: searches of one
+/// space with equal settings train a candidate to the same accuracy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct ProxySettings {
+    seed: u64,
+    epochs: f64,
+    data: DataSpec,
+    plugin: PluginKind,
+}
+
+impl SearchOptions {
+    fn proxy_settings(&self) -> ProxySettings {
+        ProxySettings {
+            seed: self.seed,
+            epochs: self.proxy_epochs.unwrap_or(self.space.proxy.epochs),
+            data: self.data.clone(),
+            plugin: self.plugin,
+        }
+    }
+}
+
+impl std::fmt::Display for StepTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepTimer::Device(kind) => write!(f, "timed on the first {kind} device"),
+            StepTimer::Estimate(target) => write!(f, "the roofline estimate for {target}"),
+        }
+    }
+}
+
+/// The files that pin what a search directory's records mean: the space and proxy settings
+/// (which a search reusing its accuracies must share) and where step times came from.
+const SPACE_FILE: &str = "space.json";
+const PROXY_FILE: &str = "proxy.json";
+const STEP_TIME_FILE: &str = "step_time.json";
 
 /// What a search reports as it goes.
 #[derive(Clone, Debug)]
@@ -125,22 +168,12 @@ pub fn search(
     report: &mut dyn FnMut(SearchEvent),
 ) -> Result<SearchSummary> {
     let out = &options.out;
-    std::fs::create_dir_all(out.join("specs"))
-        .with_context(|| format!("creating {}", out.display()))?;
-    let lock = std::fs::File::create(out.join(".lock"))?;
-    if !lock.try_lock_exclusive()? {
-        bail!("{} is in use by another search", out.display());
-    }
-    let space_file = out.join("space.json");
-    let space_json = serde_json::to_string_pretty(&options.space)?;
-    match std::fs::read_to_string(&space_file) {
-        Ok(saved) if saved != space_json => bail!(
-            "{} holds a search of another space: resume it with the same space or use a new --out",
-            out.display()
-        ),
-        Ok(_) => {}
-        Err(_) => std::fs::write(&space_file, &space_json)?,
-    }
+    let _lock = lock_search_dir(out)?;
+    let pins = pin_settings(options)?;
+    let known = match &options.reuse {
+        Some(dir) => known_accuracies(dir, &pins)?,
+        None => HashMap::new(),
+    };
     let log = out.join("candidates.jsonl");
     let mut records = results::read(&log)?;
     if !records.is_empty() {
@@ -148,7 +181,7 @@ pub fn search(
             recorded: records.len(),
         });
     }
-    let timer = Timer::open(&options.timer)?;
+    let timer = Timer::open(options)?;
     let backbone = options.space.backbone_spec()?;
     let total = options.budget + 1;
     let mut completed = true;
@@ -173,32 +206,116 @@ pub fn search(
             total,
             name: name.clone(),
         });
-        let started = Instant::now();
-        let reference = records
-            .iter()
-            .find(|r| r.index == 0)
-            .and_then(Record::score);
-        let outcome = match evaluate(options, &timer, &name, &candidate, index, reference) {
-            Ok(score) => Outcome::Scored(score),
-            Err(e) if index == 0 => {
-                return Err(e.context("the backbone, the reward's reference, failed"))
-            }
-            Err(e) => Outcome::Failed {
-                reason: format!("{e:#}"),
-            },
-        };
-        let record = Record {
+        let known_accuracy = known.get(&candidate).copied();
+        let record = score(
+            options,
+            &timer,
             index,
             name,
             candidate,
-            outcome,
-            seconds: started.elapsed().as_secs_f64(),
-        };
+            known_accuracy,
+            &records,
+        )?;
         results::append(&log, &record)?;
         report(SearchEvent::Finished(record.clone()));
         records.push(record);
     }
     records.sort_by_key(|r| r.index);
+    summarise(options, records, completed)
+}
+
+/// Creates the search directory `out` and locks it for this search (until the file is dropped).
+fn lock_search_dir(out: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(out.join("specs"))
+        .with_context(|| format!("creating {}", out.display()))?;
+    let lock = std::fs::File::create(out.join(".lock"))?;
+    if !lock.try_lock_exclusive()? {
+        bail!("{} is in use by another search", out.display());
+    }
+    Ok(lock)
+}
+
+/// Writes the space, proxy settings and step timer into the search directory, or checks them
+/// against the ones an earlier invocation wrote there: a resumed search must be the same search.
+/// Returns the space's and proxy settings' file names and contents.
+fn pin_settings(options: &SearchOptions) -> Result<[(&'static str, String); 2]> {
+    let pins = [
+        (SPACE_FILE, serde_json::to_string_pretty(&options.space)?),
+        (
+            PROXY_FILE,
+            serde_json::to_string_pretty(&options.proxy_settings())?,
+        ),
+    ];
+    let step_time = (
+        STEP_TIME_FILE,
+        serde_json::to_string(&options.timer.to_string())?,
+    );
+    for (file, json) in pins.iter().chain([&step_time]) {
+        let path = options.out.join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(saved) if &saved != json => bail!(
+                "{} holds a search with another {file}: resume it with the same space and \
+                 options (seed, proxy epochs, data, plugin, target) or use a new --out",
+                options.out.display()
+            ),
+            Ok(_) => {}
+            Err(_) => std::fs::write(&path, json)
+                .with_context(|| format!("writing {}", path.display()))?,
+        }
+    }
+    Ok(pins)
+}
+
+/// Evaluates candidate `index` into its record: a failure is recorded with its reason, except
+/// the backbone's, which ends the search (it is the reward's reference).
+fn score(
+    options: &SearchOptions,
+    timer: &Timer,
+    index: usize,
+    name: String,
+    candidate: Candidate,
+    known_accuracy: Option<f64>,
+    records: &[Record],
+) -> Result<Record> {
+    let started = Instant::now();
+    let reference = records
+        .iter()
+        .find(|r| r.index == 0)
+        .and_then(Record::score);
+    let outcome = match evaluate(
+        options,
+        timer,
+        &name,
+        &candidate,
+        known_accuracy,
+        index,
+        reference,
+    ) {
+        Ok(score) => Outcome::Scored(score),
+        Err(e) if index == 0 => {
+            return Err(e.context("the backbone, the reward's reference, failed"))
+        }
+        Err(e) => Outcome::Failed {
+            reason: format!("{e:#}"),
+        },
+    };
+    Ok(Record {
+        index,
+        name,
+        candidate,
+        accuracy_from: known_accuracy.and(options.reuse.clone()),
+        outcome,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The Pareto front, the best specs and the plot of a search's `records` (in index order).
+fn summarise(
+    options: &SearchOptions,
+    records: Vec<Record>,
+    completed: bool,
+) -> Result<SearchSummary> {
+    let out = &options.out;
     let pareto: Vec<String> = results::pareto_front(&records)
         .iter()
         .map(|r| r.name.clone())
@@ -216,12 +333,39 @@ pub fn search(
     })
 }
 
-/// Builds, times, trains and scores one candidate.
+/// The proxy accuracies of the search in `dir`, by candidate, after checking that it searched
+/// the same space with the same proxy settings (`pins`, as this search wrote them).
+fn known_accuracies(dir: &Path, pins: &[(&str, String)]) -> Result<HashMap<Candidate, f64>> {
+    for (file, json) in pins {
+        let path = dir.join(file);
+        let saved = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "--reuse {}: reading {} (not a search directory?)",
+                dir.display(),
+                path.display()
+            )
+        })?;
+        ensure!(
+            &saved == json,
+            "--reuse {}: its {file} differs from this search's; only a search of the same space \
+             with the same seed, proxy epochs, data and plugin trained the same candidates",
+            dir.display()
+        );
+    }
+    let records = results::read(&dir.join("candidates.jsonl"))?;
+    Ok(records
+        .iter()
+        .filter_map(|r| Some((r.candidate.clone(), r.score()?.accuracy)))
+        .collect())
+}
+
+/// Builds, times, trains (unless its proxy accuracy is `known`) and scores one candidate.
 fn evaluate(
     options: &SearchOptions,
     timer: &Timer,
     name: &str,
     candidate: &Candidate,
+    known_accuracy: Option<f64>,
     index: usize,
     reference: Option<&Score>,
 ) -> Result<Score> {
@@ -232,14 +376,10 @@ fn evaluate(
     let model = config.model()?;
     let params = model.param_counts().total;
     let step_seconds = timer.step_seconds(&model, options.space.proxy.batch)?;
-    let run_dir = &config.out;
-    if run_dir.exists() {
-        // A proxy run a kill cut short starts again.
-        std::fs::remove_dir_all(run_dir)
-            .with_context(|| format!("removing {}", run_dir.display()))?;
-    }
-    let summary = train(&config, false, &AtomicBool::new(false), &mut Discard)?;
-    let accuracy = summary.final_top1;
+    let accuracy = match known_accuracy {
+        Some(accuracy) => accuracy,
+        None => proxy_accuracy(&config)?,
+    };
     let reward = match (index, reference) {
         (0, _) => accuracy,
         (_, Some(r)) => options.space.reward.reward(
@@ -263,6 +403,17 @@ fn evaluate(
     })
 }
 
+/// Trains the proxy run `config` from scratch and returns its final top-1 accuracy.
+fn proxy_accuracy(config: &RunConfig) -> Result<f64> {
+    let run_dir = &config.out;
+    if run_dir.exists() {
+        // A proxy run a kill cut short starts again.
+        std::fs::remove_dir_all(run_dir)
+            .with_context(|| format!("removing {}", run_dir.display()))?;
+    }
+    Ok(train(config, false, &AtomicBool::new(false), &mut Discard)?.final_top1)
+}
+
 fn spec_path(out: &Path, name: &str) -> PathBuf {
     out.join("specs").join(format!("{name}.json"))
 }
@@ -274,7 +425,7 @@ fn proxy_config(options: &SearchOptions, spec_path: &Path, name: &str) -> RunCon
         model: spec_path.display().to_string(),
         recipe: None,
         plugin: options.plugin,
-        plugin_path: None,
+        plugin_path: options.plugin_path.clone(),
         data: options.data.clone(),
         batch: proxy.batch,
         devices: Some(1),
@@ -336,9 +487,16 @@ enum Timer {
 }
 
 impl Timer {
-    fn open(timer: &StepTimer) -> Result<Timer> {
-        Ok(match timer {
-            StepTimer::Device(kind) => Timer::Device(Context::open_devices(*kind, None, Some(1))?),
+    fn open(options: &SearchOptions) -> Result<Timer> {
+        Ok(match &options.timer {
+            StepTimer::Device(kind) => {
+                // --plugin-path names the proxy runs' plugin; it serves the timer of that kind.
+                let path = options
+                    .plugin_path
+                    .as_deref()
+                    .filter(|_| *kind == options.plugin);
+                Timer::Device(Context::open(*kind, path)?)
+            }
             StepTimer::Estimate(target) => Timer::Estimate(AotCompiler::new(target.clone(), None)?),
         })
     }
@@ -349,7 +507,7 @@ impl Timer {
         match self {
             Timer::Device(ctx) => {
                 let cfg = StepConfig::official(batch as i64, size, Precision::F32, ctx.depthwise());
-                Ok(time_train_step(ctx, model, &cfg, TIMED_STEPS)?.seconds_per_step)
+                Ok(time_train_step(ctx, model, &cfg, TIMED_STEPS)?.fastest_seconds_per_step)
             }
             Timer::Estimate(compiler) => {
                 let selection = GraphSelection {

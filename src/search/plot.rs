@@ -114,9 +114,11 @@ impl ParetoPlot<'_> {
             )?
             .label("candidate")
             .legend(|(x, y)| Circle::new((x, y), 5, CANDIDATE.filled()));
-        let front: Vec<(f64, f64)> = points
+        // Joined in the front's own order (fastest first), not the records'.
+        let front: Vec<(f64, f64)> = self
+            .front
             .iter()
-            .filter(|p| on_front(p.2))
+            .filter_map(|name| points.iter().find(|p| p.2 == name.as_str()))
             .map(|p| (p.0, p.1))
             .collect();
         chart.draw_series(LineSeries::new(

@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,10 @@ pub struct Record {
     pub outcome: Outcome,
     /// Wall-clock seconds the evaluation took.
     pub seconds: f64,
+    /// The earlier search whose proxy run of the same candidate gave the accuracy (none when
+    /// this search trained it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_from: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -142,6 +146,7 @@ mod tests {
                 reward: accuracy,
             }),
             seconds: 1.0,
+            accuracy_from: None,
         }
     }
 

@@ -96,6 +96,7 @@ mod tests {
                 reward,
             }),
             seconds: 0.0,
+            accuracy_from: None,
         }
     }
 
