@@ -1,7 +1,8 @@
 //! `effnetv2 search` end to end on Fashion-MNIST with a tiny proxy: three candidates and the
-//! backbone are scored, a kill after the first candidates loses nothing (the search resumes
-//! where it stopped, re-running none of them), the best candidate's spec trains, and a second
-//! search reuses the first one's proxy accuracies instead of training again.
+//! backbone are scored, candidates over the space's step limit are rejected untrained and
+//! replaced, a kill after the first candidates loses nothing (the search resumes where it
+//! stopped, re-running none of them), the best candidate's spec trains, and a second search
+//! reuses the first one's proxy accuracies instead of training again.
 
 mod run_common;
 
@@ -16,12 +17,14 @@ use effnetv2::trainer::events::Discard;
 use effnetv2::trainer::run::train;
 use run_common::short_run;
 
-/// A space around `tiny` whose candidates train 9 steps of batch 32 at 16 px.
+/// A space around `tiny` whose candidates train 9 steps of batch 32 at 16 px. Expansion 32 in
+/// the first stage makes a step several times the backbone's (expansion 1), over the limit.
 const SPACE: &str = r#"{
   "name": "test",
   "backbone": "tiny",
+  "max_step_ratio": 4,
   "stages": [
-    {"block": ["fused"], "kernel": [3], "expand_ratio": [1], "repeats": {"min": 1, "max": 1}},
+    {"block": ["fused"], "kernel": [3], "expand_ratio": [1, 32], "repeats": {"min": 1, "max": 1}},
     {"block": ["fused", "mbconv"], "kernel": [3, 5], "expand_ratio": [1, 4], "repeats": {"min": 1, "max": 2}},
     {"block": ["fused", "mbconv"], "kernel": [3, 5], "expand_ratio": [4, 6], "repeats": {"min": 1, "max": 2}},
     {"block": ["mbconv"], "kernel": [3], "expand_ratio": [4, 6], "repeats": {"min": 1, "max": 2}}
@@ -31,7 +34,7 @@ const SPACE: &str = r#"{
 }"#;
 
 fn search(space: &Path, out: &Path) -> Child {
-    search_command(space, out, "5").spawn().unwrap()
+    search_command(space, out, "2").spawn().unwrap()
 }
 
 fn search_command(space: &Path, out: &Path, seed: &str) -> Command {
@@ -77,28 +80,51 @@ fn a_search_scores_candidates_resumes_after_a_kill_and_its_best_spec_trains() {
     assert!(status.success());
     let records = results::read(&log).unwrap();
     let indices: Vec<usize> = records.iter().map(|r| r.index).collect();
-    assert_eq!(indices, [0, 1, 2, 3], "every candidate once, none re-run");
+    assert!(
+        indices.windows(2).all(|w| w[0] < w[1]),
+        "every candidate once, none re-run: {indices:?}"
+    );
     assert_eq!(
         records[..before.len()],
         before[..],
         "the recorded ones are kept as they were"
     );
+    let backbone = records[0].score().unwrap();
+    let mut rejected = 0;
     for record in &records {
-        let Outcome::Scored(score) = &record.outcome else {
-            panic!("{record:?}");
-        };
-        assert!((0.0..=1.0).contains(&score.accuracy), "{record:?}");
-        assert!(score.step_seconds > 0.0 && score.params > 0, "{record:?}");
-        let expected = if record.index == 0 {
-            score.accuracy
-        } else {
-            let reference = records[0].score().unwrap();
-            score.accuracy
-                * (score.step_seconds / reference.step_seconds).powf(-0.07)
-                * (score.params as f64 / reference.params as f64).powf(-0.05)
-        };
-        assert!((score.reward - expected).abs() < 1e-12, "{record:?}");
+        let expansion = record.candidate.stages[0].expand_ratio;
+        match &record.outcome {
+            Outcome::Scored(score) => {
+                assert_eq!(expansion, 1, "{record:?}");
+                assert!((0.0..=1.0).contains(&score.accuracy), "{record:?}");
+                assert!(score.step_seconds > 0.0 && score.params > 0, "{record:?}");
+                let expected = if record.index == 0 {
+                    score.accuracy
+                } else {
+                    score.accuracy
+                        * (score.step_seconds / backbone.step_seconds).powf(-0.07)
+                        * (score.params as f64 / backbone.params as f64).powf(-0.05)
+                };
+                assert!((score.reward - expected).abs() < 1e-12, "{record:?}");
+            }
+            Outcome::Rejected {
+                step_seconds,
+                limit_seconds,
+            } => {
+                assert_eq!(expansion, 32, "{record:?}");
+                assert_eq!(*limit_seconds, 4.0 * backbone.step_seconds);
+                assert!(step_seconds > limit_seconds, "{record:?}");
+                assert!(!out.join("runs").join(&record.name).exists(), "trained");
+                rejected += 1;
+            }
+            Outcome::Failed { .. } => panic!("{record:?}"),
+        }
     }
+    assert!(
+        rejected > 0,
+        "seed 2 draws expansion 32 second: {indices:?}"
+    );
+    assert_eq!(records.len() - rejected, 4, "the budget counts scored ones");
     // The candidates differ from each other and from the backbone.
     for (i, a) in records.iter().enumerate() {
         for b in &records[i + 1..] {
@@ -129,7 +155,7 @@ fn a_search_scores_candidates_resumes_after_a_kill_and_its_best_spec_trains() {
 
     // A second search of the same space and settings takes the accuracies and trains nothing.
     let rescored = dir.path().join("rescored");
-    let status = search_command(&space, &rescored, "5")
+    let status = search_command(&space, &rescored, "2")
         .arg("--reuse")
         .arg(&out)
         .status()
@@ -139,16 +165,17 @@ fn a_search_scores_candidates_resumes_after_a_kill_and_its_best_spec_trains() {
     assert_eq!(again.len(), records.len());
     for (first, second) in records.iter().zip(&again) {
         assert_eq!(first.candidate, second.candidate);
+        let Some(score) = first.score() else {
+            assert!(matches!(second.outcome, Outcome::Rejected { .. }));
+            continue;
+        };
         assert_eq!(second.accuracy_from.as_deref(), Some(out.as_path()));
-        assert_eq!(
-            first.score().unwrap().accuracy,
-            second.score().unwrap().accuracy
-        );
+        assert_eq!(score.accuracy, second.score().unwrap().accuracy);
     }
     assert!(!rescored.join("runs").exists(), "no proxy run trained");
 
     // Step times from another source would not compare with the recorded ones.
-    let mixed = search_command(&space, &out, "5")
+    let mixed = search_command(&space, &out, "2")
         .args(["--target", "tpu:v5e"])
         .output()
         .unwrap();
@@ -157,7 +184,7 @@ fn a_search_scores_candidates_resumes_after_a_kill_and_its_best_spec_trains() {
     assert!(message.contains("another step_time.json"), "{message}");
 
     // Another seed trains other candidates, so its accuracies cannot be reused.
-    let refused = search_command(&space, &dir.path().join("other"), "6")
+    let refused = search_command(&space, &dir.path().join("other"), "3")
         .arg("--reuse")
         .arg(&out)
         .output()

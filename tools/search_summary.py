@@ -69,18 +69,22 @@ def spearman(a, b):
 def summarise(directory, top):
     records = read(directory)
     scored = [r for r in records if r["status"] == "scored"]
-    failed = [r for r in records if r["status"] != "scored"]
+    failed = [r for r in records if r["status"] == "failed"]
+    rejected = [r for r in records if r["status"] == "rejected"]
     backbone = next(r for r in records if r["index"] == 0)
     candidates = [r for r in scored if r["index"] > 0]
     best = sorted(candidates, key=lambda r: -r["reward"])[:top]
     minutes = sum(r["seconds"] for r in records) / 60
     print(f"### {directory}\n")
     print(f"{len(records) - 1} candidates and the backbone: {len(scored)} scored, {len(failed)} "
-          f"failed, {minutes:.1f} min of evaluation; "
+          f"failed, {len(rejected)} rejected, {minutes:.1f} min of evaluation; "
           f"{sum(r['reward'] > backbone['reward'] for r in candidates)} candidates beat the "
           f"backbone's reward.\n")
     for r in failed:
         print(f"- {r['name']} failed: {r['reason'][:160]}")
+    for r in rejected:
+        print(f"- {r['name']} rejected: {choices(r)}, step {1e3 * r['step_seconds']:.4g} ms over "
+              f"{1e3 * r['limit_seconds']:.4g} ms ({r['seconds']:.0f} s)")
     print("| rank | candidate | stages | top-1 | step ms | params | reward |")
     print("|---|---|---|---|---|---|---|")
     for rank, r in [("backbone", backbone)] + list(enumerate(best, 1)):

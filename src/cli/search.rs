@@ -29,7 +29,8 @@ pub struct SearchArgs {
     /// A built-in search space (tiny, s) or a space JSON file.
     #[arg(long, default_value = "tiny")]
     space: String,
-    /// Candidates to evaluate besides the backbone.
+    /// Candidates to evaluate besides the backbone (those over the space's `max_step_ratio` are
+    /// rejected once timed and do not count).
     #[arg(long)]
     budget: usize,
     /// Where step times come from: `cpu` (or another plugin kind: timed on its first device) or
@@ -134,10 +135,10 @@ fn print_event(event: SearchEvent) {
             println!("resuming: {recorded} candidates already recorded")
         }
         SearchEvent::Started {
-            record_index,
+            evaluated,
             total,
             name,
-        } => eprintln!("[{}/{total}] {name} ...", record_index + 1),
+        } => eprintln!("[{}/{total}] {name} ...", evaluated + 1),
         SearchEvent::Finished(record) => match &record.outcome {
             Outcome::Scored(s) => {
                 let reused = if record.accuracy_from.is_some() {
@@ -156,6 +157,16 @@ fn print_event(event: SearchEvent) {
                 )
             }
             Outcome::Failed { reason } => println!("{:<16} failed: {reason}", record.name),
+            Outcome::Rejected {
+                step_seconds,
+                limit_seconds,
+            } => println!(
+                "{:<16} rejected: step {:.2} ms over the space's limit of {:.2} ms ({:.0} s)",
+                record.name,
+                step_seconds * 1e3,
+                limit_seconds * 1e3,
+                record.seconds
+            ),
         },
     }
 }

@@ -43,6 +43,9 @@ use space::{Candidate, SearchSpace, StageChoice};
 const TIMED_STEPS: i64 = 16;
 /// Best candidates (by reward) written as runnable specs.
 const BEST_KEPT: usize = 3;
+/// Draws per budgeted candidate after which a search whose step limit rejects nearly
+/// everything stops instead of drawing on.
+const MAX_DRAWS_PER_CANDIDATE: usize = 10;
 
 /// Where the step time S comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -120,9 +123,10 @@ pub enum SearchEvent {
     Resumed {
         recorded: usize,
     },
-    /// A candidate is being evaluated.
+    /// A candidate is being evaluated, after `evaluated` of the `total` the budget allows
+    /// (rejected candidates do not count).
     Started {
-        record_index: usize,
+        evaluated: usize,
         total: usize,
         name: String,
     },
@@ -184,11 +188,21 @@ pub fn search(
     let timer = Timer::open(options)?;
     let backbone = options.space.backbone_spec()?;
     let total = options.budget + 1;
+    let mut counted = records.iter().filter(|r| r.counts_toward_budget()).count();
     let mut completed = true;
-    for index in 0..total {
+    for index in 0.. {
+        if counted >= total {
+            break;
+        }
         if records.iter().any(|r| r.index == index) {
             continue;
         }
+        ensure!(
+            index < total * MAX_DRAWS_PER_CANDIDATE,
+            "the space's max_step_ratio rejected {} candidates before {total} were evaluated: \
+             raise it in the space file",
+            records.len() - counted
+        );
         if interrupted.load(Ordering::SeqCst) {
             completed = false;
             break;
@@ -202,7 +216,7 @@ pub fn search(
             (format!("{}-{index:03}", options.space.name), candidate)
         };
         report(SearchEvent::Started {
-            record_index: index,
+            evaluated: counted,
             total,
             name: name.clone(),
         });
@@ -218,6 +232,7 @@ pub fn search(
         )?;
         results::append(&log, &record)?;
         report(SearchEvent::Finished(record.clone()));
+        counted += usize::from(record.counts_toward_budget());
         records.push(record);
     }
     records.sort_by_key(|r| r.index);
@@ -291,7 +306,7 @@ fn score(
         index,
         reference,
     ) {
-        Ok(score) => Outcome::Scored(score),
+        Ok(outcome) => outcome,
         Err(e) if index == 0 => {
             return Err(e.context("the backbone, the reward's reference, failed"))
         }
@@ -359,7 +374,8 @@ fn known_accuracies(dir: &Path, pins: &[(&str, String)]) -> Result<HashMap<Candi
         .collect())
 }
 
-/// Builds, times, trains (unless its proxy accuracy is `known`) and scores one candidate.
+/// Builds and times one candidate, then rejects it (a step over the space's limit) or trains
+/// it (unless its proxy accuracy is `known`) and scores it.
 fn evaluate(
     options: &SearchOptions,
     timer: &Timer,
@@ -368,7 +384,7 @@ fn evaluate(
     known_accuracy: Option<f64>,
     index: usize,
     reference: Option<&Score>,
-) -> Result<Score> {
+) -> Result<Outcome> {
     let spec = options.space.spec(candidate, name)?;
     let spec_path = spec_path(&options.out, name);
     std::fs::write(&spec_path, serde_json::to_string_pretty(&spec)?)?;
@@ -376,6 +392,13 @@ fn evaluate(
     let model = config.model()?;
     let params = model.param_counts().total;
     let step_seconds = timer.step_seconds(&model, options.space.proxy.batch)?;
+    let limit = reference.and_then(|r| options.space.step_limit(r.step_seconds));
+    if let Some(limit_seconds) = limit.filter(|&limit| index > 0 && step_seconds > limit) {
+        return Ok(Outcome::Rejected {
+            step_seconds,
+            limit_seconds,
+        });
+    }
     let accuracy = match known_accuracy {
         Some(accuracy) => accuracy,
         None => proxy_accuracy(&config)?,
@@ -395,12 +418,12 @@ fn evaluate(
         ),
         (_, None) => bail!("no reference: the backbone has no score"),
     };
-    Ok(Score {
+    Ok(Outcome::Scored(Score {
         accuracy,
         step_seconds,
         params,
         reward,
-    })
+    }))
 }
 
 /// Trains the proxy run `config` from scratch and returns its final top-1 accuracy.

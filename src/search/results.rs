@@ -34,6 +34,12 @@ pub enum Outcome {
     Failed {
         reason: String,
     },
+    /// Timed, but its step is over the space's limit (`max_step_ratio` times the backbone's):
+    /// not trained, and not counted in the search's budget.
+    Rejected {
+        step_seconds: f64,
+        limit_seconds: f64,
+    },
 }
 
 /// What a candidate scored.
@@ -51,8 +57,14 @@ impl Record {
     pub fn score(&self) -> Option<&Score> {
         match &self.outcome {
             Outcome::Scored(score) => Some(score),
-            Outcome::Failed { .. } => None,
+            Outcome::Failed { .. } | Outcome::Rejected { .. } => None,
         }
+    }
+
+    /// Whether this record spends one candidate of the search's budget (a rejected candidate,
+    /// which was only timed, does not).
+    pub fn counts_toward_budget(&self) -> bool {
+        !matches!(self.outcome, Outcome::Rejected { .. })
     }
 
     pub fn reward(&self) -> Option<f64> {

@@ -36,6 +36,12 @@ pub struct SearchSpace {
     pub stages: Vec<StageChoices>,
     pub reward: RewardWeights,
     pub proxy: ProxyRecipe,
+    /// Candidates whose training step takes more than this many times the backbone's are
+    /// rejected once timed, without a proxy run, and another is drawn in their place: the
+    /// reward cannot pay back their proxy time (at four times the backbone's step, `w = -0.07`
+    /// asks for 10% more accuracy than the backbone's just to tie it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_step_ratio: Option<f64>,
 }
 
 /// What one stage may be.
@@ -156,7 +162,18 @@ impl SearchSpace {
             "field `proxy.lr_base`: must be positive, got {}",
             p.lr_base
         );
+        if let Some(ratio) = self.max_step_ratio {
+            ensure!(
+                ratio.is_finite() && ratio >= 1.0,
+                "field `max_step_ratio`: must be at least 1 (the backbone's own step), got {ratio}"
+            );
+        }
         Ok(())
+    }
+
+    /// The longest step a candidate may take when the backbone's takes `backbone_seconds`.
+    pub fn step_limit(&self, backbone_seconds: f64) -> Option<f64> {
+        self.max_step_ratio.map(|ratio| ratio * backbone_seconds)
     }
 
     pub fn backbone_spec(&self) -> Result<ModelSpec> {
@@ -395,6 +412,26 @@ mod tests {
             let error = format!(
                 "{:#}",
                 SearchSpace::from_json(&space(&stages), "x.json").unwrap_err()
+            );
+            assert!(error.contains(needle), "{error}");
+            assert!(error.contains("x.json"), "{error}");
+        }
+        let limited = |ratio: &str| {
+            space(&four).replacen('{', &format!("{{\"max_step_ratio\": {ratio}, "), 1)
+        };
+        assert_eq!(
+            SearchSpace::from_json(&limited("4"), "x.json")
+                .unwrap()
+                .step_limit(0.5),
+            Some(2.0)
+        );
+        for (ratio, needle) in [
+            ("0.5", "field `max_step_ratio`: must be at least 1"),
+            ("\"fast\"", "not a valid search space"),
+        ] {
+            let error = format!(
+                "{:#}",
+                SearchSpace::from_json(&limited(ratio), "x.json").unwrap_err()
             );
             assert!(error.contains(needle), "{error}");
             assert!(error.contains("x.json"), "{error}");
