@@ -98,11 +98,14 @@ fn a_search_scores_candidates_resumes_after_a_kill_and_its_best_spec_trains() {
                 assert_eq!(expansion, 1, "{record:?}");
                 assert!((0.0..=1.0).contains(&score.accuracy), "{record:?}");
                 assert!(score.step_seconds > 0.0 && score.params > 0, "{record:?}");
+                // Timed beside the backbone (the backbone itself alone).
+                let reference = score.backbone_step_seconds.unwrap();
                 let expected = if record.index == 0 {
+                    assert_eq!(reference, score.step_seconds);
                     score.accuracy
                 } else {
                     score.accuracy
-                        * (score.step_seconds / backbone.step_seconds).powf(-0.07)
+                        * (score.step_seconds / reference).powf(-0.07)
                         * (score.params as f64 / backbone.params as f64).powf(-0.05)
                 };
                 assert!((score.reward - expected).abs() < 1e-12, "{record:?}");
@@ -112,7 +115,6 @@ fn a_search_scores_candidates_resumes_after_a_kill_and_its_best_spec_trains() {
                 limit_seconds,
             } => {
                 assert_eq!(expansion, 32, "{record:?}");
-                assert_eq!(*limit_seconds, 4.0 * backbone.step_seconds);
                 assert!(step_seconds > limit_seconds, "{record:?}");
                 assert!(!out.join("runs").join(&record.name).exists(), "trained");
                 rejected += 1;
@@ -153,9 +155,16 @@ fn a_search_scores_candidates_resumes_after_a_kill_and_its_best_spec_trains() {
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(summary.completed);
 
-    // A second search of the same space and settings takes the accuracies and trains nothing.
+    // A second search with the same backbone, proxy recipe and settings takes the accuracies
+    // and trains nothing, though its space weighs the reward otherwise.
+    let reweighed = dir.path().join("reweighed.json");
+    std::fs::write(
+        &reweighed,
+        SPACE.replace(r#""params": -0.05"#, r#""params": -0.1"#),
+    )
+    .unwrap();
     let rescored = dir.path().join("rescored");
-    let status = search_command(&space, &rescored, "2")
+    let status = search_command(&reweighed, &rescored, "2")
         .arg("--reuse")
         .arg(&out)
         .status()
@@ -173,6 +182,17 @@ fn a_search_scores_candidates_resumes_after_a_kill_and_its_best_spec_trains() {
         assert_eq!(score.accuracy, second.score().unwrap().accuracy);
     }
     assert!(!rescored.join("runs").exists(), "no proxy run trained");
+    // A space whose proxy recipe differs trained its candidates otherwise.
+    let other_recipe = dir.path().join("other-recipe.json");
+    std::fs::write(&other_recipe, SPACE.replace("0.064", "0.1")).unwrap();
+    let refused = search_command(&other_recipe, &dir.path().join("other-recipe"), "2")
+        .arg("--reuse")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("proxy recipe differs"), "{message}");
 
     // Step times from another source would not compare with the recorded ones.
     let mixed = search_command(&space, &out, "2")

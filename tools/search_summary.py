@@ -34,6 +34,45 @@ def choices(record):
         for s in record["candidate"]["stages"])
 
 
+def relative_step(record, backbone, max_step_ratio=None):
+    """Step time as a multiple of the backbone's timed beside it (older records: the backbone's
+    own record; a rejected record: its limit over the space's max_step_ratio)."""
+    if record["status"] == "rejected":
+        return record["step_seconds"] * max_step_ratio / record["limit_seconds"]
+    return record["step_seconds"] / record.get("backbone_step_seconds", backbone["step_seconds"])
+
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    return (values[n // 2] + values[(n - 1) // 2]) / 2 if n else float("nan")
+
+
+def observations(candidates, backbone, max_step_ratio):
+    """The paper's observations as median relative step times of the candidates that follow
+    each one against those that do not: Fused-MBConv against MBConv per stage, mean expansion
+    at most 3.5 against more, mostly 3x3 kernels against not. `candidates` includes those the
+    step limit rejected (timed, not trained): leaving out the slowest would bias the medians."""
+    step = lambda group: median([relative_step(r, backbone, max_step_ratio) for r in group])
+    stages = len(candidates[0]["candidate"]["stages"])
+    for i in range(stages):
+        fused = [r for r in candidates if r["candidate"]["stages"][i]["block"] == "fused"]
+        mbconv = [r for r in candidates if r["candidate"]["stages"][i]["block"] != "fused"]
+        print(f"- stage {i}: Fused-MBConv {step(fused):.2f}x ({len(fused)}) against MBConv "
+              f"{step(mbconv):.2f}x ({len(mbconv)})")
+    mean_expansion = lambda r: (sum(s["expand_ratio"] for s in r["candidate"]["stages"])
+                                / len(r["candidate"]["stages"]))
+    small = [r for r in candidates if mean_expansion(r) <= 3.5]
+    large = [r for r in candidates if mean_expansion(r) > 3.5]
+    accuracy = lambda group: 100 * median([r["accuracy"] for r in group if "accuracy" in r])
+    print(f"- mean expansion at most 3.5: {step(small):.2f}x, {accuracy(small):.1f}% ({len(small)}) "
+          f"against {step(large):.2f}x, {accuracy(large):.1f}% ({len(large)})")
+    kernel3 = lambda r: sum(s["kernel"] == 3 for s in r["candidate"]["stages"]) > stages / 2
+    k3 = [r for r in candidates if kernel3(r)]
+    k5 = [r for r in candidates if not kernel3(r)]
+    print(f"- mostly 3x3: {step(k3):.2f}x ({len(k3)}) against {step(k5):.2f}x ({len(k5)})")
+
+
 def key(record):
     return json.dumps(record["candidate"], sort_keys=True)
 
@@ -85,19 +124,19 @@ def summarise(directory, top):
     for r in rejected:
         print(f"- {r['name']} rejected: {choices(r)}, step {1e3 * r['step_seconds']:.4g} ms over "
               f"{1e3 * r['limit_seconds']:.4g} ms ({r['seconds']:.0f} s)")
-    print("| rank | candidate | stages | top-1 | step ms | params | reward |")
-    print("|---|---|---|---|---|---|---|")
+    print("| rank | candidate | stages | top-1 | step ms | x backbone | params | reward |")
+    print("|---|---|---|---|---|---|---|---|")
     for rank, r in [("backbone", backbone)] + list(enumerate(best, 1)):
         print(f"| {rank} | {r['name']} | {choices(r)} | {100 * r['accuracy']:.2f}% | "
-              f"{1e3 * r['step_seconds']:.4g} | {r['params']} | {r['reward']:.4f} |")
+              f"{1e3 * r['step_seconds']:.4g} | {relative_step(r, backbone):.2f} | {r['params']} | "
+              f"{r['reward']:.4f} |")
     winner = best[0]
-    beats = (winner["accuracy"] >= backbone["accuracy"]
-             and winner["step_seconds"] < backbone["step_seconds"])
+    beats = (winner["accuracy"] >= backbone["accuracy"] and relative_step(winner, backbone) < 1)
     print(f"\nBest by reward {'reaches' if beats else 'does NOT reach'} the backbone's accuracy at a "
-          f"lower step time ({100 * winner['accuracy']:.2f}% at {1e3 * winner['step_seconds']:.4g} ms "
-          f"against {100 * backbone['accuracy']:.2f}% at {1e3 * backbone['step_seconds']:.4g} ms).")
+          f"lower step time ({100 * winner['accuracy']:.2f}% at {relative_step(winner, backbone):.2f}x "
+          f"the backbone's step against {100 * backbone['accuracy']:.2f}%).")
     faster_and_better = [r for r in candidates if r["accuracy"] >= backbone["accuracy"]
-                         and r["step_seconds"] < backbone["step_seconds"]]
+                         and relative_step(r, backbone) < 1]
     print(f"Candidates as accurate as the backbone and faster: "
           f"{', '.join(r['name'] for r in faster_and_better) or 'none'}.\n")
     for label, group in [(f"best {top}", best), ("all scored", candidates)]:
@@ -105,6 +144,11 @@ def summarise(directory, top):
         print(f"- {label}: Fused-MBConv share per stage "
               f"{' / '.join(f'{100 * f:.0f}%' for f in fused)}, mean expansion {expansion:.2f}, "
               f"3x3 kernels {100 * kernel3:.0f}%")
+    print("\nMedian step time relative to the backbone's (candidates in brackets, the rejected "
+          "included; accuracy of the scored):")
+    with open(os.path.join(directory, "space.json")) as f:
+        max_step_ratio = json.load(f).get("max_step_ratio")
+    observations(candidates + rejected, backbone, max_step_ratio)
     print()
     return records
 
@@ -119,8 +163,8 @@ def compare(named):
             print(f"{first} and {name} share {len(shared)} scored candidates: nothing to compare.")
             continue
         rho = spearman([x["reward"] for x, _ in shared], [y["reward"] for _, y in shared])
-        rho_s = spearman([x["step_seconds"] for x, _ in shared],
-                         [y["step_seconds"] for _, y in shared])
+        rho_s = spearman([relative_step(x, a[0]) for x, _ in shared],
+                         [relative_step(y, b[0]) for _, y in shared])
         top = lambda pairs, side: {p[side]["name"] for p in sorted(pairs, key=lambda p: -p[side]["reward"])[:5]}
         overlap = top(shared, 0) & top(shared, 1)
         print(f"{first} against {name}: {len(shared)} shared candidates; rank correlation of "

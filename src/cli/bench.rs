@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use effnetv2::model::{load_spec, Model};
 use effnetv2::train::step::{Precision, StepConfig};
-use effnetv2::trainer::bench::time_train_step;
+use effnetv2::trainer::bench::time_train_steps;
 
 use super::plugin::PluginArgs;
 
@@ -62,7 +62,7 @@ impl BenchArgs {
                         ctx.depthwise(),
                     )
                 };
-                let timing = time_train_step(&ctx, &model, &cfg, self.steps)?;
+                let timing = time_train_steps(&ctx, &[(&model, &cfg)], self.steps)?.remove(0);
                 let ips = timing.examples_per_second;
                 let base = *baseline.get_or_insert(ips);
                 println!(

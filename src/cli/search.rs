@@ -56,12 +56,12 @@ pub struct SearchArgs {
     /// existing one resumes.
     #[arg(long, default_value = "runs/search")]
     out: PathBuf,
-    /// An earlier search directory of the same space, seed, proxy epochs, data and plugin: the
-    /// candidates it trained keep its proxy accuracy and are only timed again. With the random
-    /// sampler and the same seed this scores one set of trained candidates for another
-    /// --target.
+    /// An earlier search directory with the same backbone, proxy recipe, seed, proxy epochs,
+    /// data and plugin (repeatable): the candidates it trained keep its proxy accuracy and are
+    /// only timed again. With the random sampler and the same seed this scores one set of
+    /// trained candidates for another --target.
     #[arg(long)]
-    reuse: Option<PathBuf>,
+    reuse: Vec<PathBuf>,
 }
 
 impl SearchArgs {
@@ -147,10 +147,11 @@ fn print_event(event: SearchEvent) {
                     ""
                 };
                 println!(
-                    "{:<16} top-1 {:6.2}%{reused}  step {:8.2} ms  params {:>9}  reward {:.4}  ({:.0} s)",
+                    "{:<16} top-1 {:6.2}%{reused}  step {:8.2} ms ({:.2}x)  params {:>9}  reward {:.4}  ({:.0} s)",
                     record.name,
                     s.accuracy * 100.0,
                     s.step_seconds * 1e3,
+                    s.relative_step(None),
                     s.params,
                     s.reward,
                     record.seconds

@@ -26,7 +26,7 @@ use crate::model::{Model, ModelSpec};
 use crate::runtime::provision::PluginKind;
 use crate::train::lr::Decay;
 use crate::train::step::{Objective, Precision, StepConfig};
-use crate::trainer::bench::time_train_step;
+use crate::trainer::bench::time_train_steps;
 use crate::trainer::config::RunConfig;
 use crate::trainer::context::Context;
 use crate::trainer::data::DataSpec;
@@ -50,7 +50,7 @@ const MAX_DRAWS_PER_CANDIDATE: usize = 10;
 /// Where the step time S comes from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StepTimer {
-    /// Timed on the first device of this plugin (f32).
+    /// Timed on the first device of this plugin (f32), in turns with the backbone.
     Device(PluginKind),
     /// The roofline estimate of the deviceless compile for this target (bf16).
     Estimate(Target),
@@ -74,10 +74,11 @@ pub struct SearchOptions {
     pub proxy_epochs: Option<f64>,
     pub workers: usize,
     pub out: PathBuf,
-    /// An earlier search of the same space and proxy settings whose proxy accuracies are taken
-    /// for the candidates it trained, instead of training them again (the step time is still
-    /// this search's): how one set of trained candidates is scored for another target.
-    pub reuse: Option<PathBuf>,
+    /// Earlier searches with the same backbone, proxy recipe and proxy settings whose proxy
+    /// accuracies are taken for the candidates they trained, instead of training them again
+    /// (the step time is still this search's): how one set of trained candidates is scored for
+    /// another target, or under another step limit.
+    pub reuse: Vec<PathBuf>,
 }
 
 /// What a proxy run's accuracy depends on besides the space and the candidate: searches of one
@@ -104,7 +105,9 @@ impl SearchOptions {
 impl std::fmt::Display for StepTimer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StepTimer::Device(kind) => write!(f, "timed on the first {kind} device"),
+            StepTimer::Device(kind) => {
+                write!(f, "timed on the first {kind} device beside the backbone")
+            }
             StepTimer::Estimate(target) => write!(f, "the roofline estimate for {target}"),
         }
     }
@@ -173,11 +176,8 @@ pub fn search(
 ) -> Result<SearchSummary> {
     let out = &options.out;
     let _lock = lock_search_dir(out)?;
-    let pins = pin_settings(options)?;
-    let known = match &options.reuse {
-        Some(dir) => known_accuracies(dir, &pins)?,
-        None => HashMap::new(),
-    };
+    pin_settings(options)?;
+    let known = known_accuracies(options)?;
     let log = out.join("candidates.jsonl");
     let mut records = results::read(&log)?;
     if !records.is_empty() {
@@ -185,8 +185,9 @@ pub fn search(
             recorded: records.len(),
         });
     }
-    let timer = Timer::open(options)?;
     let backbone = options.space.backbone_spec()?;
+    let (_, backbone_model) = prepare(options, &backbone.name, &Candidate::of(&backbone))?;
+    let mut timer = Timer::open(options, backbone_model)?;
     let total = options.budget + 1;
     let mut counted = records.iter().filter(|r| r.counts_toward_budget()).count();
     let mut completed = true;
@@ -220,10 +221,10 @@ pub fn search(
             total,
             name: name.clone(),
         });
-        let known_accuracy = known.get(&candidate).copied();
+        let known_accuracy = known.get(&candidate).cloned();
         let record = score(
             options,
-            &timer,
+            &mut timer,
             index,
             name,
             candidate,
@@ -252,23 +253,19 @@ fn lock_search_dir(out: &Path) -> Result<std::fs::File> {
 
 /// Writes the space, proxy settings and step timer into the search directory, or checks them
 /// against the ones an earlier invocation wrote there: a resumed search must be the same search.
-/// Returns the space's and proxy settings' file names and contents.
-fn pin_settings(options: &SearchOptions) -> Result<[(&'static str, String); 2]> {
+fn pin_settings(options: &SearchOptions) -> Result<()> {
     let pins = [
         (SPACE_FILE, serde_json::to_string_pretty(&options.space)?),
+        (PROXY_FILE, proxy_pin(options)?),
         (
-            PROXY_FILE,
-            serde_json::to_string_pretty(&options.proxy_settings())?,
+            STEP_TIME_FILE,
+            serde_json::to_string(&options.timer.to_string())?,
         ),
     ];
-    let step_time = (
-        STEP_TIME_FILE,
-        serde_json::to_string(&options.timer.to_string())?,
-    );
-    for (file, json) in pins.iter().chain([&step_time]) {
+    for (file, json) in pins {
         let path = options.out.join(file);
         match std::fs::read_to_string(&path) {
-            Ok(saved) if &saved != json => bail!(
+            Ok(saved) if saved != json => bail!(
                 "{} holds a search with another {file}: resume it with the same space and \
                  options (seed, proxy epochs, data, plugin, target) or use a new --out",
                 options.out.display()
@@ -278,18 +275,22 @@ fn pin_settings(options: &SearchOptions) -> Result<[(&'static str, String); 2]> 
                 .with_context(|| format!("writing {}", path.display()))?,
         }
     }
-    Ok(pins)
+    Ok(())
+}
+
+fn proxy_pin(options: &SearchOptions) -> Result<String> {
+    Ok(serde_json::to_string_pretty(&options.proxy_settings())?)
 }
 
 /// Evaluates candidate `index` into its record: a failure is recorded with its reason, except
 /// the backbone's, which ends the search (it is the reward's reference).
 fn score(
     options: &SearchOptions,
-    timer: &Timer,
+    timer: &mut Timer,
     index: usize,
     name: String,
     candidate: Candidate,
-    known_accuracy: Option<f64>,
+    known_accuracy: Option<KnownAccuracy>,
     records: &[Record],
 ) -> Result<Record> {
     let started = Instant::now();
@@ -302,7 +303,7 @@ fn score(
         timer,
         &name,
         &candidate,
-        known_accuracy,
+        known_accuracy.as_ref().map(|k| k.accuracy),
         index,
         reference,
     ) {
@@ -318,7 +319,7 @@ fn score(
         index,
         name,
         candidate,
-        accuracy_from: known_accuracy.and(options.reuse.clone()),
+        accuracy_from: known_accuracy.map(|k| k.from),
         outcome,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -348,54 +349,77 @@ fn summarise(
     })
 }
 
-/// The proxy accuracies of the search in `dir`, by candidate, after checking that it searched
-/// the same space with the same proxy settings (`pins`, as this search wrote them).
-fn known_accuracies(dir: &Path, pins: &[(&str, String)]) -> Result<HashMap<Candidate, f64>> {
-    for (file, json) in pins {
-        let path = dir.join(file);
-        let saved = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "--reuse {}: reading {} (not a search directory?)",
-                dir.display(),
-                path.display()
-            )
-        })?;
+/// A proxy accuracy an earlier search measured, and that search's directory.
+#[derive(Clone, Debug)]
+struct KnownAccuracy {
+    accuracy: f64,
+    from: PathBuf,
+}
+
+/// The proxy accuracies of the searches `options.reuse` names, by candidate, after checking
+/// that each trained its candidates as this search would: the same backbone and proxy recipe
+/// in its space (the stage choices, reward and step limit do not change how a candidate
+/// trains) and the same proxy settings. The first directory that scored a candidate gives it.
+fn known_accuracies(options: &SearchOptions) -> Result<HashMap<Candidate, KnownAccuracy>> {
+    let proxy = proxy_pin(options)?;
+    let mut known = HashMap::new();
+    for dir in &options.reuse {
+        let read = |file: &str| {
+            let path = dir.join(file);
+            std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "--reuse {}: reading {} (not a search directory?)",
+                    dir.display(),
+                    path.display()
+                )
+            })
+        };
         ensure!(
-            &saved == json,
-            "--reuse {}: its {file} differs from this search's; only a search of the same space \
-             with the same seed, proxy epochs, data and plugin trained the same candidates",
+            read(PROXY_FILE)? == proxy,
+            "--reuse {}: its {PROXY_FILE} differs from this search's; only a search with the \
+             same seed, proxy epochs, data and plugin trained the same candidates alike",
             dir.display()
         );
+        let space = SearchSpace::from_json(
+            &read(SPACE_FILE)?,
+            &dir.join(SPACE_FILE).display().to_string(),
+        )?;
+        ensure!(
+            space.backbone == options.space.backbone && space.proxy == options.space.proxy,
+            "--reuse {}: its space's backbone or proxy recipe differs from this search's, so its \
+             candidates trained otherwise",
+            dir.display()
+        );
+        for record in results::read(&dir.join("candidates.jsonl"))? {
+            if let Some(accuracy) = record.score().map(|s| s.accuracy) {
+                known.entry(record.candidate).or_insert(KnownAccuracy {
+                    accuracy,
+                    from: dir.clone(),
+                });
+            }
+        }
     }
-    let records = results::read(&dir.join("candidates.jsonl"))?;
-    Ok(records
-        .iter()
-        .filter_map(|r| Some((r.candidate.clone(), r.score()?.accuracy)))
-        .collect())
+    Ok(known)
 }
 
 /// Builds and times one candidate, then rejects it (a step over the space's limit) or trains
 /// it (unless its proxy accuracy is `known`) and scores it.
 fn evaluate(
     options: &SearchOptions,
-    timer: &Timer,
+    timer: &mut Timer,
     name: &str,
     candidate: &Candidate,
     known_accuracy: Option<f64>,
     index: usize,
     reference: Option<&Score>,
 ) -> Result<Outcome> {
-    let spec = options.space.spec(candidate, name)?;
-    let spec_path = spec_path(&options.out, name);
-    std::fs::write(&spec_path, serde_json::to_string_pretty(&spec)?)?;
-    let config = proxy_config(options, &spec_path, name);
-    let model = config.model()?;
+    let (config, model) = prepare(options, name, candidate)?;
     let params = model.param_counts().total;
-    let step_seconds = timer.step_seconds(&model, options.space.proxy.batch)?;
-    let limit = reference.and_then(|r| options.space.step_limit(r.step_seconds));
-    if let Some(limit_seconds) = limit.filter(|&limit| index > 0 && step_seconds > limit) {
+    let step = timer.step_seconds(&model, options.space.proxy.batch)?;
+    let limit = options.space.step_limit(step.backbone_seconds);
+    if let Some(limit_seconds) = limit.filter(|&limit| index > 0 && step.seconds > limit) {
         return Ok(Outcome::Rejected {
-            step_seconds,
+            step_seconds: step.seconds,
             limit_seconds,
         });
     }
@@ -408,8 +432,8 @@ fn evaluate(
         (_, Some(r)) => options.space.reward.reward(
             accuracy,
             Normalised {
-                value: step_seconds,
-                reference: r.step_seconds,
+                value: step.seconds,
+                reference: step.backbone_seconds,
             },
             Normalised {
                 value: params as f64,
@@ -420,10 +444,27 @@ fn evaluate(
     };
     Ok(Outcome::Scored(Score {
         accuracy,
-        step_seconds,
+        step_seconds: step.seconds,
+        backbone_step_seconds: Some(step.backbone_seconds),
         params,
         reward,
     }))
+}
+
+/// Writes the spec of `candidate` as `name` into the search directory and returns its proxy
+/// run and the model that run trains.
+fn prepare(
+    options: &SearchOptions,
+    name: &str,
+    candidate: &Candidate,
+) -> Result<(RunConfig, Model)> {
+    let spec = options.space.spec(candidate, name)?;
+    let spec_path = spec_path(&options.out, name);
+    std::fs::write(&spec_path, serde_json::to_string_pretty(&spec)?)
+        .with_context(|| format!("writing {}", spec_path.display()))?;
+    let config = proxy_config(options, &spec_path, name);
+    let model = config.model()?;
+    Ok((config, model))
 }
 
 /// Trains the proxy run `config` from scratch and returns its final top-1 accuracy.
@@ -503,64 +544,123 @@ fn write_best(out: &Path, records: &[Record]) -> Result<Vec<PathBuf>> {
         .collect()
 }
 
-/// The step timer, opened once for the whole search.
-enum Timer {
+/// The step timer, opened once for the whole search, and the backbone it compares with.
+struct Timer {
+    backbone: Model,
+    clock: Clock,
+}
+
+enum Clock {
+    /// Times each candidate in turns with the backbone.
     Device(Context),
-    Estimate(AotCompiler),
+    /// The roofline estimate; the backbone's is computed once, when first needed.
+    Estimate {
+        compiler: AotCompiler,
+        backbone_seconds: Option<f64>,
+    },
+}
+
+/// A candidate's step time and the backbone's it is compared with.
+struct StepTime {
+    seconds: f64,
+    backbone_seconds: f64,
 }
 
 impl Timer {
-    fn open(options: &SearchOptions) -> Result<Timer> {
-        Ok(match &options.timer {
+    fn open(options: &SearchOptions, backbone: Model) -> Result<Timer> {
+        let clock = match &options.timer {
             StepTimer::Device(kind) => {
                 // --plugin-path names the proxy runs' plugin; it serves the timer of that kind.
                 let path = options
                     .plugin_path
                     .as_deref()
                     .filter(|_| *kind == options.plugin);
-                Timer::Device(Context::open(*kind, path)?)
+                Clock::Device(Context::open(*kind, path)?)
             }
-            StepTimer::Estimate(target) => Timer::Estimate(AotCompiler::new(target.clone(), None)?),
-        })
+            StepTimer::Estimate(target) => Clock::Estimate {
+                compiler: AotCompiler::new(target.clone(), None)?,
+                backbone_seconds: None,
+            },
+        };
+        Ok(Timer { backbone, clock })
     }
 
-    /// Seconds per train step of `model` (one progressive stage) at `batch`.
-    fn step_seconds(&self, model: &Model, batch: usize) -> Result<f64> {
-        let size = model.spec.image_size.train as i64;
-        match self {
-            Timer::Device(ctx) => {
-                let cfg = StepConfig::official(batch as i64, size, Precision::F32, ctx.depthwise());
-                Ok(time_train_step(ctx, model, &cfg, TIMED_STEPS)?.fastest_seconds_per_step)
-            }
-            Timer::Estimate(compiler) => {
-                let selection = GraphSelection {
-                    batch: batch as i64,
-                    replicas: 1,
-                    steps_per_call: 1,
-                    sync_batch_norm: false,
-                    skip_nonfinite: false,
-                    objective: Objective::OFFICIAL,
-                    eval_batch: batch as i64,
-                    precision: Precision::Bf16,
-                    depthwise: crate::nn::DepthwiseImpl::GroupedConvolution,
-                    schedule: ScheduleVariant::Official,
-                    stage: Some(0),
-                    eval: false,
+    /// Seconds per train step of `model` (one progressive stage) at `batch`, beside the
+    /// backbone's. On the device the fastest call of each, timed in turns (the backbone itself
+    /// is timed alone).
+    fn step_seconds(&mut self, model: &Model, batch: usize) -> Result<StepTime> {
+        let Timer { backbone, clock } = self;
+        let is_backbone = model.spec.stages == backbone.spec.stages;
+        match clock {
+            Clock::Device(ctx) => {
+                let config = |m: &Model| {
+                    let size = m.spec.image_size.train as i64;
+                    StepConfig::official(batch as i64, size, Precision::F32, ctx.depthwise())
                 };
-                let graph = &plan_graphs(model, &selection)?[0];
-                let report = compiler.report(model, graph, None)?;
-                if !report.cost.memory.fits {
-                    bail!(
-                        "does not fit one {} device at batch {batch}: peak {} bytes",
-                        compiler.target(),
-                        report.cost.memory.peak
-                    );
+                let (cfg, backbone_cfg) = (config(model), config(backbone));
+                let mut benches = vec![(model, &cfg)];
+                if !is_backbone {
+                    benches.push((&*backbone, &backbone_cfg));
                 }
-                let roofline = report
-                    .roofline
-                    .context("the target's compiler gave no cost analysis for a roofline")?;
-                Ok(roofline.seconds)
+                let timings = time_train_steps(ctx, &benches, TIMED_STEPS)?;
+                let seconds = timings[0].fastest_seconds_per_step;
+                Ok(StepTime {
+                    seconds,
+                    backbone_seconds: timings
+                        .get(1)
+                        .map_or(seconds, |t| t.fastest_seconds_per_step),
+                })
+            }
+            Clock::Estimate {
+                compiler,
+                backbone_seconds,
+            } => {
+                let seconds = estimate(compiler, model, batch)?;
+                let backbone_seconds = match *backbone_seconds {
+                    Some(known) => known,
+                    None if is_backbone => *backbone_seconds.insert(seconds),
+                    None => *backbone_seconds.insert(
+                        estimate(compiler, backbone, batch)
+                            .context("the backbone, the reward's reference")?,
+                    ),
+                };
+                Ok(StepTime {
+                    seconds,
+                    backbone_seconds,
+                })
             }
         }
     }
+}
+
+/// The roofline seconds of `model`'s train step (one progressive stage, bf16) at `batch` on one
+/// device of the compiler's target.
+fn estimate(compiler: &AotCompiler, model: &Model, batch: usize) -> Result<f64> {
+    let selection = GraphSelection {
+        batch: batch as i64,
+        replicas: 1,
+        steps_per_call: 1,
+        sync_batch_norm: false,
+        skip_nonfinite: false,
+        objective: Objective::OFFICIAL,
+        eval_batch: batch as i64,
+        precision: Precision::Bf16,
+        depthwise: crate::nn::DepthwiseImpl::GroupedConvolution,
+        schedule: ScheduleVariant::Official,
+        stage: Some(0),
+        eval: false,
+    };
+    let graph = &plan_graphs(model, &selection)?[0];
+    let report = compiler.report(model, graph, None)?;
+    if !report.cost.memory.fits {
+        bail!(
+            "does not fit one {} device at batch {batch}: peak {} bytes",
+            compiler.target(),
+            report.cost.memory.peak
+        );
+    }
+    Ok(report
+        .roofline
+        .context("the target's compiler gave no cost analysis for a roofline")?
+        .seconds)
 }

@@ -1,5 +1,6 @@
-//! The search's picture: every scored candidate's proxy accuracy against its step time, the
-//! Pareto front joined, the backbone and the best candidate by reward labelled.
+//! The search's picture: every scored candidate's proxy accuracy against its step time (as a
+//! multiple of the backbone's), the Pareto front joined, the backbone and the best candidate by
+//! reward labelled.
 
 use std::path::Path;
 
@@ -7,7 +8,7 @@ use anyhow::{anyhow, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::results::Record;
+use super::results::{accuracy_and_relative_step, Record};
 use crate::trainer::plot::figure::{self, Figure, FONT};
 
 const SIZE: (u32, u32) = (1200, 800);
@@ -55,19 +56,10 @@ impl ParetoPlot<'_> {
         root: &DrawingArea<DB, Shift>,
     ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
         root.fill(&WHITE)?;
-        // (step ms, accuracy %, name)
-        let points: Vec<(f64, f64, &str, usize)> = self
-            .records
-            .iter()
-            .filter_map(|r| {
-                let s = r.score()?;
-                Some((
-                    s.step_seconds * 1e3,
-                    s.accuracy * 100.0,
-                    r.name.as_str(),
-                    r.index,
-                ))
-            })
+        // (step relative to the backbone's, accuracy %, name, index)
+        let points: Vec<(f64, f64, &str, usize)> = accuracy_and_relative_step(self.records)
+            .into_iter()
+            .map(|(r, accuracy, step)| (step, accuracy * 100.0, r.name.as_str(), r.index))
             .collect();
         let best = self
             .records
@@ -99,7 +91,7 @@ impl ParetoPlot<'_> {
             .build_cartesian_2d(x, y)?;
         chart
             .configure_mesh()
-            .x_desc("training-step time (ms)")
+            .x_desc("training-step time / the backbone's")
             .y_desc("proxy top-1 accuracy (%)")
             .label_style((FONT, 16))
             .axis_desc_style((FONT, 18))
@@ -129,7 +121,7 @@ impl ParetoPlot<'_> {
             .draw_series(front.iter().map(|&p| Circle::new(p, 6, FRONT.filled())))?
             .label("Pareto front")
             .legend(|(x, y)| Circle::new((x, y), 6, FRONT.filled()));
-        for (ms, top1, name, index) in &points {
+        for (step, top1, name, index) in &points {
             let (colour, label) = if *index == 0 {
                 (BACKBONE, format!("backbone {name}"))
             } else if Some(*name) == best {
@@ -138,14 +130,12 @@ impl ParetoPlot<'_> {
                 continue;
             };
             chart.draw_series([
-                Circle::new((*ms, *top1), 9, colour.stroke_width(3)),
-                Circle::new((*ms, *top1), 1, colour.filled()),
+                Circle::new((*step, *top1), 9, colour.stroke_width(3)),
+                Circle::new((*step, *top1), 1, colour.filled()),
             ])?;
-            chart.draw_series([Text::new(
-                label,
-                (*ms, *top1),
-                (FONT, 16).into_font().color(&colour),
-            )])?;
+            // Beside the marker, not over it.
+            chart.draw_series([EmptyElement::at((*step, *top1))
+                + Text::new(label, (12, -8), (FONT, 16).into_font().color(&colour))])?;
         }
         chart
             .configure_series_labels()

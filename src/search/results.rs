@@ -49,8 +49,26 @@ pub struct Score {
     pub accuracy: f64,
     /// Seconds per training step: measured on the device, or the target's roofline estimate.
     pub step_seconds: f64,
+    /// The backbone's step time the reward compares this one with: timed beside it, in turns,
+    /// on the device (so that a busier machine slows both alike), or the
+    /// backbone's roofline for an estimate. Absent in records of earlier versions, where it
+    /// is the backbone record's own step time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone_step_seconds: Option<f64>,
     pub params: u64,
     pub reward: f64,
+}
+
+impl Score {
+    /// The step time as a multiple of the backbone's (`backbone`: the backbone's own record,
+    /// for records that do not carry the time measured beside them).
+    pub fn relative_step(&self, backbone: Option<&Score>) -> f64 {
+        let reference = self
+            .backbone_step_seconds
+            .or(backbone.map(|b| b.step_seconds))
+            .unwrap_or(self.step_seconds);
+        self.step_seconds / reference
+    }
 }
 
 impl Record {
@@ -117,27 +135,35 @@ pub fn append(path: &Path, record: &Record) -> Result<()> {
     Ok(())
 }
 
-/// The scored records no other scored record beats on both accuracy (higher) and step time
-/// (lower): the accuracy/speed Pareto front, fastest first.
-pub fn pareto_front(records: &[Record]) -> Vec<&Record> {
-    let scored: Vec<(&Record, &Score)> = records
+/// The scored records with their proxy accuracy and step time relative to the backbone's, the
+/// coordinates the Pareto front and the plot compare them by.
+pub fn accuracy_and_relative_step(records: &[Record]) -> Vec<(&Record, f64, f64)> {
+    let backbone = records
         .iter()
-        .filter_map(|r| Some((r, r.score()?)))
-        .collect();
-    let dominated = |s: &Score| {
-        scored.iter().any(|(_, o)| {
-            o.accuracy >= s.accuracy
-                && o.step_seconds <= s.step_seconds
-                && (o.accuracy > s.accuracy || o.step_seconds < s.step_seconds)
+        .find(|r| r.index == 0)
+        .and_then(Record::score);
+    records
+        .iter()
+        .filter_map(|r| {
+            let s = r.score()?;
+            Some((r, s.accuracy, s.relative_step(backbone)))
         })
+        .collect()
+}
+
+/// The scored records no other scored record beats on both accuracy (higher) and step time
+/// relative to the backbone's (lower): the accuracy/speed Pareto front, fastest first.
+pub fn pareto_front(records: &[Record]) -> Vec<&Record> {
+    let scored = accuracy_and_relative_step(records);
+    let dominated = |&(_, accuracy, step): &(&Record, f64, f64)| {
+        scored
+            .iter()
+            .any(|&(_, a, s)| a >= accuracy && s <= step && (a > accuracy || s < step))
     };
-    let mut front: Vec<(&Record, &Score)> = scored
-        .iter()
-        .copied()
-        .filter(|(_, s)| !dominated(s))
-        .collect();
-    front.sort_by(|a, b| a.1.step_seconds.total_cmp(&b.1.step_seconds));
-    front.into_iter().map(|(r, _)| r).collect()
+    let mut front: Vec<(&Record, f64, f64)> =
+        scored.iter().copied().filter(|p| !dominated(p)).collect();
+    front.sort_by(|a, b| a.2.total_cmp(&b.2));
+    front.into_iter().map(|(r, _, _)| r).collect()
 }
 
 #[cfg(test)]
@@ -154,6 +180,7 @@ mod tests {
             outcome: Outcome::Scored(Score {
                 accuracy,
                 step_seconds,
+                backbone_step_seconds: Some(1.0),
                 params: 10,
                 reward: accuracy,
             }),

@@ -92,6 +92,7 @@ mod tests {
             outcome: Outcome::Scored(Score {
                 accuracy: reward,
                 step_seconds: 1.0,
+                backbone_step_seconds: Some(1.0),
                 params: 1,
                 reward,
             }),

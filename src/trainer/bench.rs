@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use anyhow::{ensure, Result};
 
-use super::context::Context;
+use super::context::{Context, StepExecutable};
 use super::device_state::DeviceState;
 use super::executables::CompileEvent;
 use super::init::initial_state;
 use crate::hlo::{ArrayShape, ElementType, Literal};
 use crate::model::Model;
+use crate::runtime::Buffer;
 use crate::train::signature::Signature;
 use crate::train::state::StateLayout;
 use crate::train::step::{port, train_step, StepConfig};
@@ -29,41 +30,80 @@ pub struct StepTiming {
     pub examples_per_second: f64,
 }
 
-/// Compiles the train step `cfg` of `model` on `ctx` (`cfg.replicas` devices) and times at
-/// least `steps` optimizer steps (whole calls of `cfg.steps_per_call`).
-pub fn time_train_step(
+/// Calls of one step timed in a row before the next step's turn.
+const CALLS_PER_TURN: i64 = 4;
+
+/// Compiles the train steps `benches` (a model and step config each) on `ctx` and times at
+/// least `steps` optimizer steps of each (whole calls of its `steps_per_call`), in turns of
+/// [`CALLS_PER_TURN`] calls. Whatever slows the machine meanwhile slows them all alike, so
+/// their ratios hold on a busy machine where separate timings drift apart by 10-20%. The first
+/// call of a turn finds the caches full of the other step's data; the fastest call, the figure
+/// to compare, is a later one.
+pub fn time_train_steps(
     ctx: &Context,
-    model: &Model,
-    cfg: &StepConfig,
+    benches: &[(&Model, &StepConfig)],
     steps: i64,
-) -> Result<StepTiming> {
+) -> Result<Vec<StepTiming>> {
     ensure!(steps >= 1, "{steps} timed steps: at least one is needed");
-    let layout = StateLayout::new(model);
-    let graph = train_step(model, cfg)?;
-    let (exe, compile) = ctx.compile(&graph)?;
-    let feeds = (0..cfg.replicas as usize)
-        .map(|r| ctx.upload_named_to(r, synthetic_feeds(&graph.signature, &layout)?))
+    let layouts: Vec<StateLayout> = benches.iter().map(|(m, _)| StateLayout::new(m)).collect();
+    let graphs = benches
+        .iter()
+        .map(|(model, cfg)| Ok(train_step(model, cfg)?))
         .collect::<Result<Vec<_>>>()?;
-    let mut state = DeviceState::upload(ctx, &layout, &initial_state(&layout, 0))?;
-    let k = cfg.steps_per_call;
-    let calls = (steps + k - 1) / k;
-    state.step(&exe, &feeds)?; // warm-up
-    let mut seconds = 0.0;
-    let mut fastest = f64::INFINITY;
-    for _ in 0..calls {
-        let started = Instant::now();
-        state.step(&exe, &feeds)?;
-        let call = started.elapsed().as_secs_f64();
-        seconds += call;
-        fastest = fastest.min(call);
+    let mut prepared = Vec::new();
+    for ((graph, layout), (_, cfg)) in graphs.iter().zip(&layouts).zip(benches) {
+        let (exe, compile) = ctx.compile(graph)?;
+        let feeds = (0..cfg.replicas as usize)
+            .map(|r| ctx.upload_named_to(r, synthetic_feeds(&graph.signature, layout)?))
+            .collect::<Result<Vec<_>>>()?;
+        let mut state = DeviceState::upload(ctx, layout, &initial_state(layout, 0))?;
+        state.step(&exe, &feeds)?; // warm-up
+        prepared.push(Prepared {
+            exe,
+            compile,
+            feeds,
+            state,
+            calls: (steps + cfg.steps_per_call - 1) / cfg.steps_per_call,
+            total: 0.0,
+            fastest: f64::INFINITY,
+        });
     }
-    let optimizer_steps = (calls * k) as f64;
-    Ok(StepTiming {
-        compile,
-        seconds_per_step: seconds / optimizer_steps,
-        fastest_seconds_per_step: fastest / k as f64,
-        examples_per_second: optimizer_steps * (cfg.batch * cfg.replicas) as f64 / seconds,
-    })
+    let most = prepared.iter().map(|p| p.calls).max().unwrap_or(0);
+    for turn_start in (0..most).step_by(CALLS_PER_TURN as usize) {
+        for p in &mut prepared {
+            for _ in turn_start..p.calls.min(turn_start + CALLS_PER_TURN) {
+                let started = Instant::now();
+                p.state.step(&p.exe, &p.feeds)?;
+                let call = started.elapsed().as_secs_f64();
+                p.total += call;
+                p.fastest = p.fastest.min(call);
+            }
+        }
+    }
+    Ok(prepared
+        .into_iter()
+        .zip(benches)
+        .map(|(p, (_, cfg))| {
+            let optimizer_steps = (p.calls * cfg.steps_per_call) as f64;
+            StepTiming {
+                compile: p.compile,
+                seconds_per_step: p.total / optimizer_steps,
+                fastest_seconds_per_step: p.fastest / cfg.steps_per_call as f64,
+                examples_per_second: optimizer_steps * (cfg.batch * cfg.replicas) as f64 / p.total,
+            }
+        })
+        .collect())
+}
+
+/// One step of [`time_train_steps`], loaded and warmed up, and its calls timed so far.
+struct Prepared<'g> {
+    exe: StepExecutable,
+    compile: CompileEvent,
+    feeds: Vec<Vec<(&'g str, Buffer)>>,
+    state: DeviceState,
+    calls: i64,
+    total: f64,
+    fastest: f64,
 }
 
 /// Values for every input of `signature` that is not part of the state.
