@@ -185,31 +185,32 @@ fn a_search_scores_candidates_resumes_after_a_kill_and_its_best_spec_trains() {
     // A space whose proxy recipe differs trained its candidates otherwise.
     let other_recipe = dir.path().join("other-recipe.json");
     std::fs::write(&other_recipe, SPACE.replace("0.064", "0.1")).unwrap();
-    let refused = search_command(&other_recipe, &dir.path().join("other-recipe"), "2")
-        .arg("--reuse")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    let message = String::from_utf8_lossy(&refused.stderr);
-    assert!(message.contains("proxy recipe differs"), "{message}");
+    assert_refused(
+        search_command(&other_recipe, &dir.path().join("other-recipe"), "2")
+            .arg("--reuse")
+            .arg(&out),
+        "proxy recipe differs",
+    );
 
     // Step times from another source would not compare with the recorded ones.
-    let mixed = search_command(&space, &out, "2")
-        .args(["--target", "tpu:v5e"])
-        .output()
-        .unwrap();
-    assert!(!mixed.status.success());
-    let message = String::from_utf8_lossy(&mixed.stderr);
-    assert!(message.contains("another step_time.json"), "{message}");
+    assert_refused(
+        search_command(&space, &out, "2").args(["--target", "tpu:v5e"]),
+        "another step_time.json",
+    );
 
     // Another seed trains other candidates, so its accuracies cannot be reused.
-    let refused = search_command(&space, &dir.path().join("other"), "3")
-        .arg("--reuse")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    let message = String::from_utf8_lossy(&refused.stderr);
-    assert!(message.contains("proxy.json differs"), "{message}");
+    assert_refused(
+        search_command(&space, &dir.path().join("other"), "3")
+            .arg("--reuse")
+            .arg(&out),
+        "proxy.json differs",
+    );
+}
+
+/// Runs `command`, which must fail with an error containing `needle`.
+fn assert_refused(command: &mut Command, needle: &str) {
+    let output = command.output().unwrap();
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains(needle), "{message}");
 }
