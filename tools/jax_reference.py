@@ -4,12 +4,12 @@
 It reads the same `graphs/efficientnetv2-*.json` specs, resolves them with the same rounding rules
 and writes the same one-device train step op for op (src/model, src/nn, src/train): forward in
 train mode (TF `SAME` convolutions, 1x1 stride-1 convolutions as matrix products, depthwise
-convolutions as grouped convolutions, f32 batch norm with biased batch variance, stochastic depth
-per example, dropout per element, both from `rng-bit-generator` ThreeFry bits), label-smoothed
-softmax cross-entropy plus L2 decay of the kernels, TF1 RMSProp, batch-norm moving statistics, EMA
-of every variable, step counter and RNG key. The state is donated, as our graph aliases it.
-`--precision bf16` runs activations, convolutions and matrix products in bf16 on f32 master
-weights, with f32 batch-norm statistics, loss and optimizer state.
+convolutions as grouped convolutions, f32 batch norm with the biased batch variance taken in one
+pass, stochastic depth per example, dropout per element, both from `rng-bit-generator` ThreeFry
+bits), label-smoothed softmax cross-entropy plus L2 decay of the kernels, TF1 RMSProp, batch-norm
+moving statistics, EMA of every variable, step counter and RNG key. The state is donated, as our
+graph aliases it. `--precision bf16` runs activations, convolutions and matrix products in bf16 on
+f32 master weights, with f32 batch-norm statistics, loss and optimizer state.
 
 Usage (needs jax; not a dependency of the project):
   tools/jax_reference.py params --model tiny
@@ -179,13 +179,14 @@ def dense(x, w, bias):
 
 
 def batch_norm_train(x, gamma, beta, moving_mean, moving_var, momentum, epsilon):
-    """Batch statistics in f32 (biased variance), normalised output in `x`'s type, updated moving
+    """Batch statistics in f32 (biased variance, in one pass: `max(E[x^2] - E[x]^2, 0)`, as Flax's
+    `nn.BatchNorm` computes it by default), normalised output in `x`'s type, updated moving
     statistics `momentum * moving + (1 - momentum) * batch`."""
     x32 = x.astype(jnp.float32)
     n = np.float32(x.shape[0] * x.shape[1] * x.shape[2])
     mean = reduce_sum(x32, (0, 1, 2)) / n
-    centered = x32 - mean
-    var = reduce_sum(centered * centered, (0, 1, 2)) / n
+    mean_sq = reduce_sum(x32 * x32, (0, 1, 2)) / n
+    var = jnp.maximum(mean_sq - mean * mean, 0.0)
     scale = lax.rsqrt(var + epsilon) * gamma
     offset = beta - mean * scale
     y = (x32 * scale + offset).astype(x.dtype)

@@ -3,6 +3,15 @@
 //! Statistics and normalisation run in f32 whatever the compute type, as Keras' mixed precision
 //! does; the variance is the biased batch variance, used both to normalise and to update the
 //! moving statistics (the official TPU batch norm).
+//!
+//! The variance is taken in one pass, `E[x²] - E[x]²`, as XLA's own batch-norm expansion (what the
+//! official TensorFlow code runs on TPU) and Flax's default do: both sums reduce the same tensor,
+//! so XLA computes them in the epilogue of the convolution that produces it, and the backward pass
+//! needs one reduction over the gradient instead of two that depend on each other. The two-pass
+//! form read every pre-normalisation activation once more in each direction; the one-pass form
+//! can lose precision when a channel's mean is large against its spread, which f32 statistics of
+//! convolution outputs keep far away from (the difference is checked against a two-pass reference
+//! in the tests).
 
 use super::Replicas;
 use crate::hlo::{error::Result, ArrayShape, Builder, ElementType, Value};
@@ -66,13 +75,16 @@ pub fn batch_norm_train(
     let n = b.full(&per_channel, count)?;
     let sum = b.reduce_sum(x32, &[0, 1, 2])?;
     let sum = sync.sum(b, sum)?;
-    let mean = b.div(sum, n)?;
-    let mean_b = b.broadcast_in_dim(mean, &dims, &[3])?;
-    let centered = b.sub(x32, mean_b)?;
-    let sq = b.mul(centered, centered)?;
+    let sq = b.mul(x32, x32)?;
     let sq_sum = b.reduce_sum(sq, &[0, 1, 2])?;
     let sq_sum = sync.sum(b, sq_sum)?;
-    let var = b.div(sq_sum, n)?;
+    let mean = b.div(sum, n)?;
+    let mean_sq = b.div(sq_sum, n)?;
+    let squared_mean = b.mul(mean, mean)?;
+    let difference = b.sub(mean_sq, squared_mean)?;
+    // Rounding can make the difference slightly negative for a channel that is nearly constant.
+    let zero = b.full(&per_channel, 0.0)?;
+    let var = b.max(difference, zero)?;
     let y = normalize(b, x32, mean, var, p, epsilon)?;
     let y = b.convert(y, shape.ty())?;
 
