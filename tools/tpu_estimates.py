@@ -78,7 +78,7 @@ def max_batch_rows(report: dict):
         yield (
             f"| {report['target']} | {g['role'].get('stages')} | {g['image_size']} "
             f"| {capacity / GIB:.0f} GiB | {found['batch']} "
-            f"| {'-' if peak is None else f'{peak / GIB:.2f} GiB'} | {found['compiles']} |"
+            f"| {'-' if peak is None else f'{peak / GIB:.2f} GiB'} | {len(found['probes'])} |"
         )
 
 

@@ -184,20 +184,24 @@ impl AotCompiler {
         let start_units = (start / unit).max(1);
         let known = start_peak.filter(|_| start_units * unit == start);
         let limit = i64::try_from(self.device_spec().hbm_bytes).unwrap_or(i64::MAX);
-        let mut compiles = 0;
+        let mut probes = Vec::new();
         let (units, peak_bytes) = largest_fitting(
             start_units,
             known.map(|peak| (start_units, Some(peak))),
             limit,
             |units| {
-                compiles += 1;
-                self.peak_at(model, graph, units * unit)
+                let peak_bytes = self.peak_at(model, graph, units * unit)?;
+                probes.push(Probe {
+                    batch: units * unit,
+                    peak_bytes,
+                });
+                Ok(peak_bytes)
             },
         )?;
         Ok(MaxBatch {
             batch: units * unit,
             peak_bytes,
-            compiles,
+            probes,
         })
     }
 }
@@ -394,15 +398,23 @@ fn options_for(replicas: usize) -> CompileOptions {
 }
 
 /// The result of [`AotCompiler::max_batch`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MaxBatch {
     /// The largest batch that fits (0 when not even one example does).
     pub batch: i64,
     /// Its peak memory per device.
     pub peak_bytes: Option<i64>,
-    /// How many compiles the search took (besides the one at the start batch, when its peak
-    /// was given).
-    pub compiles: usize,
+    /// The compiles the search took, in order (besides the one at the start batch, when its
+    /// peak was given): what a search that needed more compiles than expected went through.
+    pub probes: Vec<Probe>,
+}
+
+/// One compile of [`AotCompiler::max_batch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    pub batch: i64,
+    /// Its peak memory per device; `None` when the compiler ran out of memory.
+    pub peak_bytes: Option<i64>,
 }
 
 /// Memory of one execution on one device, in bytes.

@@ -7,6 +7,6 @@ pub mod compile;
 pub mod estimate;
 pub mod target;
 
-pub use compile::{AotCompiler, GraphReport, MaxBatch, MemoryReport, ProgramCost};
+pub use compile::{AotCompiler, GraphReport, MaxBatch, MemoryReport, Probe, ProgramCost};
 pub use estimate::{Bound, Roofline};
 pub use target::{Accelerator, ChipSpec, GpuModel, Target, TpuGeneration};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use effnetv2::aot::{AotCompiler, GraphReport, MaxBatch, ProgramCost, Target};
+use effnetv2::aot::{AotCompiler, GraphReport, MaxBatch, Probe, ProgramCost, Target};
 use effnetv2::nn::DepthwiseImpl;
 use effnetv2::trainer::executables::ExecutableCache;
 use effnetv2::trainer::plan::{GraphRole, PlannedGraph};
@@ -252,18 +252,29 @@ fn print_max_batch(out: &mut impl Write, graph: &PlannedGraph, found: &MaxBatch)
     match found.peak_bytes {
         Some(peak) => writeln!(
             out,
-            "  max batch of the {what}: {} (peak {}; {} more compiles)",
+            "  max batch of the {what}: {} (peak {}; {} more compiles: {})",
             found.batch,
             gib(peak as f64),
-            found.compiles
+            found.probes.len(),
+            probes(&found.probes)
         )?,
         None => writeln!(
             out,
-            "  max batch of the {what}: not even one example fits ({} more compiles)",
-            found.compiles
+            "  max batch of the {what}: not even one example fits ({} more compiles: {})",
+            found.probes.len(),
+            probes(&found.probes)
         )?,
     }
     Ok(())
+}
+
+/// `1024 (12.1 GiB), 1536 (out of memory), ...`: the batches a max-batch search compiled.
+fn probes(probes: &[Probe]) -> String {
+    let probe = |p: &Probe| match p.peak_bytes {
+        Some(peak) => format!("{} ({})", p.batch, gib(peak as f64)),
+        None => format!("{} (out of memory)", p.batch),
+    };
+    probes.iter().map(probe).collect::<Vec<_>>().join(", ")
 }
 
 /// Bytes as GiB (or MiB below one GiB).
