@@ -57,7 +57,7 @@ pub struct TrainArgs {
     /// stopping the run at the first one.
     #[arg(long)]
     skip_nonfinite: bool,
-    /// [default: 20]
+    /// [default: 36]
     #[arg(long)]
     epochs: Option<f64>,
     /// Train at least this many steps whatever --epochs gives.
@@ -161,7 +161,7 @@ fn parse_decay(s: &str) -> Result<Decay, String> {
 
 /// What a run uses where neither the recipe nor an option says: the main job's short run.
 const DEFAULTS: TrainSettings = TrainSettings {
-    epochs: Some(20.0),
+    epochs: Some(36.0),
     min_steps: None,
     steps: None,
     batch: Some(128),
