@@ -277,12 +277,12 @@ fn probes(probes: &[Probe]) -> String {
     probes.iter().map(probe).collect::<Vec<_>>().join(", ")
 }
 
-/// Bytes as GiB (or MiB below one GiB).
 /// A figure, or `-` where the compiler gave none.
 fn or_dash(v: Option<String>) -> String {
     v.unwrap_or_else(|| "-".to_owned())
 }
 
+/// Bytes as GiB (or MiB below one GiB).
 fn gib(bytes: f64) -> String {
     const GIB: f64 = (1u64 << 30) as f64;
     if bytes.abs() >= GIB {
