@@ -289,7 +289,7 @@ mod tests {
         let plain = config(&[]);
         assert_eq!(
             (plain.epochs, plain.batch, plain.lr_base),
-            (20.0, 128, 0.064)
+            (36.0, 128, 0.064)
         );
         assert_eq!(plain.augmentation, Augmentation::Model);
         let recipe = config(&["--recipe", "finetune"]);
