@@ -188,6 +188,52 @@ fn stop_gradient_blocks_only_the_marked_use() {
 }
 
 #[test]
+fn a_custom_vjp_replaces_the_derived_gradient_of_its_value_only() {
+    let x = [0.5, -2.0, 3.0];
+    // y = sin(x)^2 with the rule dy -> 3 dy (deliberately not its derivative); sin(x) is also
+    // used directly, so loss = sum(y + sin(x)) has the gradient 3 + cos(x).
+    let out = grad_of(&x, |b, x| {
+        let h = b.sin(x)?;
+        let y = b.mul(h, h)?;
+        autodiff::custom_vjp(b, "triple", y, &[x], |b, ct, needs| {
+            assert_eq!(needs, [true]);
+            let three = b.full_like(ct, 3.0)?;
+            Ok(vec![Some(b.mul(ct, three)?)])
+        })?;
+        let sum = b.add(y, h)?;
+        Ok((b.reduce_sum(sum, &[0])?, vec![x]))
+    });
+    let expected: Vec<f64> = x.iter().map(|v| 3.0 + v.cos()).collect();
+    assert_eq!(out[1].to_f64_vec(), expected);
+}
+
+#[test]
+fn a_custom_vjp_that_returns_the_wrong_cotangents_is_an_error() {
+    type Rule = fn(&mut Builder, Value) -> Result<Vec<Option<Value>>, HloError>;
+    let build = |rule: Rule| {
+        let mut b = Builder::new("custom");
+        let x = b.parameter(0, Shape::array(F64, &[3]), "x").unwrap();
+        let y = b.sin(x).unwrap();
+        autodiff::custom_vjp(&mut b, "broken", y, &[x], move |b, ct, _| rule(b, ct)).unwrap();
+        let loss = b.reduce_sum(y, &[0]).unwrap();
+        autodiff::grad(&mut b, loss, &[x]).unwrap_err().to_string()
+    };
+    let err = build(|_, ct| Ok(vec![Some(ct), None]));
+    assert!(err.contains("returned 2 cotangents for 1 inputs"), "{err}");
+    let err = build(|b, ct| Ok(vec![Some(b.reduce_sum(ct, &[0])?)]));
+    assert!(err.contains("does not have its input's shape"), "{err}");
+
+    let mut b = Builder::new("custom");
+    let i = b.parameter(0, Shape::array(S32, &[3]), "i").unwrap();
+    let x = b.convert(i, F64).unwrap();
+    let err = autodiff::custom_vjp(&mut b, "int", x, &[i], |_, _, _| Ok(vec![None])).unwrap_err();
+    assert!(
+        err.to_string().contains("must be a floating-point array"),
+        "{err}"
+    );
+}
+
+#[test]
 fn piecewise_constant_ops_and_comparisons_stop_the_gradient() {
     let x = [0.5, -2.5, 3.25];
     // loss = sum(floor(x) * x + select(x > 0, x, 0)): gradient floor(x) + [x > 0].

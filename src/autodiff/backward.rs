@@ -4,8 +4,8 @@ use std::collections::HashSet;
 
 use super::cotangent::Cotangent;
 use super::rules;
-use crate::hlo::error::Result;
-use crate::hlo::{Builder, Shape, Value};
+use crate::hlo::error::{HloError, Result};
+use crate::hlo::{Builder, CustomGradient, Shape, Value};
 
 /// Propagates `seeds` (output, cotangent) backwards through the instructions recorded so far and
 /// returns the accumulated cotangent of each `wrt` value (`None` where no path leads to it).
@@ -38,6 +38,10 @@ pub(crate) fn backward(
         let Some(ct) = cts[node.index()].clone() else {
             continue;
         };
+        if let Some(custom) = b.custom_gradient(node).cloned() {
+            apply_custom(b, &mut cts, &depends, node, &custom, ct)?;
+            continue;
+        }
         let operands = b.operands(node);
         let needs: Vec<bool> = operands.iter().map(|o| depends[o.index()]).collect();
         if !needs.contains(&true) {
@@ -57,6 +61,53 @@ pub(crate) fn backward(
         }
     }
     Ok(wrt.iter().map(|w| cts[w.index()].clone()).collect())
+}
+
+/// Applies the rule attached to `node` to its cotangent `ct`, adding the results into the
+/// cotangents of the rule's inputs; the instructions between those and `node` get nothing from
+/// `node` (they still get whatever their other users give them).
+fn apply_custom(
+    b: &mut Builder,
+    cts: &mut [Option<Cotangent>],
+    depends: &[bool],
+    node: Value,
+    custom: &CustomGradient,
+    ct: Cotangent,
+) -> Result<()> {
+    let needs: Vec<bool> = custom.inputs.iter().map(|i| depends[i.index()]).collect();
+    if !needs.contains(&true) {
+        return Ok(());
+    }
+    let op = format!("grad/{}", custom.name);
+    let ct = ct.array(&op)?;
+    let scope = b.instruction(node).metadata.op_name.clone();
+    let contributions = with_provenance(b, &scope, op.clone(), |b| (custom.rule)(b, ct, &needs))?;
+    if contributions.len() != custom.inputs.len() {
+        return Err(HloError::new(
+            &op,
+            &[],
+            format!(
+                "the rule returned {} cotangents for {} inputs",
+                contributions.len(),
+                custom.inputs.len()
+            ),
+        ));
+    }
+    for ((&input, contribution), need) in custom.inputs.iter().zip(contributions).zip(needs) {
+        let Some(c) = contribution.filter(|_| need) else {
+            continue;
+        };
+        let (input_shape, c_shape) = (b.shape(input), b.shape(c));
+        if !input_shape.compatible(c_shape) {
+            return Err(HloError::new(
+                &op,
+                &[input_shape, c_shape],
+                "a cotangent from the rule does not have its input's shape",
+            ));
+        }
+        add_into(b, cts, input, Cotangent::Array(c))?;
+    }
+    Ok(())
 }
 
 /// `depends[i]`: instruction `i` is a requested value or is computed differentiably from one.

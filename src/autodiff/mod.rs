@@ -14,6 +14,10 @@
 //! reducers, while loops without a fixed trip count) are errors that name the op, but only when
 //! a requested gradient actually flows through them.
 //!
+//! A value can carry its own rule instead ([`custom_vjp`], JAX's `custom_vjp`): the sweep applies
+//! it to the value's cotangent and skips the instructions that computed the value. The model uses
+//! one to order the sums of a layer's gradient so that accelerator compilers fuse them.
+//!
 //! The rules document their conventions at kinks: ties of elementwise `maximum`/`minimum` and of
 //! `reduce` max/min split the cotangent evenly, max/min pooling sends it to the first extreme
 //! element of each window, `clamp` gives it to the operand on the bounds.
@@ -25,8 +29,10 @@ mod rules;
 use backward::{carries_float, with_provenance};
 use cotangent::{materialize, Cotangent};
 
+use std::sync::Arc;
+
 use crate::hlo::error::{HloError, Result};
-use crate::hlo::{Builder, Value};
+use crate::hlo::{Builder, CustomGradient, Value};
 
 /// Gradients of the floating-point scalar `output` with respect to each of `wrt` (parameters or
 /// any other float array values of `b`), in order. Values `output` does not depend on get zeros.
@@ -123,4 +129,48 @@ pub fn stop_gradient(b: &mut Builder, x: Value) -> Result<Value> {
     let y = y?;
     b.mark_gradient_stop(y)?;
     Ok(y)
+}
+
+/// Gives `output` a gradient rule instead of the one autodiff would derive (JAX's `custom_vjp`):
+/// the reverse sweep calls `rule(b, cotangent, needs)`, where `needs[i]` says whether `inputs[i]`
+/// needs a cotangent, and adds the returned cotangents (one per input, shaped like it; `None`
+/// for none) into the inputs. The instructions between `inputs` and `output` get no gradient
+/// from `output`. The rule may use any value built before it runs (the forward pass's
+/// intermediates are its residuals) and may call [`vjp`] on parts of the forward pass.
+///
+/// For a rule that computes the same derivative as autodiff in another order: e.g. sums that a
+/// compiler cannot fuse in the derived form.
+pub fn custom_vjp(
+    b: &mut Builder,
+    name: &str,
+    output: Value,
+    inputs: &[Value],
+    rule: impl Fn(&mut Builder, Value, &[bool]) -> Result<Vec<Option<Value>>> + Send + Sync + 'static,
+) -> Result<()> {
+    b.check("custom_vjp", output)?;
+    if b.array_shape("custom_vjp", output).is_err() {
+        return Err(HloError::new(
+            "custom_vjp",
+            &[b.shape(output)],
+            "only an array value can have a custom gradient",
+        ));
+    }
+    for &input in inputs {
+        b.check("custom_vjp", input)?;
+        if !b.shape(input).as_array().is_some_and(|a| a.ty().is_float()) {
+            return Err(HloError::new(
+                "custom_vjp",
+                &[b.shape(input)],
+                "every input of a custom gradient must be a floating-point array",
+            ));
+        }
+    }
+    b.set_custom_gradient(
+        output,
+        CustomGradient {
+            name: name.to_owned(),
+            inputs: inputs.to_vec(),
+            rule: Arc::new(rule),
+        },
+    )
 }

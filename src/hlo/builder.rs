@@ -1,6 +1,7 @@
 //! The graph builder: creates one computation at a time and hands out typed value handles.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -127,6 +128,32 @@ pub struct Builder {
     op_type: Option<String>,
     /// Instructions that autodiff treats as constants (see `autodiff::stop_gradient`).
     gradient_stops: HashSet<usize>,
+    /// Instructions whose gradient a rule gives instead of autodiff (see `autodiff::custom_vjp`).
+    custom_gradients: HashMap<usize, CustomGradient>,
+}
+
+/// Given a value's cotangent and which of its [`CustomGradient::inputs`] need one, the cotangent
+/// of each input (`None` where not needed, or zero).
+pub type GradientRule =
+    Arc<dyn Fn(&mut Builder, Value, &[bool]) -> Result<Vec<Option<Value>>> + Send + Sync>;
+
+/// A gradient rule attached to one value: reverse-mode autodiff applies it to the value's
+/// cotangent instead of differentiating the instructions between `inputs` and the value.
+#[derive(Clone)]
+pub struct CustomGradient {
+    /// Names the rule in the metadata of the ops it emits (`grad/<name>`).
+    pub name: String,
+    pub inputs: Vec<Value>,
+    pub rule: GradientRule,
+}
+
+impl fmt::Debug for CustomGradient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CustomGradient")
+            .field("name", &self.name)
+            .field("inputs", &self.inputs)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Builder {
@@ -140,6 +167,7 @@ impl Builder {
             scopes: Vec::new(),
             op_type: None,
             gradient_stops: HashSet::new(),
+            custom_gradients: HashMap::new(),
         }
     }
 
@@ -329,6 +357,24 @@ impl Builder {
     /// Whether [`Builder::mark_gradient_stop`] marked `v`.
     pub fn is_gradient_stop(&self, v: Value) -> bool {
         v.builder == self.id && self.gradient_stops.contains(&v.index())
+    }
+
+    /// Attaches a gradient rule to `v` (see `autodiff::custom_vjp`, which checks its inputs).
+    pub fn set_custom_gradient(&mut self, v: Value, gradient: CustomGradient) -> Result<()> {
+        self.check("custom_vjp", v)?;
+        for &input in &gradient.inputs {
+            self.check("custom_vjp", input)?;
+        }
+        self.custom_gradients.insert(v.index(), gradient);
+        Ok(())
+    }
+
+    /// The rule [`Builder::set_custom_gradient`] attached to `v`, if any.
+    pub fn custom_gradient(&self, v: Value) -> Option<&CustomGradient> {
+        if v.builder != self.id {
+            return None;
+        }
+        self.custom_gradients.get(&v.index())
     }
 
     /// Finishes the computation with `root` as its result.

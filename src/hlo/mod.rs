@@ -12,7 +12,7 @@ pub mod passes;
 pub mod printer;
 pub mod shape;
 
-pub use builder::{Builder, Computation, Instruction, Value};
+pub use builder::{Builder, Computation, CustomGradient, GradientRule, Instruction, Value};
 pub use element::{ElementType, NativeType};
 pub use error::HloError;
 pub use literal::Literal;
