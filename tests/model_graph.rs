@@ -6,8 +6,8 @@ mod common;
 use common::{compile, execute};
 use effnetv2::hlo::{Builder, ElementType, Literal, Module, Shape};
 use effnetv2::model::graph::{forward, Lowering, Mode, Weights};
+use effnetv2::model::Backend;
 use effnetv2::model::{load_spec, Init, Model};
-use effnetv2::nn::DepthwiseImpl;
 
 #[test]
 fn efficientnetv2_s_forward_at_128px_runs_on_the_cpu_plugin() {
@@ -57,7 +57,7 @@ fn efficientnetv2_s_forward_at_128px_runs_on_the_cpu_plugin() {
     );
     let lowering = Lowering {
         compute: ElementType::F32,
-        depthwise: DepthwiseImpl::ShiftedSum,
+        backend: Backend::Cpu,
     };
     let out = forward(&mut b, &model, &weights, images, lowering, Mode::Eval).unwrap();
     let module = Module::new("s_forward_128", b.build(out.logits).unwrap());

@@ -105,8 +105,8 @@ fn one_pass_batch_norm_matches_a_two_pass_reference_with_its_gradients() {
                 moving_mean: p[3],
                 moving_var: p[4],
             };
-            let (y, update) =
-                batch_norm_train(b, p[0], &params, MOMENTUM, EPSILON, Replicas::new(1))?;
+            let norm = batch_norm_train(b, p[0], &params, MOMENTUM, EPSILON, Replicas::new(1))?;
+            let (y, update) = (norm.y, norm.update);
             let weighted = b.mul(y, p[5])?;
             let loss = b.reduce_sum(weighted, &[0, 1, 2, 3])?;
             let grads = autodiff::grad(b, loss, &[p[0], p[1], p[2]])?;

@@ -121,7 +121,7 @@ fn replicas_stay_bit_identical_with_per_replica_batch_norm_and_dropout() {
     let layout = StateLayout::new(&model);
     let cfg = StepConfig {
         replicas: 2,
-        ..StepConfig::official(8, 16, Precision::F32, ctx.depthwise())
+        ..StepConfig::official(8, 16, Precision::F32, ctx.backend())
     };
     let (exe, _) = ctx.compile(&train_step(&model, &cfg).unwrap()).unwrap();
     let mut state = DeviceState::upload(&ctx, &layout, &initial_state(&layout, 3)).unwrap();

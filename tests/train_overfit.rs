@@ -1,9 +1,10 @@
 //! The whole train step (forward, loss, autodiff, RMSProp, BN statistics, EMA) learns: the small
-//! variant overfits one fixed batch on the CPU plugin, in f32 and in bf16.
+//! variant overfits one fixed batch on the CPU plugin, in f32 and in bf16; and the graph shaped
+//! for accelerators (grouped depthwise convolutions, the joint batch-norm/SiLU/SE gradient) takes
+//! the same steps as the CPU's.
 
 use effnetv2::hlo::Literal;
-use effnetv2::model::{load_spec, Model};
-use effnetv2::nn::DepthwiseImpl;
+use effnetv2::model::{load_spec, Backend, Model};
 use effnetv2::runtime::provision::PluginKind;
 use effnetv2::runtime::{CompileOptions, OptionOverride};
 use effnetv2::train::state::StateLayout;
@@ -14,11 +15,11 @@ use effnetv2::trainer::init::initial_state;
 use rand::{Rng, SeedableRng};
 
 /// Trains `steps` steps on one random batch and returns the losses.
-fn overfit(precision: Precision, steps: usize) -> Vec<f32> {
+fn overfit(precision: Precision, backend: Backend, steps: usize) -> Vec<f32> {
     let ctx = Context::open(PluginKind::Cpu, None).unwrap();
     let model = Model::new(load_spec("tiny").unwrap()).unwrap();
     let (batch, size, classes) = (32i64, 16i64, 10i64);
-    let mut cfg = StepConfig::official(batch, size, precision, DepthwiseImpl::ShiftedSum);
+    let mut cfg = StepConfig::official(batch, size, precision, backend);
     cfg.objective.label_smoothing = 0.0;
     // XLA's CPU backend otherwise keeps bf16 intermediates in f32 ("excess precision"), which
     // would make this an f32 run in disguise.
@@ -76,10 +77,23 @@ fn check(losses: &[f32]) {
 
 #[test]
 fn small_variant_overfits_one_batch_in_f32() {
-    check(&overfit(Precision::F32, 300));
+    check(&overfit(Precision::F32, Backend::Cpu, 300));
 }
 
 #[test]
 fn small_variant_overfits_one_batch_in_bf16() {
-    check(&overfit(Precision::Bf16, 300));
+    check(&overfit(Precision::Bf16, Backend::Cpu, 300));
+}
+
+#[test]
+fn the_accelerator_graph_takes_the_cpu_graphs_steps() {
+    let cpu = overfit(Precision::F32, Backend::Cpu, 12);
+    let accelerator = overfit(Precision::F32, Backend::Accelerator, 12);
+    for (step, (a, c)) in accelerator.iter().zip(&cpu).enumerate() {
+        assert!(
+            (a - c).abs() <= 1e-4 * c.abs(),
+            "step {step}: loss {a} with the accelerator graph, {c} with the CPU's"
+        );
+    }
+    assert!(cpu[11] < 0.9 * cpu[0], "the loss did not fall: {cpu:?}");
 }

@@ -62,7 +62,7 @@ fn learning_rate(step: usize) -> f32 {
 
 /// The one-step graph's configuration at the test's batch and size.
 fn step_config(ctx: &Context) -> StepConfig {
-    StepConfig::official(BATCH as i64, SIZE as i64, Precision::F32, ctx.depthwise())
+    StepConfig::official(BATCH as i64, SIZE as i64, Precision::F32, ctx.backend())
 }
 
 /// The state after training on `batches` with `steps_per_call` steps per call.

@@ -59,7 +59,7 @@ impl BenchArgs {
                         self.batch / devices as i64,
                         self.image_size,
                         Precision::F32,
-                        ctx.depthwise(),
+                        ctx.backend(),
                     )
                 };
                 let timing = time_train_steps(&ctx, &[(&model, &cfg)], self.steps)?.remove(0);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 use effnetv2::aot::{AotCompiler, GraphReport, MaxBatch, Probe, ProgramCost, Target};
-use effnetv2::nn::DepthwiseImpl;
+use effnetv2::model::Backend;
 use effnetv2::trainer::executables::ExecutableCache;
 use effnetv2::trainer::plan::{GraphRole, PlannedGraph};
 use serde::Serialize;
@@ -76,9 +76,7 @@ impl CompileArgs {
             return self.report_hlo(&compiler, path);
         }
         let devices = compiler.topology().devices().len();
-        let (model, planned) = self
-            .graphs
-            .plan(DepthwiseImpl::GroupedConvolution, devices)?;
+        let (model, planned) = self.graphs.plan(Backend::Accelerator, devices)?;
         let cache = match (&self.cache_dir, self.no_cache) {
             (_, true) => None,
             (Some(dir), false) => Some(ExecutableCache::new(Some(dir.clone()))),

@@ -8,26 +8,30 @@ use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 use effnetv2::aot::{AotCompiler, Target};
 use effnetv2::hlo::Module;
-use effnetv2::nn::DepthwiseImpl;
+use effnetv2::model::Backend;
 use effnetv2::runtime::{plugin_log, CompileOptions, OptionOverride};
 use effnetv2::trainer::context::Context;
 
 use super::graphs::GraphArgs;
 use super::plugin::PluginArgs;
 
+/// `--backend`: the compilers the graphs are shaped for (see [`Backend`]).
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum Depthwise {
-    Grouped,
-    ShiftedSum,
+enum BackendArg {
+    /// Shifted-sum depthwise convolutions, autodiff's gradients (the CPU plugins' graphs).
+    Cpu,
+    /// Grouped depthwise convolutions, the joint batch-norm/SiLU/SE gradient (TPU, GPU).
+    Accelerator,
 }
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
     #[command(flatten)]
     graphs: GraphArgs,
-    /// Depthwise lowering (default: grouped convolutions, or what suits --plugin with --optimized).
+    /// The compilers the graphs are shaped for (default: accelerator, or what suits --plugin
+    /// with --optimized).
     #[arg(long, value_enum)]
-    depthwise: Option<Depthwise>,
+    backend: Option<BackendArg>,
     /// Devices the train steps run on, data-parallel (with all-reduces).
     #[arg(long, default_value_t = 1)]
     devices: usize,
@@ -94,13 +98,13 @@ impl DumpArgs {
             )?))),
             (true, None) => Some(Optimizer::Plugin(Box::new(self.plugin.open(Some(1))?))),
         };
-        let depthwise = match (self.depthwise, &optimizer) {
-            (Some(Depthwise::Grouped), _) => DepthwiseImpl::GroupedConvolution,
-            (Some(Depthwise::ShiftedSum), _) => DepthwiseImpl::ShiftedSum,
-            (None, Some(Optimizer::Plugin(ctx))) => ctx.depthwise(),
-            (None, _) => DepthwiseImpl::GroupedConvolution,
+        let backend = match (self.backend, &optimizer) {
+            (Some(BackendArg::Accelerator), _) => Backend::Accelerator,
+            (Some(BackendArg::Cpu), _) => Backend::Cpu,
+            (None, Some(Optimizer::Plugin(ctx))) => ctx.backend(),
+            (None, _) => Backend::Accelerator,
         };
-        let (model, planned) = self.graphs.plan(depthwise, self.devices)?;
+        let (model, planned) = self.graphs.plan(backend, self.devices)?;
         fs::create_dir_all(&self.out)
             .with_context(|| format!("creating {}", self.out.display()))?;
         let counts = model.param_counts();

@@ -3,8 +3,8 @@
 
 use anyhow::Result;
 use clap::Args;
+use effnetv2::model::Backend;
 use effnetv2::model::{load_spec, Model, ScheduleVariant};
-use effnetv2::nn::DepthwiseImpl;
 use effnetv2::train::step::{Objective, Precision};
 use effnetv2::trainer::plan::{plan_graphs, GraphSelection, PlannedGraph};
 
@@ -44,13 +44,9 @@ pub struct GraphArgs {
 }
 
 impl GraphArgs {
-    /// The model and its planned graphs under `depthwise`, train steps data-parallel over
+    /// The model and its planned graphs lowered for `backend`, train steps data-parallel over
     /// `replicas` devices.
-    pub fn plan(
-        &self,
-        depthwise: DepthwiseImpl,
-        replicas: usize,
-    ) -> Result<(Model, Vec<PlannedGraph>)> {
+    pub fn plan(&self, backend: Backend, replicas: usize) -> Result<(Model, Vec<PlannedGraph>)> {
         let model = Model::new(load_spec(&self.model)?)?;
         let graphs = plan_graphs(
             &model,
@@ -63,7 +59,7 @@ impl GraphArgs {
                 objective: Objective::OFFICIAL,
                 eval_batch: self.batch,
                 precision: self.precision,
-                depthwise,
+                backend,
                 schedule: self.schedule,
                 stage: self.stage,
                 eval: self.eval,

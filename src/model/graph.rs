@@ -57,20 +57,45 @@ pub struct ForwardOutput {
     pub bn_updates: Vec<(String, Value)>,
 }
 
-/// How the forward pass is lowered to HLO: arithmetic precision and the depthwise strategy
-/// (both change the graph, not the model).
+/// How the forward pass is lowered to HLO: arithmetic precision and the compilers the graph is
+/// shaped for (both change the graph, not the model).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Lowering {
     /// f32, or bf16 with f32 variables and f32 batch-norm statistics.
     pub compute: ElementType,
-    pub depthwise: DepthwiseImpl,
+    pub backend: Backend,
+}
+
+/// The compilers a graph is shaped for. XLA's CPU backend and the accelerator compilers (TPU,
+/// GPU) fuse differently, so two layers have a form for each; the function and its derivative
+/// are the same:
+/// - depthwise convolutions: shifted sums on the CPU (which runs grouped convolutions through a
+///   slow generic loop), grouped convolutions on accelerators;
+/// - batch norm, SiLU and squeeze-and-excite after an MBConv block's depthwise convolution:
+///   autodiff's gradient on the CPU, the joint rule of [`nn::batch_norm_silu_se_train`] on
+///   accelerators, whose compilers fuse its per-channel sums into the convolution that produces
+///   their input (on the CPU the extra sums cost more than the pass they save).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Cpu,
+    Accelerator,
+}
+
+impl Backend {
+    fn depthwise(self) -> DepthwiseImpl {
+        match self {
+            Backend::Cpu => DepthwiseImpl::ShiftedSum,
+            Backend::Accelerator => DepthwiseImpl::GroupedConvolution,
+        }
+    }
 }
 
 struct Forward<'m, 'w, 'r> {
     model: &'m Model,
     weights: &'w Weights,
     compute: ElementType,
-    depthwise: DepthwiseImpl,
+    backend: Backend,
     mode: Mode<'r>,
     bn_updates: Vec<(String, Value)>,
 }
@@ -89,7 +114,7 @@ pub fn forward(
         model,
         weights,
         compute,
-        depthwise: lowering.depthwise,
+        backend: lowering.backend,
         mode,
         bn_updates: Vec::new(),
     };
@@ -122,23 +147,35 @@ impl Forward<'_, '_, '_> {
         b.convert(v, self.compute)
     }
 
-    fn batch_norm(&mut self, b: &mut Builder, prefix: &str, x: Value) -> Result<Value> {
-        let p = self.weights.batch_norm(prefix)?;
-        let bn = self.model.spec.batch_norm;
-        typed(b, "batch_norm", |b| match self.mode {
+    /// The replicas batch-norm statistics cover in training mode; `None` in eval mode.
+    fn training_replicas(&self) -> Option<Replicas> {
+        match self.mode {
             Mode::Train {
                 batch_norm_replicas,
                 ..
-            } => {
-                let (y, update) =
-                    nn::batch_norm_train(b, x, &p, bn.momentum, bn.epsilon, batch_norm_replicas)?;
-                self.bn_updates
-                    .push((format!("{prefix}/bn/moving_mean"), update.moving_mean));
-                self.bn_updates
-                    .push((format!("{prefix}/bn/moving_var"), update.moving_var));
-                Ok(y)
+            } => Some(batch_norm_replicas),
+            Mode::Eval => None,
+        }
+    }
+
+    /// Keeps the updated moving statistics of the batch norm `{prefix}/bn` as outputs.
+    fn record_update(&mut self, prefix: &str, update: nn::BatchNormUpdate) {
+        self.bn_updates
+            .push((format!("{prefix}/bn/moving_mean"), update.moving_mean));
+        self.bn_updates
+            .push((format!("{prefix}/bn/moving_var"), update.moving_var));
+    }
+
+    fn batch_norm(&mut self, b: &mut Builder, prefix: &str, x: Value) -> Result<Value> {
+        let p = self.weights.batch_norm(prefix)?;
+        let bn = self.model.spec.batch_norm;
+        typed(b, "batch_norm", |b| match self.training_replicas() {
+            Some(replicas) => {
+                let norm = nn::batch_norm_train(b, x, &p, bn.momentum, bn.epsilon, replicas)?;
+                self.record_update(prefix, norm.update);
+                Ok(norm.y)
             }
-            Mode::Eval => nn::batch_norm_infer(b, x, &p, bn.epsilon),
+            None => nn::batch_norm_infer(b, x, &p, bn.epsilon),
         })
     }
 
@@ -151,9 +188,20 @@ impl Forward<'_, '_, '_> {
         stride: i64,
         act: bool,
     ) -> Result<Value> {
+        let y = self.conv(b, prefix, x, stride)?;
+        let y = self.batch_norm(b, prefix, y)?;
+        if act {
+            typed(b, "silu", |b| nn::silu(b, y))
+        } else {
+            Ok(y)
+        }
+    }
+
+    /// The `{prefix}/conv/kernel` convolution (dense or depthwise by kernel shape).
+    fn conv(&mut self, b: &mut Builder, prefix: &str, x: Value, stride: i64) -> Result<Value> {
         let kernel = self.var(b, &format!("{prefix}/conv/kernel"))?;
         let depthwise = prefix.ends_with("/depthwise");
-        let y = typed(
+        typed(
             b,
             if depthwise {
                 "depthwise_conv2d"
@@ -162,18 +210,47 @@ impl Forward<'_, '_, '_> {
             },
             |b| {
                 if depthwise {
-                    nn::depthwise_conv2d(b, x, kernel, stride, self.depthwise)
+                    nn::depthwise_conv2d(b, x, kernel, stride, self.backend.depthwise())
                 } else {
                     nn::conv2d(b, x, kernel, stride)
                 }
             },
-        )?;
-        let y = self.batch_norm(b, prefix, y)?;
-        if act {
-            typed(b, "silu", |b| nn::silu(b, y))
-        } else {
-            Ok(y)
-        }
+        )
+    }
+
+    /// An MBConv block's depthwise stage with squeeze-and-excite: depthwise convolution, BN,
+    /// SiLU, SE; when training for accelerators the last three with their joint gradient rule
+    /// ([`nn::batch_norm_silu_se_train`]).
+    fn depthwise_se(
+        &mut self,
+        b: &mut Builder,
+        block: &str,
+        x: Value,
+        stride: i64,
+    ) -> Result<Value> {
+        let depthwise = format!("{block}/depthwise");
+        let se = self.se_weights(b, &format!("{block}/se"))?;
+        let joint = self
+            .training_replicas()
+            .filter(|_| self.backend == Backend::Accelerator);
+        let Some(replicas) = joint else {
+            let x = b.scoped("depthwise", |b| {
+                self.conv_bn_act(b, &depthwise, x, stride, true)
+            })?;
+            return b.scoped("se", |b| {
+                typed(b, "squeeze_excite", |b| nn::squeeze_excite(b, x, &se))
+            });
+        };
+        let p = self.weights.batch_norm(&depthwise)?;
+        let bn = self.model.spec.batch_norm;
+        let (out, norm) = b.scoped("depthwise", |b| {
+            let y = self.conv(b, &depthwise, x, stride)?;
+            typed(b, "batch_norm_silu_se", |b| {
+                nn::batch_norm_silu_se_train(b, y, &p, bn.momentum, bn.epsilon, replicas, &se)
+            })
+        })?;
+        self.record_update(&depthwise, norm.update);
+        Ok(out)
     }
 
     fn block(&mut self, b: &mut Builder, block: &Block, input: Value) -> Result<Value> {
@@ -188,12 +265,11 @@ impl Forward<'_, '_, '_> {
                 } else {
                     input
                 };
-                let x = b.scoped("depthwise", |b| {
-                    self.conv_bn_act(b, &format!("{p}/depthwise"), x, stride, true)
-                })?;
                 let x = match block.se_filters {
-                    Some(_) => b.scoped("se", |b| self.squeeze_excite(b, &format!("{p}/se"), x))?,
-                    None => x,
+                    Some(_) => self.depthwise_se(b, &p, x, stride)?,
+                    None => b.scoped("depthwise", |b| {
+                        self.conv_bn_act(b, &format!("{p}/depthwise"), x, stride, true)
+                    })?,
                 };
                 b.scoped("project", |b| {
                     self.conv_bn_act(b, &format!("{p}/project"), x, 1, false)
@@ -225,19 +301,19 @@ impl Forward<'_, '_, '_> {
         typed(b, "residual", |b| b.add(x, input))
     }
 
-    fn squeeze_excite(&mut self, b: &mut Builder, prefix: &str, x: Value) -> Result<Value> {
-        let matrix = |this: &Self, b: &mut Builder, name: &str| -> Result<Value> {
-            let k = this.var(b, &format!("{prefix}/{name}/kernel"))?;
+    /// The `{prefix}/{reduce,expand}` weights of a squeeze-and-excite unit, in the compute type.
+    fn se_weights(&self, b: &mut Builder, prefix: &str) -> Result<SeWeights> {
+        let matrix = |b: &mut Builder, name: &str| -> Result<Value> {
+            let k = self.var(b, &format!("{prefix}/{name}/kernel"))?;
             let d = b.array_shape("squeeze_excite", k)?.dims().to_vec();
             b.reshape(k, &[d[2], d[3]])
         };
-        let w = SeWeights {
-            reduce_w: matrix(self, b, "reduce")?,
+        Ok(SeWeights {
+            reduce_w: matrix(b, "reduce")?,
             reduce_b: self.var(b, &format!("{prefix}/reduce/bias"))?,
-            expand_w: matrix(self, b, "expand")?,
+            expand_w: matrix(b, "expand")?,
             expand_b: self.var(b, &format!("{prefix}/expand/bias"))?,
-        };
-        typed(b, "squeeze_excite", |b| nn::squeeze_excite(b, x, &w))
+        })
     }
 
     fn head(&mut self, b: &mut Builder, x: Value) -> Result<Value> {

@@ -16,6 +16,7 @@ pub mod timm;
 
 pub use builtin::{builtin_names, load_spec};
 pub use error::{FieldError, SpecError};
+pub use graph::Backend;
 pub use params::{Init, Param, ParamKind};
 pub use progressive::ProgressiveStage;
 pub use resolve::{round_filters, round_repeats, Block, Model, Stage};

@@ -197,12 +197,22 @@ pub struct SeWeights {
 
 /// Squeeze-and-excite: global average pool -> dense (SiLU) -> dense (sigmoid) -> scale channels.
 pub fn squeeze_excite(b: &mut Builder, x: Value, w: &SeWeights) -> Result<Value> {
-    let dims = b.array_shape("squeeze_excite", x)?.dims().to_vec();
     let pooled = global_avg_pool(b, x)?;
+    let gate = se_gate(b, pooled, w)?;
+    gate_channels(b, x, gate)
+}
+
+/// The squeeze-and-excite gate `[B, C]` of the pooled features `[B, C]`.
+pub(super) fn se_gate(b: &mut Builder, pooled: Value, w: &SeWeights) -> Result<Value> {
     let reduced = dense(b, pooled, w.reduce_w, w.reduce_b)?;
     let reduced = silu(b, reduced)?;
     let expanded = dense(b, reduced, w.expand_w, w.expand_b)?;
-    let gate = b.logistic(expanded)?;
+    b.logistic(expanded)
+}
+
+/// NHWC `x` scaled by `gate[b, c]` at every position of example `b`, channel `c`.
+pub(super) fn gate_channels(b: &mut Builder, x: Value, gate: Value) -> Result<Value> {
+    let dims = b.array_shape("squeeze_excite", x)?.dims().to_vec();
     let gate = b.broadcast_in_dim(gate, &dims, &[0, 3])?;
     b.mul(x, gate)
 }

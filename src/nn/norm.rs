@@ -32,6 +32,17 @@ pub struct BatchNormUpdate {
     pub moving_var: Value,
 }
 
+/// What a training-mode batch norm computes: the normalised output (in the input's type), the
+/// batch statistics it normalised with (f32 `[C]`, over every replica's batch when synced) and
+/// the updated moving statistics.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormTrain {
+    pub y: Value,
+    pub mean: Value,
+    pub var: Value,
+    pub update: BatchNormUpdate,
+}
+
 fn normalize(
     b: &mut Builder,
     x32: Value,
@@ -66,7 +77,7 @@ pub fn batch_norm_train(
     momentum: f64,
     epsilon: f64,
     sync: Replicas,
-) -> Result<(Value, BatchNormUpdate)> {
+) -> Result<BatchNormTrain> {
     let shape = b.array_shape("batch_norm", x)?.clone();
     let dims = shape.dims().to_vec();
     let x32 = b.convert(x, ElementType::F32)?;
@@ -99,13 +110,15 @@ pub fn batch_norm_train(
     };
     let moving_mean = update(b, p.moving_mean, mean)?;
     let moving_var = update(b, p.moving_var, var)?;
-    Ok((
+    Ok(BatchNormTrain {
         y,
-        BatchNormUpdate {
+        mean,
+        var,
+        update: BatchNormUpdate {
             moving_mean,
             moving_var,
         },
-    ))
+    })
 }
 
 /// Inference-mode batch norm with the moving statistics.

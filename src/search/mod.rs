@@ -595,7 +595,7 @@ impl Timer {
             Clock::Device(ctx) => {
                 let config = |m: &Model| {
                     let size = m.spec.image_size.train as i64;
-                    StepConfig::official(batch as i64, size, Precision::F32, ctx.depthwise())
+                    StepConfig::official(batch as i64, size, Precision::F32, ctx.backend())
                 };
                 let (cfg, backbone_cfg) = (config(model), config(backbone));
                 let mut benches = vec![(model, &cfg)];
@@ -645,7 +645,7 @@ fn estimate(compiler: &AotCompiler, model: &Model, batch: usize) -> Result<f64> 
         objective: Objective::OFFICIAL,
         eval_batch: batch as i64,
         precision: Precision::Bf16,
-        depthwise: crate::nn::DepthwiseImpl::GroupedConvolution,
+        backend: crate::model::Backend::Accelerator,
         schedule: ScheduleVariant::Official,
         stage: Some(0),
         eval: false,

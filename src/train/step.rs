@@ -24,8 +24,8 @@ use crate::hlo::{
     Module, RandomAlgorithm, Shape, Value,
 };
 use crate::model::graph::{forward, Lowering, Mode, Weights};
+use crate::model::Backend;
 use crate::model::Model;
-use crate::nn::DepthwiseImpl;
 use crate::nn::{Replicas, Rng};
 
 /// Arithmetic precision of the forward and backward pass.
@@ -42,7 +42,7 @@ impl StepConfig {
     pub fn lowering(&self) -> Lowering {
         Lowering {
             compute: self.precision.compute_type(),
-            depthwise: self.depthwise,
+            backend: self.backend,
         }
     }
 }
@@ -62,7 +62,7 @@ pub struct StepConfig {
     pub batch: i64,
     pub image_size: i64,
     pub precision: Precision,
-    pub depthwise: DepthwiseImpl,
+    pub backend: Backend,
     pub objective: Objective,
     pub rmsprop: RmsProp,
     pub steps_per_call: i64,
@@ -119,13 +119,13 @@ impl StepConfig {
         batch: i64,
         image_size: i64,
         precision: Precision,
-        depthwise: DepthwiseImpl,
+        backend: Backend,
     ) -> StepConfig {
         StepConfig {
             batch,
             image_size,
             precision,
-            depthwise,
+            backend,
             objective: Objective::OFFICIAL,
             rmsprop: RmsProp::default(),
             steps_per_call: 1,

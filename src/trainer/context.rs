@@ -10,7 +10,7 @@ use super::executables::{CompileEvent, ExecutableCache};
 use super::placement::Placement;
 use crate::hlo::Literal;
 use crate::model::graph::Lowering;
-use crate::nn::DepthwiseImpl;
+use crate::model::Backend;
 use crate::runtime::provision::{self, PluginKind};
 use crate::runtime::{
     hardware, Arg, Buffer, Client, ClientOptions, CompileOptions, Device, DeviceAssignment,
@@ -123,13 +123,13 @@ impl Context {
         self.local_device(0)
     }
 
-    /// The depthwise lowering that runs fastest on this platform: shifted sums on the CPU
-    /// plugins, grouped convolutions elsewhere.
-    pub fn depthwise(&self) -> DepthwiseImpl {
+    /// The compilers this platform's graphs are shaped for: XLA's CPU backend on the CPU
+    /// plugins, the accelerator compilers elsewhere.
+    pub fn backend(&self) -> Backend {
         if self.client.platform_name().eq_ignore_ascii_case("cpu") {
-            DepthwiseImpl::ShiftedSum
+            Backend::Cpu
         } else {
-            DepthwiseImpl::GroupedConvolution
+            Backend::Accelerator
         }
     }
 
@@ -137,7 +137,7 @@ impl Context {
     pub fn lowering(&self, precision: Precision) -> Lowering {
         Lowering {
             compute: precision.compute_type(),
-            depthwise: self.depthwise(),
+            backend: self.backend(),
         }
     }
 

@@ -8,9 +8,9 @@ use serde::Serialize;
 use super::config::RunConfig;
 use super::recipe::Augmentation;
 use crate::model::graph::Lowering;
+use crate::model::Backend;
 use crate::model::ProgressiveStage;
 use crate::model::{Model, ScheduleVariant};
-use crate::nn::DepthwiseImpl;
 use crate::train::lr::{scaled_lr, LrSchedule};
 use crate::train::signature::StepGraph;
 use crate::train::step::{eval_step, train_step, Objective, Precision, StepConfig};
@@ -33,7 +33,7 @@ pub struct GraphSelection {
     /// Examples per eval-step execution.
     pub eval_batch: i64,
     pub precision: Precision,
-    pub depthwise: DepthwiseImpl,
+    pub backend: Backend,
     pub schedule: ScheduleVariant,
     /// Only the train step of this progressive stage (`None`: every stage).
     pub stage: Option<usize>,
@@ -72,7 +72,7 @@ pub struct PlannedGraph {
     #[serde(skip)]
     precision: Precision,
     #[serde(skip)]
-    depthwise: DepthwiseImpl,
+    backend: Backend,
 }
 
 impl PlannedGraph {
@@ -96,7 +96,7 @@ impl PlannedGraph {
                 self.batch,
                 self.image_size as i64,
                 self.precision,
-                self.depthwise,
+                self.backend,
             )
         })
     }
@@ -111,7 +111,7 @@ impl PlannedGraph {
                 self.image_size as i64,
                 Lowering {
                     compute: self.precision.compute_type(),
-                    depthwise: self.depthwise,
+                    backend: self.backend,
                 },
             )?,
         })
@@ -159,7 +159,7 @@ pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<Plan
         skip_nonfinite: selection.skip_nonfinite,
         objective: selection.objective,
         precision: selection.precision,
-        depthwise: selection.depthwise,
+        backend: selection.backend,
     };
     let mut graphs: Vec<PlannedGraph> = Vec::new();
     for stage in chosen {
@@ -203,13 +203,13 @@ pub struct RunPlan {
 }
 
 impl RunPlan {
-    /// Plans `config` for `model` over `train_examples` examples on `replicas` devices,
-    /// lowering depthwise convolutions as `depthwise`.
+    /// Plans `config` for `model` over `train_examples` examples on `replicas` devices, its
+    /// graphs lowered for `backend`.
     pub fn new(
         config: &RunConfig,
         model: &Model,
         train_examples: usize,
-        depthwise: DepthwiseImpl,
+        backend: Backend,
         replicas: usize,
     ) -> Result<RunPlan> {
         config.validate()?;
@@ -257,7 +257,7 @@ impl RunPlan {
                 objective: config.objective,
                 eval_batch: config.eval_batch as i64,
                 precision: config.precision,
-                depthwise,
+                backend,
                 schedule: config.schedule,
                 stage: None,
                 eval: true,
@@ -304,7 +304,7 @@ mod tests {
             objective: Objective::OFFICIAL,
             eval_batch: 8,
             precision: Precision::F32,
-            depthwise: DepthwiseImpl::GroupedConvolution,
+            backend: Backend::Accelerator,
             schedule: ScheduleVariant::Official,
             stage,
             eval,

@@ -95,7 +95,7 @@ pub fn train(
         config,
         &model,
         train_source.len(),
-        ctx.depthwise(),
+        ctx.backend(),
         ctx.placement().replicas(),
     )?;
     let mut metrics = run_dir.metrics_log()?;

@@ -1,7 +1,7 @@
 //! Shared setup of the deviceless-compile tests: the graphs an accelerator runs.
 
+use effnetv2::model::Backend;
 use effnetv2::model::ScheduleVariant;
-use effnetv2::nn::DepthwiseImpl;
 use effnetv2::train::step::{Objective, Precision};
 use effnetv2::trainer::plan::GraphSelection;
 
@@ -18,7 +18,7 @@ pub fn selection(stage: Option<usize>, eval: bool, replicas: i64) -> GraphSelect
         objective: Objective::OFFICIAL,
         eval_batch: 128,
         precision: Precision::Bf16,
-        depthwise: DepthwiseImpl::GroupedConvolution,
+        backend: Backend::Accelerator,
         schedule: ScheduleVariant::Official,
         stage,
         eval,
