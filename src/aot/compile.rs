@@ -150,18 +150,23 @@ impl AotCompiler {
         GraphReport::new(self, graph, &module, &compiled, serialized.len())
     }
 
-    /// The peak memory per device of `graph` at `batch`; `Ok(None)` when the compiler itself
-    /// runs out of memory.
-    fn peak_at(&self, model: &Model, graph: &PlannedGraph, batch: i64) -> Result<Option<i64>> {
+    /// What compiling `graph` at `batch` says about its memory on one device.
+    fn measure(&self, model: &Model, graph: &PlannedGraph, batch: i64) -> Result<Measured> {
         let step = graph.with_batch(batch).build(model)?;
         match self.compile(&step.module, &options_for(step.replicas)) {
-            Ok(compiled) => Ok(Some(
-                compiled
-                    .executable
-                    .compiled_memory_stats()?
-                    .device_peak_bytes(),
-            )),
-            Err(e) if RuntimeError::out_of_memory_in(&e) => Ok(None),
+            Ok(compiled) => Ok(Measured {
+                peak: Some(
+                    compiled
+                        .executable
+                        .compiled_memory_stats()?
+                        .device_peak_bytes(),
+                ),
+                usable: None,
+            }),
+            Err(e) if RuntimeError::out_of_memory_in(&e) => Ok(Measured {
+                peak: None,
+                usable: usable_bytes_in(&format!("{e:#}")),
+            }),
             Err(e) => Err(e),
         }
     }
@@ -172,7 +177,8 @@ impl AotCompiler {
     /// one is known), with bisection whenever that stops halving the bracket; see
     /// [`largest_fitting`]. Searches multiples of 8 (TPU-friendly batches) from a start of 8 or
     /// more, every batch below that. `start_peak` is the peak already measured at `start` (the
-    /// report's compile), which saves one compile.
+    /// report's compile), which saves one compile. The lines aim at the memory the compiler
+    /// says it can use once an out-of-memory error has said so (libtpu keeps part of the HBM).
     pub fn max_batch(
         &self,
         model: &Model,
@@ -185,22 +191,25 @@ impl AotCompiler {
         let known = start_peak.filter(|_| start_units * unit == start);
         let limit = i64::try_from(self.device_spec().hbm_bytes).unwrap_or(i64::MAX);
         let mut probes = Vec::new();
+        let mut usable_bytes = None;
         let (units, peak_bytes) = largest_fitting(
             start_units,
             known.map(|peak| (start_units, Some(peak))),
             limit,
             |units| {
-                let peak_bytes = self.peak_at(model, graph, units * unit)?;
+                let measured = self.measure(model, graph, units * unit)?;
                 probes.push(Probe {
                     batch: units * unit,
-                    peak_bytes,
+                    peak_bytes: measured.peak,
                 });
-                Ok(peak_bytes)
+                usable_bytes = usable_bytes.or(measured.usable);
+                Ok(measured)
             },
         )?;
         Ok(MaxBatch {
             batch: units * unit,
             peak_bytes,
+            usable_bytes,
             probes,
         })
     }
@@ -214,13 +223,43 @@ const MAX_EXTRAPOLATION: i64 = 16;
 /// No size beyond this is probed (a guard against overflow, far past any batch).
 const MAX_SIZE: i64 = 1 << 40;
 
+/// What one compile of [`largest_fitting`] says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Measured {
+    /// The peak memory; `None` when the compile ran out of memory (does not fit, and gives no
+    /// figure).
+    peak: Option<i64>,
+    /// The memory the compiler says it can use, where its out-of-memory error says so.
+    usable: Option<i64>,
+}
+
+/// The memory a compiler's out-of-memory error says it can use, in bytes: libtpu's "... exceeds
+/// available HBM (15.75G)" or "Used 16.53G of 15.48G hbm", binary units (a v5e chip's 16 GiB
+/// appears as 15.75G, and compiles with a peak of 15.63 GiB succeed).
+fn usable_bytes_in(message: &str) -> Option<i64> {
+    let figure = match message.split_once("available HBM (") {
+        Some((_, rest)) => rest,
+        None => message.split_once("Used ")?.1.split_once(" of ")?.1,
+    };
+    let end = figure.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let value: f64 = figure[..end].parse().ok()?;
+    let unit: i64 = match figure[end..].chars().next()? {
+        'K' => 1 << 10,
+        'M' => 1 << 20,
+        'G' => 1 << 30,
+        'T' => 1 << 40,
+        _ => return None,
+    };
+    Some((value * unit as f64) as i64).filter(|bytes| *bytes > 0)
+}
+
 /// The largest `n >= 1` whose measured peak is at most `limit`, assuming that whatever fits,
-/// every smaller `n` fits too. `peak(n)` compiles at `n` and returns the peak, or `None` when the
-/// compile ran out of memory (does not fit, and gives no figure); `known` is a measurement
-/// already made at `start`. Returns the size and its peak; `(0, None)` when not even 1 fits.
+/// every smaller `n` fits too. `measure(n)` compiles at `n` (see [`Measured`]); `known` is a peak
+/// already measured at `start`. Returns the size and its peak; `(0, None)` when not even 1 fits.
 ///
 /// The search keeps a bracket: `low` fits (0: nothing known to), `high` does not (`None`: not
-/// known yet). Each probe is where the line through two measured peaks reaches `limit`, rounded
+/// known yet). Each probe is where the line through two measured peaks reaches the aim (the
+/// limit, or the usable memory an out-of-memory compile gave if that is less), rounded
 /// down and kept strictly inside the bracket (see [`predict`]); for an affine peak that is the
 /// answer, and the probe one above confirms it. The safeguards, for peaks that are not affine:
 /// after a probe that failed to halve the bracket (to double `low` while `high` is unknown; the
@@ -234,20 +273,21 @@ fn largest_fitting(
     start: i64,
     known: Option<(i64, Option<i64>)>,
     limit: i64,
-    mut peak: impl FnMut(i64) -> Result<Option<i64>>,
+    mut measure: impl FnMut(i64) -> Result<Measured>,
 ) -> Result<(i64, Option<i64>)> {
     let mut search = Bracket {
         limit,
+        aim: limit,
         measured: Vec::new(),
         low: (0, None),
         high: None,
     };
     let first = start.clamp(1, MAX_SIZE);
-    let first_peak = match known {
-        Some((n, p)) if n == first => p,
-        _ => peak(first)?,
+    let first_measured = match known {
+        Some((n, peak)) if n == first => Measured { peak, usable: None },
+        _ => measure(first)?,
     };
-    search.record(first, first_peak);
+    search.record(first, first_measured);
     let mut stalls = 0;
     // Interpolated probes in a row that fitted (> 0) or did not (< 0).
     let mut same_side = 0;
@@ -260,7 +300,7 @@ fn largest_fitting(
             None if low >= MAX_SIZE => return Ok(search.low),
             None => (low * 2).clamp(1, MAX_SIZE),
         };
-        let interpolated = predict(&search.measured, low, search.high, limit, same_side)
+        let interpolated = predict(&search.measured, low, search.high, search.aim, same_side)
             .filter(|_| stalls < STALLS_BEFORE_BISECTION)
             .map(|(n, ends)| match search.high {
                 // After a stall, probes keep a quarter of the bracket (half of `low`) clear of
@@ -278,7 +318,7 @@ fn largest_fitting(
         let through_origin = search.measured.len() == 1;
         let before = (low, search.high);
         let n = interpolated.map_or(bisection, |(n, _)| n);
-        search.record(n, peak(n)?);
+        search.record(n, measure(n)?);
         if interpolated.is_none() {
             (stalls, same_side) = (0, 0);
             continue;
@@ -300,6 +340,8 @@ fn largest_fitting(
 /// The state of [`largest_fitting`].
 struct Bracket {
     limit: i64,
+    /// What the lines aim at: `limit`, or the usable memory an out-of-memory compile gave.
+    aim: i64,
     /// Every measurement with a peak, as (size, peak).
     measured: Vec<(i64, i64)>,
     /// The largest size known to fit, and its peak.
@@ -309,8 +351,11 @@ struct Bracket {
 }
 
 impl Bracket {
-    fn record(&mut self, n: i64, peak: Option<i64>) {
-        let peak = peak.filter(|p| *p >= 0);
+    fn record(&mut self, n: i64, measured: Measured) {
+        if let Some(usable) = measured.usable {
+            self.aim = self.aim.min(usable);
+        }
+        let peak = measured.peak.filter(|p| *p >= 0);
         if let Some(p) = peak {
             self.measured.push((n, p));
         }
@@ -404,6 +449,9 @@ pub struct MaxBatch {
     pub batch: i64,
     /// Its peak memory per device.
     pub peak_bytes: Option<i64>,
+    /// The memory per device the compiler said it can use, when one of its out-of-memory errors
+    /// said so (libtpu keeps part of the HBM for itself).
+    pub usable_bytes: Option<i64>,
     /// The compiles the search took, in order (besides the one at the start batch, when its
     /// peak was given): what a search that needed more compiles than expected went through.
     pub probes: Vec<Probe>,
@@ -540,7 +588,10 @@ mod tests {
         let mut probes = Vec::new();
         let (found, found_peak) = largest_fitting(start, None, limit, |n| {
             probes.push(n);
-            Ok(peak(n))
+            Ok(Measured {
+                peak: peak(n),
+                usable: None,
+            })
         })
         .unwrap();
         (found, found_peak, probes)
@@ -671,11 +722,68 @@ mod tests {
     }
 
     #[test]
+    fn the_usable_memory_an_out_of_memory_error_gives_is_aimed_at() {
+        // The compiler can use 800 of the 1000 and runs out of memory above that, saying so or
+        // not; the peak is affine.
+        let probes_with = |says: bool| {
+            let mut probes = Vec::new();
+            let (found, peak) = largest_fitting(16, None, 1000, |n| {
+                probes.push(n);
+                let peak = 5 * n + 20;
+                Ok(match peak <= 800 {
+                    true => Measured {
+                        peak: Some(peak),
+                        usable: None,
+                    },
+                    false => Measured {
+                        peak: None,
+                        usable: says.then_some(800),
+                    },
+                })
+            })
+            .unwrap();
+            assert_eq!((found, peak), (156, Some(800)), "{probes:?}");
+            probes
+        };
+        let (told, untold) = (probes_with(true), probes_with(false));
+        // 16; the line through the origin to 1000 (out of memory: 800 usable); the same line to
+        // 800; the line through both peaks to 800, the answer; its neighbour.
+        assert_eq!(told, [16, 160, 128, 156, 157]);
+        assert!(untold.len() > told.len() + 2, "{untold:?}");
+    }
+
+    #[test]
+    fn libtpu_out_of_memory_errors_say_how_much_it_can_use() {
+        let gib = |g: f64| (g * (1u64 << 30) as f64) as i64;
+        let temporaries = "PJRT_Compile failed with RESOURCE_EXHAUSTED: E1000: CompileTimeHbmOom: \
+            Ran out of memory on HBM, the total memory required for HLO temporaries (31.72G) \
+            exceeds available HBM (15.75G). HLO module: train_step_28px_b400000.";
+        assert_eq!(usable_bytes_in(temporaries), Some(gib(15.75)));
+        let space = "Ran out of memory in memory space hbm. Used 16.53G of 15.48G hbm. \
+            Exceeded hbm capacity by 1.05G.";
+        assert_eq!(usable_bytes_in(space), Some(gib(15.48)));
+        assert_eq!(
+            usable_bytes_in("Used 900.5M of 1.5T hbm"),
+            Some(gib(1536.0))
+        );
+        for other in [
+            "RESOURCE_EXHAUSTED: out of memory",
+            "available HBM (lots)",
+            "Used 1G of",
+        ] {
+            assert_eq!(usable_bytes_in(other), None, "{other}");
+        }
+    }
+
+    #[test]
     fn a_known_first_measurement_is_not_compiled_again() {
         let mut probes = Vec::new();
         let (found, _) = largest_fitting(16, Some((16, Some(180))), 1000, |n| {
             probes.push(n);
-            Ok(Some(10 * n + 20))
+            Ok(Measured {
+                peak: Some(10 * n + 20),
+                usable: None,
+            })
         })
         .unwrap();
         assert_eq!(found, 98);

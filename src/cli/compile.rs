@@ -263,6 +263,13 @@ fn print_max_batch(out: &mut impl Write, graph: &PlannedGraph, found: &MaxBatch)
             probes(&found.probes)
         )?,
     }
+    if let Some(usable) = found.usable_bytes {
+        writeln!(
+            out,
+            "  the compiler said it can use {} per device",
+            gib(usable as f64)
+        )?;
+    }
     Ok(())
 }
 
