@@ -26,10 +26,10 @@ mod backward;
 mod cotangent;
 mod rules;
 
+use std::sync::Arc;
+
 use backward::{carries_float, with_provenance};
 use cotangent::{materialize, Cotangent};
-
-use std::sync::Arc;
 
 use crate::hlo::error::{HloError, Result};
 use crate::hlo::{Builder, CustomGradient, Value};
