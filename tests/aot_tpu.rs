@@ -294,6 +294,25 @@ fn without_a_tpu_running_on_one_fails_at_once_with_a_clear_error() {
 }
 
 #[test]
+fn a_flag_libtpu_does_not_know_is_shown_although_libtpu_ends_the_process() {
+    // libtpu reads LIBTPU_INIT_ARGS while it initializes, with its output going to plugin.log,
+    // and exits on a flag it does not know: its message must still reach the terminal.
+    let out = Command::new(env!("CARGO_BIN_EXE_effnetv2"))
+        .args([
+            "compile", "--target", "tpu:v5e", "--model", "tiny", "--stage", "0",
+        ])
+        .env("LIBTPU_INIT_ARGS", "--effnetv2_no_such_flag=1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("Unknown command line flag 'effnetv2_no_such_flag'"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn the_compile_command_prints_json_for_one_stage() {
     let cache = tempfile::tempdir().unwrap();
     let out = effnetv2(&[
