@@ -15,10 +15,17 @@ Needs a Python with jax (`python -m pip install jax`; tested with jax 0.10.2), g
 and a release build (`cargo build --release`). The TPU part compiles eight S steps: about 30-50
 minutes on 2 cores; `--skip-tpu` or `--skip-cpu` run one half. Run it on an idle machine.
 
+With --max-batch, the TPU part also finds the largest batch (a multiple of 8) of each program that
+fits one device: ours with `compile --max-batch`, JAX's by compiles of its step exported at each
+batch probed, starting at ours (gallop away from it by 8, 16, 32, ... then bisect), so that two
+compiles confirm an equal figure. Each probe of the JAX side is an S compile of some minutes.
+
 Usage: tools/compare_jax.py --python /path/to/venv/bin/python [--skip-tpu] [--skip-cpu]
                             [--target tpu:v5e] [--stages 0,1,2,3] [--steps 20] [--json-dir DIR]
+                            [--max-batch]
 --json-dir DIR reuses our step's `compile --json` reports that `tools/tpu_estimates.py --json-dir
-DIR` kept (same target, model s, batch 128, one stage each) instead of compiling it again. The
+DIR` kept (same target, model s, batch 128, one stage each; with --max-batch, the reports of
+`tpu_estimates.py --max-batch`) instead of compiling it again. The
 binary is $EFFNETV2, else $CARGO_TARGET_DIR/release/effnetv2 (default target/release/effnetv2).
 """
 import argparse
@@ -49,22 +56,60 @@ def last_json(text):
     return json.loads(lines[-1])
 
 
-def ours_tpu(target, stage, json_dir):
-    kept = json_dir and os.path.join(json_dir, f"{target.replace(':', '_')}_s_b128_stage{stage}.json")
-    if kept and os.path.exists(kept):
-        with open(kept) as f:
-            return json.load(f)["graphs"][0]
-    report = json.loads(run([EFFNETV2, "compile", "--target", target, "--model", "s",
-                             "--batch", "128", "--precision", "bf16", "--stage", str(stage),
-                             "--json", "--no-cache"]))
-    return report["graphs"][0]
+def ours_tpu(target, stage, json_dir, max_batch=False):
+    """Our step's `compile --json` report at batch 128 (with --max-batch: and its search)."""
+    stem = json_dir and os.path.join(json_dir, f"{target.replace(':', '_')}_s_b128_stage{stage}")
+    for kept in [stem + "_maxbatch.json"] + ([] if max_batch else [stem + ".json"]) if stem else []:
+        if os.path.exists(kept):
+            with open(kept) as f:
+                return json.load(f)
+    return json.loads(run([EFFNETV2, "compile", "--target", target, "--model", "s",
+                           "--batch", "128", "--precision", "bf16", "--stage", str(stage),
+                           "--json", "--no-cache"] + (["--max-batch"] if max_batch else [])))
 
 
-def jax_tpu(python, target, image_size, scratch):
-    proto = os.path.join(scratch, f"jax_s_{image_size}.pb")
-    run([python, REFERENCE, "hlo", "--model", "s", "--batch", "128", "--image-size",
+def jax_tpu(python, target, image_size, scratch, batch=128):
+    """The `compile --hlo --json` report of JAX's step at `batch`; None when it does not fit."""
+    proto = os.path.join(scratch, f"jax_s_{image_size}_b{batch}.pb")
+    run([python, REFERENCE, "hlo", "--model", "s", "--batch", str(batch), "--image-size",
          str(image_size), "--precision", "bf16", "--out", proto])
-    return json.loads(run([EFFNETV2, "compile", "--target", target, "--hlo", proto, "--json"]))
+    command = [EFFNETV2, "compile", "--target", target, "--hlo", proto, "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    os.remove(proto)
+    if done.returncode != 0:
+        if "RESOURCE_EXHAUSTED" in done.stderr:
+            return None
+        sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout)
+
+
+def largest_fitting(fits, start, unit=8):
+    """The largest multiple of `unit` for which `fits` holds (0 if none), assuming every smaller
+    one fits too, and every size probed: from `start` (a multiple of `unit`), gallop by unit, 2
+    unit, 4 unit, ... up while it fits (down while it does not), then bisect the bracket."""
+    probed = {}
+
+    def check(n):
+        probed[n] = fits(n)
+        return probed[n]
+
+    if check(start):
+        low, step = start, unit
+        while check(low + step):
+            low, step = low + step, step * 2
+        high = low + step
+    else:
+        high, step = start, unit
+        while high - step >= unit and not check(high - step):
+            high, step = high - step, step * 2
+        low = max(high - step, 0)
+    while high - low > unit:
+        middle = (low + high) // 2 // unit * unit
+        if check(middle):
+            low = middle
+        else:
+            high = middle
+    return low, probed
 
 
 def ours_cpu(model, size, batch, steps):
@@ -93,12 +138,40 @@ def compare_tpu(python, target, stages, json_dir):
           f"{'GB ours':>8} {'GB jax':>8} {'ratio':>6}")
     with tempfile.TemporaryDirectory() as scratch:
         for stage in stages:
-            ours = ours_tpu(target, stage, json_dir)
+            ours = ours_tpu(target, stage, json_dir)["graphs"][0]
             theirs = jax_tpu(python, target, ours["image_size"], scratch)
             print(f"{stage:>5} {ours['image_size']:>5} {ours['flops'] / 1e12:>10.3f} "
                   f"{theirs['flops'] / 1e12:>9.3f} {ratio(ours['flops'], theirs['flops']):>6} "
                   f"{ours['bytes_accessed'] / 1e9:>8.1f} {theirs['bytes_accessed'] / 1e9:>8.1f} "
                   f"{ratio(ours['bytes_accessed'], theirs['bytes_accessed']):>6}", flush=True)
+
+
+def gib(peak):
+    return "-" if peak is None else f"{peak / (1 << 30):.2f}"
+
+
+def compare_max_batch(python, target, stages, json_dir):
+    print(f"TPU {target}, S train step, bf16: the largest batch per device that fits "
+          "(ours / JAX)")
+    print(f"{'stage':>5} {'image':>5} {'ours':>5} {'peak GiB':>8} {'JAX':>5} {'peak GiB':>8} "
+          f"{'ratio':>6}  JAX probes (batch: peak GiB, or OOM)")
+    with tempfile.TemporaryDirectory() as scratch:
+        for stage in stages:
+            report = ours_tpu(target, stage, json_dir, max_batch=True)
+            image_size = report["graphs"][0]["image_size"]
+            ours = report["max_batch"][0][1]
+            peaks = {}
+
+            def fits(batch):
+                theirs = jax_tpu(python, target, image_size, scratch, batch)
+                peaks[batch] = theirs and theirs["memory"]["peak"]
+                return theirs is not None
+
+            batch, _ = largest_fitting(fits, ours["batch"])
+            probes = ", ".join(f"{n}: {gib(p) if p else 'OOM'}" for n, p in peaks.items())
+            print(f"{stage:>5} {image_size:>5} {ours['batch']:>5} {gib(ours['peak_bytes']):>8} "
+                  f"{batch:>5} {gib(peaks.get(batch)):>8} {ratio(ours['batch'], batch):>6}  "
+                  f"{probes}", flush=True)
 
 
 def compare_cpu(python, steps):
@@ -121,14 +194,18 @@ def main():
     parser.add_argument("--stages", default="0,1,2,3", help="S progressive stages to compile")
     parser.add_argument("--json-dir", help="reuse our reports kept by tpu_estimates.py --json-dir")
     parser.add_argument("--steps", type=int, default=20, help="timed CPU steps per case")
+    parser.add_argument("--max-batch", action="store_true",
+                        help="also the largest batch that fits, ours and JAX's (TPU)")
     args = parser.parse_args()
     if not os.path.exists(EFFNETV2):
         sys.exit(f"{EFFNETV2} is missing: run `cargo build --release` first")
     if not args.skip_cpu:
         compare_cpu(args.python, args.steps)
     if not args.skip_tpu:
-        compare_tpu(args.python, args.target, [int(s) for s in args.stages.split(",")],
-                    args.json_dir)
+        stages = [int(s) for s in args.stages.split(",")]
+        compare_tpu(args.python, args.target, stages, args.json_dir)
+        if args.max_batch:
+            compare_max_batch(args.python, args.target, stages, args.json_dir)
 
 
 if __name__ == "__main__":
