@@ -14,6 +14,7 @@
 //! said then is the only explanation there is, so when the process exits or aborts while the
 //! output is redirected, what the plugin wrote since the redirection began is copied to the
 //! terminal first.
+
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
