@@ -60,8 +60,9 @@ struct StderrRedirect {
 }
 
 impl StderrRedirect {
-    /// `None` when the file cannot be opened or a redirection is in force already (a nested
-    /// call, or another thread's: the output goes to the file either way).
+    /// `None` when the file cannot be opened or a redirection is in force already: a nested
+    /// call's output goes to the file anyway; another thread's goes there until that thread's
+    /// redirection ends.
     fn to(path: &Path) -> Option<StderrRedirect> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).ok()?;
