@@ -4,8 +4,10 @@
 Runs `effnetv2 compile --json` (release build) once per target (and stage) and prints one Markdown
 row per (target, stage): image size, batch per device, devices, peak HBM per device and whether it
 fits, TFLOP and GB accessed per device, the roofline step time, images/s over all devices and MFU.
-With --max-batch, a second table: the largest batch per device that fits, its peak, the compiles
-the search took besides the one at --batch, and the images/s at --batch for scale.
+With --max-batch, a second table: the largest batch per device that fits, its peak and images/s,
+the batch with the highest estimated images/s of those the search compiled (near the limit libtpu
+rematerializes, so it need not be the largest), the images/s at --batch for scale, and the
+compiles the search took besides the one at --batch.
 
 Usage: tools/tpu_estimates.py [--model s] [--batch 128] [--stage N | --stages 0,1,2]
                               [--max-batch] [--json-dir DIR] TARGET...
@@ -75,11 +77,22 @@ def max_batch_rows(report: dict):
     for name, found in report["max_batch"]:
         g = graphs[name]
         peak = found["peak_bytes"]
+        rate = {g["batch"]: g["examples_per_second"]}
+        rate.update((p["batch"], p.get("examples_per_second")) for p in found["probes"])
+        fastest = found.get("fastest")
         yield (
             f"| {report['target']} | {g['role'].get('stages')} | {g['image_size']} "
             f"| {capacity / GIB:.0f} GiB | {found['batch']} "
-            f"| {'-' if peak is None else f'{peak / GIB:.2f} GiB'} | {len(found['probes'])} |"
+            f"| {'-' if peak is None else f'{peak / GIB:.2f} GiB'} "
+            f"| {per_second(rate.get(found['batch']))} "
+            f"| {'-' if not fastest else fastest['batch']} "
+            f"| {per_second(fastest and fastest['examples_per_second'])} "
+            f"| {per_second(g['examples_per_second'])} | {len(found['probes'])} |"
         )
+
+
+def per_second(value) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def main() -> int:
@@ -107,8 +120,9 @@ def main() -> int:
     if args.max_batch:
         print()
         print("| target | stages | image | HBM/device | max batch/device | its peak HBM/device "
+              f"| its img/s | fastest batch that fit | its img/s | img/s at {args.batch} "
               "| compiles |")
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for row in found:
             print(row)
     return 0

@@ -150,23 +150,38 @@ impl AotCompiler {
         GraphReport::new(self, graph, &module, &compiled, serialized.len())
     }
 
-    /// What compiling `graph` at `batch` says about its memory on one device.
-    fn measure(&self, model: &Model, graph: &PlannedGraph, batch: i64) -> Result<Measured> {
+    /// Compiles `graph` at `batch`: its peak memory on one device and its estimated throughput,
+    /// or, when it runs out of memory, what the compiler said it can use.
+    fn probe(&self, model: &Model, graph: &PlannedGraph, batch: i64) -> Result<(Probe, Measured)> {
         let step = graph.with_batch(batch).build(model)?;
         match self.compile(&step.module, &options_for(step.replicas)) {
-            Ok(compiled) => Ok(Measured {
-                peak: Some(
-                    compiled
-                        .executable
-                        .compiled_memory_stats()?
-                        .device_peak_bytes(),
-                ),
-                usable: None,
-            }),
-            Err(e) if RuntimeError::out_of_memory_in(&e) => Ok(Measured {
-                peak: None,
-                usable: usable_bytes_in(&format!("{e:#}")),
-            }),
+            Ok(compiled) => {
+                let cost = ProgramCost::new(&compiled.executable, &self.device_spec())?;
+                let probe = Probe {
+                    batch,
+                    peak_bytes: Some(cost.memory.peak),
+                    examples_per_second: cost
+                        .roofline(&self.device_spec())
+                        .map(|r| r.examples_per_second((batch * graph.replicas) as u64)),
+                };
+                let measured = Measured {
+                    peak: probe.peak_bytes,
+                    usable: None,
+                };
+                Ok((probe, measured))
+            }
+            Err(e) if RuntimeError::out_of_memory_in(&e) => {
+                let probe = Probe {
+                    batch,
+                    peak_bytes: None,
+                    examples_per_second: None,
+                };
+                let measured = Measured {
+                    peak: None,
+                    usable: usable_bytes_in(&format!("{e:#}")),
+                };
+                Ok((probe, measured))
+            }
             Err(e) => Err(e),
         }
     }
@@ -176,43 +191,52 @@ impl AotCompiler {
     /// through the two measured peaks nearest the limit meets it (through the origin while only
     /// one is known), with bisection whenever that stops halving the bracket; see
     /// [`largest_fitting`]. Searches multiples of 8 (TPU-friendly batches) from a start of 8 or
-    /// more, every batch below that. `start_peak` is the peak already measured at `start` (the
-    /// report's compile), which saves one compile. The lines aim at the memory the compiler
-    /// says it can use once an out-of-memory error has said so (libtpu keeps part of the HBM).
+    /// more, every batch below that. `measured_start` is the compile at `start` already made
+    /// (the report's, see [`GraphReport::probe`]), which saves one compile. The lines aim at the
+    /// memory the compiler says it can use once an out-of-memory error has said so (libtpu
+    /// keeps part of the HBM).
     pub fn max_batch(
         &self,
         model: &Model,
         graph: &PlannedGraph,
         start: i64,
-        start_peak: Option<i64>,
+        measured_start: Option<Probe>,
     ) -> Result<MaxBatch> {
         let unit = if start >= 8 { 8 } else { 1 };
         let start_units = (start / unit).max(1);
-        let known = start_peak.filter(|_| start_units * unit == start);
+        let measured_start = measured_start.filter(|p| p.batch == start_units * unit);
         let limit = i64::try_from(self.device_spec().hbm_bytes).unwrap_or(i64::MAX);
         let mut probes = Vec::new();
         let mut usable_bytes = None;
         let (units, peak_bytes) = largest_fitting(
             start_units,
-            known.map(|peak| (start_units, Some(peak))),
+            measured_start.map(|p| (start_units, p.peak_bytes)),
             limit,
             |units| {
-                let measured = self.measure(model, graph, units * unit)?;
-                probes.push(Probe {
-                    batch: units * unit,
-                    peak_bytes: measured.peak,
-                });
+                let (probe, measured) = self.probe(model, graph, units * unit)?;
+                probes.push(probe);
                 usable_bytes = usable_bytes.or(measured.usable);
                 Ok(measured)
             },
         )?;
+        let fastest = fastest_fitting(measured_start.iter().chain(&probes), limit);
         Ok(MaxBatch {
             batch: units * unit,
             peak_bytes,
             usable_bytes,
             probes,
+            fastest,
         })
     }
+}
+
+/// The batch with the highest estimated throughput among `probes` that fit under `limit`.
+fn fastest_fitting<'a>(probes: impl Iterator<Item = &'a Probe>, limit: i64) -> Option<Probe> {
+    probes
+        .filter(|p| p.peak_bytes.is_some_and(|peak| peak <= limit))
+        .filter_map(|p| Some((p.examples_per_second?, p)))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, p)| *p)
 }
 
 /// Interpolated probes in a row that may fail to halve the bracket before one bisection step
@@ -443,7 +467,7 @@ fn options_for(replicas: usize) -> CompileOptions {
 }
 
 /// The result of [`AotCompiler::max_batch`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MaxBatch {
     /// The largest batch that fits (0 when not even one example does).
     pub batch: i64,
@@ -455,14 +479,22 @@ pub struct MaxBatch {
     /// The compiles the search took, in order (besides the one at the start batch, when its
     /// peak was given): what a search that needed more compiles than expected went through.
     pub probes: Vec<Probe>,
+    /// Of the batches compiled that fit (the start's included), the one with the highest
+    /// estimated throughput; `None` where the plugin reports no costs. It need not be the
+    /// largest: near the limit the compiler rematerializes activations to fit, which costs
+    /// FLOPs and memory traffic per example.
+    pub fastest: Option<Probe>,
 }
 
 /// One compile of [`AotCompiler::max_batch`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Probe {
     pub batch: i64,
     /// Its peak memory per device; `None` when the compiler ran out of memory.
     pub peak_bytes: Option<i64>,
+    /// Examples per second over all devices by the roofline; `None` when it ran out of memory
+    /// or the plugin reports no costs.
+    pub examples_per_second: Option<f64>,
 }
 
 /// Memory of one execution on one device, in bytes.
@@ -520,6 +552,13 @@ impl ProgramCost {
             xla_optimal_seconds: value("optimal_seconds").filter(|s| *s > 0.0),
         })
     }
+
+    /// The roofline estimate on `chip`, where the plugin reported FLOPs and bytes accessed.
+    pub fn roofline(&self, chip: &ChipSpec) -> Option<Roofline> {
+        self.flops
+            .zip(self.bytes_accessed)
+            .and_then(|(f, b)| Roofline::new(f, b, chip))
+    }
 }
 
 /// Everything `effnetv2 compile` says about one graph on one target.
@@ -553,10 +592,7 @@ impl GraphReport {
     ) -> Result<GraphReport> {
         let chip = compiler.device_spec();
         let cost = ProgramCost::new(&compiled.executable, &chip)?;
-        let roofline = cost
-            .flops
-            .zip(cost.bytes_accessed)
-            .and_then(|(f, b)| Roofline::new(f, b, &chip));
+        let roofline = cost.roofline(&chip);
         Ok(GraphReport {
             graph: module.name().to_owned(),
             role: graph.role.clone(),
@@ -571,6 +607,15 @@ impl GraphReport {
                 .map(|r| r.examples_per_second((graph.batch * graph.replicas) as u64)),
             serialized_bytes,
         })
+    }
+
+    /// This compile as a [`AotCompiler::max_batch`] search sees it (its start).
+    pub fn probe(&self) -> Probe {
+        Probe {
+            batch: self.batch,
+            peak_bytes: Some(self.cost.memory.peak),
+            examples_per_second: self.examples_per_second,
+        }
     }
 }
 
@@ -794,5 +839,32 @@ mod tests {
     fn search_errors_propagate() {
         let err = largest_fitting(4, None, 100, |_| anyhow::bail!("compiler crashed")).unwrap_err();
         assert_eq!(err.to_string(), "compiler crashed");
+    }
+
+    #[test]
+    fn the_fastest_batch_is_the_quickest_that_fits() {
+        let probe = |batch, peak, rate| Probe {
+            batch,
+            peak_bytes: peak,
+            examples_per_second: rate,
+        };
+        let probes = [
+            probe(128, Some(60), Some(1200.0)),
+            // Rematerialized to fit: larger, and slower than a smaller batch.
+            probe(752, Some(95), Some(1380.0)),
+            probe(600, Some(90), Some(1410.0)),
+            // Faster, but over the limit (a plugin that compiles what does not fit).
+            probe(900, Some(120), Some(1500.0)),
+            probe(1024, None, None),
+        ];
+        let fastest = fastest_fitting(probes.iter(), 100).unwrap();
+        assert_eq!(
+            (fastest.batch, fastest.examples_per_second),
+            (600, Some(1410.0))
+        );
+        // Without costs (the CUDA plugin has no cost analysis) there is no fastest batch.
+        let no_costs = [probe(128, Some(60), None), probe(256, Some(90), None)];
+        assert_eq!(fastest_fitting(no_costs.iter(), 100), None);
+        assert_eq!(fastest_fitting([].iter(), 100), None);
     }
 }

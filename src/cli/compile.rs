@@ -102,8 +102,7 @@ impl CompileArgs {
                 print_row(&mut out, &report)?;
             }
             if self.max_batch {
-                let start_peak = Some(report.cost.memory.peak);
-                let found = compiler.max_batch(&model, graph, graph.batch, start_peak)?;
+                let found = compiler.max_batch(&model, graph, graph.batch, Some(report.probe()))?;
                 if !self.json {
                     print_max_batch(&mut out, graph, &found)?;
                 }
@@ -263,6 +262,25 @@ fn print_max_batch(out: &mut impl Write, graph: &PlannedGraph, found: &MaxBatch)
             probes(&found.probes)
         )?,
     }
+    if let Some(fastest) = found.fastest {
+        let rate = |p: &Probe| or_dash(p.examples_per_second.map(|v| format!("{v:.0}")));
+        if fastest.batch == found.batch {
+            writeln!(
+                out,
+                "  of the batches that fit, the largest has the highest estimated throughput \
+                 ({} img/s)",
+                rate(&fastest)
+            )?;
+        } else {
+            writeln!(
+                out,
+                "  of the batches that fit, {} has the highest estimated throughput ({} img/s; \
+                 the compiler rematerializes to fit larger ones)",
+                fastest.batch,
+                rate(&fastest)
+            )?;
+        }
+    }
     if let Some(usable) = found.usable_bytes {
         writeln!(
             out,
@@ -273,11 +291,13 @@ fn print_max_batch(out: &mut impl Write, graph: &PlannedGraph, found: &MaxBatch)
     Ok(())
 }
 
-/// `1024 (12.1 GiB), 1536 (out of memory), ...`: the batches a max-batch search compiled.
+/// `1024 (12.10G, 1380 img/s), 1536 (out of memory), ...`: the batches a max-batch search
+/// compiled, with their peak memory and estimated throughput.
 fn probes(probes: &[Probe]) -> String {
-    let probe = |p: &Probe| match p.peak_bytes {
-        Some(peak) => format!("{} ({})", p.batch, gib(peak as f64)),
-        None => format!("{} (out of memory)", p.batch),
+    let probe = |p: &Probe| match (p.peak_bytes, p.examples_per_second) {
+        (Some(peak), Some(rate)) => format!("{} ({}, {rate:.0} img/s)", p.batch, gib(peak as f64)),
+        (Some(peak), None) => format!("{} ({})", p.batch, gib(peak as f64)),
+        (None, _) => format!("{} (out of memory)", p.batch),
     };
     probes.iter().map(probe).collect::<Vec<_>>().join(", ")
 }
