@@ -156,12 +156,13 @@ impl AotCompiler {
         let step = graph.with_batch(batch).build(model)?;
         match self.compile(&step.module, &options_for(step.replicas)) {
             Ok(compiled) => {
-                let cost = ProgramCost::new(&compiled.executable, &self.device_spec())?;
+                let chip = self.device_spec();
+                let cost = ProgramCost::new(&compiled.executable, &chip)?;
                 let probe = Probe {
                     batch,
                     peak_bytes: Some(cost.memory.peak),
                     examples_per_second: cost
-                        .roofline(&self.device_spec())
+                        .roofline(&chip)
                         .map(|r| r.examples_per_second((batch * graph.replicas) as u64)),
                 };
                 let measured = Measured {
