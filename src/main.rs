@@ -10,11 +10,10 @@ use clap::Parser;
 /// exports `malloc`/`free`, so the dynamically loaded PJRT plugin allocates through it too. The
 /// CPU plugin allocates one temp buffer of ~100 MB per train step; glibc serves that with a
 /// fresh `mmap` each time (its mmap threshold cannot exceed 32 MB), so every step page-faults
-/// and zero-fills it again, a quarter of the step time on 2 cores. jemalloc, built with
-/// `oversize_threshold:0` (`.cargo/config.toml`), keeps the pages for the next step. To see the
-/// difference, compare `effnetv2 bench` with `MALLOC_CONF=oversize_threshold:8388608 effnetv2
-/// bench` (jemalloc's default, which purges such blocks): measured here at 28 px, 888 img/s against
-/// 537 (jemalloc's default) and 571 (glibc).
+/// and zero-fills it again. jemalloc, built with `oversize_threshold:0` (`.cargo/config.toml`),
+/// keeps the pages for the next step. To see the difference, compare `effnetv2 bench` with
+/// `MALLOC_CONF=oversize_threshold:8388608 effnetv2 bench` (jemalloc's default, which purges such
+/// blocks); the README records the measurement.
 #[cfg(target_os = "linux")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
