@@ -6,8 +6,8 @@ row per (target, stage): image size, batch per device, devices, peak HBM per dev
 fits, TFLOP and GB accessed per device, the roofline step time, images/s over all devices and MFU.
 With --max-batch, a second table: the largest batch per device that fits, its peak and images/s,
 the batch with the highest estimated images/s of those the search compiled (near the limit libtpu
-rematerializes, so it need not be the largest), the images/s at --batch for scale, and the
-compiles the search took besides the one at --batch.
+rematerializes, so it need not be the largest), the images/s at --batch for scale, the
+compiles the search took besides the one at --batch, and the minutes all its compiles took.
 
 Usage: tools/tpu_estimates.py [--model s] [--batch 128] [--stage N | --stages 0,1,2]
                               [--max-batch] [--json-dir DIR] TARGET...
@@ -18,7 +18,8 @@ Usage: tools/tpu_estimates.py [--model s] [--batch 128] [--stage N | --stages 0,
 $EFFNETV2, when set, is the binary to run instead of `cargo run --release`. --json-dir keeps
 each `compile --json` report there (tools/compare_jax.py --json-dir reuses them
 instead of compiling our step again). Each S train step takes about 2-5 minutes to compile on 2
-cores; --max-batch adds about three more compiles per stage.
+cores (v6e: 10-12); --max-batch adds 4-14 more compiles per stage, each shown on stderr as it
+finishes.
 """
 import argparse
 import json
@@ -44,11 +45,12 @@ def compile_target(target: str, model: str, batch: int, stage, max_batch: bool,
         command += ["--stage", str(stage)]
     if max_batch:
         command.append("--max-batch")
-    done = subprocess.run(command, capture_output=True, text=True)
+    # stderr passes through: the compiler's errors and the search's progress.
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
     if done.returncode != 0:
         status = (f"killed by signal {-done.returncode}" if done.returncode < 0
                   else f"exit status {done.returncode}")
-        sys.exit(f"{' '.join(command)} failed ({status}):\n{done.stderr}")
+        sys.exit(f"{' '.join(command)} failed ({status}; its error is above)")
     if json_dir:
         os.makedirs(json_dir, exist_ok=True)
         suffix = "_maxbatch" if max_batch else ""
@@ -80,6 +82,9 @@ def max_batch_rows(report: dict):
         rate = {g["batch"]: g["examples_per_second"]}
         rate.update((p["batch"], p.get("examples_per_second")) for p in found["probes"])
         fastest = found.get("fastest")
+        # The start's compile and the search's (reports from before probes were timed lack it).
+        seconds = [g["compile_seconds"]] + [p.get("compile_seconds") for p in found["probes"]]
+        minutes = "-" if None in seconds else f"{sum(seconds) / 60:.0f}"
         yield (
             f"| {report['target']} | {g['role'].get('stages')} | {g['image_size']} "
             f"| {capacity / GIB:.0f} GiB | {found['batch']} "
@@ -87,7 +92,7 @@ def max_batch_rows(report: dict):
             f"| {per_second(rate.get(found['batch']))} "
             f"| {'-' if not fastest else fastest['batch']} "
             f"| {per_second(fastest and fastest['examples_per_second'])} "
-            f"| {per_second(g['examples_per_second'])} | {len(found['probes'])} |"
+            f"| {per_second(g['examples_per_second'])} | {len(found['probes'])} | {minutes} |"
         )
 
 
@@ -121,8 +126,8 @@ def main() -> int:
         print()
         print("| target | stages | image | HBM/device | max batch/device | its peak HBM/device "
               f"| its img/s | fastest batch that fit | its img/s | img/s at {args.batch} "
-              "| compiles |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+              "| compiles | minutes |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for row in found:
             print(row)
     return 0

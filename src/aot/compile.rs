@@ -154,7 +154,10 @@ impl AotCompiler {
     /// or, when it runs out of memory, what the compiler said it can use.
     fn probe(&self, model: &Model, graph: &PlannedGraph, batch: i64) -> Result<(Probe, Measured)> {
         let step = graph.with_batch(batch).build(model)?;
-        match self.compile(&step.module, &options_for(step.replicas)) {
+        let started = Instant::now();
+        let compiled = self.compile(&step.module, &options_for(step.replicas));
+        let compile_seconds = started.elapsed().as_secs_f64();
+        match compiled {
             Ok(compiled) => {
                 let chip = self.device_spec();
                 let cost = ProgramCost::new(&compiled.executable, &chip)?;
@@ -164,6 +167,7 @@ impl AotCompiler {
                     examples_per_second: cost
                         .roofline(&chip)
                         .map(|r| r.examples_per_second((batch * graph.replicas) as u64)),
+                    compile_seconds,
                 };
                 let measured = Measured {
                     peak: probe.peak_bytes,
@@ -176,6 +180,7 @@ impl AotCompiler {
                     batch,
                     peak_bytes: None,
                     examples_per_second: None,
+                    compile_seconds,
                 };
                 let measured = Measured {
                     peak: None,
@@ -195,13 +200,15 @@ impl AotCompiler {
     /// more, every batch below that. `measured_start` is the compile at `start` already made
     /// (the report's, see [`GraphReport::probe`]), which saves one compile. The lines aim at the
     /// memory the compiler says it can use once an out-of-memory error has said so (libtpu
-    /// keeps part of the HBM).
+    /// keeps part of the HBM). `on_probe` sees each compile as it finishes: a search takes
+    /// minutes to hours of compiles, which a caller may want to show as they come.
     pub fn max_batch(
         &self,
         model: &Model,
         graph: &PlannedGraph,
         start: i64,
         measured_start: Option<Probe>,
+        mut on_probe: impl FnMut(&Probe),
     ) -> Result<MaxBatch> {
         let unit = if start >= 8 { 8 } else { 1 };
         let start_units = (start / unit).max(1);
@@ -215,6 +222,7 @@ impl AotCompiler {
             limit,
             |units| {
                 let (probe, measured) = self.probe(model, graph, units * unit)?;
+                on_probe(&probe);
                 probes.push(probe);
                 usable_bytes = usable_bytes.or(measured.usable);
                 Ok(measured)
@@ -496,6 +504,8 @@ pub struct Probe {
     /// Examples per second over all devices by the roofline; `None` when it ran out of memory
     /// or the plugin reports no costs.
     pub examples_per_second: Option<f64>,
+    /// How long the compile took, out of memory or not.
+    pub compile_seconds: f64,
 }
 
 /// Memory of one execution on one device, in bytes.
@@ -616,6 +626,7 @@ impl GraphReport {
             batch: self.batch,
             peak_bytes: Some(self.cost.memory.peak),
             examples_per_second: self.examples_per_second,
+            compile_seconds: self.compile_seconds,
         }
     }
 }
@@ -848,6 +859,7 @@ mod tests {
             batch,
             peak_bytes: peak,
             examples_per_second: rate,
+            compile_seconds: 60.0,
         };
         let probes = [
             probe(128, Some(60), Some(1200.0)),

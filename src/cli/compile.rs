@@ -102,7 +102,15 @@ impl CompileArgs {
                 print_row(&mut out, &report)?;
             }
             if self.max_batch {
-                let found = compiler.max_batch(&model, graph, graph.batch, Some(report.probe()))?;
+                let found =
+                    compiler.max_batch(&model, graph, graph.batch, Some(report.probe()), |p| {
+                        // Progress, one line a compile, beside the table or JSON on stdout.
+                        eprintln!(
+                            "max-batch search: compiled {} in {:.0} s",
+                            describe(p),
+                            p.compile_seconds
+                        );
+                    })?;
                 if !self.json {
                     print_max_batch(&mut out, graph, &found)?;
                 }
@@ -294,12 +302,16 @@ fn print_max_batch(out: &mut impl Write, graph: &PlannedGraph, found: &MaxBatch)
 /// `1024 (12.10G, 1380 img/s), 1536 (out of memory), ...`: the batches a max-batch search
 /// compiled, with their peak memory and estimated throughput.
 fn probes(probes: &[Probe]) -> String {
-    let probe = |p: &Probe| match (p.peak_bytes, p.examples_per_second) {
+    probes.iter().map(describe).collect::<Vec<_>>().join(", ")
+}
+
+/// `1024 (12.10G, 1380 img/s)` or `1536 (out of memory)`: one compile of a max-batch search.
+fn describe(p: &Probe) -> String {
+    match (p.peak_bytes, p.examples_per_second) {
         (Some(peak), Some(rate)) => format!("{} ({}, {rate:.0} img/s)", p.batch, gib(peak as f64)),
         (Some(peak), None) => format!("{} ({})", p.batch, gib(peak as f64)),
         (None, _) => format!("{} (out of memory)", p.batch),
-    };
-    probes.iter().map(probe).collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// A figure, or `-` where the compiler gave none.
