@@ -18,7 +18,7 @@ Usage: tools/tpu_estimates.py [--model s] [--batch 128] [--stage N | --stages 0,
 $EFFNETV2, when set, is the binary to run instead of `cargo run --release`. --json-dir keeps
 each `compile --json` report there (tools/compare_jax.py --json-dir reuses them
 instead of compiling our step again). Each S train step takes about 2-5 minutes to compile on 2
-cores (v6e: 10-12); --max-batch adds 4-15 more compiles per stage, each shown on stderr as it
+idle cores (up to 12 beside other compiles); --max-batch adds 4-15 more compiles per stage, each shown on stderr as it
 finishes.
 """
 import argparse
