@@ -1,4 +1,6 @@
-//! Serialized `HloModuleProto` bytes for PJRT's `"hlo"` program format.
+//! Serialized `HloModuleProto` bytes for PJRT's `"hlo"` program format. Each op's attributes
+//! are encoded from their description ([`super::Op::attributes`]), so this file has no per-op
+//! code.
 //!
 //! Follows the rules XLA checks when it loads a module (see `shared/spec/pjrt.md`): layouts on
 //! every array shape and literal, `parameter_names` in every program shape, callees listed
@@ -10,7 +12,7 @@ use super::builder::{Computation, Instruction};
 use super::element::{from_bytes, ElementType};
 use super::literal::Literal;
 use super::module::Module;
-use super::op::{comparison_type, Op, WindowDim};
+use super::op::ComputationId;
 use super::proto_messages as pb;
 use super::shape::Shape;
 
@@ -88,18 +90,12 @@ impl Module {
         c: &Computation,
         index: usize,
         inst: &Instruction,
-        computation_id: impl Fn(super::op::ComputationId) -> i64,
+        computation_id: impl Fn(ComputationId) -> i64,
     ) -> pb::HloInstructionProto {
         let mut p = pb::HloInstructionProto {
             name: self.instruction_name(c.id(), index).to_string(),
             opcode: inst.op.opcode().to_string(),
             shape: Some(shape_proto(&inst.shape)),
-            called_computation_ids: inst
-                .op
-                .called_computations()
-                .into_iter()
-                .map(&computation_id)
-                .collect(),
             ..Default::default()
         };
         if !inst.metadata.op_type.is_empty() || !inst.metadata.op_name.is_empty() {
@@ -109,120 +105,15 @@ impl Module {
                 ..Default::default()
             });
         }
-        let operand_ty = |k: usize| {
-            c.instructions()[inst.operands[k]]
-                .shape
-                .as_array()
-                .map(|a| a.ty())
-        };
-        match &inst.op {
-            Op::Parameter { number, .. } => p.parameter_number = *number,
-            Op::Constant(lit) => p.literal = Some(literal_proto(lit)),
-            Op::Iota { dimension } => p.dimensions = vec![*dimension],
-            Op::Broadcast { dimensions } | Op::Reverse { dimensions } => {
-                p.dimensions = dimensions.clone()
-            }
-            Op::Transpose { permutation } => p.dimensions = permutation.clone(),
-            Op::Concatenate { dimension } => p.dimensions = vec![*dimension],
-            Op::Slice {
-                start,
-                limit,
-                stride,
-            } => {
-                p.slice_dimensions = (0..start.len())
-                    .map(|d| pb::SliceDimensions {
-                        start: start[d],
-                        limit: limit[d],
-                        stride: stride[d],
-                    })
-                    .collect()
-            }
-            Op::DynamicSlice { sizes } => p.dynamic_slice_sizes = sizes.clone(),
-            Op::Pad { config } => {
-                p.padding_config = Some(pb::PaddingConfig {
-                    dimensions: config
-                        .iter()
-                        .map(|d| pb::PaddingConfigDimension {
-                            edge_padding_low: d.low,
-                            edge_padding_high: d.high,
-                            interior_padding: d.interior,
-                        })
-                        .collect(),
-                })
-            }
-            Op::Compare { direction } => {
-                p.comparison_direction = direction.name().to_string();
-                if let Some(ty) = operand_ty(0) {
-                    p.comparison_type = comparison_type(ty).to_string();
-                }
-            }
-            Op::Reduce { dimensions, .. } => p.dimensions = dimensions.clone(),
-            Op::ReduceWindow { window, .. } | Op::SelectAndScatter { window, .. } => {
-                p.window = Some(window_proto(window))
-            }
-            Op::Convolution {
-                window,
-                dimension_numbers: dn,
-                feature_group_count,
-                batch_group_count,
-            } => {
-                p.window = Some(window_proto(window));
-                p.convolution_dimension_numbers = Some(pb::ConvolutionDimensionNumbers {
-                    input_batch_dimension: dn.input_batch,
-                    input_feature_dimension: dn.input_feature,
-                    input_spatial_dimensions: dn.input_spatial.clone(),
-                    kernel_input_feature_dimension: dn.kernel_input_feature,
-                    kernel_output_feature_dimension: dn.kernel_output_feature,
-                    kernel_spatial_dimensions: dn.kernel_spatial.clone(),
-                    output_batch_dimension: dn.output_batch,
-                    output_feature_dimension: dn.output_feature,
-                    output_spatial_dimensions: dn.output_spatial.clone(),
-                });
-                p.feature_group_count = *feature_group_count;
-                p.batch_group_count = *batch_group_count;
-                p.precision_config = Some(default_precision());
-            }
-            Op::Dot {
-                dimension_numbers: dn,
-            } => {
-                p.dot_dimension_numbers = Some(pb::DotDimensionNumbers {
-                    lhs_contracting_dimensions: dn.lhs_contracting.clone(),
-                    rhs_contracting_dimensions: dn.rhs_contracting.clone(),
-                    lhs_batch_dimensions: dn.lhs_batch.clone(),
-                    rhs_batch_dimensions: dn.rhs_batch.clone(),
-                });
-                p.precision_config = Some(default_precision());
-            }
-            Op::GetTupleElement { index } => p.tuple_index = *index,
-            Op::RngBitGenerator { algorithm } => p.rng_algorithm = *algorithm as i32,
-            Op::AllReduce { replica_groups, .. } => {
-                p.replica_groups = replica_groups
-                    .iter()
-                    .map(|g| pb::ReplicaGroup {
-                        replica_ids: g.clone(),
-                    })
-                    .collect()
-            }
-            Op::ReplicaId
-            | Op::Convert
-            | Op::BitcastConvert
-            | Op::Reshape
-            | Op::DynamicUpdateSlice
-            | Op::Select
-            | Op::Clamp
-            | Op::Unary(_)
-            | Op::Binary(_)
-            | Op::Tuple
-            | Op::While { .. }
-            | Op::Conditional { .. } => {}
+        let shapes: Vec<&Shape> = inst
+            .operands
+            .iter()
+            .map(|&o| &c.instructions()[o].shape)
+            .collect();
+        for attribute in inst.op.attributes() {
+            attribute.encode(&mut p, &shapes, &computation_id);
         }
         p
-    }
-}
-
-fn default_precision() -> pb::PrecisionConfig {
-    pb::PrecisionConfig {
-        operand_precision: vec![pb::Precision::Default as i32; 2],
     }
 }
 
@@ -255,23 +146,6 @@ pub fn shape_proto(shape: &Shape) -> pb::ShapeProto {
             tuple_shapes: elems.iter().map(shape_proto).collect(),
             ..Default::default()
         },
-    }
-}
-
-fn window_proto(window: &[WindowDim]) -> pb::Window {
-    pb::Window {
-        dimensions: window
-            .iter()
-            .map(|w| pb::WindowDimension {
-                size: w.size,
-                stride: w.stride,
-                padding_low: w.padding_low,
-                padding_high: w.padding_high,
-                window_dilation: w.window_dilation,
-                base_dilation: w.base_dilation,
-                window_reversal: false,
-            })
-            .collect(),
     }
 }
 

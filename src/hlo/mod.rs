@@ -1,5 +1,6 @@
 //! The HLO layer: element types, shapes, literals, the builder with shape inference, the text
 //! printer and the `HloModuleProto` encoder.
+pub mod attribute;
 pub mod builder;
 pub mod element;
 pub mod encode;
@@ -12,13 +13,14 @@ pub mod passes;
 pub mod printer;
 pub mod shape;
 
+pub use attribute::{Attribute, AttributeText};
 pub use builder::{Builder, Computation, CustomGradient, GradientRule, Instruction, Value};
 pub use element::{ElementType, NativeType};
 pub use error::HloError;
 pub use literal::Literal;
 pub use module::{InputOutputAlias, Module};
 pub use op::{
-    same_padding, BinaryOp, ComparisonDirection, ComputationId, ConvDimensionNumbers,
+    same_padding, BinaryOp, ComparisonDirection, ComputationId, ConvDimensionNumbers, Domain,
     DotDimensionNumbers, Metadata, Op, PadDim, RandomAlgorithm, UnaryOp, WindowDim,
 };
 pub use ops::ConvSpec;

@@ -1,9 +1,14 @@
 //! The HLO instruction set this crate emits: one enum variant per opcode with its attributes.
 //!
-//! Shape rules live with the builder methods in `ops/`, the text form in [`Op::text_attributes`]
-//! and the proto form in `encode.rs`; each is a single `match` on this enum so adding an op shows
-//! every place it needs.
+//! Everything the HLO layer knows about an op besides its shape rule lives here, each in one
+//! exhaustive `match` so that a new variant does not compile until every question is answered:
+//! its opcode ([`Op::opcode`]), its attributes ([`Op::attributes`], from which the text printer
+//! and the proto encoder both work), the computations it calls ([`Op::with_callees`]) and whether
+//! passes may merge it ([`Op::has_side_effects`]). The shape rule lives with the op's builder
+//! method in `ops/`, its gradient rule in `autodiff::rules`; `docs/adding-an-op.md` walks through
+//! all four places.
 
+use super::attribute::Attribute;
 use super::element::ElementType;
 use super::literal::Literal;
 
@@ -58,12 +63,48 @@ impl UnaryOp {
         }
     }
 
-    /// Whether the op is only defined on floating-point operands.
-    pub fn float_only(self) -> bool {
-        !matches!(
-            self,
-            UnaryOp::Negate | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Not
-        )
+    /// The element types the op is defined on.
+    pub fn domain(self) -> Domain {
+        match self {
+            UnaryOp::Negate | UnaryOp::Abs | UnaryOp::Sign => Domain::Numeric,
+            UnaryOp::Not => Domain::PredOrInteger,
+            UnaryOp::Exp
+            | UnaryOp::Expm1
+            | UnaryOp::Log
+            | UnaryOp::Log1p
+            | UnaryOp::Sqrt
+            | UnaryOp::Rsqrt
+            | UnaryOp::Tanh
+            | UnaryOp::Logistic
+            | UnaryOp::Floor
+            | UnaryOp::Ceil
+            | UnaryOp::Round
+            | UnaryOp::IsFinite
+            | UnaryOp::Cos
+            | UnaryOp::Sin => Domain::Float,
+        }
+    }
+}
+
+/// The element types an elementwise op is defined on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Domain {
+    Float,
+    /// Integers and floats.
+    Numeric,
+    Integer,
+    /// Booleans and integers (bitwise logic).
+    PredOrInteger,
+}
+
+impl Domain {
+    pub fn contains(self, ty: ElementType) -> bool {
+        match self {
+            Domain::Float => ty.is_float(),
+            Domain::Numeric => ty.is_numeric(),
+            Domain::Integer => ty.is_integer(),
+            Domain::PredOrInteger => ty == ElementType::Pred || ty.is_integer(),
+        }
     }
 }
 
@@ -105,14 +146,41 @@ impl BinaryOp {
         }
     }
 
-    /// Bitwise/logical ops take pred or integer operands only.
-    pub fn is_logical(self) -> bool {
-        matches!(self, BinaryOp::And | BinaryOp::Or | BinaryOp::Xor)
+    /// The element types the op is defined on.
+    pub fn domain(self) -> Domain {
+        match self {
+            BinaryOp::Add
+            | BinaryOp::Subtract
+            | BinaryOp::Multiply
+            | BinaryOp::Divide
+            | BinaryOp::Maximum
+            | BinaryOp::Minimum
+            | BinaryOp::Power
+            | BinaryOp::Remainder => Domain::Numeric,
+            BinaryOp::Atan2 => Domain::Float,
+            BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => Domain::PredOrInteger,
+            BinaryOp::ShiftLeft | BinaryOp::ShiftRightLogical => Domain::Integer,
+        }
     }
 
-    /// Bit shifts take integer operands only.
-    pub fn is_shift(self) -> bool {
-        matches!(self, BinaryOp::ShiftLeft | BinaryOp::ShiftRightLogical)
+    /// Whether `op(a, b) == op(b, a)`, so that passes may ignore operand order.
+    pub fn is_commutative(self) -> bool {
+        match self {
+            BinaryOp::Add
+            | BinaryOp::Multiply
+            | BinaryOp::Maximum
+            | BinaryOp::Minimum
+            | BinaryOp::And
+            | BinaryOp::Or
+            | BinaryOp::Xor => true,
+            BinaryOp::Subtract
+            | BinaryOp::Divide
+            | BinaryOp::Power
+            | BinaryOp::Remainder
+            | BinaryOp::Atan2
+            | BinaryOp::ShiftLeft
+            | BinaryOp::ShiftRightLogical => false,
+        }
     }
 }
 
@@ -136,17 +204,6 @@ impl ComparisonDirection {
             ComparisonDirection::Gt => "GT",
             ComparisonDirection::Ge => "GE",
         }
-    }
-}
-
-/// The comparison semantics XLA records next to a direction; derived from the operand type.
-pub fn comparison_type(ty: ElementType) -> &'static str {
-    if ty.is_float() {
-        "FLOAT"
-    } else if ty.is_signed_int() {
-        "SIGNED"
-    } else {
-        "UNSIGNED"
     }
 }
 
@@ -492,26 +549,258 @@ impl Op {
         }
     }
 
-    /// The computations this op calls, in XLA's `called_computations` order.
-    pub fn called_computations(&self) -> Vec<ComputationId> {
+    /// The op's attributes in HLO text order: what the printer prints after (or, for parameters
+    /// and constants, instead of) the operands and what the encoder stores in the proto.
+    pub fn attributes(&self) -> Vec<Attribute<'_>> {
+        let to_apply = |reducer: &ComputationId| Attribute::Call {
+            key: "to_apply",
+            callee: *reducer,
+        };
         match self {
-            Op::Reduce { reducer, .. }
-            | Op::ReduceWindow { reducer, .. }
-            | Op::AllReduce { reducer, .. } => {
-                vec![*reducer]
+            Op::Parameter { number, .. } => vec![Attribute::ParameterNumber(*number)],
+            Op::Constant(literal) => vec![Attribute::Literal(literal)],
+            Op::Iota { dimension } => vec![Attribute::IotaDimension(*dimension)],
+            Op::Broadcast { dimensions } => vec![Attribute::Dimensions(dimensions)],
+            Op::Transpose { permutation } => vec![Attribute::Dimensions(permutation)],
+            Op::Slice {
+                start,
+                limit,
+                stride,
+            } => vec![Attribute::Slice {
+                start,
+                limit,
+                stride,
+            }],
+            Op::DynamicSlice { sizes } => vec![Attribute::DynamicSliceSizes(sizes)],
+            Op::Pad { config } => vec![Attribute::Padding(config)],
+            Op::Concatenate { dimension } => {
+                vec![Attribute::Dimensions(std::slice::from_ref(dimension))]
             }
+            Op::Reverse { dimensions } => vec![Attribute::Dimensions(dimensions)],
+            Op::Compare { direction } => vec![Attribute::Comparison(*direction)],
+            Op::Reduce {
+                dimensions,
+                reducer,
+            } => vec![Attribute::Dimensions(dimensions), to_apply(reducer)],
+            Op::ReduceWindow { window, reducer } => vec![
+                Attribute::Window {
+                    window,
+                    print_empty: true,
+                },
+                to_apply(reducer),
+            ],
             Op::SelectAndScatter {
-                select, scatter, ..
-            } => vec![*select, *scatter],
-            // XLA's while instruction keeps the body at index 0 and the condition at index 1.
-            Op::While { condition, body } => vec![*body, *condition],
-            Op::Conditional { branches } => branches.clone(),
-            _ => Vec::new(),
+                window,
+                select,
+                scatter,
+            } => vec![
+                Attribute::Window {
+                    window,
+                    print_empty: true,
+                },
+                Attribute::Call {
+                    key: "select",
+                    callee: *select,
+                },
+                Attribute::Call {
+                    key: "scatter",
+                    callee: *scatter,
+                },
+            ],
+            Op::Convolution {
+                window,
+                dimension_numbers,
+                feature_group_count,
+                batch_group_count,
+            } => vec![
+                Attribute::Window {
+                    window,
+                    print_empty: false,
+                },
+                Attribute::ConvolutionDimensions(dimension_numbers),
+                Attribute::FeatureGroupCount(*feature_group_count),
+                Attribute::BatchGroupCount(*batch_group_count),
+                Attribute::DefaultPrecision,
+            ],
+            Op::Dot { dimension_numbers } => vec![
+                Attribute::DotDimensions(dimension_numbers),
+                Attribute::DefaultPrecision,
+            ],
+            Op::GetTupleElement { index } => vec![Attribute::TupleIndex(*index)],
+            Op::RngBitGenerator { algorithm } => vec![Attribute::RngAlgorithm(*algorithm)],
+            Op::While { condition, body } => vec![Attribute::Loop {
+                condition: *condition,
+                body: *body,
+            }],
+            Op::Conditional { branches } => vec![Attribute::Branches(branches)],
+            Op::AllReduce {
+                replica_groups,
+                reducer,
+            } => vec![Attribute::ReplicaGroups(replica_groups), to_apply(reducer)],
+            Op::Convert
+            | Op::BitcastConvert
+            | Op::Reshape
+            | Op::DynamicUpdateSlice
+            | Op::Select
+            | Op::Clamp
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Tuple
+            | Op::ReplicaId => Vec::new(),
         }
     }
 
-    /// Ops whose result is not a pure function of their operands' values (never merged by CSE).
+    /// The computations this op calls, in XLA's `called_computations` order.
+    pub fn called_computations(&self) -> Vec<ComputationId> {
+        self.attributes()
+            .iter()
+            .flat_map(Attribute::callees)
+            .collect()
+    }
+
+    /// The op with each called computation `id` replaced by `f(id)` (how a pass points an op at
+    /// an equal computation).
+    pub fn with_callees(&self, f: impl Fn(ComputationId) -> ComputationId) -> Op {
+        let mut op = self.clone();
+        let callees: Vec<&mut ComputationId> = match &mut op {
+            Op::Reduce { reducer, .. }
+            | Op::ReduceWindow { reducer, .. }
+            | Op::AllReduce { reducer, .. } => vec![reducer],
+            Op::SelectAndScatter {
+                select, scatter, ..
+            } => vec![select, scatter],
+            Op::While { condition, body } => vec![condition, body],
+            Op::Conditional { branches } => branches.iter_mut().collect(),
+            Op::Parameter { .. }
+            | Op::Constant(_)
+            | Op::Iota { .. }
+            | Op::Convert
+            | Op::BitcastConvert
+            | Op::Broadcast { .. }
+            | Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Slice { .. }
+            | Op::DynamicSlice { .. }
+            | Op::DynamicUpdateSlice
+            | Op::Pad { .. }
+            | Op::Concatenate { .. }
+            | Op::Reverse { .. }
+            | Op::Select
+            | Op::Clamp
+            | Op::Compare { .. }
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Convolution { .. }
+            | Op::Dot { .. }
+            | Op::Tuple
+            | Op::GetTupleElement { .. }
+            | Op::RngBitGenerator { .. }
+            | Op::ReplicaId => Vec::new(),
+        };
+        for id in callees {
+            *id = f(*id);
+        }
+        op
+    }
+
+    /// Ops whose result is not a pure function of their operands' values (never merged by CSE):
+    /// parameters, and collectives, whose result depends on the other replicas.
     pub fn has_side_effects(&self) -> bool {
-        matches!(self, Op::Parameter { .. } | Op::AllReduce { .. })
+        match self {
+            Op::Parameter { .. } | Op::AllReduce { .. } => true,
+            Op::Constant(_)
+            | Op::Iota { .. }
+            | Op::Convert
+            | Op::BitcastConvert
+            | Op::Broadcast { .. }
+            | Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Slice { .. }
+            | Op::DynamicSlice { .. }
+            | Op::DynamicUpdateSlice
+            | Op::Pad { .. }
+            | Op::Concatenate { .. }
+            | Op::Reverse { .. }
+            | Op::Select
+            | Op::Clamp
+            | Op::Compare { .. }
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Reduce { .. }
+            | Op::ReduceWindow { .. }
+            | Op::SelectAndScatter { .. }
+            | Op::Convolution { .. }
+            | Op::Dot { .. }
+            | Op::Tuple
+            | Op::GetTupleElement { .. }
+            | Op::RngBitGenerator { .. }
+            | Op::While { .. }
+            | Op::Conditional { .. }
+            | Op::ReplicaId => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every op that calls computations, each callee a distinct id.
+    fn calling_ops() -> Vec<Op> {
+        let id = ComputationId;
+        let window = vec![WindowDim::new(2)];
+        vec![
+            Op::Reduce {
+                dimensions: vec![0],
+                reducer: id(1),
+            },
+            Op::ReduceWindow {
+                window: window.clone(),
+                reducer: id(1),
+            },
+            Op::SelectAndScatter {
+                window,
+                select: id(1),
+                scatter: id(2),
+            },
+            Op::While {
+                condition: id(1),
+                body: id(2),
+            },
+            Op::Conditional {
+                branches: vec![id(1), id(2), id(3)],
+            },
+            Op::AllReduce {
+                replica_groups: vec![vec![0, 1]],
+                reducer: id(1),
+            },
+        ]
+    }
+
+    #[test]
+    fn with_callees_rewrites_exactly_the_called_computations() {
+        for op in calling_ops() {
+            let moved = op.with_callees(|id| ComputationId(id.0 + 10));
+            let expected: Vec<ComputationId> = op
+                .called_computations()
+                .into_iter()
+                .map(|id| ComputationId(id.0 + 10))
+                .collect();
+            assert!(!expected.is_empty(), "{op:?} calls nothing");
+            assert_eq!(moved.called_computations(), expected, "{op:?}");
+            assert_eq!(moved.with_callees(|id| ComputationId(id.0 - 10)), op);
+        }
+    }
+
+    #[test]
+    fn while_calls_its_body_first_as_xla_does() {
+        let op = Op::While {
+            condition: ComputationId(1),
+            body: ComputationId(2),
+        };
+        assert_eq!(
+            op.called_computations(),
+            [ComputationId(2), ComputationId(1)]
+        );
     }
 }

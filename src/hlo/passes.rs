@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use super::builder::{Builder, Computation, Instruction, Value};
 use super::error::Result;
-use super::op::{BinaryOp, ComputationId, Op};
+use super::op::{ComputationId, Op};
 use super::shape::Shape;
 
 /// Sizes of a computation and of everything it calls, before and after a pass.
@@ -68,7 +68,9 @@ fn rebuild(c: &Computation) -> Result<Computation> {
     let mut values: Vec<Value> = Vec::with_capacity(c.instructions().len());
     let mut table: HashMap<Key, Vec<Value>> = HashMap::new();
     for inst in c.instructions() {
-        let op = with_callees(&inst.op, |id| callees.get(&id).map_or(id, Computation::id));
+        let op = inst
+            .op
+            .with_callees(|id| callees.get(&id).map_or(id, Computation::id));
         for id in op.called_computations() {
             if let Some(callee) = callees.get(&id) {
                 b.call(callee);
@@ -126,18 +128,7 @@ impl Key {
 }
 
 fn is_commutative(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Binary(
-            BinaryOp::Add
-                | BinaryOp::Multiply
-                | BinaryOp::Maximum
-                | BinaryOp::Minimum
-                | BinaryOp::And
-                | BinaryOp::Or
-                | BinaryOp::Xor
-        )
-    )
+    matches!(op, Op::Binary(b) if b.is_commutative())
 }
 
 /// Opcodes, operands and shapes of a computation's instructions: equal for equal computations.
@@ -180,51 +171,10 @@ fn same_structure(a: &Computation, b: &Computation) -> bool {
             .all(|(x, y)| same(x, y))
 }
 
-/// `op` with each called computation id replaced by `f(id)`.
-fn with_callees(op: &Op, f: impl Fn(ComputationId) -> ComputationId) -> Op {
-    match op {
-        Op::Reduce {
-            dimensions,
-            reducer,
-        } => Op::Reduce {
-            dimensions: dimensions.clone(),
-            reducer: f(*reducer),
-        },
-        Op::ReduceWindow { window, reducer } => Op::ReduceWindow {
-            window: window.clone(),
-            reducer: f(*reducer),
-        },
-        Op::SelectAndScatter {
-            window,
-            select,
-            scatter,
-        } => Op::SelectAndScatter {
-            window: window.clone(),
-            select: f(*select),
-            scatter: f(*scatter),
-        },
-        Op::While { condition, body } => Op::While {
-            condition: f(*condition),
-            body: f(*body),
-        },
-        Op::Conditional { branches } => Op::Conditional {
-            branches: branches.iter().map(|&id| f(id)).collect(),
-        },
-        Op::AllReduce {
-            replica_groups,
-            reducer,
-        } => Op::AllReduce {
-            replica_groups: replica_groups.clone(),
-            reducer: f(*reducer),
-        },
-        other => other.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hlo::{ElementType, Module};
+    use crate::hlo::{BinaryOp, ElementType, Module};
 
     fn f32s(dims: &[i64]) -> Shape {
         Shape::array(ElementType::F32, dims)

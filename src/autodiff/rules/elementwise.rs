@@ -12,6 +12,51 @@ use super::{no_derivative, Grads, Node};
 use crate::hlo::error::Result;
 use crate::hlo::{BinaryOp, Builder, ComparisonDirection, UnaryOp, Value};
 
+/// Whether gradients flow through `op`: the piecewise-constant roundings and the predicates have
+/// a zero (or no) derivative.
+pub(super) fn unary_has_derivative(op: UnaryOp) -> bool {
+    match op {
+        UnaryOp::Negate
+        | UnaryOp::Abs
+        | UnaryOp::Exp
+        | UnaryOp::Expm1
+        | UnaryOp::Log
+        | UnaryOp::Log1p
+        | UnaryOp::Sqrt
+        | UnaryOp::Rsqrt
+        | UnaryOp::Tanh
+        | UnaryOp::Logistic
+        | UnaryOp::Cos
+        | UnaryOp::Sin => true,
+        UnaryOp::Sign
+        | UnaryOp::Floor
+        | UnaryOp::Ceil
+        | UnaryOp::Round
+        | UnaryOp::IsFinite
+        | UnaryOp::Not => false,
+    }
+}
+
+/// Whether gradients flow through `op`: bitwise logic and shifts have no derivative.
+pub(super) fn binary_has_derivative(op: BinaryOp) -> bool {
+    match op {
+        BinaryOp::Add
+        | BinaryOp::Subtract
+        | BinaryOp::Multiply
+        | BinaryOp::Divide
+        | BinaryOp::Maximum
+        | BinaryOp::Minimum
+        | BinaryOp::Power
+        | BinaryOp::Remainder
+        | BinaryOp::Atan2 => true,
+        BinaryOp::And
+        | BinaryOp::Or
+        | BinaryOp::Xor
+        | BinaryOp::ShiftLeft
+        | BinaryOp::ShiftRightLogical => false,
+    }
+}
+
 pub(super) fn unary(b: &mut Builder, op: UnaryOp, n: &Node, g: Value) -> Result<Grads> {
     let (x, y) = (n.operands[0], n.value);
     let gx = match op {

@@ -1,5 +1,7 @@
-//! One gradient rule per opcode, dispatched from a single exhaustive `match` (so a new `Op`
-//! variant does not compile until it has a rule or is declared non-differentiable here).
+//! One gradient rule per opcode. Two exhaustive `match`es decide, for each op, whether gradients
+//! flow through it ([`propagates_gradient`]) and which rule applies ([`apply`]). A new `Op`
+//! variant therefore does not compile until it has a rule or is declared non-differentiable
+//! here. The rules live in files named after the op families of `hlo::ops`.
 //!
 //! A rule receives the forward instruction, which operands need a cotangent and the instruction's
 //! cotangent, and returns one optional cotangent per operand. Rules emit their ops into the same
@@ -13,7 +15,7 @@ mod structural;
 
 use super::cotangent::Cotangent;
 use crate::hlo::error::{HloError, Result};
-use crate::hlo::{Builder, ConvSpec, Op, UnaryOp, Value};
+use crate::hlo::{Builder, ConvSpec, Op, Value};
 
 /// Per-operand array cotangents returned by the array rules.
 type Grads = Vec<Option<Value>>;
@@ -44,16 +46,8 @@ pub(crate) fn propagates_gradient(op: &Op) -> bool {
         | Op::BitcastConvert
         | Op::RngBitGenerator { .. }
         | Op::ReplicaId => false,
-        Op::Unary(u) => !matches!(
-            u,
-            UnaryOp::Sign
-                | UnaryOp::Floor
-                | UnaryOp::Ceil
-                | UnaryOp::Round
-                | UnaryOp::IsFinite
-                | UnaryOp::Not
-        ),
-        Op::Binary(b) => !(b.is_logical() || b.is_shift()),
+        Op::Unary(u) => elementwise::unary_has_derivative(*u),
+        Op::Binary(b) => elementwise::binary_has_derivative(*b),
         Op::Convert
         | Op::Broadcast { .. }
         | Op::Reshape

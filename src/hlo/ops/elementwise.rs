@@ -39,13 +39,7 @@ impl Builder {
         self.check(op.opcode(), x)?;
         let shape = self.array_shape(op.opcode(), x)?.clone();
         let ty = shape.ty();
-        let ok = match op {
-            UnaryOp::Not => ty == ElementType::Pred || ty.is_integer(),
-            UnaryOp::IsFinite => ty.is_float(),
-            UnaryOp::Negate | UnaryOp::Abs | UnaryOp::Sign => ty.is_numeric(),
-            _ => ty.is_float(),
-        };
-        if !ok {
+        if !op.domain().contains(ty) {
             return Err(HloError::new(
                 op.opcode(),
                 &[self.shape(x)],
@@ -65,16 +59,7 @@ impl Builder {
         self.check(op.opcode(), rhs)?;
         let shape = self.same_shapes(op.opcode(), &[lhs, rhs])?;
         let ty = shape.ty();
-        let ok = if op.is_shift() {
-            ty.is_integer()
-        } else if op.is_logical() {
-            ty == ElementType::Pred || ty.is_integer()
-        } else if op == BinaryOp::Atan2 {
-            ty.is_float()
-        } else {
-            ty.is_numeric()
-        };
-        if !ok {
+        if !op.domain().contains(ty) {
             return Err(HloError::new(
                 op.opcode(),
                 &[self.shape(lhs), self.shape(rhs)],
