@@ -1,4 +1,4 @@
-//! Tuples, control flow, random bits and cross-replica reductions.
+//! Tuples, control flow, random bits and the replica id.
 
 use crate::hlo::builder::{Builder, Computation, Value};
 use crate::hlo::element::ElementType;
@@ -159,43 +159,5 @@ impl Builder {
     /// The index of the replica running the program, a u32 scalar (0 in a one-replica program).
     pub fn replica_id(&mut self) -> Result<Value> {
         self.emit(Op::ReplicaId, &[], Shape::scalar(ElementType::U32))
-    }
-
-    /// Reduces `x` across the replicas of each group (e.g. summing gradients for data parallelism).
-    pub fn all_reduce(
-        &mut self,
-        x: Value,
-        replica_groups: &[Vec<i64>],
-        reducer: &Computation,
-    ) -> Result<Value> {
-        self.check("all-reduce", x)?;
-        let s = self.array_shape("all-reduce", x)?.clone();
-        let scalar = Shape::scalar(s.ty());
-        let ok = reducer.parameter_shapes().len() == 2
-            && reducer
-                .parameter_shapes()
-                .iter()
-                .all(|p| p.compatible(&scalar))
-            && reducer.result_shape().compatible(&scalar);
-        if !ok {
-            return Err(HloError::new(
-                "all-reduce",
-                &[self.shape(x)],
-                format!(
-                    "reducer '{}' must combine two {} scalars",
-                    reducer.name(),
-                    s.ty()
-                ),
-            ));
-        }
-        let reducer = self.call(reducer);
-        self.emit(
-            Op::AllReduce {
-                replica_groups: replica_groups.to_vec(),
-                reducer,
-            },
-            &[x],
-            s.into(),
-        )
     }
 }

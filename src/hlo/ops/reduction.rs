@@ -1,5 +1,5 @@
-//! Reductions: reduce (multi-operand), reduce-window (pooling) and select-and-scatter (the
-//! gradient of max pooling).
+//! Reductions: reduce (multi-operand), reduce-window (pooling), select-and-scatter (the
+//! gradient of max pooling) and all-reduce (across replicas).
 
 use crate::hlo::builder::{Builder, Computation, Value};
 use crate::hlo::element::ElementType;
@@ -275,6 +275,44 @@ impl Builder {
                 scatter,
             },
             &[operand, source, init],
+            s.into(),
+        )
+    }
+
+    /// Reduces `x` across the replicas of each group (e.g. summing gradients for data parallelism).
+    pub fn all_reduce(
+        &mut self,
+        x: Value,
+        replica_groups: &[Vec<i64>],
+        reducer: &Computation,
+    ) -> Result<Value> {
+        self.check("all-reduce", x)?;
+        let s = self.array_shape("all-reduce", x)?.clone();
+        let scalar = Shape::scalar(s.ty());
+        let ok = reducer.parameter_shapes().len() == 2
+            && reducer
+                .parameter_shapes()
+                .iter()
+                .all(|p| p.compatible(&scalar))
+            && reducer.result_shape().compatible(&scalar);
+        if !ok {
+            return Err(HloError::new(
+                "all-reduce",
+                &[self.shape(x)],
+                format!(
+                    "reducer '{}' must combine two {} scalars",
+                    reducer.name(),
+                    s.ty()
+                ),
+            ));
+        }
+        let reducer = self.call(reducer);
+        self.emit(
+            Op::AllReduce {
+                replica_groups: replica_groups.to_vec(),
+                reducer,
+            },
+            &[x],
             s.into(),
         )
     }
