@@ -84,6 +84,31 @@ impl UnaryOp {
             | UnaryOp::Sin => Domain::Float,
         }
     }
+
+    /// The element type of the result for an operand of type `operand`: the operand's own, or
+    /// `pred` for a predicate.
+    pub fn result_type(self, operand: ElementType) -> ElementType {
+        match self {
+            UnaryOp::IsFinite => ElementType::Pred,
+            UnaryOp::Negate
+            | UnaryOp::Abs
+            | UnaryOp::Sign
+            | UnaryOp::Exp
+            | UnaryOp::Expm1
+            | UnaryOp::Log
+            | UnaryOp::Log1p
+            | UnaryOp::Sqrt
+            | UnaryOp::Rsqrt
+            | UnaryOp::Tanh
+            | UnaryOp::Logistic
+            | UnaryOp::Floor
+            | UnaryOp::Ceil
+            | UnaryOp::Round
+            | UnaryOp::Not
+            | UnaryOp::Cos
+            | UnaryOp::Sin => operand,
+        }
+    }
 }
 
 /// The element types an elementwise op is defined on.

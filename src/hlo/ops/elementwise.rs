@@ -46,11 +46,7 @@ impl Builder {
                 format!("not defined for element type {ty}"),
             ));
         }
-        let result = if op == UnaryOp::IsFinite {
-            shape.with_ty(ElementType::Pred)
-        } else {
-            shape
-        };
+        let result = shape.with_ty(op.result_type(ty));
         self.emit(Op::Unary(op), &[x], result.into())
     }
 
