@@ -7,6 +7,8 @@
 //! - the op is named in a file the guide does not list (for example, a new per-op `match`
 //!   elsewhere);
 //! - the guide lists more than four files;
+//! - an elementwise op (`UnaryOp`, `BinaryOp`) is named outside the files the guide gives for
+//!   those;
 //! - the printer or the encoder names an op;
 //! - an op family has a shape-rule file without a gradient-rule file, or the other way round.
 
@@ -128,6 +130,36 @@ fn the_guide_lists_every_file_that_names_the_example_op_and_at_most_four() {
         naming.contains("src/hlo/op.rs"),
         "the example op is expected in src/hlo/op.rs; found in {naming:?}"
     );
+}
+
+/// The files the guide names for a new `UnaryOp` or `BinaryOp`.
+const ELEMENTWISE_FILES: [&str; 3] = [
+    "src/hlo/op.rs",
+    "src/hlo/ops/elementwise.rs",
+    "src/autodiff/rules/elementwise.rs",
+];
+
+#[test]
+fn the_guide_lists_every_file_that_names_an_elementwise_op() {
+    let guide = read(GUIDE);
+    for path in ELEMENTWISE_FILES {
+        assert!(
+            guide.contains(&format!("`{path}`")),
+            "{GUIDE} does not name {path}"
+        );
+    }
+    let mut files = Vec::new();
+    rust_files(Path::new("src"), &mut files);
+    for example in ["UnaryOp::Sin", "BinaryOp::Atan2"] {
+        let unlisted: Vec<&String> = files
+            .iter()
+            .filter(|f| !ELEMENTWISE_FILES.contains(&f.as_str()) && mentions(&read(f), example))
+            .collect();
+        assert!(
+            unlisted.is_empty(),
+            "{unlisted:?} name {example} but {GUIDE} does not list them for elementwise ops"
+        );
+    }
 }
 
 #[test]

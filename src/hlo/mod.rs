@@ -1,5 +1,6 @@
-//! The HLO layer: element types, shapes, literals, the builder with shape inference, the text
-//! printer and the `HloModuleProto` encoder.
+//! The HLO layer: element types, shapes, literals, the op set with one description per op
+//! (`op`, `attribute`), the builder with shape inference, the text printer and the
+//! `HloModuleProto` encoder. `docs/adding-an-op.md` says where a new op goes.
 pub mod attribute;
 pub mod builder;
 pub mod element;
