@@ -150,19 +150,7 @@ impl Attribute<'_> {
             Attribute::DynamicSliceSizes(sizes) => {
                 one(format!("dynamic_slice_sizes={{{}}}", join(sizes)))
             }
-            Attribute::Padding(config) => {
-                let dims: Vec<String> = config
-                    .iter()
-                    .map(|p| {
-                        if p.interior == 0 {
-                            format!("{}_{}", p.low, p.high)
-                        } else {
-                            format!("{}_{}_{}", p.low, p.high, p.interior)
-                        }
-                    })
-                    .collect();
-                one(format!("padding={}", dims.join("x")))
-            }
+            Attribute::Padding(config) => one(padding_text(config)),
             Attribute::Comparison(direction) => one(format!("direction={}", direction.name())),
             Attribute::Window {
                 window,
@@ -179,24 +167,7 @@ impl Attribute<'_> {
             Attribute::BatchGroupCount(n) => {
                 named(unless_one(n, || format!("batch_group_count={n}")))
             }
-            Attribute::DotDimensions(dn) => {
-                let mut entries = Vec::new();
-                if !dn.lhs_batch.is_empty() {
-                    entries.push(format!("lhs_batch_dims={{{}}}", join(&dn.lhs_batch)));
-                }
-                entries.push(format!(
-                    "lhs_contracting_dims={{{}}}",
-                    join(&dn.lhs_contracting)
-                ));
-                if !dn.rhs_batch.is_empty() {
-                    entries.push(format!("rhs_batch_dims={{{}}}", join(&dn.rhs_batch)));
-                }
-                entries.push(format!(
-                    "rhs_contracting_dims={{{}}}",
-                    join(&dn.rhs_contracting)
-                ));
-                named(entries)
-            }
+            Attribute::DotDimensions(dn) => named(dot_dimensions_text(dn)),
             Attribute::DefaultPrecision => named(Vec::new()),
             Attribute::TupleIndex(index) => one(format!("index={index}")),
             Attribute::RngAlgorithm(algorithm) => one(format!("algorithm={}", algorithm.name())),
@@ -311,6 +282,42 @@ impl Attribute<'_> {
             Attribute::Call { .. } | Attribute::Loop { .. } | Attribute::Branches(_) => {}
         }
     }
+}
+
+/// XLA's padding text: `low_high` per dimension (`low_high_interior` with interior padding),
+/// joined by `x`.
+fn padding_text(config: &[PadDim]) -> String {
+    let dims: Vec<String> = config
+        .iter()
+        .map(|p| {
+            if p.interior == 0 {
+                format!("{}_{}", p.low, p.high)
+            } else {
+                format!("{}_{}_{}", p.low, p.high, p.interior)
+            }
+        })
+        .collect();
+    format!("padding={}", dims.join("x"))
+}
+
+/// A dot's dimension numbers as XLA prints them; batch dimensions only when there are some.
+fn dot_dimensions_text(dn: &DotDimensionNumbers) -> Vec<String> {
+    let mut entries = Vec::new();
+    if !dn.lhs_batch.is_empty() {
+        entries.push(format!("lhs_batch_dims={{{}}}", join(&dn.lhs_batch)));
+    }
+    entries.push(format!(
+        "lhs_contracting_dims={{{}}}",
+        join(&dn.lhs_contracting)
+    ));
+    if !dn.rhs_batch.is_empty() {
+        entries.push(format!("rhs_batch_dims={{{}}}", join(&dn.rhs_batch)));
+    }
+    entries.push(format!(
+        "rhs_contracting_dims={{{}}}",
+        join(&dn.rhs_contracting)
+    ));
+    entries
 }
 
 /// `entry()` as the only entry, or none when `n` is 1 (XLA omits group counts of 1).
