@@ -7,5 +7,5 @@ pub mod model;
 pub mod nn;
 pub mod runtime;
 pub mod search;
-pub mod train;
+pub mod step;
 pub mod trainer;

@@ -8,7 +8,7 @@ mod aot_common;
 use aot_common::selection;
 use effnetv2::aot::{AotCompiler, Target};
 use effnetv2::model::{load_spec, Model};
-use effnetv2::train::state::StateLayout;
+use effnetv2::step::state::StateLayout;
 use effnetv2::trainer::executables::ExecutableCache;
 use effnetv2::trainer::plan::{plan_graphs, GraphRole};
 

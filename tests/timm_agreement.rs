@@ -13,7 +13,7 @@ use std::process::Command;
 
 use effnetv2::hlo::Literal;
 use effnetv2::runtime::provision::PluginKind;
-use effnetv2::train::step::{port, predict_step, Precision};
+use effnetv2::step::graphs::{port, predict_step, Precision};
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::context::Context;

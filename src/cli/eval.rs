@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use effnetv2::hlo::Literal;
 use effnetv2::model::Model;
-use effnetv2::train::step::{eval_step, port};
+use effnetv2::step::graphs::{eval_step, port};
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::{CheckpointMeta, RunConfig};
 use effnetv2::trainer::context::Context;

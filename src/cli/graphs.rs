@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Args;
 use effnetv2::model::Backend;
 use effnetv2::model::{load_spec, Model, ScheduleVariant};
-use effnetv2::train::step::{Objective, Precision};
+use effnetv2::step::graphs::{Objective, Precision};
 use effnetv2::trainer::plan::{plan_graphs, GraphSelection, PlannedGraph};
 
 use super::train::{parse_precision, parse_schedule};

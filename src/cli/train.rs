@@ -8,8 +8,8 @@ use anyhow::Result;
 use clap::Args;
 
 use effnetv2::model::{load_spec, ScheduleVariant};
-use effnetv2::train::lr::Decay;
-use effnetv2::train::step::{Objective, Precision};
+use effnetv2::step::lr::Decay;
+use effnetv2::step::graphs::{Objective, Precision};
 use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::data::DataSpec;
 use effnetv2::trainer::recipe::{Augmentation, Recipe, TrainImageSize, TrainSettings};

@@ -13,9 +13,9 @@ use super::init::initial_state;
 use crate::hlo::{ArrayShape, ElementType, Literal};
 use crate::model::Model;
 use crate::runtime::Buffer;
-use crate::train::signature::Signature;
-use crate::train::state::StateLayout;
-use crate::train::step::{port, train_step, StepConfig};
+use crate::step::signature::Signature;
+use crate::step::state::StateLayout;
+use crate::step::graphs::{port, train_step, StepConfig};
 
 /// A timed train step.
 #[derive(Clone, Debug)]

@@ -12,8 +12,8 @@ use super::recipe::{Augmentation, NamedImageSize, TrainImageSize, TrainSettings}
 use crate::data::Cursor;
 use crate::model::{load_spec, MinMax, Model, ModelSpec, ScheduleVariant};
 use crate::runtime::provision::PluginKind;
-use crate::train::lr::Decay;
-use crate::train::step::{Objective, Precision};
+use crate::step::lr::Decay;
+use crate::step::graphs::{Objective, Precision};
 
 /// Everything that defines a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -16,8 +16,8 @@ use crate::runtime::{
     hardware, Arg, Buffer, Client, ClientOptions, CompileOptions, Device, DeviceAssignment,
     LoadedExecutable, Plugin,
 };
-use crate::train::signature::{Outputs, Signature, StepGraph};
-use crate::train::step::Precision;
+use crate::step::signature::{Outputs, Signature, StepGraph};
+use crate::step::graphs::Precision;
 
 /// A plugin's client on this machine, the devices it uses and the executable cache.
 pub struct Context {

@@ -6,8 +6,8 @@ use anyhow::{ensure, Result};
 use super::context::{Context, StepExecutable};
 use crate::hlo::Literal;
 use crate::runtime::{Arg, Buffer};
-use crate::train::state::{Role, StateLayout};
-use crate::train::step::port;
+use crate::step::state::{Role, StateLayout};
+use crate::step::graphs::port;
 
 /// State buffers with their [`StateLayout`] names, one copy on each local device of a
 /// data-parallel run (every device on one host; this host's on a multi-host slice). A train step consumes (donates) them and returns their successors, so the model never

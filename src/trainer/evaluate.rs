@@ -10,7 +10,7 @@ use super::data::{eval_feeds, InputPipeline};
 use crate::data::{AugmentSettings, EvalConfig, Loader, Source};
 use crate::model::Model;
 use crate::runtime::{Arg, Buffer};
-use crate::train::step::port;
+use crate::step::graphs::port;
 
 /// What an evaluation pass reads: the test set and how to batch it.
 pub struct EvalSet {

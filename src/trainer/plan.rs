@@ -11,9 +11,9 @@ use crate::model::graph::Lowering;
 use crate::model::Backend;
 use crate::model::ProgressiveStage;
 use crate::model::{Model, ScheduleVariant};
-use crate::train::lr::{scaled_lr, LrSchedule};
-use crate::train::signature::StepGraph;
-use crate::train::step::{eval_step, train_step, Objective, Precision, StepConfig};
+use crate::step::lr::{scaled_lr, LrSchedule};
+use crate::step::signature::StepGraph;
+use crate::step::graphs::{eval_step, train_step, Objective, Precision, StepConfig};
 
 /// Which graphs of a run to plan.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -23,7 +23,7 @@ use crate::hlo::Literal;
 use crate::model::{load_spec, Model};
 use crate::runtime::provision::PluginKind;
 use crate::runtime::{Arg, Buffer};
-use crate::train::step::{port, predict_step, Precision};
+use crate::step::graphs::{port, predict_step, Precision};
 
 /// The ImageNet-1k class names in class-index order, as timm names them (made by
 /// `tools/imagenet_labels.py` from timm's synset lists).

@@ -35,7 +35,7 @@ use crate::data::{self, Cursor, Loader, LoaderConfig, Shard, Source};
 use crate::hlo::Literal;
 use crate::model::{Model, ProgressiveStage};
 use crate::runtime::RuntimeError;
-use crate::train::state::StateLayout;
+use crate::step::state::StateLayout;
 
 /// The outcome of a run.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ use super::timm_file::write_state_dict;
 use super::weights::{Pretrained, WeightCopy};
 use crate::data::Cursor;
 use crate::hlo::Literal;
-use crate::train::state::StateLayout;
+use crate::step::state::StateLayout;
 
 /// Writes one copy of the weights of `checkpoint` (a run directory, for its newest, or a
 /// checkpoint directory) to `out` as a timm state dict loadable with

@@ -12,7 +12,7 @@ use super::config::CheckpointMeta;
 use super::timm_file::read_state_dict;
 use crate::hlo::Literal;
 use crate::model::{Model, ModelSpec};
-use crate::train::state::{Role, StateLayout};
+use crate::step::state::{Role, StateLayout};
 
 /// The timm name of the classifier's weight, whose first dimension is the class count.
 const TIMM_CLASSIFIER: &str = "classifier.weight";

@@ -2,7 +2,7 @@
 
 use effnetv2::model::Backend;
 use effnetv2::model::ScheduleVariant;
-use effnetv2::train::step::{Objective, Precision};
+use effnetv2::step::graphs::{Objective, Precision};
 use effnetv2::trainer::plan::GraphSelection;
 
 /// A run's graphs at batch 128 per device in bf16, as a TPU or GPU runs them: the train step of
