@@ -11,12 +11,12 @@ use super::estimate::Roofline;
 use super::target::{ChipSpec, Target};
 use crate::hlo::Module;
 use crate::model::Model;
+use crate::program::executables::ExecutableCache;
+use crate::program::graph_plan::{GraphRole, PlannedGraph};
 use crate::runtime::provision;
 use crate::runtime::{
     hardware, CompileOptions, CompiledMemoryStats, Executable, Plugin, RuntimeError, Topology,
 };
-use crate::trainer::executables::ExecutableCache;
-use crate::trainer::plan::{GraphRole, PlannedGraph};
 
 /// A compile-only session for one target: its plugin loaded and its topology created.
 pub struct AotCompiler {
@@ -469,7 +469,7 @@ fn predict(
 }
 
 /// Compile options for a step graph of `replicas` replicas, placed on the topology's first
-/// devices: the same options [`crate::trainer::context::Context::compile`] uses, so the cache
+/// devices: the same options [`crate::program::context::Context::compile`] uses, so the cache
 /// keys agree.
 fn options_for(replicas: usize) -> CompileOptions {
     CompileOptions::replicated(replicas as u32)

@@ -12,7 +12,7 @@ use effnetv2::search::results::Outcome;
 use effnetv2::search::sampler::Sampler;
 use effnetv2::search::space::SearchSpace;
 use effnetv2::search::{search, SearchEvent, SearchOptions, StepTimer};
-use effnetv2::trainer::data::DataSpec;
+use effnetv2::trainer::input::DataSpec;
 
 use super::plugin::PluginArgs;
 

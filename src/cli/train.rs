@@ -8,10 +8,10 @@ use anyhow::Result;
 use clap::Args;
 
 use effnetv2::model::{load_spec, ScheduleVariant};
-use effnetv2::step::lr::Decay;
 use effnetv2::step::graphs::{Objective, Precision};
+use effnetv2::step::lr::Decay;
 use effnetv2::trainer::config::RunConfig;
-use effnetv2::trainer::data::DataSpec;
+use effnetv2::trainer::input::DataSpec;
 use effnetv2::trainer::recipe::{Augmentation, Recipe, TrainImageSize, TrainSettings};
 use effnetv2::trainer::run::train;
 
@@ -259,7 +259,7 @@ impl TrainArgs {
         let summary = train(&self.config()?, self.resume, &interrupted, &mut progress);
         progress.finish();
         let summary = summary?;
-        println!("{}", effnetv2::trainer::report::summary_table(&summary));
+        println!("{}", effnetv2::report::run_summary::summary_table(&summary));
         Ok(())
     }
 }

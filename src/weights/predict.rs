@@ -11,19 +11,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context as _, Result};
 use rayon::prelude::*;
 
-use super::checkpoint;
-use super::config::{CheckpointMeta, RunConfig};
-use super::context::{Context, StepExecutable};
-use super::data::{DataSpec, InputPipeline};
-use super::recipe::{Augmentation, Recipe};
-use super::weights::{Pretrained, WeightCopy, WeightSource};
 use crate::data::source::{has_image_extension, read_labels};
 use crate::data::{decode_rgb, EvalTransform};
 use crate::hlo::Literal;
 use crate::model::{load_spec, Model};
+use crate::program::context::{Context, StepExecutable};
 use crate::runtime::provision::PluginKind;
 use crate::runtime::{Arg, Buffer};
 use crate::step::graphs::{port, predict_step, Precision};
+use crate::trainer::checkpoint;
+use crate::trainer::config::{CheckpointMeta, RunConfig};
+use crate::trainer::input::{DataSpec, InputPipeline};
+use crate::trainer::pretrained::{Pretrained, WeightCopy, WeightSource};
+use crate::trainer::recipe::{Augmentation, Recipe};
 
 /// The ImageNet-1k class names in class-index order, as timm names them (made by
 /// `tools/imagenet_labels.py` from timm's synset lists).

@@ -5,8 +5,8 @@
 
 use anyhow::{bail, ensure, Context as _, Result};
 
-use super::context::Context;
 use crate::hlo::Literal;
+use crate::program::context::Context;
 use crate::runtime::{Arg, Buffer};
 use crate::step::agreement_graph::{agreement_step, port};
 

@@ -16,8 +16,8 @@ use crate::runtime::{
     hardware, Arg, Buffer, Client, ClientOptions, CompileOptions, Device, DeviceAssignment,
     LoadedExecutable, Plugin,
 };
-use crate::step::signature::{Outputs, Signature, StepGraph};
 use crate::step::graphs::Precision;
+use crate::step::signature::{Outputs, Signature, StepGraph};
 
 /// A plugin's client on this machine, the devices it uses and the executable cache.
 pub struct Context {
