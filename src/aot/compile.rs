@@ -13,9 +13,8 @@ use crate::hlo::Module;
 use crate::model::Model;
 use crate::program::executables::ExecutableCache;
 use crate::program::graph_plan::{GraphRole, PlannedGraph};
-use crate::runtime::provision;
 use crate::runtime::{
-    hardware, CompileOptions, CompiledMemoryStats, Executable, Plugin, RuntimeError, Topology,
+    open_plugin, CompileOptions, CompiledMemoryStats, Executable, RuntimeError, Topology,
 };
 
 /// A compile-only session for one target: its plugin loaded and its topology created.
@@ -38,13 +37,7 @@ impl AotCompiler {
     /// creates the target's topology.
     pub fn new(target: Target, plugin_path: Option<&Path>) -> Result<AotCompiler> {
         let kind = target.plugin_kind();
-        hardware::prepare_environment(kind)?;
-        let path = match plugin_path {
-            Some(path) => path.to_path_buf(),
-            None => provision::resolve(kind)?,
-        };
-        let plugin = Plugin::load(&path)
-            .with_context(|| format!("loading PJRT plugin {}", path.display()))?;
+        let plugin = open_plugin(kind, plugin_path)?;
         let name = target.topology_name();
         let topology =
             Topology::new(plugin, &name, &target.topology_options()).with_context(|| {
