@@ -16,7 +16,7 @@ use super::ema;
 use super::loss::{l2_penalty, smooth_labels, softmax_cross_entropy};
 use super::optimizer::{RmsProp, RmsSlots};
 use super::signature::{Port, Signature, SignatureError, StepGraph};
-use super::state::{Role, StateLayout};
+use super::state::{Namespace, Role, StateLayout};
 use crate::autodiff;
 use crate::hlo::passes;
 use crate::hlo::{
@@ -387,7 +387,7 @@ fn emit_step(
         }
         for (name, v) in &out.bn_updates {
             let i = layout
-                .index_of(&format!("params/{name}"))
+                .index_in(Namespace::Params, name)
                 .expect("BN statistics are state variables");
             // Per-replica statistics are averaged so that every replica keeps the same state
             // (cross-replica ones already are the same).
@@ -404,7 +404,7 @@ fn emit_step(
         for (i, e) in entries.iter().enumerate() {
             if let Role::Ema(name) = &e.role {
                 let var = new_state[layout
-                    .index_of(&format!("params/{name}"))
+                    .index_in(Namespace::Params, name)
                     .expect("EMA shadows a variable")];
                 new_state[i] = ema::update(b, state[i], var, decay)?;
             }
@@ -656,7 +656,7 @@ fn inference_inputs(model: &Model, batch: i64, image_size: i64) -> Vec<Port> {
         .map(|p| {
             let dims: Vec<i64> = p.shape.iter().map(|&d| d as i64).collect();
             Port::new(
-                format!("ema/{}", p.name),
+                Namespace::Ema.key(&p.name),
                 ArrayShape::new(ElementType::F32, &dims),
             )
         })
@@ -678,7 +678,7 @@ fn inference_logits(
     for p in model.params() {
         weights
             .0
-            .insert(p.name.clone(), named(inputs, &format!("ema/{}", p.name)));
+            .insert(p.name.clone(), named(inputs, &Namespace::Ema.key(&p.name)));
     }
     let images = named(inputs, port::IMAGES);
     let out = b.scoped("forward", |b| {
