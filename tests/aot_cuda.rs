@@ -8,9 +8,9 @@ mod aot_common;
 use aot_common::selection;
 use effnetv2::aot::{AotCompiler, Target};
 use effnetv2::model::{load_spec, Model};
-use effnetv2::train::state::StateLayout;
-use effnetv2::trainer::executables::ExecutableCache;
-use effnetv2::trainer::plan::{plan_graphs, GraphRole};
+use effnetv2::program::executables::ExecutableCache;
+use effnetv2::program::graph_plan::{plan_graphs, GraphRole};
+use effnetv2::step::state::StateLayout;
 
 #[test]
 fn the_small_variants_last_train_step_and_eval_step_compile_for_an_h100() {

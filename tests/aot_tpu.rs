@@ -12,12 +12,12 @@ use aot_common::selection;
 use effnetv2::aot::{AotCompiler, GraphReport, Target};
 use effnetv2::hlo::{ArrayShape, BinaryOp, Builder, Computation, ElementType, Module};
 use effnetv2::model::{load_spec, Model};
+use effnetv2::program::executables::ExecutableCache;
+use effnetv2::program::graph_plan::{plan_graphs, GraphRole, GraphSelection, PlannedGraph};
+use effnetv2::program::placement::Placement;
 use effnetv2::runtime::CompileOptions;
-use effnetv2::train::agreement::agreement_step;
-use effnetv2::train::state::StateLayout;
-use effnetv2::trainer::executables::ExecutableCache;
-use effnetv2::trainer::placement::Placement;
-use effnetv2::trainer::plan::{plan_graphs, GraphRole, GraphSelection, PlannedGraph};
+use effnetv2::step::agreement_graph::agreement_step;
+use effnetv2::step::state::StateLayout;
 
 fn compiler(target: &str) -> AotCompiler {
     let target: Target = target.parse().unwrap();

@@ -8,9 +8,9 @@ mod run_common;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use effnetv2::report::run_summary::summary_table;
 use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::events::Discard;
-use effnetv2::trainer::report::summary_table;
 use effnetv2::trainer::run::train;
 use run_common::short_run;
 

@@ -16,19 +16,19 @@ use data_support::{foolbox_data, sklearn_images};
 use effnetv2::data::{AugmentSettings, EvalConfig, ImageFolder, Loader};
 use effnetv2::hlo::Literal;
 use effnetv2::model::load_spec;
+use effnetv2::program::context::Context;
 use effnetv2::runtime::Arg;
-use effnetv2::train::state::StateLayout;
-use effnetv2::train::step::{eval_step, port, Precision};
+use effnetv2::step::graphs::{eval_step, port, Precision};
+use effnetv2::step::state::StateLayout;
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::CheckpointMeta;
-use effnetv2::trainer::context::Context;
-use effnetv2::trainer::data::{eval_feeds, InputPipeline};
 use effnetv2::trainer::init::initial_state;
-use effnetv2::trainer::predict::{
+use effnetv2::trainer::input::{eval_feeds, InputPipeline};
+use effnetv2::trainer::pretrained::WeightCopy;
+use effnetv2::weights::predict::{
     image_files, preprocess, Classifier, LoadOptions, NamesOrigin, Prediction, Predictor,
 };
-use effnetv2::trainer::transfer::export_timm;
-use effnetv2::trainer::weights::WeightCopy;
+use effnetv2::weights::transfer::export_timm;
 use run_common::short_run;
 
 /// The good images, in the order a walk of the test folder finds them (sorted paths):
@@ -238,7 +238,7 @@ fn predict_classifies_real_images_and_skips_bad_files() {
     );
     assert_eq!(
         classifier.names_origin,
-        NamesOrigin::RunData(effnetv2::trainer::data::DataSpec::FashionMnist)
+        NamesOrigin::RunData(effnetv2::trainer::input::DataSpec::FashionMnist)
     );
     let ctx = Context::open(classifier.plugin().0, None).unwrap();
     let mut predictor = Predictor::new(&ctx, classifier.clone()).unwrap();

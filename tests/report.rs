@@ -7,8 +7,8 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use effnetv2::report::plot::{write_report, PLOT_SIZE};
 use effnetv2::trainer::events::{CompileRecord, EvalRecord, Metric, StepRecord};
-use effnetv2::trainer::plot::{write_report, PLOT_SIZE};
 
 const STAGE_STEPS: u64 = 100;
 const IMAGE_SIZES: [usize; 4] = [128, 160, 192, 224];

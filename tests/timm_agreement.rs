@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use effnetv2::hlo::Literal;
+use effnetv2::program::context::Context;
 use effnetv2::runtime::provision::PluginKind;
-use effnetv2::train::step::{port, predict_step, Precision};
+use effnetv2::step::graphs::{port, predict_step, Precision};
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::RunConfig;
-use effnetv2::trainer::context::Context;
-use effnetv2::trainer::transfer::{export_timm, import_timm};
-use effnetv2::trainer::weights::WeightCopy;
+use effnetv2::trainer::pretrained::WeightCopy;
+use effnetv2::weights::transfer::{export_timm, import_timm};
 use fs4::fs_std::FileExt;
 use run_common::short_run;
 

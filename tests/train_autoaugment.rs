@@ -16,8 +16,8 @@ use effnetv2::data::{
     Normalization, Policy, Preprocessing, Shard, Source, TrainTransform,
 };
 use effnetv2::model::load_spec;
-use effnetv2::trainer::data::InputPipeline;
 use effnetv2::trainer::events::{Event, EventSink};
+use effnetv2::trainer::input::InputPipeline;
 use effnetv2::trainer::run::train;
 use run_common::short_run;
 

@@ -10,13 +10,13 @@ use std::sync::atomic::AtomicBool;
 
 use effnetv2::hlo::{ElementType, Literal};
 use effnetv2::model::{load_spec, Model};
+use effnetv2::program::context::Context;
+use effnetv2::program::device_state::DeviceState;
 use effnetv2::runtime::provision::PluginKind;
-use effnetv2::train::state::StateLayout;
-use effnetv2::train::step::{port, train_step, Precision, StepConfig};
-use effnetv2::trainer::agreement::{check_agreement, extremes, Shared};
+use effnetv2::step::graphs::{port, train_step, Precision, StepConfig};
+use effnetv2::step::state::StateLayout;
+use effnetv2::trainer::agreement_check::{check_agreement, extremes, Shared};
 use effnetv2::trainer::config::RunConfig;
-use effnetv2::trainer::context::Context;
-use effnetv2::trainer::device_state::DeviceState;
 use effnetv2::trainer::events::Discard;
 use effnetv2::trainer::init::initial_state;
 use effnetv2::trainer::run::train;

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use effnetv2::trainer::config::RunConfig;
-use effnetv2::trainer::data::DataSpec;
 use effnetv2::trainer::events::{Event, EventSink};
+use effnetv2::trainer::input::DataSpec;
 use effnetv2::trainer::recipe::TrainImageSize;
 use effnetv2::trainer::run::{train, RunSummary};
 use run_common::short_run;

@@ -9,8 +9,8 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use effnetv2::trainer::config::RunConfig;
-use effnetv2::trainer::data::DataSpec;
 use effnetv2::trainer::events::{Event, EventSink};
+use effnetv2::trainer::input::DataSpec;
 use effnetv2::trainer::run::train;
 use image::{Rgb, RgbImage};
 use run_common::short_run;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use effnetv2::trainer::plot::RunLog;
+use effnetv2::report::plot::RunLog;
 use rand::{Rng, SeedableRng};
 use run_common::final_state;
 

@@ -5,12 +5,12 @@
 
 use effnetv2::hlo::Literal;
 use effnetv2::model::{load_spec, Backend, Model};
+use effnetv2::program::context::Context;
+use effnetv2::program::device_state::DeviceState;
 use effnetv2::runtime::provision::PluginKind;
 use effnetv2::runtime::{CompileOptions, OptionOverride};
-use effnetv2::train::state::StateLayout;
-use effnetv2::train::step::{port, train_step, Precision, StepConfig};
-use effnetv2::trainer::context::Context;
-use effnetv2::trainer::device_state::DeviceState;
+use effnetv2::step::graphs::{port, train_step, Precision, StepConfig};
+use effnetv2::step::state::StateLayout;
 use effnetv2::trainer::init::initial_state;
 use rand::{Rng, SeedableRng};
 

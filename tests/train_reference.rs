@@ -5,9 +5,9 @@ mod common;
 
 use common::{assert_close, lit, module, random, run, shapes_of};
 use effnetv2::hlo::{ElementType, Literal, Shape};
-use effnetv2::train::ema;
-use effnetv2::train::loss::{l2_penalty, smooth_labels, softmax_cross_entropy};
-use effnetv2::train::optimizer::{RmsProp, RmsSlots};
+use effnetv2::step::ema;
+use effnetv2::step::loss::{l2_penalty, smooth_labels, softmax_cross_entropy};
+use effnetv2::step::optimizer::{RmsProp, RmsSlots};
 use ndarray::{Array1, ArrayD, Axis};
 
 fn to_array(l: &Literal) -> ArrayD<f64> {

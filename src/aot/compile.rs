@@ -11,12 +11,11 @@ use super::estimate::Roofline;
 use super::target::{ChipSpec, Target};
 use crate::hlo::Module;
 use crate::model::Model;
-use crate::runtime::provision;
+use crate::program::executables::ExecutableCache;
+use crate::program::graph_plan::{GraphRole, PlannedGraph};
 use crate::runtime::{
-    hardware, CompileOptions, CompiledMemoryStats, Executable, Plugin, RuntimeError, Topology,
+    open_plugin, CompileOptions, CompiledMemoryStats, Executable, RuntimeError, Topology,
 };
-use crate::trainer::executables::ExecutableCache;
-use crate::trainer::plan::{GraphRole, PlannedGraph};
 
 /// A compile-only session for one target: its plugin loaded and its topology created.
 pub struct AotCompiler {
@@ -38,13 +37,7 @@ impl AotCompiler {
     /// creates the target's topology.
     pub fn new(target: Target, plugin_path: Option<&Path>) -> Result<AotCompiler> {
         let kind = target.plugin_kind();
-        hardware::prepare_environment(kind)?;
-        let path = match plugin_path {
-            Some(path) => path.to_path_buf(),
-            None => provision::resolve(kind)?,
-        };
-        let plugin = Plugin::load(&path)
-            .with_context(|| format!("loading PJRT plugin {}", path.display()))?;
+        let plugin = open_plugin(kind, plugin_path)?;
         let name = target.topology_name();
         let topology =
             Topology::new(plugin, &name, &target.topology_options()).with_context(|| {
@@ -469,7 +462,7 @@ fn predict(
 }
 
 /// Compile options for a step graph of `replicas` replicas, placed on the topology's first
-/// devices: the same options [`crate::trainer::context::Context::compile`] uses, so the cache
+/// devices: the same options [`crate::program::context::Context::compile`] uses, so the cache
 /// keys agree.
 fn options_for(replicas: usize) -> CompileOptions {
     CompileOptions::replicated(replicas as u32)

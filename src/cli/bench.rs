@@ -5,7 +5,7 @@
 use anyhow::Result;
 use clap::Args;
 use effnetv2::model::{load_spec, Model};
-use effnetv2::train::step::{Precision, StepConfig};
+use effnetv2::step::graphs::{Precision, StepConfig};
 use effnetv2::trainer::bench::time_train_steps;
 
 use super::plugin::PluginArgs;

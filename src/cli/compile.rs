@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use effnetv2::aot::{AotCompiler, GraphReport, MaxBatch, Probe, ProgramCost, Target};
 use effnetv2::model::Backend;
-use effnetv2::trainer::executables::ExecutableCache;
-use effnetv2::trainer::plan::{GraphRole, PlannedGraph};
+use effnetv2::program::executables::ExecutableCache;
+use effnetv2::program::graph_plan::{GraphRole, PlannedGraph};
 use serde::Serialize;
 
 use super::graphs::GraphArgs;

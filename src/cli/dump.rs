@@ -9,8 +9,8 @@ use clap::{Args, ValueEnum};
 use effnetv2::aot::{AotCompiler, Target};
 use effnetv2::hlo::Module;
 use effnetv2::model::Backend;
+use effnetv2::program::context::Context;
 use effnetv2::runtime::{plugin_log, CompileOptions, OptionOverride};
-use effnetv2::trainer::context::Context;
 
 use super::graphs::GraphArgs;
 use super::plugin::PluginArgs;

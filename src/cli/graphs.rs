@@ -1,12 +1,12 @@
 //! The graph-selection options `dump` and `compile` share: which model, batch, stages and
-//! precision, planned with [`effnetv2::trainer::plan`].
+//! precision, planned with [`effnetv2::program::graph_plan`].
 
 use anyhow::Result;
 use clap::Args;
 use effnetv2::model::Backend;
 use effnetv2::model::{load_spec, Model, ScheduleVariant};
-use effnetv2::train::step::{Objective, Precision};
-use effnetv2::trainer::plan::{plan_graphs, GraphSelection, PlannedGraph};
+use effnetv2::program::graph_plan::{plan_graphs, GraphSelection, PlannedGraph};
+use effnetv2::step::graphs::{Objective, Precision};
 
 use super::train::{parse_precision, parse_schedule};
 

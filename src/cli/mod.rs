@@ -9,6 +9,7 @@ mod dump;
 mod eval;
 mod graphs;
 mod info;
+mod interrupt;
 mod plugin;
 mod predict;
 mod progress;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Subcommand};
+use effnetv2::program::context::Context;
 use effnetv2::runtime::provision::{self, LocalWheel, Locator, Pip, PluginKind, WheelSource};
-use effnetv2::trainer::context::Context;
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use effnetv2::program::context::Context;
 use effnetv2::runtime::provision::PluginKind;
-use effnetv2::trainer::context::Context;
-use effnetv2::trainer::predict::{Classifier, LoadOptions, NamesOrigin, Predictions, Predictor};
+use effnetv2::weights::predict::{Classifier, LoadOptions, NamesOrigin, Predictions, Predictor};
 use serde_json::json;
 
 #[derive(Debug, Args)]

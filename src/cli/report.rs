@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use effnetv2::trainer::plot::write_report;
+use effnetv2::report::plot::write_report;
 
 /// Reads RUN_DIR/metrics.jsonl, writes a PNG and an SVG of the curves and prints the summary.
 #[derive(Debug, Args)]

@@ -2,8 +2,6 @@
 //! candidate as it is scored and the Pareto front and best candidates at the end.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
@@ -12,8 +10,9 @@ use effnetv2::search::results::Outcome;
 use effnetv2::search::sampler::Sampler;
 use effnetv2::search::space::SearchSpace;
 use effnetv2::search::{search, SearchEvent, SearchOptions, StepTimer};
-use effnetv2::trainer::data::DataSpec;
+use effnetv2::trainer::input::DataSpec;
 
+use super::interrupt::interrupt_flag;
 use super::plugin::PluginArgs;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -98,14 +97,8 @@ impl SearchArgs {
             out: self.out.clone(),
             reuse: self.reuse.clone(),
         };
-        let interrupted = Arc::new(AtomicBool::new(false));
-        let flag = interrupted.clone();
         // Ctrl-C finishes the current candidate; a second one kills.
-        ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        })?;
+        let interrupted = interrupt_flag()?;
         let summary = search(&options, &interrupted, &mut print_event)?;
         println!(
             "Pareto front (fastest first): {}",

@@ -1,20 +1,19 @@
 //! `effnetv2 train`: a progressive-learning training run.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Args;
 
 use effnetv2::model::{load_spec, ScheduleVariant};
-use effnetv2::train::lr::Decay;
-use effnetv2::train::step::{Objective, Precision};
+use effnetv2::step::graphs::{Objective, Precision};
+use effnetv2::step::lr::Decay;
 use effnetv2::trainer::config::RunConfig;
-use effnetv2::trainer::data::DataSpec;
+use effnetv2::trainer::input::DataSpec;
 use effnetv2::trainer::recipe::{Augmentation, Recipe, TrainImageSize, TrainSettings};
 use effnetv2::trainer::run::train;
 
+use super::interrupt::interrupt_flag;
 use super::plugin::PluginArgs;
 use super::progress::Progress;
 
@@ -247,19 +246,13 @@ impl TrainArgs {
     }
 
     pub fn run(self) -> Result<()> {
-        let interrupted = Arc::new(AtomicBool::new(false));
-        let flag = interrupted.clone();
         // Ctrl-C finishes the current step, writes a checkpoint and exits; a second Ctrl-C kills.
-        ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        })?;
+        let interrupted = interrupt_flag()?;
         let mut progress = Progress::new();
         let summary = train(&self.config()?, self.resume, &interrupted, &mut progress);
         progress.finish();
         let summary = summary?;
-        println!("{}", effnetv2::trainer::report::summary_table(&summary));
+        println!("{}", effnetv2::report::run_summary::summary_table(&summary));
         Ok(())
     }
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use effnetv2::trainer::transfer::{export_timm, import_timm};
-use effnetv2::trainer::weights::WeightCopy;
+use effnetv2::trainer::pretrained::WeightCopy;
+use effnetv2::weights::transfer::{export_timm, import_timm};
 
 use super::train::TrainArgs;
 

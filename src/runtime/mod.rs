@@ -22,6 +22,7 @@ mod executable;
 mod ffi;
 pub mod hardware;
 mod named_value;
+mod open;
 pub mod options_proto;
 mod plugin;
 pub mod plugin_log;
@@ -36,6 +37,7 @@ pub use compiled::{CompiledMemoryStats, CostAnalysis, Executable, OptimizedProgr
 pub use error::{ErrorCode, Result, RuntimeError};
 pub use executable::{Arg, LoadedExecutable};
 pub use named_value::PjrtValue;
+pub use open::open_plugin;
 pub use plugin::Plugin;
 pub use topology::Topology;
 pub use version::ApiVersion;

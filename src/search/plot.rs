@@ -9,7 +9,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::results::{accuracy_and_relative_step, Record};
-use crate::trainer::plot::figure::{self, Figure, FONT};
+use crate::report::plot::figure::{self, Figure, FONT};
 
 const SIZE: (u32, u32) = (1200, 800);
 const CANDIDATE: RGBColor = RGBColor(31, 119, 180);

@@ -6,16 +6,16 @@ use std::time::Instant;
 
 use anyhow::{ensure, Result};
 
-use super::context::{Context, StepExecutable};
-use super::device_state::DeviceState;
-use super::executables::CompileEvent;
 use super::init::initial_state;
 use crate::hlo::{ArrayShape, ElementType, Literal};
 use crate::model::Model;
+use crate::program::context::{Context, StepExecutable};
+use crate::program::device_state::DeviceState;
+use crate::program::executables::CompileEvent;
 use crate::runtime::Buffer;
-use crate::train::signature::Signature;
-use crate::train::state::StateLayout;
-use crate::train::step::{port, train_step, StepConfig};
+use crate::step::graphs::{port, train_step, StepConfig};
+use crate::step::signature::Signature;
+use crate::step::state::StateLayout;
 
 /// A timed train step.
 #[derive(Clone, Debug)]

@@ -7,13 +7,13 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::data::DataSpec;
+use super::input::DataSpec;
 use super::recipe::{Augmentation, NamedImageSize, TrainImageSize, TrainSettings};
 use crate::data::Cursor;
 use crate::model::{load_spec, MinMax, Model, ModelSpec, ScheduleVariant};
 use crate::runtime::provision::PluginKind;
-use crate::train::lr::Decay;
-use crate::train::step::{Objective, Precision};
+use crate::step::graphs::{Objective, Precision};
+use crate::step::lr::Decay;
 
 /// Everything that defines a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

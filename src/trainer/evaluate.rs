@@ -5,12 +5,12 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use super::config::RunConfig;
-use super::context::{Context, StepExecutable};
-use super::data::{eval_feeds, InputPipeline};
+use super::input::{eval_feeds, InputPipeline};
 use crate::data::{AugmentSettings, EvalConfig, Loader, Source};
 use crate::model::Model;
+use crate::program::context::{Context, StepExecutable};
 use crate::runtime::{Arg, Buffer};
-use crate::train::step::port;
+use crate::step::graphs::port;
 
 /// What an evaluation pass reads: the test set and how to batch it.
 pub struct EvalSet {

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::data::InputPipeline;
-use super::executables::CompileEvent;
+use super::input::InputPipeline;
+use crate::program::executables::CompileEvent;
 
 /// Something that happened in a run.
 #[derive(Clone, Debug)]

@@ -9,8 +9,8 @@ use rand_distr::{Distribution, Normal, Uniform};
 
 use crate::hlo::Literal;
 use crate::model::{Init, Model, Param};
-use crate::train::optimizer::{INITIAL_MEAN_SQUARE, INITIAL_MOMENTUM};
-use crate::train::state::{Role, StateLayout};
+use crate::step::optimizer::{INITIAL_MEAN_SQUARE, INITIAL_MOMENTUM};
+use crate::step::state::{Role, StateLayout};
 
 /// Draws one variable; each variable has its own stream keyed by (seed, position) so adding a
 /// layer does not change the others' initial values.

@@ -1,24 +1,16 @@
-//! The host side of training: a [`context::Context`] (plugin, client, executable cache), the run
-//! plan, state on the device, checkpoints, evaluation, events and the progressive-learning run
-//! loop.
-pub mod agreement;
+//! The training run: its configuration and recipe, its plan, its input pipeline, the initial or
+//! pretrained state, the progressive-learning run loop with evaluation, checkpoints and events,
+//! and timing a train step (`bench`, the search's step timer).
+pub mod agreement_check;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
-pub mod context;
-pub mod data;
-pub mod device_state;
 pub mod evaluate;
 pub mod events;
-pub mod executables;
 pub mod init;
-pub mod placement;
+pub mod input;
 pub mod plan;
-pub mod plot;
-pub mod predict;
+pub mod pretrained;
 pub mod recipe;
-pub mod report;
 pub mod run;
 pub mod timm_file;
-pub mod transfer;
-pub mod weights;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::AugmentSettings;
 use crate::model::ModelSpec;
-use crate::train::lr::Decay;
+use crate::step::lr::Decay;
 
 /// Built-in recipes: name and JSON.
 const BUILTINS: [(&str, &str); 5] = [

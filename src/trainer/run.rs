@@ -15,27 +15,27 @@ use anyhow::{bail, Context as _, Result};
 use fs4::fs_std::FileExt;
 use serde::{Deserialize, Serialize};
 
-use super::agreement::{check_agreement, Shared};
+use super::agreement_check::{check_agreement, Shared};
 use super::checkpoint;
 use super::config::{CheckpointMeta, RunConfig};
-use super::context::{Context, StepExecutable};
-use super::data::{train_feeds, Call, InputPipeline};
-use super::device_state::DeviceState;
 use super::evaluate::{evaluate, EvalSet};
 use super::events::{
     EvalRecord, Event, EventSink, FanOut, MetricsLog, NonFiniteRecord, SkippedRecord, StageSummary,
     StepRecord,
 };
-use super::executables::CompileEvent;
 use super::init::{check_host_memory, initial_state};
+use super::input::{train_feeds, Call, InputPipeline};
 use super::plan::RunPlan;
+use super::pretrained::{Pretrained, WeightCopy, WeightSource};
 use super::recipe::Recipe;
-use super::weights::{Pretrained, WeightCopy, WeightSource};
 use crate::data::{self, Cursor, Loader, LoaderConfig, Shard, Source};
 use crate::hlo::Literal;
 use crate::model::{Model, ProgressiveStage};
+use crate::program::context::{Context, StepExecutable};
+use crate::program::device_state::DeviceState;
+use crate::program::executables::CompileEvent;
 use crate::runtime::RuntimeError;
-use crate::train::state::StateLayout;
+use crate::step::state::StateLayout;
 
 /// The outcome of a run.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -2,8 +2,8 @@
 
 use effnetv2::model::Backend;
 use effnetv2::model::ScheduleVariant;
-use effnetv2::train::step::{Objective, Precision};
-use effnetv2::trainer::plan::GraphSelection;
+use effnetv2::program::graph_plan::GraphSelection;
+use effnetv2::step::graphs::{Objective, Precision};
 
 /// A run's graphs at batch 128 per device in bf16, as a TPU or GPU runs them: the train step of
 /// `stage` (`None`: every stage), data-parallel over `replicas` devices, and with `eval` the

@@ -7,12 +7,12 @@ use std::path::Path;
 use effnetv2::hlo::Literal;
 use effnetv2::model::{load_spec, Model, ScheduleVariant};
 use effnetv2::runtime::provision::PluginKind;
-use effnetv2::train::lr::Decay;
-use effnetv2::train::state::StateLayout;
-use effnetv2::train::step::{Objective, Precision};
+use effnetv2::step::graphs::{Objective, Precision};
+use effnetv2::step::lr::Decay;
+use effnetv2::step::state::StateLayout;
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::RunConfig;
-use effnetv2::trainer::data::DataSpec;
+use effnetv2::trainer::input::DataSpec;
 use effnetv2::trainer::recipe::Augmentation;
 
 /// `steps` steps of the small variant at global batch 32 over `stages` stages, writing to `out`;

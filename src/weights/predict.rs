@@ -11,26 +11,27 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context as _, Result};
 use rayon::prelude::*;
 
-use super::checkpoint;
-use super::config::{CheckpointMeta, RunConfig};
-use super::context::{Context, StepExecutable};
-use super::data::{DataSpec, InputPipeline};
-use super::recipe::{Augmentation, Recipe};
-use super::weights::{Pretrained, WeightCopy, WeightSource};
 use crate::data::source::{has_image_extension, read_labels};
 use crate::data::{decode_rgb, EvalTransform};
 use crate::hlo::Literal;
 use crate::model::{load_spec, Model};
+use crate::program::context::{Context, StepExecutable};
 use crate::runtime::provision::PluginKind;
 use crate::runtime::{Arg, Buffer};
-use crate::train::step::{port, predict_step, Precision};
+use crate::step::graphs::{port, predict_step, Precision};
+use crate::step::state::Namespace;
+use crate::trainer::checkpoint;
+use crate::trainer::config::{CheckpointMeta, RunConfig};
+use crate::trainer::input::{DataSpec, InputPipeline};
+use crate::trainer::pretrained::{Pretrained, WeightCopy, WeightSource};
+use crate::trainer::recipe::{Augmentation, Recipe};
 
 /// The ImageNet-1k class names in class-index order, as timm names them (made by
 /// `tools/imagenet_labels.py` from timm's synset lists).
 const IMAGENET_1K: &str = include_str!("../../graphs/labels/imagenet-1k.txt");
 
-/// The state-layout prefix of the weights the predict graph takes.
-const WEIGHT_PREFIX: &str = "ema/";
+/// The state namespace of the weights the predict graph takes.
+const WEIGHTS: Namespace = Namespace::Ema;
 
 /// What [`Classifier::load`] reads besides the weights themselves.
 #[derive(Clone, Debug, Default)]
@@ -399,9 +400,8 @@ impl<'c> Predictor<'c> {
                 if input.name == port::IMAGES || self.weights.contains_key(&input.name) {
                     continue;
                 }
-                let value = input
-                    .name
-                    .strip_prefix(WEIGHT_PREFIX)
+                let value = WEIGHTS
+                    .variable(&input.name)
                     .and_then(|name| self.classifier.weights.get(name))
                     .with_context(|| format!("the weights have no `{}`", input.name))?;
                 ensure!(

@@ -96,7 +96,7 @@ fn percent(fraction: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trainer::plot::log::{CompileRecord, EvalRecord, StepRecord};
+    use crate::report::plot::log::{CompileRecord, EvalRecord, StepRecord};
 
     fn step(step: u64, stage: usize, images_per_sec: f64) -> StepRecord {
         StepRecord {

@@ -1,6 +1,6 @@
 //! Text summaries of a run.
 
-use super::run::RunSummary;
+use crate::trainer::run::RunSummary;
 
 /// The final summary: one row per stage plus the totals.
 pub fn summary_table(s: &RunSummary) -> String {

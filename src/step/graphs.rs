@@ -16,7 +16,7 @@ use super::ema;
 use super::loss::{l2_penalty, smooth_labels, softmax_cross_entropy};
 use super::optimizer::{RmsProp, RmsSlots};
 use super::signature::{Port, Signature, SignatureError, StepGraph};
-use super::state::{Role, StateLayout};
+use super::state::{Namespace, Role, StateLayout};
 use crate::autodiff;
 use crate::hlo::passes;
 use crate::hlo::{
@@ -336,19 +336,8 @@ fn emit_step(
         )
     })?;
 
-    let loss = b.scoped("loss", |b| -> Result<Value> {
-        let smoothed = smooth_labels(b, x.labels, cfg.objective.label_smoothing)?;
-        let ce = softmax_cross_entropy(b, out.logits, smoothed)?;
-        let decayed: Vec<Value> = entries
-            .iter()
-            .zip(state)
-            .filter(|(e, _)| matches!(&e.role, Role::Variable(p) if p.weight_decayed()))
-            .map(|(_, &v)| v)
-            .collect();
-        match l2_penalty(b, &decayed, cfg.objective.weight_decay)? {
-            Some(l2) => b.add(ce, l2),
-            None => Ok(ce),
-        }
+    let loss = b.scoped("loss", |b| {
+        objective_loss(b, cfg, layout, state, out.logits, x.labels)
     })?;
     let correct = b.scoped("metrics", |b| count_top_k(b, out.logits, x.classes, 1))?;
 
@@ -369,46 +358,15 @@ fn emit_step(
 
     let mut new_state = state.to_vec();
     b.scoped("optimizer", |b| -> Result<()> {
-        for (&i, &g) in trainable.iter().zip(&grads) {
-            let name = match &entries[i].role {
-                Role::Variable(p) => &p.name,
-                _ => unreachable!("trainable indices point at variables"),
-            };
-            let ms = find(&|r| *r == Role::MeanSquare(name.clone()));
-            let mom = find(&|r| *r == Role::Momentum(name.clone()));
-            let slots = RmsSlots {
-                mean_square: state[ms],
-                momentum: state[mom],
-            };
-            let (var, slots) = cfg.rmsprop.update(b, state[i], g, slots, x.lr)?;
-            new_state[i] = var;
-            new_state[ms] = slots.mean_square;
-            new_state[mom] = slots.momentum;
-        }
-        for (name, v) in &out.bn_updates {
-            let i = layout
-                .index_of(&format!("params/{name}"))
-                .expect("BN statistics are state variables");
-            // Per-replica statistics are averaged so that every replica keeps the same state
-            // (cross-replica ones already are the same).
-            new_state[i] = if cfg.sync_batch_norm {
-                *v
-            } else {
-                replicas.mean(b, *v)?
-            };
-        }
+        let trained: Vec<(usize, Value)> = trainable.iter().copied().zip(grads).collect();
+        rmsprop_updates(b, cfg, layout, state, &trained, x.lr, &mut new_state)?;
+        let bn_replicas = (!cfg.sync_batch_norm).then_some(replicas);
+        batch_norm_updates(b, layout, &out.bn_updates, bn_replicas, &mut new_state)?;
         let one = b.scalar(1i64)?;
         new_state[step_index] = b.add(state[step_index], one)?;
         let t = b.convert(new_state[step_index], ElementType::F32)?;
         let decay = ema::decay_in_graph(b, t, cfg.objective.ema_decay)?;
-        for (i, e) in entries.iter().enumerate() {
-            if let Role::Ema(name) = &e.role {
-                let var = new_state[layout
-                    .index_of(&format!("params/{name}"))
-                    .expect("EMA shadows a variable")];
-                new_state[i] = ema::update(b, state[i], var, decay)?;
-            }
-        }
+        ema_updates(b, layout, state, decay, &mut new_state)?;
         new_state[rng_index] = next_key.unwrap_or_else(|| rng.state());
         Ok(())
     })?;
@@ -420,6 +378,106 @@ fn emit_step(
         });
     }
     Ok((new_state, loss, correct))
+}
+
+/// The training loss: softmax cross-entropy against the smoothed labels plus the L2 penalty on
+/// the weight-decayed variables.
+fn objective_loss(
+    b: &mut Builder,
+    cfg: &StepConfig,
+    layout: &StateLayout,
+    state: &[Value],
+    logits: Value,
+    labels: Value,
+) -> Result<Value> {
+    let smoothed = smooth_labels(b, labels, cfg.objective.label_smoothing)?;
+    let ce = softmax_cross_entropy(b, logits, smoothed)?;
+    let decayed: Vec<Value> = layout
+        .entries()
+        .iter()
+        .zip(state)
+        .filter(|(e, _)| matches!(&e.role, Role::Variable(p) if p.weight_decayed()))
+        .map(|(_, &v)| v)
+        .collect();
+    match l2_penalty(b, &decayed, cfg.objective.weight_decay)? {
+        Some(l2) => b.add(ce, l2),
+        None => Ok(ce),
+    }
+}
+
+/// RMSProp on each trained variable (`(state index, gradient)` pairs): its new value and its
+/// two slots go into `new_state`.
+fn rmsprop_updates(
+    b: &mut Builder,
+    cfg: &StepConfig,
+    layout: &StateLayout,
+    state: &[Value],
+    trained: &[(usize, Value)],
+    lr: Value,
+    new_state: &mut [Value],
+) -> Result<()> {
+    for &(i, g) in trained {
+        let name = match &layout.entries()[i].role {
+            Role::Variable(p) => &p.name,
+            _ => unreachable!("trainable indices point at variables"),
+        };
+        let slot = |namespace| {
+            layout
+                .index_in(namespace, name)
+                .expect("every trainable variable has its RMSProp slots")
+        };
+        let (ms, mom) = (slot(Namespace::MeanSquare), slot(Namespace::Momentum));
+        let slots = RmsSlots {
+            mean_square: state[ms],
+            momentum: state[mom],
+        };
+        let (var, slots) = cfg.rmsprop.update(b, state[i], g, slots, lr)?;
+        new_state[i] = var;
+        new_state[ms] = slots.mean_square;
+        new_state[mom] = slots.momentum;
+    }
+    Ok(())
+}
+
+/// The batch-norm moving statistics of this step (`(variable, value)` pairs) into `new_state`.
+/// Per-replica statistics (`average_over` the replicas) are averaged so that every replica keeps
+/// the same state; cross-replica ones (`None`) already are the same.
+fn batch_norm_updates(
+    b: &mut Builder,
+    layout: &StateLayout,
+    updates: &[(String, Value)],
+    average_over: Option<Replicas>,
+    new_state: &mut [Value],
+) -> Result<()> {
+    for (name, v) in updates {
+        let i = layout
+            .index_in(Namespace::Params, name)
+            .expect("BN statistics are state variables");
+        new_state[i] = match average_over {
+            Some(replicas) => replicas.mean(b, *v)?,
+            None => *v,
+        };
+    }
+    Ok(())
+}
+
+/// Each EMA shadow moved towards its variable's new value (in `new_state`) with `decay`.
+fn ema_updates(
+    b: &mut Builder,
+    layout: &StateLayout,
+    state: &[Value],
+    decay: Value,
+    new_state: &mut [Value],
+) -> Result<()> {
+    for (i, e) in layout.entries().iter().enumerate() {
+        if let Role::Ema(name) = &e.role {
+            let var = new_state[layout
+                .index_in(Namespace::Params, name)
+                .expect("EMA shadows a variable")];
+            new_state[i] = ema::update(b, state[i], var, decay)?;
+        }
+    }
+    Ok(())
 }
 
 /// `updated` where the step is finite, else `state` (but for the entries in `always`), and the
@@ -656,7 +714,7 @@ fn inference_inputs(model: &Model, batch: i64, image_size: i64) -> Vec<Port> {
         .map(|p| {
             let dims: Vec<i64> = p.shape.iter().map(|&d| d as i64).collect();
             Port::new(
-                format!("ema/{}", p.name),
+                Namespace::Ema.key(&p.name),
                 ArrayShape::new(ElementType::F32, &dims),
             )
         })
@@ -678,7 +736,7 @@ fn inference_logits(
     for p in model.params() {
         weights
             .0
-            .insert(p.name.clone(), named(inputs, &format!("ema/{}", p.name)));
+            .insert(p.name.clone(), named(inputs, &Namespace::Ema.key(&p.name)));
     }
     let images = named(inputs, port::IMAGES);
     let out = b.scoped("forward", |b| {

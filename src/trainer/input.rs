@@ -13,7 +13,7 @@ use crate::data::{
 };
 use crate::hlo::Literal;
 use crate::model::{AugmentPolicy, ModelSpec};
-use crate::train::step::port;
+use crate::step::graphs::port;
 
 /// The input pipeline a model's spec asks for, in the data layer's terms (which knows nothing of
 /// model specs): its `augment` picks the official pipeline and policy, and its `input.mean` /

@@ -12,7 +12,7 @@ use super::config::CheckpointMeta;
 use super::timm_file::read_state_dict;
 use crate::hlo::Literal;
 use crate::model::{Model, ModelSpec};
-use crate::train::state::{Role, StateLayout};
+use crate::step::state::{Namespace, Role, StateLayout};
 
 /// The timm name of the classifier's weight, whose first dimension is the class count.
 const TIMM_CLASSIFIER: &str = "classifier.weight";
@@ -27,11 +27,11 @@ pub enum WeightCopy {
 }
 
 impl WeightCopy {
-    /// The state-layout prefix of this copy's tensors.
-    fn prefix(self) -> &'static str {
+    /// The state namespace of this copy's tensors.
+    fn namespace(self) -> Namespace {
         match self {
-            WeightCopy::Ema => "ema/",
-            WeightCopy::Trained => "params/",
+            WeightCopy::Ema => Namespace::Ema,
+            WeightCopy::Trained => Namespace::Params,
         }
     }
 }
@@ -188,7 +188,7 @@ fn read_checkpoint(path: &Path, copy: WeightCopy) -> Result<Pretrained> {
         .entries()
         .iter()
         .zip(tensors)
-        .filter_map(|(e, t)| Some((e.name.strip_prefix(copy.prefix())?.to_owned(), t)))
+        .filter_map(|(e, t)| Some((copy.namespace().variable(&e.name)?.to_owned(), t)))
         .collect();
     Ok(Pretrained {
         spec: model.spec,

@@ -1,14 +1,14 @@
-//! Running the agreement graph (see [`crate::train::agreement`]): before the first step of a
+//! Running the agreement graph (see [`crate::step::agreement`]): before the first step of a
 //! data-parallel run every replica checks that all replicas start from the same step, data
 //! position, configuration and data set, so that a host that resumed another checkpoint or got
 //! other options fails with a message instead of hanging in a collective.
 
 use anyhow::{bail, ensure, Context as _, Result};
 
-use super::context::Context;
 use crate::hlo::Literal;
+use crate::program::context::Context;
 use crate::runtime::{Arg, Buffer};
-use crate::train::agreement::{agreement_step, port};
+use crate::step::agreement_graph::{agreement_step, port};
 
 /// One value every replica must hold, and what it is (for the error).
 #[derive(Clone, Copy, Debug)]

@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use super::checkpoint;
-use super::config::{CheckpointMeta, RunConfig};
-use super::init::initial_state;
-use super::timm_file::write_state_dict;
-use super::weights::{Pretrained, WeightCopy};
 use crate::data::Cursor;
 use crate::hlo::Literal;
-use crate::train::state::StateLayout;
+use crate::step::state::StateLayout;
+use crate::trainer::checkpoint;
+use crate::trainer::config::{CheckpointMeta, RunConfig};
+use crate::trainer::init::initial_state;
+use crate::trainer::pretrained::{Pretrained, WeightCopy};
+use crate::trainer::timm_file::write_state_dict;
 
 /// Writes one copy of the weights of `checkpoint` (a run directory, for its newest, or a
 /// checkpoint directory) to `out` as a timm state dict loadable with

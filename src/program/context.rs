@@ -11,13 +11,13 @@ use super::placement::Placement;
 use crate::hlo::Literal;
 use crate::model::graph::Lowering;
 use crate::model::Backend;
-use crate::runtime::provision::{self, PluginKind};
+use crate::runtime::provision::PluginKind;
 use crate::runtime::{
-    hardware, Arg, Buffer, Client, ClientOptions, CompileOptions, Device, DeviceAssignment,
-    LoadedExecutable, Plugin,
+    hardware, open_plugin, Arg, Buffer, Client, ClientOptions, CompileOptions, Device,
+    DeviceAssignment, LoadedExecutable,
 };
-use crate::train::signature::{Outputs, Signature, StepGraph};
-use crate::train::step::Precision;
+use crate::step::graphs::Precision;
+use crate::step::signature::{Outputs, Signature, StepGraph};
 
 /// A plugin's client on this machine, the devices it uses and the executable cache.
 pub struct Context {
@@ -53,13 +53,7 @@ impl Context {
             anyhow::bail!("--devices 0: at least one device is needed");
         }
         hardware::check_device_present(kind)?;
-        hardware::prepare_environment(kind)?;
-        let path = match plugin_path {
-            Some(p) => p.to_path_buf(),
-            None => provision::resolve(kind)?,
-        };
-        let plugin = Plugin::load(&path)
-            .with_context(|| format!("loading PJRT plugin {}", path.display()))?;
+        let plugin = open_plugin(kind, plugin_path)?;
         let cpu = matches!(kind, PluginKind::Cpu | PluginKind::CpuJax);
         let options = if cpu {
             ClientOptions::new().cpu_device_count(devices.unwrap_or(1) as i64)

@@ -6,8 +6,8 @@ use anyhow::{ensure, Result};
 use super::context::{Context, StepExecutable};
 use crate::hlo::Literal;
 use crate::runtime::{Arg, Buffer};
-use crate::train::state::{Role, StateLayout};
-use crate::train::step::port;
+use crate::step::graphs::port;
+use crate::step::state::{Role, StateLayout};
 
 /// State buffers with their [`StateLayout`] names, one copy on each local device of a
 /// data-parallel run (every device on one host; this host's on a multi-host slice). A train step consumes (donates) them and returns their successors, so the model never
@@ -28,8 +28,8 @@ pub struct StepOutcome {
 }
 
 impl DeviceState {
-    /// Uploads `literals`, one per layout entry in layout order (as checkpoints and
-    /// [`super::init::initial_state`] give them), to every device of the context.
+    /// Uploads `literals`, one per layout entry in layout order (as checkpoints and the
+    /// trainer's initial state give them), to every device of the context.
     pub fn upload(
         ctx: &Context,
         layout: &StateLayout,
