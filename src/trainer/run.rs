@@ -205,7 +205,7 @@ fn train_loader(
             // Two calls' worth, so the next call's batches are assembled during this one.
             queue_depth: 4.max(2 * config.steps_per_call),
             drop_last: true,
-            shuffle: true,
+            shuffle: pipeline.shuffle,
             settings: recipe.augment,
         },
     )?;
