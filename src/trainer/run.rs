@@ -30,7 +30,7 @@ use super::executables::CompileEvent;
 use super::init::{check_host_memory, initial_state};
 use super::plan::RunPlan;
 use super::recipe::Recipe;
-use super::weights::{Pretrained, WeightCopy, WeightSource};
+use super::weights::{initialise_from, WeightSource};
 use crate::data::{self, Cursor, Loader, LoaderConfig, Shard, Source};
 use crate::hlo::Literal;
 use crate::model::{Model, ProgressiveStage};
@@ -289,15 +289,7 @@ impl RunDir {
         if self.resume_from.is_empty() {
             let mut state = initial_state(layout, config.seed);
             if let Some(path) = &config.init {
-                let source = WeightSource::at(path)?;
-                let pretrained = Pretrained::read(&source, &model.spec, WeightCopy::Ema)?;
-                let initialised = pretrained.initialise(layout, &mut state)?;
-                events.emit(&Event::Initialised {
-                    from: path.clone(),
-                    loaded: initialised.loaded,
-                    new_head: (!initialised.reinitialised.is_empty())
-                        .then_some((initialised.pretrained_classes, model.spec.num_classes)),
-                })?;
+                initialise_from(&WeightSource::at(path)?, model, layout, &mut state, events)?;
             }
             let state = DeviceState::upload(ctx, layout, &state)?;
             return Ok(StartingPoint {
