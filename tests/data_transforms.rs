@@ -647,3 +647,123 @@ fn finetune_eval_transform_resizes_the_whole_image_without_crop() {
     transform.apply(&img, &mut out);
     assert_eq!(out, finetune_reference(&img, 16, false));
 }
+
+/// `--augment none`: the train transform is the evaluation transform (the whole image resized
+/// to the size, normalised, never flipped) and draws nothing from its random stream; an image
+/// already at the size passes through unchanged but for the normalisation.
+#[test]
+fn the_deterministic_train_transform_is_the_eval_transform_and_draws_nothing() {
+    let img = gradient();
+    let size = 24;
+    let transform = TrainTransform {
+        image_size: size,
+        preprocessing: Preprocessing::Deterministic,
+        policy: Policy::RandAugment { layers: 2 },
+        magnitude: 15.0,
+        settings: AugmentSettings::default(),
+        normalization: Normalization::CENTRED,
+    };
+    let eval = EvalTransform {
+        image_size: size,
+        preprocessing: Preprocessing::Deterministic,
+        crop_padding: 32.0,
+        normalization: Normalization::CENTRED,
+    };
+    let mut expected = vec![0f32; size * size * 3];
+    eval.apply(&img, &mut expected);
+    assert_eq!(expected, finetune_reference(&img, size, false));
+    for example in 0..40 {
+        let mut rng = stream(1, 0, example, Purpose::Augment);
+        let mut out = vec![0f32; size * size * 3];
+        transform.apply(&img, &mut rng, &mut out);
+        assert_eq!(out, expected, "example {example}");
+        assert_eq!(
+            rng.get_word_pos(),
+            0,
+            "example {example} drew from its stream"
+        );
+    }
+    let at_size = RgbImage::from_fn(size as u32, size as u32, |x, y| {
+        Rgb([(x * 10) as u8, (y * 10) as u8, ((x * y) % 256) as u8])
+    });
+    let mut out = vec![0f32; size * size * 3];
+    transform.apply(&at_size, &mut stream(1, 0, 0, Purpose::Augment), &mut out);
+    let normalised: Vec<f32> = at_size
+        .as_raw()
+        .iter()
+        .map(|&v| (f32::from(v) - 128.0) / 128.0)
+        .collect();
+    assert_eq!(out, normalised);
+}
+
+/// `--augment none` as the trainer builds its loader: every epoch delivers the same batches (the
+/// examples in the data set's order, each the evaluation transform of its image, no mixing).
+#[test]
+fn with_augmentation_off_two_epochs_deliver_identical_batches_in_data_set_order() {
+    use effnetv2::data::{ImageFolder, Loader, LoaderConfig, Shard, Source};
+    use effnetv2::model::load_spec;
+    use effnetv2::trainer::input::InputPipeline;
+    use effnetv2::trainer::recipe::Augmentation;
+
+    let dir = tempfile::tempdir().unwrap();
+    for (class, count) in [("a", 3u32), ("b", 4), ("c", 3)] {
+        std::fs::create_dir_all(dir.path().join(class)).unwrap();
+        for i in 0..count {
+            let image = RgbImage::from_fn(20 + i, 16, |x, y| {
+                Rgb([(x * 9 + i * 40) as u8, (y * 13) as u8, class.as_bytes()[0]])
+            });
+            image
+                .save(dir.path().join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let source = std::sync::Arc::new(ImageFolder::open(dir.path()).unwrap());
+    let pipeline = InputPipeline::for_spec(&load_spec("tiny").unwrap())
+        .unwrap()
+        .with_augmentation(Augmentation::Off);
+    assert!(!pipeline.shuffle);
+    let size = 12;
+    let mut loader = Loader::new(
+        source.clone(),
+        LoaderConfig {
+            batch: 4,
+            shard: Shard::WHOLE,
+            image_size: size,
+            magnitude: 0.0,
+            preprocessing: pipeline.preprocessing,
+            policy: pipeline.policy,
+            normalization: pipeline.normalization,
+            mixup: 0.0,
+            cutmix: 0.0,
+            seed: 5,
+            workers: 2,
+            queue_depth: 2,
+            drop_last: true,
+            shuffle: pipeline.shuffle,
+            settings: AugmentSettings::default(),
+        },
+    )
+    .unwrap();
+    // 10 examples, batch 4, the last 2 dropped: epochs of two batches.
+    let batches: Vec<_> = (0..4).map(|_| loader.next().unwrap().unwrap()).collect();
+    assert_eq!(batches[2].epoch, 1);
+    for (first, second) in batches[..2].iter().zip(&batches[2..]) {
+        assert_eq!(first.indices, second.indices);
+        assert_eq!(first.soft_labels, second.soft_labels);
+        assert!(first.images == second.images, "epochs differ");
+    }
+    assert_eq!(batches[0].indices, [0, 1, 2, 3]);
+    assert_eq!(batches[1].indices, [4, 5, 6, 7]);
+    let eval = EvalTransform {
+        image_size: size,
+        preprocessing: pipeline.preprocessing,
+        crop_padding: 32.0,
+        normalization: pipeline.normalization,
+    };
+    let pixels = size * size * 3;
+    for (slot, &index) in batches[1].indices.iter().enumerate() {
+        let mut expected = vec![0f32; pixels];
+        eval.apply(&source.load(index).unwrap(), &mut expected);
+        assert!(batches[1].images[slot * pixels..(slot + 1) * pixels] == expected[..]);
+    }
+}

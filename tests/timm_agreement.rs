@@ -2,14 +2,13 @@
 //! timm, imported here (`import_timm`), give the same logits as timm on the same inputs (f32,
 //! inference mode, at an odd and an even image size), and the state dict exported back
 //! (`export_timm`) loads into timm with `load_state_dict(strict=True)` and gives timm's logits.
-//!
-//! timm runs from a virtual environment with pinned torch, timm and safetensors, created in the
-//! user cache on first use (about 5.5 GB; `EFFNETV2_TIMM_PYTHON` names another Python with them).
+//! timm runs in the environment of `timm_common`.
 
 mod run_common;
+mod timm_common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::ffi::OsStr;
+use std::path::Path;
 
 use effnetv2::hlo::Literal;
 use effnetv2::program::context::Context;
@@ -17,68 +16,24 @@ use effnetv2::runtime::provision::PluginKind;
 use effnetv2::step::graphs::{port, predict_step, Precision};
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::RunConfig;
+use effnetv2::trainer::events::Discard;
 use effnetv2::trainer::pretrained::WeightCopy;
 use effnetv2::weights::transfer::{export_timm, import_timm};
-use fs4::fs_std::FileExt;
 use run_common::short_run;
+use timm_common::{floats, imagenet_classes, run_tool, timm_python};
 
-/// What the reference environment installs.
-const REQUIREMENTS: [&str; 3] = ["torch==2.15.0", "timm==1.0.31", "safetensors==0.8.0"];
 const BATCH: usize = 2;
 const CLASSES: usize = 1000;
 
-/// A Python with timm: `EFFNETV2_TIMM_PYTHON`, or the cache's environment (created once).
-fn timm_python() -> PathBuf {
-    if let Some(python) = std::env::var_os("EFFNETV2_TIMM_PYTHON") {
-        return PathBuf::from(python);
-    }
-    let venv = effnetv2::data::cache_dir().unwrap().join("timm-venv");
-    std::fs::create_dir_all(&venv).unwrap();
-    let lock = std::fs::File::create(venv.with_extension("lock")).unwrap();
-    lock.lock_exclusive().unwrap();
-    let python = venv.join("bin/python");
-    let done = venv.join("installed");
-    if std::fs::read_to_string(&done).ok().as_deref() != Some(&REQUIREMENTS.join(" ")) {
-        let run = |command: &mut Command| {
-            let output = command.output().unwrap();
-            assert!(output.status.success(), "{command:?}: {output:?}");
-        };
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        run(Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(REQUIREMENTS));
-        std::fs::write(&done, REQUIREMENTS.join(" ")).unwrap();
-    }
-    python
-}
-
 fn reference(python: &Path, timm_model: &str, size: usize, dir: &Path, load: Option<&Path>) {
-    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/timm_reference.py");
-    let mut command = Command::new(python);
-    command
-        .arg(tool)
-        .args(["--model", timm_model, "--size", &size.to_string()])
-        .args(["--batch", &BATCH.to_string(), "--out"])
-        .arg(dir);
+    let (size, batch) = (size.to_string(), BATCH.to_string());
+    let options = ["--model", timm_model, "--size", &size, "--batch", &batch];
+    let mut args: Vec<&OsStr> = options.iter().map(OsStr::new).collect();
+    args.extend([OsStr::new("--out"), dir.as_os_str()]);
     if let Some(file) = load {
-        command.arg("--load").arg(file);
+        args.extend([OsStr::new("--load"), file.as_os_str()]);
     }
-    let output = command.output().unwrap();
-    assert!(output.status.success(), "{output:?}");
-}
-
-fn floats(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    run_tool(python, "timm_reference.py", &args);
 }
 
 /// The largest difference relative to the largest reference logit.
@@ -98,9 +53,10 @@ fn our_logits(ctx: &Context, model: &str, size: usize, dir: &Path) -> Vec<f32> {
     let out = dir.join("run");
     let config = RunConfig {
         model: model.into(),
+        data: imagenet_classes(&dir.join("imagenet")),
         ..short_run(&out, 10, 1)
     };
-    let checkpoint_dir = import_timm(&dir.join("state_dict.safetensors"), &config)
+    let checkpoint_dir = import_timm(&dir.join("state_dict.safetensors"), &config, &mut Discard)
         .unwrap_or_else(|e| panic!("{e:#}"));
     let model = config.model().unwrap();
     let graph = predict_step(

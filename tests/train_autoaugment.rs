@@ -31,6 +31,7 @@ fn the_spec_policy_picks_the_official_pipeline_and_normalisation() {
                 preprocessing: Preprocessing::Legacy,
                 policy: Policy::AutoAugmentV0,
                 normalization: Normalization::IMAGENET,
+                shuffle: true,
             },
             "{model}"
         );
@@ -50,6 +51,7 @@ fn the_spec_policy_picks_the_official_pipeline_and_normalisation() {
                 preprocessing: Preprocessing::Standard,
                 policy: Policy::RandAugment { layers: 2 },
                 normalization: Normalization::CENTRED,
+                shuffle: true,
             },
             "{model}"
         );
@@ -199,6 +201,7 @@ fn b0_trains_a_few_steps_with_autoaugment() {
             preprocessing: Preprocessing::Legacy,
             policy: Policy::AutoAugmentV0,
             normalization: Normalization::IMAGENET,
+            shuffle: true,
         }]
     );
     assert_eq!(notes.losses.len(), 3);

@@ -71,6 +71,13 @@ pub struct TrainArgs {
     /// Train and evaluate at this size instead of the progressive sizes.
     #[arg(long)]
     image_size: Option<usize>,
+    /// Training augmentation: `model` (the model's policy with the stages' mixup and cutmix),
+    /// `crop_flip`, `flip_cutout`, or `none`: a debugging mode with no random draw at all (the
+    /// whole image resized to the stage size, as evaluation sees it, and the examples in the
+    /// data set's order every epoch), for deterministic runs and for feeding another framework
+    /// the same batches [default: the recipe's, else model].
+    #[arg(long, value_parser = parse_augmentation)]
+    augment: Option<Augmentation>,
     /// Progressive schedule: the official code's or the paper's.
     #[arg(long, default_value = "official", value_parser = parse_schedule)]
     schedule: ScheduleVariant,
@@ -158,6 +165,18 @@ fn parse_decay(s: &str) -> Result<Decay, String> {
     }
 }
 
+fn parse_augmentation(s: &str) -> Result<Augmentation, String> {
+    match s {
+        "model" => Ok(Augmentation::Model),
+        "crop_flip" => Ok(Augmentation::CropFlip),
+        "flip_cutout" => Ok(Augmentation::FlipCutout),
+        "none" => Ok(Augmentation::Off),
+        _ => Err(format!(
+            "unknown augmentation '{s}': use model, crop_flip, flip_cutout or none"
+        )),
+    }
+}
+
 /// What a run uses where neither the recipe nor an option says: the main job's short run.
 const DEFAULTS: TrainSettings = TrainSettings {
     epochs: Some(36.0),
@@ -195,7 +214,7 @@ impl TrainArgs {
             survival_prob: self.survival_prob,
             stages: self.stages,
             image_size: self.image_size.map(TrainImageSize::Pixels),
-            augmentation: None,
+            augmentation: self.augment,
         }
     }
 
@@ -302,6 +321,8 @@ mod tests {
         ]);
         assert_eq!((given.batch, given.lr_base), (64, 0.0005));
         assert_eq!(given.objective.ema_decay, 0.99);
+        let plain_images = config(&["--recipe", "finetune", "--augment", "none"]);
+        assert_eq!(plain_images.augmentation, Augmentation::Off);
         let init = config(&["--init", "runs/source"]);
         assert_eq!(
             init.init.as_deref(),

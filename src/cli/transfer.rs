@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 use effnetv2::trainer::pretrained::WeightCopy;
 use effnetv2::weights::transfer::{export_timm, import_timm};
 
+use super::progress::Progress;
 use super::train::TrainArgs;
 
 /// The weight formats `export` and `import` know.
@@ -58,6 +59,7 @@ pub struct ImportArgs {
     file: PathBuf,
     /// The run the weights start: its model (`--model`), data, recipe and `--out`, as `train`
     /// takes them; `train --resume` with the same options continues from the imported weights.
+    /// The classifier follows the data: a file with another class count gets a fresh one.
     #[command(flatten)]
     run: TrainArgs,
 }
@@ -65,7 +67,7 @@ pub struct ImportArgs {
 impl ImportArgs {
     pub fn run(self) -> Result<()> {
         let Format::Timm = self.from;
-        let dir = import_timm(&self.file, &self.run.config()?)?;
+        let dir = import_timm(&self.file, &self.run.config()?, &mut Progress::new())?;
         println!(
             "imported {} as {}; continue with `effnetv2 train --resume` and the same options",
             self.file.display(),

@@ -39,15 +39,29 @@ pub fn scaled_lr(lr_base: f64, batch_size: u64) -> f64 {
     lr_base * batch_size as f64 / 256.0
 }
 
+/// Steps per epoch as the official `main.py` counts them (`num_train_images / batch_size`): a
+/// float, so that warmup and decay boundaries do not drift when the batch does not divide the
+/// data (ImageNet at batch 4096: 306.68 steps, where an integer 306 would warm up for 1,530
+/// steps instead of 1,533 and decay every 734.4 steps instead of 736.0).
+pub fn steps_per_epoch(examples: u64, batch_size: u64) -> f64 {
+    examples as f64 / batch_size as f64
+}
+
+/// The steps of `epochs` epochs, as the official `main.py` counts a run's length:
+/// `epochs * num_train_images // batch_size` (the product is exact in f64 for any real data set,
+/// and flooring it before the integer division gives the same quotient).
+pub fn epoch_steps(epochs: f64, examples: u64, batch_size: u64) -> u64 {
+    (epochs * examples as f64) as u64 / batch_size
+}
+
 impl LrSchedule {
     /// The official ImageNet recipe (RMSProp, `lr_base` 0.016, 5 warmup epochs, 0.97 every 2.4 epochs).
     pub fn official(batch_size: u64, train_images: u64, epochs: f64) -> LrSchedule {
-        let steps_per_epoch = train_images as f64 / batch_size as f64;
         LrSchedule {
             peak: scaled_lr(0.016, batch_size),
-            steps_per_epoch,
+            steps_per_epoch: steps_per_epoch(train_images, batch_size),
             warmup_epochs: 5.0,
-            total_steps: (epochs * train_images as f64) as u64 / batch_size,
+            total_steps: epoch_steps(epochs, train_images, batch_size),
             decay: Decay::Exponential {
                 factor: 0.97,
                 every_epochs: 2.4,
@@ -59,6 +73,15 @@ impl LrSchedule {
     /// `int(warmup_epochs * steps_per_epoch)`, as the official code truncates it.
     pub fn warmup_steps(&self) -> u64 {
         (self.warmup_epochs * self.steps_per_epoch) as u64
+    }
+
+    /// Steps between two exponential decays (`steps_per_epoch * every_epochs`, a float as in
+    /// the official code, as [`LrSchedule::at`] uses it); `None` for the other decays.
+    pub fn decay_steps(&self) -> Option<f64> {
+        match self.decay {
+            Decay::Exponential { every_epochs, .. } => Some(self.steps_per_epoch * every_epochs),
+            _ => None,
+        }
     }
 
     /// The learning rate for global step `step` (0-based).
@@ -137,6 +160,7 @@ mod tests {
         assert_eq!(s.steps_per_epoch, 306.67578125);
         assert_eq!(s.total_steps, 107_336);
         assert_eq!(s.warmup_steps(), 1533);
+        close(s.decay_steps().unwrap(), 736.021875, 1e-9);
         close(s.peak, 0.256, 1e-15);
         let cases = [
             (0, 0.0),

@@ -13,7 +13,7 @@ use crate::data::Cursor;
 use crate::model::{load_spec, MinMax, Model, ModelSpec, ScheduleVariant};
 use crate::runtime::provision::PluginKind;
 use crate::step::graphs::{Objective, Precision};
-use crate::step::lr::Decay;
+use crate::step::lr::{epoch_steps, Decay};
 
 /// Everything that defines a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -189,11 +189,12 @@ impl RunConfig {
         self.augmentation = augmentation.unwrap_or(self.augmentation);
     }
 
-    /// The run's length in steps for `steps_per_epoch`: `steps` if set, else the epochs' steps
-    /// but at least `min_steps` and one per progressive stage.
-    pub fn total_steps(&self, steps_per_epoch: u64, stages: usize) -> u64 {
+    /// The run's length in steps over `train_examples` examples: `steps` if set, else the
+    /// epochs' steps as the official code counts them ([`epoch_steps`]) but at least
+    /// `min_steps` and one per progressive stage.
+    pub fn total_steps(&self, train_examples: usize, stages: usize) -> u64 {
         self.steps.unwrap_or_else(|| {
-            ((self.epochs * steps_per_epoch as f64) as u64)
+            epoch_steps(self.epochs, train_examples as u64, self.batch as u64)
                 .max(self.min_steps.unwrap_or(0))
                 .max(stages as u64)
         })
@@ -410,8 +411,10 @@ mod tests {
         assert_eq!(stages[0].dropout, 1e-6);
         assert_eq!(run.objective.ema_decay, 0.9996);
         // 15 epochs of 10 steps are fewer than min_steps.
-        assert_eq!(run.total_steps(10, 1), 10_000);
-        assert_eq!(run.total_steps(1000, 1), 15_000);
+        assert_eq!(run.total_steps(10 * 512, 1), 10_000);
+        assert_eq!(run.total_steps(1000 * 512, 1), 15_000);
+        // Epochs count whole steps of the float steps per epoch: 15 * 1000.5.
+        assert_eq!(run.total_steps(1000 * 512 + 256, 1), 15_007);
     }
 
     #[test]
@@ -425,7 +428,7 @@ mod tests {
             steps: Some(7),
             ..TrainSettings::default()
         });
-        assert_eq!(run.total_steps(1000, 4), 7);
+        assert_eq!(run.total_steps(1000 * 32, 4), 7);
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct InputPipeline {
     pub preprocessing: Preprocessing,
     pub policy: Policy,
     pub normalization: Normalization,
+    /// Training visits the examples in a fresh seeded order each epoch (else in the data
+    /// set's order: [`Augmentation::Off`]).
+    pub shuffle: bool,
 }
 
 impl std::fmt::Display for InputPipeline {
@@ -35,6 +38,7 @@ impl std::fmt::Display for InputPipeline {
             Preprocessing::Finetune => {
                 "fine-tuning preprocessing (whole image, flip, noise cutout)"
             }
+            Preprocessing::Deterministic => "no random draw (whole image, bilinear)",
         };
         let Normalization { mean, std } = self.normalization;
         write!(f, "{preprocessing}, ")?;
@@ -43,7 +47,11 @@ impl std::fmt::Display for InputPipeline {
             Policy::RandAugment { layers } => write!(f, "RandAugment with {layers} layers")?,
             Policy::AutoAugmentV0 => write!(f, "AutoAugment v0")?,
         }
-        write!(f, ", (x - mean) / std with mean {mean:?} std {std:?}")
+        write!(f, ", (x - mean) / std with mean {mean:?} std {std:?}")?;
+        if !self.shuffle {
+            write!(f, ", examples in the data set's order")?;
+        }
+        Ok(())
     }
 }
 
@@ -79,13 +87,15 @@ impl InputPipeline {
                 mean: rgb(&spec.input.mean, "input.mean")?,
                 std: rgb(&spec.input.std, "input.std")?,
             },
+            shuffle: true,
         })
     }
 }
 
 impl InputPipeline {
     /// This pipeline under a recipe's `augmentation`: crop-and-flip drops the policy;
-    /// flip-and-cutout is the fine-tuning preprocessing (no crop, no policy).
+    /// flip-and-cutout is the fine-tuning preprocessing (no crop, no policy); off draws nothing
+    /// (the deterministic preprocessing, no policy, no shuffle).
     pub fn with_augmentation(self, augmentation: Augmentation) -> InputPipeline {
         let off = Policy::RandAugment { layers: 0 };
         match augmentation {
@@ -97,6 +107,12 @@ impl InputPipeline {
             Augmentation::FlipCutout => InputPipeline {
                 preprocessing: Preprocessing::Finetune,
                 policy: off,
+                ..self
+            },
+            Augmentation::Off => InputPipeline {
+                preprocessing: Preprocessing::Deterministic,
+                policy: off,
+                shuffle: false,
                 ..self
             },
         }

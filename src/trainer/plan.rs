@@ -8,13 +8,14 @@ use super::recipe::Augmentation;
 use crate::model::ProgressiveStage;
 use crate::model::{Backend, Model};
 use crate::program::graph_plan::{plan_graphs, GraphRole, GraphSelection, PlannedGraph};
-use crate::step::lr::{scaled_lr, LrSchedule};
+use crate::step::lr::{scaled_lr, steps_per_epoch, LrSchedule};
 
 /// A training run's plan.
 #[derive(Clone, Debug)]
 pub struct RunPlan {
     pub stages: Vec<ProgressiveStage>,
-    pub steps_per_epoch: u64,
+    /// A float, as the official code counts it (see [`steps_per_epoch`]).
+    pub steps_per_epoch: f64,
     pub total_steps: u64,
     pub lr: LrSchedule,
     /// The train graphs in stage order, then the eval graph.
@@ -38,14 +39,14 @@ impl RunPlan {
                 config.batch
             );
         }
-        let steps_per_epoch = (train_examples / config.batch) as u64;
-        if steps_per_epoch == 0 {
+        if config.batch > train_examples {
             bail!(
                 "--batch {} is larger than the {train_examples} training examples",
                 config.batch
             );
         }
-        let total_steps = config.total_steps(steps_per_epoch, model.spec.progressive.stages);
+        let steps_per_epoch = steps_per_epoch(train_examples as u64, config.batch as u64);
+        let total_steps = config.total_steps(train_examples, model.spec.progressive.stages);
         let mut stages = model
             .spec
             .progressive_stages(config.schedule, total_steps)?;
@@ -59,7 +60,7 @@ impl RunPlan {
         }
         let lr = LrSchedule {
             peak: scaled_lr(config.lr_base, config.batch as u64),
-            steps_per_epoch: steps_per_epoch as f64,
+            steps_per_epoch,
             warmup_epochs: config.warmup_epochs,
             total_steps,
             decay: config.decay,
@@ -105,5 +106,36 @@ impl RunPlan {
             .iter()
             .find(|g| g.role == GraphRole::Eval)
             .expect("a run plan has an eval graph")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The full-scale oracle (spec 3.2): the official recipe over ImageNet's 1,256,144 training
+    /// images at batch 4096 for 350 epochs warms up for 1,533 steps, decays every 736.02 steps
+    /// and stops after 107,336, as the official `main.py` counts them from a float steps per
+    /// epoch (an integer 306 would give 1,530, 734.4 and 107,100).
+    #[test]
+    fn the_full_scale_imagenet_run_plans_the_official_schedule() {
+        let config: RunConfig = serde_json::from_value(serde_json::json!({
+            "model": "s", "plugin": "cpu", "plugin_path": null, "data": {"kind": "fashion_mnist"},
+            "batch": 4096, "epochs": 350.0, "stages": null, "schedule": "official",
+            "precision": "f32", "seed": 0, "lr_base": 0.016, "warmup_epochs": 5.0,
+            "decay": {"kind": "exponential", "factor": 0.97, "every_epochs": 2.4},
+            "eval_batch": 8, "workers": 1, "checkpoint_every": 10, "keep_checkpoints": 2,
+            "stop_after": null, "eval_limit": null, "out": "unused"
+        }))
+        .unwrap();
+        let model = config.model().unwrap();
+        let plan = RunPlan::new(&config, &model, 1_256_144, Backend::Accelerator, 1).unwrap();
+        assert_eq!(plan.steps_per_epoch, 306.67578125);
+        assert_eq!(plan.lr.warmup_steps(), 1533);
+        assert!((plan.lr.decay_steps().unwrap() - 736.021875).abs() < 1e-9);
+        assert_eq!(plan.total_steps, 107_336);
+        assert_eq!(plan.lr, LrSchedule::official(4096, 1_256_144, 350.0));
+        let ends: Vec<u64> = plan.stages.iter().map(|s| s.steps.end).collect();
+        assert_eq!(ends, [26_834, 53_668, 80_502, 107_336]);
     }
 }

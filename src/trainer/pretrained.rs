@@ -9,6 +9,7 @@ use anyhow::{bail, Context as _, Result};
 
 use super::checkpoint;
 use super::config::CheckpointMeta;
+use super::events::{Event, EventSink};
 use super::timm_file::read_state_dict;
 use crate::hlo::Literal;
 use crate::model::{Model, ModelSpec};
@@ -174,6 +175,27 @@ impl Pretrained {
             pretrained_classes: self.spec.num_classes,
         })
     }
+}
+
+/// Sets the variables of `state` (laid out by `layout` for `model`) and their EMA from the
+/// weights at `source` (a checkpoint's EMA copy), as [`Pretrained::initialise`] does, and says
+/// what it did in an [`Event::Initialised`]: a classifier for another class count is drawn
+/// afresh, and the event names both counts. `train --init` and `import` start runs this way.
+pub fn initialise_from(
+    source: &WeightSource,
+    model: &Model,
+    layout: &StateLayout,
+    state: &mut [Literal],
+    events: &mut dyn EventSink,
+) -> Result<()> {
+    let pretrained = Pretrained::read(source, &model.spec, WeightCopy::Ema)?;
+    let initialised = pretrained.initialise(layout, state)?;
+    events.emit(&Event::Initialised {
+        from: source.path().to_path_buf(),
+        loaded: initialised.loaded,
+        new_head: (!initialised.reinitialised.is_empty())
+            .then_some((initialised.pretrained_classes, model.spec.num_classes)),
+    })
 }
 
 fn read_checkpoint(path: &Path, copy: WeightCopy) -> Result<Pretrained> {

@@ -64,6 +64,12 @@ pub enum Augmentation {
     /// The whole image resized, a random flip and a cutout filled with noise, no mixing: the
     /// official fine-tuning preprocessing (`augname='ft'`).
     FlipCutout,
+    /// `"none"`, a debugging mode: no random draw at all. Training sees the evaluation
+    /// transform (the whole image resized to the stage size), no flip, policy or mixing, and
+    /// the examples in the data set's order every epoch, so a run's batches are the same in
+    /// every epoch and in every run, and another framework can be fed the very same inputs.
+    #[serde(rename = "none")]
+    Off,
 }
 
 /// The image size a recipe trains at instead of the progressive schedule's.
@@ -342,6 +348,20 @@ mod settings_tests {
             (Some(TrainImageSize::Pixels(224)), Some(1), Some(1.0))
         );
         assert_eq!(pretrain.augmentation, Some(Augmentation::CropFlip));
+    }
+
+    #[test]
+    fn a_recipe_switches_data_randomness_off_with_none() {
+        let recipe = Recipe::from_json(
+            r#"{"name": "debug", "train": {"augmentation": "none"}}"#,
+            "debug.json",
+        )
+        .unwrap();
+        assert_eq!(recipe.train.augmentation, Some(Augmentation::Off));
+        assert_eq!(
+            serde_json::to_string(&Augmentation::Off).unwrap(),
+            r#""none""#
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use super::events::{
 use super::init::{check_host_memory, initial_state};
 use super::input::{train_feeds, Call, InputPipeline};
 use super::plan::RunPlan;
-use super::pretrained::{Pretrained, WeightCopy, WeightSource};
+use super::pretrained::{initialise_from, WeightSource};
 use super::recipe::Recipe;
 use crate::data::{self, Cursor, Loader, LoaderConfig, Shard, Source};
 use crate::hlo::Literal;
@@ -205,7 +205,7 @@ fn train_loader(
             // Two calls' worth, so the next call's batches are assembled during this one.
             queue_depth: 4.max(2 * config.steps_per_call),
             drop_last: true,
-            shuffle: true,
+            shuffle: pipeline.shuffle,
             settings: recipe.augment,
         },
     )?;
@@ -289,15 +289,7 @@ impl RunDir {
         if self.resume_from.is_empty() {
             let mut state = initial_state(layout, config.seed);
             if let Some(path) = &config.init {
-                let source = WeightSource::at(path)?;
-                let pretrained = Pretrained::read(&source, &model.spec, WeightCopy::Ema)?;
-                let initialised = pretrained.initialise(layout, &mut state)?;
-                events.emit(&Event::Initialised {
-                    from: path.clone(),
-                    loaded: initialised.loaded,
-                    new_head: (!initialised.reinitialised.is_empty())
-                        .then_some((initialised.pretrained_classes, model.spec.num_classes)),
-                })?;
+                initialise_from(&WeightSource::at(path)?, model, layout, &mut state, events)?;
             }
             let state = DeviceState::upload(ctx, layout, &state)?;
             return Ok(StartingPoint {

@@ -12,8 +12,9 @@ use crate::hlo::Literal;
 use crate::step::state::StateLayout;
 use crate::trainer::checkpoint;
 use crate::trainer::config::{CheckpointMeta, RunConfig};
+use crate::trainer::events::{Event, EventSink};
 use crate::trainer::init::initial_state;
-use crate::trainer::pretrained::{Pretrained, WeightCopy};
+use crate::trainer::pretrained::{initialise_from, Pretrained, WeightCopy, WeightSource};
 use crate::trainer::timm_file::write_state_dict;
 
 /// Writes one copy of the weights of `checkpoint` (a run directory, for its newest, or a
@@ -40,8 +41,12 @@ pub fn export_timm(checkpoint: &Path, out: &Path, copy: WeightCopy) -> Result<us
 
 /// Makes the timm state dict `file` the first checkpoint (step 0) of the run `config`
 /// describes, in `config.out`: its weights as the variables and their EMA, fresh optimizer
-/// slots. Returns the checkpoint's directory.
-pub fn import_timm(file: &Path, config: &RunConfig) -> Result<PathBuf> {
+/// slots. As `train --init` does, the classifier follows the data's class count: where the
+/// data's differs from the spec's the head has the data's ([`Event::HeadFollowsData`]), and
+/// where the file's differs from the run's the classifier is drawn afresh from the seed
+/// ([`Event::Initialised`] says so), so that `train --resume` with the same options continues
+/// from it for any class count. Returns the checkpoint's directory.
+pub fn import_timm(file: &Path, config: &RunConfig, events: &mut dyn EventSink) -> Result<PathBuf> {
     config.validate()?;
     let root = config.out.join("checkpoints");
     if !checkpoint::list(&root)?.is_empty() {
@@ -50,22 +55,19 @@ pub fn import_timm(file: &Path, config: &RunConfig) -> Result<PathBuf> {
             config.out.display()
         );
     }
+    let spec_classes = config.model()?.spec.num_classes;
+    let config = &config.with_classes(config.data.class_names()?.len())?;
     let model = config.model()?;
-    let pretrained = Pretrained::from_timm(file, &model.spec)?;
+    if model.spec.num_classes != spec_classes {
+        events.emit(&Event::HeadFollowsData {
+            spec: spec_classes,
+            data: model.spec.num_classes,
+        })?;
+    }
     let layout = StateLayout::new(&model);
     let mut state = initial_state(&layout, config.seed);
-    let initialised = pretrained.initialise(&layout, &mut state)?;
-    if !initialised.reinitialised.is_empty() {
-        bail!(
-            "{} has a classifier for {} classes, model '{}' has {}: import keeps every tensor; \
-             start a run on other classes with `train --init {}`",
-            file.display(),
-            initialised.pretrained_classes,
-            model.spec.name,
-            model.spec.num_classes,
-            file.display()
-        );
-    }
+    let source = WeightSource::Timm(file.to_path_buf());
+    initialise_from(&source, &model, &layout, &mut state, events)?;
     let named: Vec<(String, Literal)> = layout
         .entries()
         .iter()

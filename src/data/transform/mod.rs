@@ -32,13 +32,20 @@ pub enum Preprocessing {
     /// image resized bilinearly, no crop; in training a random flip and then a cutout of half
     /// the side filled with uniform noise in [0, 1) after normalisation. No policy runs.
     Finetune,
+    /// No random draw at all (`--augment none`, a debugging mode): the whole image resized
+    /// bilinearly to the size, in training exactly as in evaluation; no crop, flip, cutout or
+    /// policy. Runs that must see the same inputs (two of ours, or ours and another
+    /// framework's) use it.
+    Deterministic,
 }
 
 impl Preprocessing {
     /// The pipeline's resize of the `crop` region of `image` to `size` x `size`.
     fn resize(self, image: &RgbImage, crop: CropBox, size: usize) -> Vec<f32> {
         match self {
-            Preprocessing::Standard | Preprocessing::Finetune => resize_bilinear(image, crop, size),
+            Preprocessing::Standard | Preprocessing::Finetune | Preprocessing::Deterministic => {
+                resize_bilinear(image, crop, size)
+            }
             Preprocessing::Legacy => resize_bicubic(image, crop, size),
         }
     }
@@ -48,7 +55,7 @@ impl Preprocessing {
         match self {
             Preprocessing::Standard => eval_crop(width, height, image_size, padding),
             Preprocessing::Legacy => legacy_eval_crop(width, height, image_size, padding),
-            Preprocessing::Finetune => CropBox::whole(width, height),
+            Preprocessing::Finetune | Preprocessing::Deterministic => CropBox::whole(width, height),
         }
     }
 }
@@ -129,7 +136,8 @@ pub struct TrainTransform {
 impl TrainTransform {
     /// The pipeline's random crop, resize to `image_size`, random horizontal flip, clip and
     /// truncate to `u8`, the policy, then the normalisation into `out` (row-major
-    /// `[size, size, 3]`).
+    /// `[size, size, 3]`). [`Preprocessing::Deterministic`] draws nothing from `rng`: it is the
+    /// evaluation transform.
     ///
     /// # Panics
     /// If `out.len() != image_size * image_size * 3` (a caller bug, not bad data).
@@ -152,9 +160,13 @@ impl TrainTransform {
                 self.settings.eval_crop_padding,
                 rng,
             ),
-            Preprocessing::Finetune => CropBox::whole(width, height),
+            Preprocessing::Finetune | Preprocessing::Deterministic => CropBox::whole(width, height),
         };
         let mut pixels = self.preprocessing.resize(image, crop, size);
+        if self.preprocessing == Preprocessing::Deterministic {
+            self.normalization.write(pixels, out);
+            return;
+        }
         if rng.gen::<f32>() < 0.5 {
             flip_rows(&mut pixels, size);
         }

@@ -67,7 +67,7 @@ impl AugmentSettings {
             Preprocessing::Standard => AREA_RANGE.0,
             Preprocessing::Legacy => LEGACY_AREA_MIN,
             // No crop: the whole image.
-            Preprocessing::Finetune => 1.0,
+            Preprocessing::Finetune | Preprocessing::Deterministic => 1.0,
         })
     }
 
