@@ -205,9 +205,8 @@ fn reference_mix(images: &[f32], n: usize, config: MixConfig, rngs: &mut [ChaCha
             } else {
                 let b = cutmix_box(SIZE, config.cutmix, &mut rngs[i]);
                 for y in b.y0..b.y1 {
-                    for v in (y * SIZE + b.x0) * 3..(y * SIZE + b.x1) * 3 {
-                        target[v] = other[v];
-                    }
+                    let row = (y * SIZE + b.x0) * 3..(y * SIZE + b.x1) * 3;
+                    target[row.clone()].copy_from_slice(&other[row]);
                 }
             }
         }

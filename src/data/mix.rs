@@ -120,6 +120,9 @@ pub fn mix_batch<R: Rng>(
     }
 }
 
+/// The images of example `k` and of its partner `n - 1 - k`.
+type Pair<'a> = (&'a mut [f32], &'a mut [f32]);
+
 /// Mutable views of a batch with the per-example lengths.
 struct Views<'a> {
     images: &'a mut [f32],
@@ -137,7 +140,7 @@ impl Views<'_> {
         &mut self,
         range: &Range<usize>,
     ) -> (
-        impl IndexedParallelIterator<Item = (usize, (&mut [f32], &mut [f32]))>,
+        impl IndexedParallelIterator<Item = (usize, Pair<'_>)>,
         Option<&mut [f32]>,
     ) {
         let pixels = self.pixels;
