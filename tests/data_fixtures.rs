@@ -101,6 +101,39 @@ fn progressive_jpegs_decode_like_libjpeg() {
     }
 }
 
+/// JPEGs are decoded by zune-jpeg directly rather than through `image` (which wraps the same
+/// decoder): the pixels must be exactly those of `image`'s route, for baseline 4:2:0 and
+/// progressive photos, a 4:4:4 JPEG and a greyscale one (replicated into RGB).
+#[test]
+fn direct_jpeg_decoding_equals_the_image_crate_route_exactly() {
+    let mut jpegs: Vec<Vec<u8>> = files(&foolbox_data(), "imagenet_", ".jpg")
+        .into_iter()
+        .chain(["china.jpg", "flower.jpg"].map(|name| sklearn_images().join(name)))
+        .map(|path| std::fs::read(path).unwrap())
+        .collect();
+    let photo = image::load_from_memory(&jpegs[0]).unwrap();
+    for encoded in [
+        photo.clone(),
+        image::DynamicImage::ImageLuma8(photo.to_luma8()),
+    ] {
+        let mut bytes = Vec::new();
+        encoded
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+        jpegs.push(bytes);
+    }
+    for (i, bytes) in jpegs.iter().enumerate() {
+        let reference = image::load_from_memory(bytes).unwrap().into_rgb8();
+        assert!(
+            decode_rgb(bytes, "fixture").unwrap() == reference,
+            "JPEG {i} differs"
+        );
+    }
+}
+
 #[test]
 fn cifar_pngs_decode_exactly() {
     let dir = foolbox_data();

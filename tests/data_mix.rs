@@ -1,6 +1,6 @@
 //! Mixup / CutMix of spec 6.3: label mass, partners, halves and the batch-level CutMix weight.
 
-use effnetv2::data::mix::{cutmix_box, mix_batch, MixConfig};
+use effnetv2::data::mix::{cutmix_box, mix_batch, mixup_weight, MixConfig};
 use effnetv2::data::rng::{stream, Purpose};
 use rand_chacha::ChaCha8Rng;
 
@@ -176,4 +176,59 @@ fn inactive_config_leaves_the_batch_alone() {
     }
     .validate()
     .is_err());
+}
+
+/// The mixing written one example at a time from the definition, reading unmixed copies:
+/// mixup `own * w + partner * (1 - w)` with `w = mixup_weight`, CutMix the partner's pixels
+/// inside the example's own `cutmix_box`.
+fn reference_mix(images: &[f32], n: usize, config: MixConfig, rngs: &mut [ChaCha8Rng]) -> Vec<f32> {
+    let mut out = images.to_vec();
+    let (mixup, cutmix) = match (config.mixup > 0.0, config.cutmix > 0.0) {
+        (true, true) => (0..n / 2, n / 2..n),
+        (true, false) => (0..n, n..n),
+        (false, true) => (0..0, 0..n),
+        (false, false) => (0..0, 0..0),
+    };
+    for range in [mixup.clone(), cutmix.clone()] {
+        for i in range.clone() {
+            let partner = range.start + range.end - 1 - i;
+            let (own, other) = (
+                &images[i * PIXELS..][..PIXELS],
+                &images[partner * PIXELS..][..PIXELS],
+            );
+            let target = &mut out[i * PIXELS..][..PIXELS];
+            if mixup.contains(&i) {
+                let w = mixup_weight(config.mixup, &mut rngs[i]);
+                for ((o, &a), &b) in target.iter_mut().zip(own).zip(other) {
+                    *o = a * w + b * (1.0 - w);
+                }
+            } else {
+                let b = cutmix_box(SIZE, config.cutmix, &mut rngs[i]);
+                for y in b.y0..b.y1 {
+                    let row = (y * SIZE + b.x0) * 3..(y * SIZE + b.x1) * 3;
+                    target[row.clone()].copy_from_slice(&other[row]);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Partners are mixed pairwise in place and in parallel; the images must equal the
+/// one-example-at-a-time definition exactly, for even and odd (half-)batches, with boxes that
+/// overlap their partner's.
+#[test]
+fn parallel_in_place_mixing_equals_the_definition_exactly() {
+    for (mixup, cutmix) in [(0.2, 0.0), (0.0, 1.0), (0.5, 0.5)] {
+        for n in [1, 2, 5, 7, 8, 9] {
+            for seed in 0..10 {
+                let config = MixConfig { mixup, cutmix };
+                let images: Vec<f32> = (0..n * PIXELS).map(|v| (v * 7919 % 1000) as f32).collect();
+                let expected = reference_mix(&images, n, config, &mut rngs(n, seed));
+                let (mut mixed, mut labels) = (images, batch(n).1);
+                mix_batch(&mut mixed, &mut labels, SIZE, config, &mut rngs(n, seed));
+                assert!(mixed == expected, "{mixup}/{cutmix} n={n} seed={seed}");
+            }
+        }
+    }
 }

@@ -1,12 +1,22 @@
 //! `effnetv2 bench`: train-step throughput for each device count and with K steps per
 //! executable call, as ratios against the first setting measured in the same run (synthetic
-//! data, so only the compiled step is timed).
+//! data, so only the compiled step is timed); with `--data`, the input pipeline's throughput on
+//! the user's own images at each progressive stage instead.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use effnetv2::model::{load_spec, Model};
+use effnetv2::data::throughput::{loader_rates, stage_cost};
+use effnetv2::data::{
+    AugmentSettings, ImageFolder, LoaderConfig, Shard, Source, Stage, TrainTransform,
+};
+use effnetv2::model::{load_spec, Model, ScheduleVariant};
 use effnetv2::step::graphs::{Precision, StepConfig};
 use effnetv2::trainer::bench::time_train_steps;
+use effnetv2::trainer::input::{DataSpec, InputPipeline};
 
 use super::plugin::PluginArgs;
 
@@ -27,12 +37,33 @@ pub struct BenchArgs {
     /// Train steps timed per setting (rounded up to whole calls).
     #[arg(long, default_value_t = 32)]
     steps: i64,
+    /// Measure the input pipeline instead of the train step, on this folder of class folders
+    /// (or a data directory with train/ and val/, whose train/ is used), with the model's
+    /// official transform at each progressive stage.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// With --data: loader workers to compare with one worker.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// With --data: images per stage and variant for the per-core split.
+    #[arg(long, default_value_t = 256)]
+    images: usize,
     #[command(flatten)]
     plugin: PluginArgs,
 }
 
+/// Images per turn of the per-core measurement: small enough that many turns alternate, large
+/// enough that a turn's timer overhead is negligible.
+const IMAGES_PER_TURN: usize = 16;
+/// Turns of each loader (1 and N workers) and the length of one turn.
+const LOADER_TURNS: usize = 2;
+const LOADER_TURN: Duration = Duration::from_secs(3);
+
 impl BenchArgs {
     pub fn run(self) -> Result<()> {
+        if let Some(dir) = &self.data {
+            return self.run_data(dir);
+        }
         let model = Model::new(load_spec(&self.model)?)?;
         let mut baseline = None;
         println!(
@@ -72,6 +103,98 @@ impl BenchArgs {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// `bench --data`: per stage, images/s per core with the decode / crop-resize / augment
+    /// split, then the loader with 1 and `--workers` workers at the last stage.
+    fn run_data(&self, dir: &Path) -> Result<()> {
+        anyhow::ensure!(self.workers > 0, "--workers must be at least 1");
+        anyhow::ensure!(self.batch > 0, "--batch must be at least 1");
+        let spec = load_spec(&self.model)?;
+        let pipeline = InputPipeline::for_spec(&spec)?;
+        let source: Arc<dyn Source> = match dir.to_str().map(str::parse::<DataSpec>) {
+            Some(Ok(data)) => data.open()?.0,
+            _ => Arc::new(ImageFolder::open(dir)?),
+        };
+        let stages: Vec<Stage> = spec
+            .progressive_stages(ScheduleVariant::Official, 1)?
+            .iter()
+            .map(|s| Stage {
+                image_size: s.image_size,
+                magnitude: s.randaug_magnitude.unwrap_or(0.0) as f32,
+                mixup: s.mixup_alpha as f32,
+                cutmix: s.cutmix_alpha as f32,
+            })
+            .collect();
+        let transform = TrainTransform {
+            image_size: stages[0].image_size,
+            preprocessing: pipeline.preprocessing,
+            policy: pipeline.policy,
+            magnitude: stages[0].magnitude,
+            settings: AugmentSettings::default(),
+            normalization: pipeline.normalization,
+        };
+        println!(
+            "{} images of {}; model {}: {pipeline}",
+            source.len(),
+            dir.display(),
+            spec.name
+        );
+        println!("one core, ms per image (alternating turns on the same images):");
+        println!(
+            "{:>6} {:>9} {:>8} {:>12} {:>8} {:>8} {:>12}",
+            "px", "magnitude", "decode", "crop-resize", "augment", "total", "img/s/core"
+        );
+        let turns = self.images.div_ceil(IMAGES_PER_TURN);
+        for &stage in &stages {
+            let cost = stage_cost(source.as_ref(), transform, stage, turns, IMAGES_PER_TURN)?;
+            println!(
+                "{:>6} {:>9.1} {:>8.3} {:>12.3} {:>8.3} {:>8.3} {:>12.1}",
+                stage.image_size,
+                stage.magnitude,
+                cost.decode * 1e3,
+                cost.crop_resize * 1e3,
+                cost.augment * 1e3,
+                1e3 / cost.images_per_second(),
+                cost.images_per_second()
+            );
+            if cost.failed > 0 {
+                println!(
+                    "       ({} images failed to load and were skipped)",
+                    cost.failed
+                );
+            }
+        }
+        let last = *stages.last().expect("a model has at least one stage");
+        let config = LoaderConfig {
+            batch: self.batch as usize,
+            shard: Shard::WHOLE,
+            image_size: last.image_size,
+            magnitude: last.magnitude,
+            preprocessing: pipeline.preprocessing,
+            policy: pipeline.policy,
+            normalization: pipeline.normalization,
+            mixup: last.mixup,
+            cutmix: last.cutmix,
+            seed: 0,
+            workers: self.workers,
+            queue_depth: 2,
+            drop_last: false,
+            shuffle: true,
+            settings: AugmentSettings::default(),
+        };
+        let rates = loader_rates(source, config, LOADER_TURNS, LOADER_TURN)?;
+        println!(
+            "loader at {} px, batch {} with mixup/cutmix: 1 worker {:.1} img/s, {} workers {:.1} img/s \
+             ({:.2}x)",
+            last.image_size,
+            self.batch,
+            rates.one,
+            rates.workers,
+            rates.many,
+            rates.many / rates.one
+        );
         Ok(())
     }
 }

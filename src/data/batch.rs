@@ -186,13 +186,16 @@ pub(crate) fn assemble(
                 .iter()
                 .map(|&i| stream(seed, slot.epoch, i as u64, Purpose::Mix))
                 .collect();
-            for ((images, labels), rngs) in images
-                .chunks_mut(group * pixels)
-                .zip(soft_labels.chunks_mut(group * num_classes))
-                .zip(rngs.chunks_mut(group))
-            {
-                mix_batch(images, labels, size, mix, rngs);
-            }
+            // Inside the pool: the partners of a group are mixed in parallel by the workers.
+            pool.install(|| {
+                for ((images, labels), rngs) in images
+                    .chunks_mut(group * pixels)
+                    .zip(soft_labels.chunks_mut(group * num_classes))
+                    .zip(rngs.chunks_mut(group))
+                {
+                    mix_batch(images, labels, size, mix, rngs);
+                }
+            });
         }
     }
     Ok(Batch {

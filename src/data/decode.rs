@@ -1,8 +1,18 @@
 //! Turning encoded JPEG / PNG bytes into 8-bit RGB pixels.
+//!
+//! JPEGs go straight to zune-jpeg, the decoder that `image` itself wraps: the wrapper copies the
+//! whole file, parses the headers twice and converts the pixels once more, which cost 8 % of the
+//! decoding time on ImageNet-like files (docs/input-pipeline.md). Everything else (PNG, and JPEGs
+//! in colour spaces zune-jpeg cannot turn into RGB by itself) goes through `image`.
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+use image::error::{DecodingError, ImageFormatHint};
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, RgbImage};
+use zune_core::bytestream::ZCursor;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
 
 use super::error::{DataError, Result};
 
@@ -17,22 +27,76 @@ pub const MAX_DECODED_BYTES: u64 = 256 << 20;
 ///
 /// Greyscale images are replicated into three channels and alpha is dropped, because the network
 /// always takes 3-channel input. `what` names the image in the error message. A JPEG whose stream
-/// stops before its end-of-image marker is rejected: the decoder behind `image` would otherwise
-/// fill the missing part with grey and report success, and a half-grey photo is bad data. An image
-/// larger than [`MAX_DECODED_BYTES`] is rejected with its size.
+/// stops before its end-of-image marker is rejected: the decoder would otherwise fill the missing
+/// part with grey and report success, and a half-grey photo is bad data. An image larger than
+/// [`MAX_DECODED_BYTES`] is rejected with its size.
 pub fn decode_rgb(bytes: &[u8], what: &str) -> Result<RgbImage> {
-    if is_jpeg(bytes) && !jpeg_is_complete(bytes) {
-        return Err(DataError::Truncated {
-            what: what.to_owned(),
-        });
+    if is_jpeg(bytes) {
+        if !jpeg_is_complete(bytes) {
+            return Err(DataError::Truncated {
+                what: what.to_owned(),
+            });
+        }
+        if let Some(image) = decode_jpeg(bytes, what)? {
+            return Ok(image);
+        }
     }
+    decode_with_image(bytes, what)
+}
+
+/// Colour spaces that zune-jpeg converts to RGB itself (greyscale by replication, as
+/// `into_rgb8` does); JPEGs stored otherwise go through `image`.
+const DIRECT_COLOUR_SPACES: [ColorSpace; 5] = [
+    ColorSpace::YCbCr,
+    ColorSpace::Luma,
+    ColorSpace::RGB,
+    ColorSpace::CMYK,
+    ColorSpace::YCCK,
+];
+
+/// Decodes a complete JPEG with zune-jpeg into RGB, with the options `image` uses (lenient
+/// parsing, no size limit of the decoder's own: [`MAX_DECODED_BYTES`] is checked here). `None`
+/// when the stored colour space is not one of [`DIRECT_COLOUR_SPACES`].
+fn decode_jpeg(bytes: &[u8], what: &str) -> Result<Option<RgbImage>> {
+    let error = |source| DataError::Decode {
+        what: what.to_owned(),
+        source: ImageError::Decoding(DecodingError::new(
+            ImageFormatHint::Exact(ImageFormat::Jpeg),
+            source,
+        )),
+    };
+    let options = DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX)
+        .jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(error)?;
+    let stored = decoder.input_colorspace().expect("headers were decoded");
+    if !DIRECT_COLOUR_SPACES.contains(&stored) {
+        return Ok(None);
+    }
+    let (width, height) = decoder.dimensions().expect("headers were decoded");
+    let (width, height) = (width as u32, height as u32);
+    let needed = u64::from(width) * u64::from(height) * 3;
+    if needed > MAX_DECODED_BYTES {
+        return Err(too_large(what, width, height, needed));
+    }
+    let pixels = decoder.decode().map_err(error)?;
+    RgbImage::from_raw(width, height, pixels)
+        .map(Some)
+        .ok_or_else(|| error("the decoder returned fewer pixels than the header declares".into()))
+}
+
+/// Decodes any format `image` knows into RGB, its limits set to [`MAX_DECODED_BYTES`].
+fn decode_with_image(bytes: &[u8], what: &str) -> Result<RgbImage> {
     let error = |source| DataError::Decode {
         what: what.to_owned(),
         source,
     };
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| error(image::ImageError::IoError(e)))?;
+        .map_err(|e| error(ImageError::IoError(e)))?;
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_DECODED_BYTES);
     reader.limits(limits.clone());
@@ -41,18 +105,23 @@ pub fn decode_rgb(bytes: &[u8], what: &str) -> Result<RgbImage> {
     let stored = decoder.total_bytes();
     let needed = stored.max(u64::from(width) * u64::from(height) * 3);
     if needed > MAX_DECODED_BYTES {
-        return Err(DataError::TooLarge {
-            what: what.to_owned(),
-            width,
-            height,
-            mib: needed >> 20,
-            limit_mib: MAX_DECODED_BYTES >> 20,
-        });
+        return Err(too_large(what, width, height, needed));
     }
     limits.reserve(stored).map_err(error)?;
     decoder.set_limits(limits).map_err(error)?;
     let decoded = DynamicImage::from_decoder(decoder).map_err(error)?;
     Ok(decoded.into_rgb8())
+}
+
+/// The error for an image that needs `needed` bytes to decode, above [`MAX_DECODED_BYTES`].
+fn too_large(what: &str, width: u32, height: u32, needed: u64) -> DataError {
+    DataError::TooLarge {
+        what: what.to_owned(),
+        width,
+        height,
+        mib: needed >> 20,
+        limit_mib: MAX_DECODED_BYTES >> 20,
+    }
 }
 
 /// JPEG markers used by the completeness check.

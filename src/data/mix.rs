@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use rand::Rng;
 use rand_distr::{Beta, Distribution};
+use rayon::prelude::*;
 
 use super::error::{DataError, Result};
 
@@ -87,7 +88,8 @@ pub fn cutmix_box(size: usize, alpha: f32, rng: &mut impl Rng) -> CutBox {
 }
 
 /// Mixes a batch in place. `images` is `[n, size, size, 3]`, `labels` is `[n, classes]` (one-hot
-/// on entry, soft on exit), and `rngs[i]` is example `i`'s mixing stream.
+/// on entry, soft on exit), and `rngs[i]` is example `i`'s mixing stream. Pairs of
+/// partners are mixed in parallel on the current rayon pool (the global one outside the loader).
 pub fn mix_batch<R: Rng>(
     images: &mut [f32],
     labels: &mut [f32],
@@ -118,6 +120,9 @@ pub fn mix_batch<R: Rng>(
     }
 }
 
+/// The images of example `k` and of its partner `n - 1 - k`.
+type Pair<'a> = (&'a mut [f32], &'a mut [f32]);
+
 /// Mutable views of a batch with the per-example lengths.
 struct Views<'a> {
     images: &'a mut [f32],
@@ -127,32 +132,62 @@ struct Views<'a> {
 }
 
 impl Views<'_> {
-    /// Copies of the images and labels of `range`, so partners read unmixed values.
-    fn originals(&self, range: &Range<usize>) -> (Vec<f32>, Vec<f32>) {
-        (
-            self.images[range.start * self.pixels..range.end * self.pixels].to_vec(),
-            self.labels[range.start * self.classes..range.end * self.classes].to_vec(),
-        )
+    /// The images of `range` as pairs of partners `(k, len - 1 - k)` for `k < len / 2`, and the
+    /// middle image of an odd-length range (its own partner). The pairs are disjoint, so they are
+    /// mixed in place and in parallel (on the current rayon pool: the loader's workers) with the
+    /// same arithmetic as one example at a time.
+    fn partners(
+        &mut self,
+        range: &Range<usize>,
+    ) -> (
+        impl IndexedParallelIterator<Item = (usize, Pair<'_>)>,
+        Option<&mut [f32]>,
+    ) {
+        let pixels = self.pixels;
+        let images = &mut self.images[range.start * pixels..range.end * pixels];
+        let (front, back) = images.split_at_mut(range.len() / 2 * pixels);
+        let (middle, back) = back.split_at_mut(if range.len() % 2 == 1 { pixels } else { 0 });
+        let pairs = front
+            .par_chunks_mut(pixels)
+            .zip(back.par_chunks_mut(pixels).rev())
+            .enumerate();
+        (pairs, (!middle.is_empty()).then_some(middle))
+    }
+
+    /// A copy of the labels of `range`, so partners read unmixed values.
+    fn original_labels(&self, range: &Range<usize>) -> Vec<f32> {
+        self.labels[range.start * self.classes..range.end * self.classes].to_vec()
     }
 
     fn mixup<R: Rng>(&mut self, range: Range<usize>, alpha: f32, rngs: &mut [R]) {
-        let (images, labels) = self.originals(&range);
+        let labels = self.original_labels(&range);
+        let weights: Vec<f32> = range
+            .clone()
+            .map(|i| mixup_weight(alpha, &mut rngs[i]))
+            .collect();
         let len = range.len();
-        for (k, i) in range.clone().enumerate() {
-            let partner = len - 1 - k;
-            let w = mixup_weight(alpha, &mut rngs[i]);
-            let own = &images[k * self.pixels..][..self.pixels];
-            let other = &images[partner * self.pixels..][..self.pixels];
-            let out = &mut self.images[i * self.pixels..][..self.pixels];
-            for ((o, &a), &b) in out.iter_mut().zip(own).zip(other) {
-                *o = a * w + b * (1.0 - w);
+        for (k, &w) in weights.iter().enumerate() {
+            self.mix_labels(range.start + k, &labels, (k, w), (len - 1 - k, 1.0 - w));
+        }
+        let (pairs, middle) = self.partners(&range);
+        pairs.for_each(|(k, (own, other))| {
+            let (w_own, w_other) = (weights[k], weights[len - 1 - k]);
+            for (a, b) in own.iter_mut().zip(other.iter_mut()) {
+                let (original_a, original_b) = (*a, *b);
+                *a = original_a * w_own + original_b * (1.0 - w_own);
+                *b = original_b * w_other + original_a * (1.0 - w_other);
             }
-            self.mix_labels(i, &labels, (k, w), (partner, 1.0 - w));
+        });
+        if let Some(middle) = middle {
+            let w = weights[len / 2];
+            for v in middle {
+                *v = *v * w + *v * (1.0 - w);
+            }
         }
     }
 
     fn cutmix<R: Rng>(&mut self, range: Range<usize>, size: usize, alpha: f32, rngs: &mut [R]) {
-        let (images, labels) = self.originals(&range);
+        let labels = self.original_labels(&range);
         let boxes: Vec<CutBox> = range
             .clone()
             .map(|i| cutmix_box(size, alpha, &mut rngs[i]))
@@ -160,17 +195,30 @@ impl Views<'_> {
         let pasted: usize = boxes.iter().map(CutBox::area).sum();
         let mix_area = pasted as f32 / (range.len() * size * size) as f32;
         let len = range.len();
-        for (k, i) in range.enumerate() {
-            let partner = len - 1 - k;
-            let b = boxes[k];
-            let other = &images[partner * self.pixels..][..self.pixels];
-            let out = &mut self.images[i * self.pixels..][..self.pixels];
-            for y in b.y0..b.y1 {
-                let row = (y * size + b.x0) * 3..(y * size + b.x1) * 3;
-                out[row.clone()].copy_from_slice(&other[row]);
-            }
-            self.mix_labels(i, &labels, (k, 1.0 - mix_area), (partner, mix_area));
+        for k in 0..len {
+            let own = (k, 1.0 - mix_area);
+            self.mix_labels(range.start + k, &labels, own, (len - 1 - k, mix_area));
         }
+        // The middle image of an odd range pastes its own pixels: nothing changes.
+        let (pairs, _) = self.partners(&range);
+        pairs.for_each(|(k, (own, other))| {
+            let (own_box, other_box) = (boxes[k], boxes[len - 1 - k]);
+            // Both boxes are read from the unmixed images before either is written.
+            let into_own = own_box
+                .rows(size)
+                .map(|row| other[row].to_vec())
+                .collect::<Vec<_>>();
+            let into_other = other_box
+                .rows(size)
+                .map(|row| own[row].to_vec())
+                .collect::<Vec<_>>();
+            for (row, values) in own_box.rows(size).zip(into_own) {
+                own[row].copy_from_slice(&values);
+            }
+            for (row, values) in other_box.rows(size).zip(into_other) {
+                other[row].copy_from_slice(&values);
+            }
+        });
     }
 
     /// `labels[i] = w_own * labels[own] + w_partner * labels[partner]`, from the unmixed copies.
@@ -187,5 +235,12 @@ impl Views<'_> {
         for ((o, &a), &b) in out.iter_mut().zip(own).zip(other) {
             *o = a * w_own + b * w_partner;
         }
+    }
+}
+
+impl CutBox {
+    /// The value ranges of the box's rows in a row-major `[size, size, 3]` image.
+    fn rows(self, size: usize) -> impl Iterator<Item = Range<usize>> {
+        (self.y0..self.y1).map(move |y| (y * size + self.x0) * 3..(y * size + self.x1) * 3)
     }
 }

@@ -13,6 +13,7 @@ pub mod loader;
 pub mod mix;
 pub mod rng;
 pub mod source;
+pub mod throughput;
 pub mod transform;
 
 pub use batch::{Batch, Cursor, SkippedImage};

@@ -40,14 +40,55 @@ pub enum Preprocessing {
 }
 
 impl Preprocessing {
-    /// The pipeline's resize of the `crop` region of `image` to `size` x `size`.
-    fn resize(self, image: &RgbImage, crop: CropBox, size: usize) -> Vec<f32> {
+    /// The pipeline's resize of the `crop` region of `image` to `size` x `size`, mirrored left to
+    /// right when `mirror` is set, one row at a time into `sink(row_index, row)`.
+    fn resize_rows(
+        self,
+        image: &RgbImage,
+        crop: CropBox,
+        size: usize,
+        mirror: bool,
+        sink: impl FnMut(usize, &[f32]),
+    ) {
         match self {
             Preprocessing::Standard | Preprocessing::Finetune | Preprocessing::Deterministic => {
-                resize_bilinear(image, crop, size)
+                resize::bilinear_rows(image, crop, size, mirror, sink)
             }
-            Preprocessing::Legacy => resize_bicubic(image, crop, size),
+            Preprocessing::Legacy => resize::bicubic_rows(image, crop, size, mirror, sink),
         }
+    }
+
+    /// [`Self::resize_rows`] normalised into `out` (row-major `[size, size, 3]`).
+    fn resize_normalised(
+        self,
+        image: &RgbImage,
+        crop: CropBox,
+        size: usize,
+        mirror: bool,
+        normalization: &Normalization,
+        out: &mut [f32],
+    ) {
+        self.resize_rows(image, crop, size, mirror, |i, row| {
+            normalization.write(row, &mut out[i * row.len()..][..row.len()])
+        });
+    }
+
+    /// [`Self::resize_rows`] clipped to [0, 255] and truncated to `u8`, as the official code
+    /// casts the resized image before the augmentation policy.
+    fn resize_quantized(
+        self,
+        image: &RgbImage,
+        crop: CropBox,
+        size: usize,
+        mirror: bool,
+    ) -> RgbImage {
+        let mut quantized = vec![0u8; size * size * 3];
+        self.resize_rows(image, crop, size, mirror, |i, row| {
+            for (q, v) in quantized[i * row.len()..][..row.len()].iter_mut().zip(row) {
+                *q = v.clamp(0.0, 255.0) as u8;
+            }
+        });
+        RgbImage::from_raw(size as u32, size as u32, quantized).expect("size * size * 3 values")
     }
 
     /// The pipeline's evaluation crop.
@@ -111,10 +152,11 @@ impl Normalization {
     }
 
     /// Writes the normalised `pixels` (row-major RGB) into `out`.
-    fn write(&self, pixels: impl IntoIterator<Item = f32>, out: &mut [f32]) {
-        for (i, (o, v)) in out.iter_mut().zip(pixels).enumerate() {
-            let c = i % 3;
-            *o = (v - self.mean[c]) / self.std[c];
+    fn write<T: Copy + Into<f32>>(&self, pixels: &[T], out: &mut [f32]) {
+        for (o, v) in out.chunks_exact_mut(3).zip(pixels.chunks_exact(3)) {
+            for c in 0..3 {
+                o[c] = (v[c].into() - self.mean[c]) / self.std[c];
+            }
         }
     }
 }
@@ -162,26 +204,34 @@ impl TrainTransform {
             ),
             Preprocessing::Finetune | Preprocessing::Deterministic => CropBox::whole(width, height),
         };
-        let mut pixels = self.preprocessing.resize(image, crop, size);
-        if self.preprocessing == Preprocessing::Deterministic {
-            self.normalization.write(pixels, out);
+        let deterministic = self.preprocessing == Preprocessing::Deterministic;
+        let mirror = !deterministic && rng.gen::<f32>() < 0.5;
+        let resize_normalised = |out: &mut [f32]| {
+            self.preprocessing.resize_normalised(
+                image,
+                crop,
+                size,
+                mirror,
+                &self.normalization,
+                out,
+            )
+        };
+        if deterministic {
+            resize_normalised(out);
             return;
         }
-        if rng.gen::<f32>() < 0.5 {
-            flip_rows(&mut pixels, size);
-        }
         if self.preprocessing == Preprocessing::Finetune {
-            self.normalization.write(pixels, out);
+            resize_normalised(out);
             noise_cutout(out, size, rng);
             return;
         }
         if self.policy == (Policy::RandAugment { layers: 0 }) {
-            self.normalization.write(pixels, out);
+            resize_normalised(out);
             return;
         }
-        let quantized: Vec<u8> = pixels.iter().map(|v| v.clamp(0.0, 255.0) as u8).collect();
-        let quantized = RgbImage::from_raw(size as u32, size as u32, quantized)
-            .expect("resize produced size * size * 3 values");
+        let quantized = self
+            .preprocessing
+            .resize_quantized(image, crop, size, mirror);
         let augmented = match self.policy {
             Policy::RandAugment { layers } => RandAugment {
                 layers,
@@ -192,8 +242,7 @@ impl TrainTransform {
                 autoaugment::autoaugment_v0(quantized, self.settings.pixel_consts(self.policy), rng)
             }
         };
-        self.normalization
-            .write(augmented.as_raw().iter().map(|&v| f32::from(v)), out);
+        self.normalization.write(augmented.as_raw(), out);
     }
 }
 
@@ -224,8 +273,8 @@ impl EvalTransform {
         let crop =
             self.preprocessing
                 .eval_crop(image.width(), image.height(), size, self.crop_padding);
-        self.normalization
-            .write(self.preprocessing.resize(image, crop, size), out);
+        self.preprocessing
+            .resize_normalised(image, crop, size, false, &self.normalization, out);
     }
 }
 
@@ -241,17 +290,6 @@ fn noise_cutout(out: &mut [f32], size: usize, rng: &mut impl Rng) {
             let at = (y as usize * size + x as usize) * 3;
             for value in &mut out[at..at + 3] {
                 *value = rng.gen::<f32>();
-            }
-        }
-    }
-}
-
-/// Mirrors a row-major `[size, size, 3]` image left to right.
-fn flip_rows(pixels: &mut [f32], size: usize) {
-    for row in pixels.chunks_exact_mut(size * 3) {
-        for x in 0..size / 2 {
-            for c in 0..3 {
-                row.swap(x * 3 + c, (size - 1 - x) * 3 + c);
             }
         }
     }

@@ -10,6 +10,13 @@
 //! The `image` crate's resizers widen the filter when downscaling (antialiasing) and use other
 //! cubic coefficients, which gives visibly different pixels from the official pipeline, so these
 //! small kernels are written here.
+//!
+//! Both run one output row at a time and hand each row to a sink, so that the transform fuses
+//! the horizontal flip (the column taps are reversed), the `u8` truncation or the normalisation
+//! into the resize without a second pass over a float image. Each kernel is split into a pass
+//! along rows and one along columns in TensorFlow's order of operations, so the values are
+//! bit-identical to the direct formula (a test compares them), while the pass over contiguous
+//! rows vectorises and source rows shared by consecutive output rows are interpolated once.
 
 use image::RgbImage;
 
@@ -44,26 +51,74 @@ fn taps(in_len: u32, out_len: usize, offset: u32) -> Vec<Taps> {
 /// Resizes the `crop` region of `image` to `size` x `size` bilinearly; returns row-major RGB
 /// floats in [0, 255] (not rounded, as TensorFlow returns them).
 pub fn resize_bilinear(image: &RgbImage, crop: CropBox, size: usize) -> Vec<f32> {
-    let xs = taps(crop.width, size, crop.x);
+    collect_rows(size, |sink| bilinear_rows(image, crop, size, false, sink))
+}
+
+/// The rows of [`resize_bilinear`], mirrored left to right when `mirror` is set, handed to
+/// `sink(row_index, row)` in order. Each output value is `top + (bottom - top) * y_lerp` of the
+/// two horizontally interpolated source rows, TensorFlow's formula and order.
+pub(super) fn bilinear_rows(
+    image: &RgbImage,
+    crop: CropBox,
+    size: usize,
+    mirror: bool,
+    mut sink: impl FnMut(usize, &[f32]),
+) {
+    let mut xs = taps(crop.width, size, crop.x);
+    if mirror {
+        xs.reverse();
+    }
     let ys = taps(crop.height, size, crop.y);
     let stride = image.width() as usize * 3;
-    let src = image.as_raw();
-    let mut out = vec![0f32; size * size * 3];
-    for (y, out_row) in ys.iter().zip(out.chunks_exact_mut(size * 3)) {
-        let top_row = &src[y.lower * stride..][..stride];
-        let bottom_row = &src[y.upper * stride..][..stride];
-        for (x, out_pixel) in xs.iter().zip(out_row.chunks_exact_mut(3)) {
-            let (left, right) = (x.lower * 3, x.upper * 3);
-            for (c, o) in out_pixel.iter_mut().enumerate() {
-                let top_left = f32::from(top_row[left + c]);
-                let top = top_left + (f32::from(top_row[right + c]) - top_left) * x.lerp;
-                let bottom_left = f32::from(bottom_row[left + c]);
-                let bottom =
-                    bottom_left + (f32::from(bottom_row[right + c]) - bottom_left) * x.lerp;
-                *o = top + (bottom - top) * y.lerp;
+    let source_row = |y: usize| &image.as_raw()[y * stride..][..stride];
+    // The interpolated source rows above and below the current output row, and their indices.
+    let (mut top, mut bottom, mut row) = (
+        vec![0f32; size * 3],
+        vec![0f32; size * 3],
+        vec![0f32; size * 3],
+    );
+    let (mut top_at, mut bottom_at) = (None, None);
+    for (i, y) in ys.iter().enumerate() {
+        if top_at != Some(y.lower) {
+            if bottom_at == Some(y.lower) {
+                std::mem::swap(&mut top, &mut bottom);
+                std::mem::swap(&mut top_at, &mut bottom_at);
+            } else {
+                interpolate_row(source_row(y.lower), &xs, &mut top);
+                top_at = Some(y.lower);
             }
         }
+        if bottom_at != Some(y.upper) {
+            if top_at == Some(y.upper) {
+                bottom.copy_from_slice(&top);
+            } else {
+                interpolate_row(source_row(y.upper), &xs, &mut bottom);
+            }
+            bottom_at = Some(y.upper);
+        }
+        for ((o, t), b) in row.iter_mut().zip(&top).zip(&bottom) {
+            *o = t + (b - t) * y.lerp;
+        }
+        sink(i, &row);
     }
+}
+
+/// One source row interpolated at the column taps `xs`: `left + (right - left) * x_lerp`.
+fn interpolate_row(source: &[u8], xs: &[Taps], out: &mut [f32]) {
+    for (x, out_pixel) in xs.iter().zip(out.chunks_exact_mut(3)) {
+        let left = &source[x.lower * 3..][..3];
+        let right = &source[x.upper * 3..][..3];
+        for ((o, &l), &r) in out_pixel.iter_mut().zip(left).zip(right) {
+            let l = f32::from(l);
+            *o = l + (f32::from(r) - l) * x.lerp;
+        }
+    }
+}
+
+/// The `size` x `size` RGB image whose rows `produce` hands to its sink.
+fn collect_rows(size: usize, produce: impl FnOnce(&mut dyn FnMut(usize, &[f32]))) -> Vec<f32> {
+    let mut out = vec![0f32; size * size * 3];
+    produce(&mut |i, row| out[i * row.len()..][..row.len()].copy_from_slice(row));
     out
 }
 
@@ -136,27 +191,45 @@ fn cubic(weight: &[f32; 4], values: [f32; 4]) -> f32 {
 
 /// Resizes the `crop` region of `image` to `size` x `size` with TensorFlow's legacy bicubic
 /// kernel (see the module documentation); returns row-major RGB floats, not rounded and not
-/// clipped: the cubic overshoots [0, 255] near sharp edges, as TensorFlow's does. Each output is
-/// the column interpolation of the four rows, then the row interpolation of those four values,
-/// TensorFlow's order of operations.
+/// clipped: the cubic overshoots [0, 255] near sharp edges, as TensorFlow's does.
 pub fn resize_bicubic(image: &RgbImage, crop: CropBox, size: usize) -> Vec<f32> {
-    let xs = cubic_taps(crop.width, size, crop.x);
+    collect_rows(size, |sink| bicubic_rows(image, crop, size, false, sink))
+}
+
+/// The rows of [`resize_bicubic`], mirrored left to right when `mirror` is set, handed to
+/// `sink(row_index, row)` in order. Each output is the column interpolation of the four rows,
+/// then the row interpolation of those four values, TensorFlow's order of operations; the
+/// column interpolation is done once per crop column and output row.
+pub(super) fn bicubic_rows(
+    image: &RgbImage,
+    crop: CropBox,
+    size: usize,
+    mirror: bool,
+    mut sink: impl FnMut(usize, &[f32]),
+) {
+    let mut xs = cubic_taps(crop.width, size, crop.x);
+    if mirror {
+        xs.reverse();
+    }
     let ys = cubic_taps(crop.height, size, crop.y);
     let stride = image.width() as usize * 3;
     let src = image.as_raw();
-    let mut out = vec![0f32; size * size * 3];
-    for (y, out_row) in ys.iter().zip(out.chunks_exact_mut(size * 3)) {
-        let rows = y.index.map(|r| &src[r * stride..][..stride]);
-        for (x, out_pixel) in xs.iter().zip(out_row.chunks_exact_mut(3)) {
+    // The column interpolations of the crop's columns (the only ones the taps read).
+    let first = crop.x as usize * 3;
+    let mut columns = vec![0f32; crop.width as usize * 3];
+    let mut row = vec![0f32; size * 3];
+    for (i, y) in ys.iter().enumerate() {
+        let rows = y.index.map(|r| &src[r * stride + first..][..columns.len()]);
+        for (j, value) in columns.iter_mut().enumerate() {
+            *value = cubic(&y.weight, rows.map(|row| f32::from(row[j])));
+        }
+        for (x, out_pixel) in xs.iter().zip(row.chunks_exact_mut(3)) {
             for (c, o) in out_pixel.iter_mut().enumerate() {
-                let columns = x
-                    .index
-                    .map(|col| cubic(&y.weight, rows.map(|row| f32::from(row[col * 3 + c]))));
-                *o = cubic(&x.weight, columns);
+                *o = cubic(&x.weight, x.index.map(|col| columns[col * 3 + c - first]));
             }
         }
+        sink(i, &row);
     }
-    out
 }
 
 #[cfg(test)]
