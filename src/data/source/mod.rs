@@ -1,9 +1,10 @@
-//! Where labelled images come from: image folders, zip shards and Fashion-MNIST.
+//! Where labelled images come from: image folders, zip shards, TFRecord shards and Fashion-MNIST.
 
 mod fashion_mnist;
 mod folder;
 mod labels;
 mod shards;
+mod tfrecord;
 
 pub use fashion_mnist::{
     fashion_mnist_dir, install_fashion_mnist, FashionMnist, Split,
@@ -12,6 +13,10 @@ pub use fashion_mnist::{
 pub use folder::ImageFolder;
 pub use labels::{read_labels, write_labels, LABELS_FILE};
 pub use shards::{pack_shards, ZipShards};
+pub use tfrecord::{
+    detect_layout, pack_tfrecords, tfrecord_class_names, TfRecordShards, TFDS_LABELS_FILE,
+    TRAIN_SPLIT, VALIDATION_SPLIT,
+};
 
 use image::RgbImage;
 

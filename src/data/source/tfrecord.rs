@@ -1,0 +1,545 @@
+//! ImageNet as Cloud TPU users keep it: TFRecord shards of `tf.train.Example`s, in the layout of
+//! `imagenet_to_gcs.py` or of TensorFlow Datasets' `imagenet2012` ([`Layout`]).
+//!
+//! Opening a split reads its shards once from end to end (in parallel), checking every CRC and
+//! parsing every Example, and keeps an index of where each record's data sits and its label; a
+//! load then reads one record at its offset. The index makes the shards a random-access
+//! [`Source`] like the others, so shuffling, host sharding, resumption from the data cursor and
+//! the determinism of batches are the loader's, unchanged. A damaged record stays in the index
+//! as an example whose load fails naming the shard and the record, so the loader skips and
+//! counts it like a corrupt image; a shard cut short is read up to the damage.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use rayon::prelude::*;
+
+use super::labels::{read_labels, write_labels, LABELS_FILE};
+use super::{ImageFolder, Source};
+use crate::data::decode::decode_rgb;
+use crate::data::error::{DataError, Result};
+use crate::data::tfrecord::framing::{check_data, FOOTER_BYTES, HEADER_BYTES};
+use crate::data::tfrecord::{ImageExample, Layout, RecordError, RecordReader, RecordWriter};
+
+/// The class-names file TensorFlow Datasets keeps beside `imagenet2012`'s shards.
+pub const TFDS_LABELS_FILE: &str = "label.labels.txt";
+
+/// The split names both layouts use in their file names.
+pub const TRAIN_SPLIT: &str = "train";
+pub const VALIDATION_SPLIT: &str = "validation";
+
+/// Where a data set's shards are: `dir` and the start of their file names.
+#[derive(Clone, Debug)]
+struct Prefix {
+    dir: PathBuf,
+    stem: String,
+}
+
+impl Prefix {
+    /// A directory means every file in it; anything else is a directory plus a file-name prefix.
+    fn of(path: &Path) -> Prefix {
+        if path.is_dir() {
+            return Prefix {
+                dir: path.to_path_buf(),
+                stem: String::new(),
+            };
+        }
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let stem = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Prefix { dir, stem }
+    }
+}
+
+/// `NNNNN-of-MMMMM` as (index, count).
+fn numbering(s: &str) -> Option<(usize, usize)> {
+    let (index, count) = s.split_once("-of-")?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(index) && digits(count)).then(|| Some((index.parse().ok()?, count.parse().ok()?)))?
+}
+
+/// The shard numbering of file `name` if it belongs to `split` in `layout`.
+fn shard_of(name: &str, layout: Layout, split: &str) -> Option<(usize, usize)> {
+    match layout {
+        Layout::ImagenetToGcs => numbering(name.strip_prefix(split)?.strip_prefix('-')?),
+        Layout::Tfds => {
+            let (head, tail) = name.rsplit_once(".tfrecord-")?;
+            let dataset = head.strip_suffix(split)?;
+            (dataset.is_empty() || dataset.ends_with('-'))
+                .then(|| numbering(tail))
+                .flatten()
+        }
+    }
+}
+
+/// The shard files of `split` in `layout`, in shard order. Fails when none is found or when the
+/// numbering has a gap (a shard missing from a copy is otherwise silent data loss).
+fn shard_files(prefix: &Prefix, layout: Layout, split: &str) -> Result<Vec<PathBuf>> {
+    let found = matching(prefix, layout, split)?;
+    let Some(&(_, count, _)) = found.first() else {
+        return Err(DataError::Layout(format!(
+            "no {split} shards in {} {}",
+            where_(prefix),
+            expected_names(layout, split)
+        )));
+    };
+    let mut by_index: BTreeMap<usize, PathBuf> = BTreeMap::new();
+    for (index, of, path) in found {
+        if of != count || index >= count {
+            return Err(DataError::Layout(format!(
+                "{} does not fit the numbering of {count} {split} shards",
+                path.display()
+            )));
+        }
+        by_index.insert(index, path);
+    }
+    if let Some(missing) = (0..count).find(|i| !by_index.contains_key(i)) {
+        return Err(DataError::Layout(format!(
+            "{split} shard {missing} of {count} is missing from {}",
+            where_(prefix)
+        )));
+    }
+    Ok(by_index.into_values().collect())
+}
+
+/// Files of `split` in `layout` under `prefix` as (index, count, path).
+fn matching(prefix: &Prefix, layout: Layout, split: &str) -> Result<Vec<(usize, usize, PathBuf)>> {
+    let dir = &prefix.dir;
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
+        let entry = entry.map_err(|e| DataError::io(dir, e))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if let Some((index, count)) = name
+            .strip_prefix(&prefix.stem)
+            .filter(|_| !name.starts_with('.'))
+            .and_then(|_| shard_of(&name, layout, split))
+        {
+            found.push((index, count, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn where_(prefix: &Prefix) -> String {
+    if prefix.stem.is_empty() {
+        prefix.dir.display().to_string()
+    } else {
+        format!(
+            "{} (files starting with {:?})",
+            prefix.dir.display(),
+            prefix.stem
+        )
+    }
+}
+
+fn expected_names(layout: Layout, split: &str) -> String {
+    match layout {
+        Layout::ImagenetToGcs => {
+            format!("(expected {split}-00000-of-NNNNN ..., imagenet_to_gcs.py)")
+        }
+        Layout::Tfds => format!("(expected NAME-{split}.tfrecord-00000-of-NNNNN ..., TFDS)"),
+    }
+}
+
+/// The layout of the TFRecord data set at `path` (a directory or a prefix), from the names of
+/// its training shards: `None` when shards of both layouts are there (`--data-format` then
+/// chooses). Fails when neither layout matches, naming what was looked for.
+pub fn detect_layout(path: &Path) -> Result<Option<Layout>> {
+    let prefix = Prefix::of(path);
+    let mut found = Vec::new();
+    for layout in [Layout::ImagenetToGcs, Layout::Tfds] {
+        if !matching(&prefix, layout, TRAIN_SPLIT)?.is_empty() {
+            found.push(layout);
+        }
+    }
+    match found[..] {
+        [layout] => Ok(Some(layout)),
+        [] => Err(DataError::Layout(format!(
+            "no TFRecord training shards in {} {} {}",
+            where_(&prefix),
+            expected_names(Layout::ImagenetToGcs, TRAIN_SPLIT),
+            expected_names(Layout::Tfds, TRAIN_SPLIT)
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// The class names of a TFRecord data set, in class-index order: a `labels.txt` beside the
+/// shards (written by [`pack_tfrecords`], or by hand), TFDS's `label.labels.txt`, or else the
+/// synsets the training records carry (which takes a read of the training shards).
+pub fn tfrecord_class_names(path: &Path, layout: Layout) -> Result<Vec<String>> {
+    match class_file(&Prefix::of(path), layout) {
+        Some(file) => read_labels(&file),
+        None => Ok(TfRecordShards::open(path, layout, TRAIN_SPLIT)?.classes),
+    }
+}
+
+fn class_file(prefix: &Prefix, layout: Layout) -> Option<PathBuf> {
+    let names: &[&str] = match layout {
+        Layout::ImagenetToGcs => &[LABELS_FILE],
+        Layout::Tfds => &[LABELS_FILE, TFDS_LABELS_FILE],
+    };
+    names
+        .iter()
+        .map(|name| prefix.dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// What the index knows of one record.
+#[derive(Debug)]
+enum Content {
+    /// A good record: its data's offset and length in the shard and its label.
+    Image { offset: u64, len: u64, label: usize },
+    /// A record that cannot be used, and why.
+    Damaged(String),
+}
+
+#[derive(Debug)]
+struct Entry {
+    shard: usize,
+    record: usize,
+    content: Content,
+}
+
+/// One shard's part of the index and the synsets its records name, by label.
+struct ShardScan {
+    entries: Vec<Entry>,
+    synsets: BTreeMap<usize, String>,
+}
+
+/// An open shard, read at offsets (`pread`), so that workers share it without a lock.
+#[derive(Debug)]
+struct Shard {
+    path: PathBuf,
+    file: File,
+}
+
+/// One split of a TFRecord data set, indexed (see the module doc).
+#[derive(Debug)]
+pub struct TfRecordShards {
+    layout: Layout,
+    classes: Vec<String>,
+    shards: Vec<Shard>,
+    entries: Vec<Entry>,
+}
+
+impl TfRecordShards {
+    /// Opens `split` (`train` or `validation`) of the data set at `path` (a directory or a
+    /// prefix of the shard names), with the class names of [`tfrecord_class_names`].
+    pub fn open(path: &Path, layout: Layout, split: &str) -> Result<Self> {
+        let prefix = Prefix::of(path);
+        let classes = class_file(&prefix, layout)
+            .map(|file| read_labels(&file))
+            .transpose()?;
+        if classes.is_none() && layout == Layout::Tfds {
+            return Err(DataError::Layout(format!(
+                "TFDS records carry no class names: put {TFDS_LABELS_FILE} (one name per line, \
+                 as TFDS writes it) or {LABELS_FILE} beside the shards in {}",
+                prefix.dir.display()
+            )));
+        }
+        Self::open_with(&prefix, layout, split, classes)
+    }
+
+    /// Opens `split` with `classes` as the class names (those of the training split, so that
+    /// evaluation counts the same classes).
+    pub fn open_with_classes(
+        path: &Path,
+        layout: Layout,
+        split: &str,
+        classes: Vec<String>,
+    ) -> Result<Self> {
+        Self::open_with(&Prefix::of(path), layout, split, Some(classes))
+    }
+
+    fn open_with(
+        prefix: &Prefix,
+        layout: Layout,
+        split: &str,
+        classes: Option<Vec<String>>,
+    ) -> Result<Self> {
+        let paths = shard_files(prefix, layout, split)?;
+        let scans: Vec<ShardScan> = paths
+            .par_iter()
+            .enumerate()
+            .map(|(shard, path)| scan(shard, path, layout))
+            .collect::<Result<_>>()?;
+        let mut synsets: BTreeMap<usize, String> = BTreeMap::new();
+        let mut entries = Vec::new();
+        for (scan, path) in scans.into_iter().zip(&paths) {
+            for (label, synset) in scan.synsets {
+                let known = synsets.entry(label).or_insert_with(|| synset.clone());
+                if *known != synset {
+                    return Err(DataError::Layout(format!(
+                        "{}: class {label} is synset {synset:?} here and {known:?} in an earlier shard",
+                        path.display()
+                    )));
+                }
+            }
+            entries.extend(scan.entries);
+        }
+        let classes = match classes {
+            Some(classes) => classes,
+            None => classes_from_synsets(&synsets, prefix)?,
+        };
+        for entry in &entries {
+            if let Content::Image { label, .. } = entry.content {
+                if label >= classes.len() {
+                    return Err(DataError::Record {
+                        shard: paths[entry.shard].clone(),
+                        record: entry.record,
+                        reason: format!(
+                            "class {label} (counted from 0) is beyond the {} class names",
+                            classes.len()
+                        ),
+                    });
+                }
+            }
+        }
+        let shards = paths
+            .into_iter()
+            .map(|path| {
+                let file = File::open(&path).map_err(|e| DataError::io(&path, e))?;
+                Ok(Shard { path, file })
+            })
+            .collect::<Result<_>>()?;
+        Ok(TfRecordShards {
+            layout,
+            classes,
+            shards,
+            entries,
+        })
+    }
+
+    /// The layout the records are read in.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The labelled image of record `index`, read from its shard and checked again.
+    pub fn load_example(&self, index: usize) -> Result<ImageExample> {
+        let entry = &self.entries[index];
+        let shard = &self.shards[entry.shard];
+        let damaged = |reason: String| DataError::Record {
+            shard: shard.path.clone(),
+            record: entry.record,
+            reason,
+        };
+        let (offset, len) = match &entry.content {
+            Content::Image { offset, len, .. } => (*offset, *len),
+            Content::Damaged(reason) => return Err(damaged(reason.clone())),
+        };
+        let mut bytes = vec![0u8; (len + FOOTER_BYTES) as usize];
+        shard
+            .file
+            .read_exact_at(&mut bytes, offset)
+            .map_err(|e| DataError::io(&shard.path, e))?;
+        let data = check_data(&bytes).map_err(|d| damaged(d.to_string()))?;
+        self.layout.image(data).map_err(damaged)
+    }
+}
+
+/// Reads one shard from end to end into its part of the index.
+fn scan(shard: usize, path: &Path, layout: Layout) -> Result<ShardScan> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut entries = Vec::new();
+    let mut synsets = BTreeMap::new();
+    for read in RecordReader::new(BufReader::with_capacity(1 << 20, file)) {
+        let (record, content) = match read {
+            Ok(record) => {
+                let content = match layout.image(&record.data) {
+                    Ok(image) => {
+                        if let Some(synset) = image.synset {
+                            synsets.entry(image.label).or_insert(synset);
+                        }
+                        Content::Image {
+                            offset: record.offset + HEADER_BYTES,
+                            len: record.data.len() as u64,
+                            label: image.label,
+                        }
+                    }
+                    Err(reason) => Content::Damaged(reason),
+                };
+                (record.index, content)
+            }
+            Err(RecordError::Damaged { record, damage }) => {
+                (record, Content::Damaged(damage.to_string()))
+            }
+            Err(RecordError::Io(e)) => return Err(DataError::io(path, e)),
+        };
+        entries.push(Entry {
+            shard,
+            record,
+            content,
+        });
+    }
+    Ok(ShardScan { entries, synsets })
+}
+
+/// Class names from the synsets of the records: label `k` is named by its records' synset.
+fn classes_from_synsets(synsets: &BTreeMap<usize, String>, prefix: &Prefix) -> Result<Vec<String>> {
+    let count = synsets.keys().next_back().map_or(0, |last| last + 1);
+    let missing = (0..count).find(|k| !synsets.contains_key(k));
+    match (count, missing) {
+        (0, _) => Err(DataError::Layout(format!(
+            "no readable record in the shards of {}",
+            where_(prefix)
+        ))),
+        (_, Some(k)) => Err(DataError::Layout(format!(
+            "class {k} has no record in the shards of {}, so its name is unknown: put a {LABELS_FILE} \
+             (one class name per line) beside the shards",
+            where_(prefix)
+        ))),
+        _ => Ok(synsets.values().cloned().collect()),
+    }
+}
+
+impl Source for TfRecordShards {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn class_names(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// A damaged record has no label; its load fails, so the loader never asks for it (class 0
+    /// is returned all the same).
+    fn label(&self, index: usize) -> usize {
+        match self.entries[index].content {
+            Content::Image { label, .. } => label,
+            Content::Damaged(_) => 0,
+        }
+    }
+
+    fn load(&self, index: usize) -> Result<RgbImage> {
+        let image = self.load_example(index)?;
+        let entry = &self.entries[index];
+        let what = format!(
+            "{} record {}",
+            self.shards[entry.shard].path.display(),
+            entry.record
+        );
+        decode_rgb(&image.encoded, &what)
+    }
+}
+
+/// Writes every image of `folder` as `split` shards in the `imagenet_to_gcs.py` layout
+/// (`{split}-NNNNN-of-MMMMM`, `image/encoded`, `image/class/label` counted from 1,
+/// `image/class/synset` = the class folder's name), `images_per_shard` per shard, in index
+/// order, and `labels.txt` (the class folders) beside them. A shard is written under a temporary
+/// name and renamed when complete. Fails when `out_dir` already has a `labels.txt` with other
+/// classes (the other split of another data set). Returns the shard paths.
+pub fn pack_tfrecords(
+    folder: &ImageFolder,
+    out_dir: impl AsRef<Path>,
+    images_per_shard: usize,
+    split: &str,
+) -> Result<Vec<PathBuf>> {
+    if images_per_shard == 0 {
+        return Err(DataError::Config(
+            "images_per_shard must be at least 1".into(),
+        ));
+    }
+    let out_dir = out_dir.as_ref();
+    std::fs::create_dir_all(out_dir).map_err(|e| DataError::io(out_dir, e))?;
+    let labels = out_dir.join(LABELS_FILE);
+    if labels.is_file() && read_labels(&labels)? != folder.class_names() {
+        return Err(DataError::Layout(format!(
+            "{} lists other classes than {}: pack each data set into its own folder",
+            labels.display(),
+            folder.root().display()
+        )));
+    }
+    let count = folder.len().div_ceil(images_per_shard);
+    let mut paths = Vec::with_capacity(count);
+    for shard in 0..count {
+        let path = out_dir.join(format!("{split}-{shard:05}-of-{count:05}"));
+        let mut file =
+            tempfile::NamedTempFile::new_in(out_dir).map_err(|e| DataError::io(out_dir, e))?;
+        let mut writer = RecordWriter::new(BufWriter::new(file.as_file_mut()));
+        let start = shard * images_per_shard;
+        for index in start..folder.len().min(start + images_per_shard) {
+            let image_path = folder.path(index);
+            let encoded = std::fs::read(image_path).map_err(|e| DataError::io(image_path, e))?;
+            let format = if encoded.starts_with(b"\x89PNG") {
+                "PNG"
+            } else {
+                "JPEG"
+            };
+            let label = folder.label(index);
+            let example = ImageExample {
+                encoded,
+                label,
+                synset: Some(folder.class_names()[label].clone()),
+            };
+            let bytes = Layout::ImagenetToGcs.encode(&example, format, &folder.file_name(index));
+            writer.write(&bytes).map_err(|e| DataError::io(&path, e))?;
+        }
+        writer.flush().map_err(|e| DataError::io(&path, e))?;
+        drop(writer);
+        file.as_file()
+            .sync_all()
+            .map_err(|e| DataError::io(&path, e))?;
+        file.persist(&path)
+            .map_err(|e| DataError::io(&path, e.error))?;
+        paths.push(path);
+    }
+    write_labels(&labels, folder.class_names())?;
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_names_of_both_layouts_are_recognised() {
+        let gcs = Layout::ImagenetToGcs;
+        let tfds = Layout::Tfds;
+        assert_eq!(
+            shard_of("train-00003-of-01024", gcs, "train"),
+            Some((3, 1024))
+        );
+        assert_eq!(
+            shard_of("validation-00127-of-00128", gcs, "validation"),
+            Some((127, 128))
+        );
+        assert_eq!(shard_of("validation-00127-of-00128", gcs, "train"), None);
+        assert_eq!(shard_of("train-0000x-of-01024", gcs, "train"), None);
+        assert_eq!(shard_of("train-00003-of-", gcs, "train"), None);
+        assert_eq!(
+            shard_of("imagenet2012-train.tfrecord-00000-of-01024", tfds, "train"),
+            Some((0, 1024))
+        );
+        assert_eq!(
+            shard_of(
+                "imagenet2012-validation.tfrecord-00063-of-00064",
+                tfds,
+                "validation"
+            ),
+            Some((63, 64))
+        );
+        assert_eq!(
+            shard_of(
+                "imagenet2012-pretrain.tfrecord-00000-of-00001",
+                tfds,
+                "train"
+            ),
+            None
+        );
+        assert_eq!(shard_of("train-00000-of-00001", tfds, "train"), None);
+    }
+}
