@@ -19,6 +19,7 @@ pub mod predict;
 pub mod recipe;
 pub mod report;
 pub mod run;
+pub mod tensorboard;
 pub mod timm_file;
 pub mod transfer;
 pub mod weights;
