@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use effnetv2::data::tfrecord::Layout;
 use effnetv2::data::{
-    cache_dir, pack_tfrecords, EvalConfig, ImageFolder, Loader, Normalization, Preprocessing,
-    Source, TfRecordShards,
+    cache_dir, pack_tfrecords, AugmentSettings, Batch, EvalConfig, ImageFolder, Loader,
+    LoaderConfig, Normalization, Policy, Preprocessing, Shard, Source, TfRecordShards,
 };
 use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::data::{DataSpec, TfRecordData};
@@ -449,4 +449,72 @@ fn a_tiny_run_trains_from_packed_tfrecords_and_tensorboard_reads_its_curves() {
         })
         .collect();
     assert_eq!(got, want);
+}
+
+/// A training loader over TFRecords resumed from a stored cursor (mid-epoch and across an epoch
+/// boundary) delivers exactly the batches of the uninterrupted loader, and its shuffled epochs
+/// differ and visit every record once.
+#[test]
+fn a_loader_over_tfrecords_resumes_exactly() {
+    let root = tempfile::tempdir().unwrap();
+    let folder = class_folder(&root.path().join("images"), &pictures(4, 8));
+    let out = root.path().join("shards");
+    pack_tfrecords(&folder, &out, 5, "train").unwrap();
+    let source: Arc<dyn Source> =
+        Arc::new(TfRecordShards::open(&out, Layout::ImagenetToGcs, "train").unwrap());
+    let config = LoaderConfig {
+        batch: 4,
+        image_size: 24,
+        magnitude: 10.0,
+        preprocessing: Preprocessing::Standard,
+        policy: Policy::RandAugment { layers: 2 },
+        normalization: Normalization::CENTRED,
+        mixup: 0.2,
+        cutmix: 0.2,
+        seed: 5,
+        workers: 2,
+        queue_depth: 2,
+        drop_last: true,
+        shuffle: true,
+        settings: AugmentSettings::default(),
+        shard: Shard::WHOLE,
+    };
+    let take = |loader: &mut Loader, n: usize| -> Vec<Batch> {
+        (0..n).map(|_| loader.next().unwrap().unwrap()).collect()
+    };
+    let full = take(&mut Loader::new(source.clone(), config).unwrap(), 7);
+    let epoch = |e: u64| -> Vec<usize> {
+        let mut seen: Vec<usize> = full[3 * e as usize..3 * (e as usize + 1)]
+            .iter()
+            .flat_map(|b| b.indices.clone())
+            .collect();
+        seen.sort_unstable();
+        seen
+    };
+    assert_eq!(full[3].epoch, 1);
+    assert_eq!(
+        epoch(0),
+        epoch(1),
+        "drop_last keeps the same 12 of 12 records"
+    );
+    assert_ne!(
+        full[0].indices, full[3].indices,
+        "each epoch has its own order"
+    );
+    for stop in [2, 4] {
+        let mut interrupted = Loader::new(source.clone(), config).unwrap();
+        take(&mut interrupted, stop);
+        let cursor = interrupted.cursor();
+        drop(interrupted);
+        let mut resumed = Loader::new(source.clone(), config).unwrap();
+        resumed.resume(cursor).unwrap();
+        for (a, b) in take(&mut resumed, 7 - stop).iter().zip(&full[stop..]) {
+            assert_eq!(
+                (a.epoch, a.position, &a.indices),
+                (b.epoch, b.position, &b.indices)
+            );
+            assert_eq!(a.images, b.images);
+            assert_eq!(a.soft_labels, b.soft_labels);
+        }
+    }
 }

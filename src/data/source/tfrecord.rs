@@ -4,29 +4,41 @@
 //! Opening a split reads its shards once from end to end (in parallel), checking every CRC and
 //! parsing every Example, and keeps an index of where each record's data sits and its label; a
 //! load then reads one record at its offset. The index makes the shards a random-access
-//! [`Source`] like the others, so shuffling, host sharding, resumption from the data cursor and
-//! the determinism of batches are the loader's, unchanged. A damaged record stays in the index
-//! as an example whose load fails naming the shard and the record, so the loader skips and
-//! counts it like a corrupt image; a shard cut short is read up to the damage.
+//! [`Source`] like the others, so host sharding, resumption from the data cursor and the
+//! determinism of batches are the loader's, unchanged. A shuffled epoch visits the records as
+//! TensorFlow's TPU input does (shards in a seeded order, a few read round-robin, through a
+//! shuffle buffer), so that reads stay close together in a few files. A damaged record stays in
+//! the index as an example whose load fails naming the shard and the record, so the loader skips
+//! and counts it like a corrupt image; a shard cut short is read up to the damage.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
+use rand::seq::SliceRandom;
+use rand::Rng;
 use rayon::prelude::*;
 
 use super::labels::{read_labels, write_labels, LABELS_FILE};
 use super::{ImageFolder, Source};
 use crate::data::decode::decode_rgb;
 use crate::data::error::{DataError, Result};
+use crate::data::rng::{stream, Purpose};
 use crate::data::tfrecord::framing::{check_data, FOOTER_BYTES, HEADER_BYTES};
 use crate::data::tfrecord::{ImageExample, Layout, RecordError, RecordReader, RecordWriter};
 
 /// The class-names file TensorFlow Datasets keeps beside `imagenet2012`'s shards.
 pub const TFDS_LABELS_FILE: &str = "label.labels.txt";
+
+/// Shards a shuffled epoch reads at the same time (the `cycle_length` of the `interleave` in the
+/// official TPU ImageNet input).
+const INTERLEAVE: usize = 16;
+/// Examples in the shuffle buffer of a shuffled epoch.
+const SHUFFLE_BUFFER: usize = 8192;
 
 /// The split names both layouts use in their file names.
 pub const TRAIN_SPLIT: &str = "train";
@@ -233,6 +245,8 @@ pub struct TfRecordShards {
     classes: Vec<String>,
     shards: Vec<Shard>,
     entries: Vec<Entry>,
+    /// The indices of each shard's records (consecutive, in shard order).
+    shard_ranges: Vec<Range<usize>>,
 }
 
 impl TfRecordShards {
@@ -308,6 +322,15 @@ impl TfRecordShards {
                 }
             }
         }
+        let mut shard_ranges = Vec::with_capacity(paths.len());
+        for shard in 0..paths.len() {
+            let start = shard_ranges.last().map_or(0, |r: &Range<usize>| r.end);
+            let count = entries[start..]
+                .iter()
+                .take_while(|e| e.shard == shard)
+                .count();
+            shard_ranges.push(start..start + count);
+        }
         let shards = paths
             .into_iter()
             .map(|path| {
@@ -320,6 +343,7 @@ impl TfRecordShards {
             classes,
             shards,
             entries,
+            shard_ranges,
         })
     }
 
@@ -424,6 +448,15 @@ impl Source for TfRecordShards {
         }
     }
 
+    /// Unshuffled: the records in shard order. Shuffled: see [`interleaved_order`].
+    fn epoch_order(&self, seed: u64, epoch: u64, shuffle: bool) -> Vec<usize> {
+        if !shuffle {
+            return (0..self.len()).collect();
+        }
+        let mut rng = stream(seed, epoch, 0, Purpose::Shuffle);
+        interleaved_order(&self.shard_ranges, INTERLEAVE, SHUFFLE_BUFFER, &mut rng)
+    }
+
     fn load(&self, index: usize) -> Result<RgbImage> {
         let image = self.load_example(index)?;
         let entry = &self.entries[index];
@@ -434,6 +467,47 @@ impl Source for TfRecordShards {
         );
         decode_rgb(&image.encoded, &what)
     }
+}
+
+/// The order of a shuffled epoch over shards holding `shards` (index ranges), as
+/// `tf.data` reads TFRecords for TPU training: the shards in a random order, `interleave` of them
+/// read round-robin (a finished one replaced by the next), every record passing through a
+/// shuffle buffer of `buffer` examples that emits a random one of those it holds. Every choice
+/// comes from `rng`, so the order is a pure function of its seed.
+fn interleaved_order(
+    shards: &[Range<usize>],
+    interleave: usize,
+    buffer: usize,
+    rng: &mut impl Rng,
+) -> Vec<usize> {
+    let mut files = shards.to_vec();
+    files.shuffle(rng);
+    let mut pending = files.into_iter();
+    let mut active: Vec<Range<usize>> = pending.by_ref().take(interleave.max(1)).collect();
+    let total = shards.iter().map(ExactSizeIterator::len).sum();
+    let mut order = Vec::with_capacity(total);
+    let mut held = Vec::with_capacity(buffer.min(total));
+    let mut turn = 0;
+    while !active.is_empty() {
+        turn %= active.len();
+        let Some(index) = active[turn].next() else {
+            match pending.next() {
+                Some(next) => active[turn] = next,
+                None => drop(active.remove(turn)),
+            }
+            continue;
+        };
+        turn += 1;
+        if held.len() < buffer.max(1) {
+            held.push(index);
+        } else {
+            let slot = rng.gen_range(0..held.len());
+            order.push(std::mem::replace(&mut held[slot], index));
+        }
+    }
+    held.shuffle(rng);
+    order.extend(held);
+    order
 }
 
 /// Writes every image of `folder` as `split` shards in the `imagenet_to_gcs.py` layout
@@ -504,6 +578,51 @@ pub fn pack_tfrecords(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn order(shards: &[Range<usize>], interleave: usize, buffer: usize, seed: u64) -> Vec<usize> {
+        interleaved_order(
+            shards,
+            interleave,
+            buffer,
+            &mut ChaCha8Rng::seed_from_u64(seed),
+        )
+    }
+
+    #[test]
+    fn a_shuffled_epoch_is_a_seeded_permutation() {
+        let shards = [0..40, 40..45, 45..45, 45..100];
+        let first = order(&shards, 2, 8, 1);
+        let mut sorted = first.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+        assert_eq!(first, order(&shards, 2, 8, 1));
+        assert_ne!(first, order(&shards, 2, 8, 2));
+    }
+
+    /// Without a buffer the order is the interleave itself: each shard read front to back, two
+    /// shards at a time in turns, the next shard taking a finished one's turn.
+    #[test]
+    fn shards_are_read_in_turns_front_to_back() {
+        let shards = [0..3, 3..5, 5..6];
+        for seed in 0..8 {
+            let read = order(&shards, 2, 1, seed);
+            for shard in &shards {
+                let positions: Vec<usize> = shard.clone().collect();
+                let seen: Vec<usize> = read.iter().copied().filter(|i| shard.contains(i)).collect();
+                assert_eq!(seen, positions, "seed {seed}: {read:?}");
+            }
+            // The first two records come from two different shards.
+            let shard_of = |i: usize| shards.iter().position(|s| s.contains(&i)).unwrap();
+            assert_ne!(
+                shard_of(read[0]),
+                shard_of(read[1]),
+                "seed {seed}: {read:?}"
+            );
+        }
+    }
 
     #[test]
     fn shard_names_of_both_layouts_are_recognised() {
