@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
+use effnetv2::data::source::TRAIN_SPLIT;
 use effnetv2::data::{install_fashion_mnist, pack_shards, pack_tfrecords, ImageFolder};
 
 /// What `data pack` writes.
@@ -33,9 +34,10 @@ pub enum DataCommand {
         images_per_shard: usize,
         #[arg(long, value_enum, default_value_t = PackFormat::Zip)]
         format: PackFormat,
-        /// The split the TFRecord shards are named after (`train` or `validation`).
-        #[arg(long, default_value = "train", value_parser = ["train", "validation"])]
-        split: String,
+        /// The split the TFRecord shards are named after (`train` or `validation`)
+        /// [default: train].
+        #[arg(long, value_parser = ["train", "validation"])]
+        split: Option<String>,
     },
 }
 
@@ -54,11 +56,18 @@ impl DataCommand {
                 split,
             } => {
                 let source = ImageFolder::open(&folder)?;
-                let shards = match format {
-                    PackFormat::Zip => pack_shards(&source, &out, images_per_shard)?,
-                    PackFormat::Tfrecord => {
-                        pack_tfrecords(&source, &out, images_per_shard, &split)?
-                    }
+                let shards = match (format, split) {
+                    (PackFormat::Zip, None) => pack_shards(&source, &out, images_per_shard)?,
+                    (PackFormat::Zip, Some(_)) => anyhow::bail!(
+                        "--split names TFRecord shards; zip shards go into a train/ or val/ \
+                         folder of their own"
+                    ),
+                    (PackFormat::Tfrecord, split) => pack_tfrecords(
+                        &source,
+                        &out,
+                        images_per_shard,
+                        split.as_deref().unwrap_or(TRAIN_SPLIT),
+                    )?,
                 };
                 println!("wrote {} shards to {}", shards.len(), out.display());
             }
