@@ -340,6 +340,14 @@ fn damaged_records_are_skipped_counted_and_named() {
             ),
         ]
     );
+    // Without labels.txt the open reads every record whole (for the synsets): same verdicts.
+    std::fs::remove_file(out.join("labels.txt")).unwrap();
+    let read_whole = TfRecordShards::open(&out, Layout::ImagenetToGcs, "train").unwrap();
+    assert_eq!(read_whole.class_names(), ["c0", "c1", "c2"]);
+    let again: Vec<(usize, String)> = (0..read_whole.len())
+        .filter_map(|i| read_whole.load(i).err().map(|e| (i, e.to_string())))
+        .collect();
+    assert_eq!(again, errors);
     // The loader leaves them out of the epoch and counts them like corrupt images.
     let mut eval = Loader::eval(
         Arc::new(source),
@@ -517,4 +525,25 @@ fn a_loader_over_tfrecords_resumes_exactly() {
             assert_eq!(a.soft_labels, b.soft_labels);
         }
     }
+}
+
+/// A record whose class is beyond the labels file's names is skipped, named, like damage.
+#[test]
+fn a_label_beyond_the_class_names_is_named() {
+    let root = tempfile::tempdir().unwrap();
+    let folder = class_folder(&root.path().join("images"), &pictures(3, 0));
+    let out = root.path().join("shards");
+    let paths = pack_tfrecords(&folder, &out, 8, "train").unwrap();
+    std::fs::write(out.join("labels.txt"), "c0\nc1\n").unwrap();
+    let source = TfRecordShards::open(&out, Layout::ImagenetToGcs, "train").unwrap();
+    let errors: Vec<String> = (0..source.len())
+        .filter_map(|i| source.load(i).err().map(|e| e.to_string()))
+        .collect();
+    assert_eq!(
+        errors,
+        [format!(
+            "TFRecord shard {}, record 2: class 2 (counted from 0) is beyond the 2 class names",
+            paths[0].display()
+        )]
+    );
 }

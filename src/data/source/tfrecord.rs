@@ -1,9 +1,11 @@
 //! ImageNet as Cloud TPU users keep it: TFRecord shards of `tf.train.Example`s, in the layout of
 //! `imagenet_to_gcs.py` or of TensorFlow Datasets' `imagenet2012` ([`Layout`]).
 //!
-//! Opening a split reads its shards once from end to end (in parallel), checking every CRC and
-//! parsing every Example, and keeps an index of where each record's data sits and its label; a
-//! load then reads one record at its offset. The index makes the shards a random-access
+//! Opening a split walks the record headers of its shards (in parallel; one small read per
+//! record, every length CRC checked) and keeps an index of where each record's data sits; a load
+//! reads one record at its offset, checks its data CRC, parses its Example and notes its label.
+//! Only when the class names must come from the records' synsets (no labels file) does the open
+//! read every record whole. The index makes the shards a random-access
 //! [`Source`] like the others, so host sharding, resumption from the data cursor and the
 //! determinism of batches are the loader's, unchanged. A shuffled epoch visits the records as
 //! TensorFlow's TPU input does (shards in a seeded order, a few read round-robin, through a
@@ -17,6 +19,7 @@ use std::io::{BufReader, BufWriter};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::RgbImage;
 use rand::seq::SliceRandom;
@@ -28,7 +31,9 @@ use super::{ImageFolder, Source};
 use crate::data::decode::decode_rgb;
 use crate::data::error::{DataError, Result};
 use crate::data::rng::{stream, Purpose};
-use crate::data::tfrecord::framing::{check_data, FOOTER_BYTES, HEADER_BYTES};
+use crate::data::tfrecord::framing::{
+    check_data, check_header, Damage, FOOTER_BYTES, HEADER_BYTES,
+};
 use crate::data::tfrecord::{ImageExample, Layout, RecordError, RecordReader, RecordWriter};
 
 /// The class-names file TensorFlow Datasets keeps beside `imagenet2012`'s shards.
@@ -209,11 +214,19 @@ fn class_file(prefix: &Prefix, layout: Layout) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
+/// A label the index does not know yet (the record was not read whole).
+const UNREAD: usize = usize::MAX;
+
 /// What the index knows of one record.
 #[derive(Debug)]
 enum Content {
-    /// A good record: its data's offset and length in the shard and its label.
-    Image { offset: u64, len: u64, label: usize },
+    /// A well-framed record: its data's offset and length in the shard, and its label once the
+    /// record was read ([`UNREAD`] before).
+    Image {
+        offset: u64,
+        len: u64,
+        label: AtomicUsize,
+    },
     /// A record that cannot be used, and why.
     Damaged(String),
 }
@@ -285,10 +298,14 @@ impl TfRecordShards {
         classes: Option<Vec<String>>,
     ) -> Result<Self> {
         let paths = shard_files(prefix, layout, split)?;
+        let read_whole = classes.is_none();
         let scans: Vec<ShardScan> = paths
             .par_iter()
             .enumerate()
-            .map(|(shard, path)| scan(shard, path, layout))
+            .map(|(shard, path)| match read_whole {
+                true => scan(shard, path, layout),
+                false => walk_headers(shard, path),
+            })
             .collect::<Result<_>>()?;
         let mut synsets: BTreeMap<usize, String> = BTreeMap::new();
         let mut entries = Vec::new();
@@ -308,20 +325,6 @@ impl TfRecordShards {
             Some(classes) => classes,
             None => classes_from_synsets(&synsets, prefix)?,
         };
-        for entry in &entries {
-            if let Content::Image { label, .. } = entry.content {
-                if label >= classes.len() {
-                    return Err(DataError::Record {
-                        shard: paths[entry.shard].clone(),
-                        record: entry.record,
-                        reason: format!(
-                            "class {label} (counted from 0) is beyond the {} class names",
-                            classes.len()
-                        ),
-                    });
-                }
-            }
-        }
         let mut shard_ranges = Vec::with_capacity(paths.len());
         for shard in 0..paths.len() {
             let start = shard_ranges.last().map_or(0, |r: &Range<usize>| r.end);
@@ -347,12 +350,8 @@ impl TfRecordShards {
         })
     }
 
-    /// The layout the records are read in.
-    pub fn layout(&self) -> Layout {
-        self.layout
-    }
-
-    /// The labelled image of record `index`, read from its shard and checked again.
+    /// The labelled image of record `index`, read from its shard and checked (data CRC, the
+    /// layout's features, a label within the class names). Notes the label in the index.
     pub fn load_example(&self, index: usize) -> Result<ImageExample> {
         let entry = &self.entries[index];
         let shard = &self.shards[entry.shard];
@@ -361,8 +360,8 @@ impl TfRecordShards {
             record: entry.record,
             reason,
         };
-        let (offset, len) = match &entry.content {
-            Content::Image { offset, len, .. } => (*offset, *len),
+        let (offset, len, label) = match &entry.content {
+            Content::Image { offset, len, label } => (*offset, *len, label),
             Content::Damaged(reason) => return Err(damaged(reason.clone())),
         };
         let mut bytes = vec![0u8; (len + FOOTER_BYTES) as usize];
@@ -371,7 +370,16 @@ impl TfRecordShards {
             .read_exact_at(&mut bytes, offset)
             .map_err(|e| DataError::io(&shard.path, e))?;
         let data = check_data(&bytes).map_err(|d| damaged(d.to_string()))?;
-        self.layout.image(data).map_err(damaged)
+        let image = self.layout.image(data).map_err(damaged)?;
+        if image.label >= self.classes.len() {
+            return Err(damaged(format!(
+                "class {} (counted from 0) is beyond the {} class names",
+                image.label,
+                self.classes.len()
+            )));
+        }
+        label.store(image.label, Ordering::Relaxed);
+        Ok(image)
     }
 }
 
@@ -391,7 +399,7 @@ fn scan(shard: usize, path: &Path, layout: Layout) -> Result<ShardScan> {
                         Content::Image {
                             offset: record.offset + HEADER_BYTES,
                             len: record.data.len() as u64,
-                            label: image.label,
+                            label: AtomicUsize::new(image.label),
                         }
                     }
                     Err(reason) => Content::Damaged(reason),
@@ -410,6 +418,59 @@ fn scan(shard: usize, path: &Path, layout: Layout) -> Result<ShardScan> {
         });
     }
     Ok(ShardScan { entries, synsets })
+}
+
+/// Indexes one shard from its record headers alone: one read of a header per record, the
+/// length CRC checked; the data is checked when a record is loaded.
+fn walk_headers(shard: usize, path: &Path) -> Result<ShardScan> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let size = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+    let mut entries = Vec::new();
+    let mut offset = 0;
+    while offset < size {
+        let record = entries.len();
+        let mut header = [0u8; HEADER_BYTES as usize];
+        let framed = if size - offset < HEADER_BYTES {
+            Err(Damage::Truncated)
+        } else {
+            file.read_exact_at(&mut header, offset)
+                .map_err(|e| DataError::io(path, e))?;
+            check_header(&header).and_then(|len| {
+                let end = offset + HEADER_BYTES + len + FOOTER_BYTES;
+                if end > size {
+                    Err(Damage::Truncated)
+                } else {
+                    Ok(len)
+                }
+            })
+        };
+        let len = match framed {
+            Ok(len) => len,
+            Err(damage) => {
+                // The framing is lost: nothing after this record can be found.
+                entries.push(Entry {
+                    shard,
+                    record,
+                    content: Content::Damaged(damage.to_string()),
+                });
+                break;
+            }
+        };
+        entries.push(Entry {
+            shard,
+            record,
+            content: Content::Image {
+                offset: offset + HEADER_BYTES,
+                len,
+                label: AtomicUsize::new(UNREAD),
+            },
+        });
+        offset += HEADER_BYTES + len + FOOTER_BYTES;
+    }
+    Ok(ShardScan {
+        entries,
+        synsets: BTreeMap::new(),
+    })
 }
 
 /// Class names from the synsets of the records: label `k` is named by its records' synset.
@@ -439,11 +500,15 @@ impl Source for TfRecordShards {
         &self.classes
     }
 
-    /// A damaged record has no label; its load fails, so the loader never asks for it (class 0
-    /// is returned all the same).
+    /// The label noted when the record was read; a record not read yet is read now. The loader
+    /// asks only for records it has loaded. A damaged record has no label: its load fails, so
+    /// the loader never asks for it (class 0 is returned all the same).
     fn label(&self, index: usize) -> usize {
-        match self.entries[index].content {
-            Content::Image { label, .. } => label,
+        match &self.entries[index].content {
+            Content::Image { label, .. } => match label.load(Ordering::Relaxed) {
+                UNREAD => self.load_example(index).map_or(0, |image| image.label),
+                known => known,
+            },
             Content::Damaged(_) => 0,
         }
     }
