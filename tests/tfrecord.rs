@@ -402,9 +402,21 @@ fn a_tiny_run_trains_from_packed_tfrecords_and_tensorboard_reads_its_curves() {
         eval_limit: None,
         ..run_common::short_run(&out, 10, 2)
     };
-    let summary = train(&config, false, &AtomicBool::new(false), &mut Discard)
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    // Stopped after a checkpoint in the first stage and resumed: the resumed part writes a new
+    // event file (in the same process, likely the same second).
+    let stopped = RunConfig {
+        stop_after: Some(3),
+        ..config.clone()
+    };
+    let never = AtomicBool::new(false);
+    let first = train(&stopped, false, &never, &mut Discard).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(!first.completed);
+    let summary = train(&config, true, &never, &mut Discard).unwrap_or_else(|e| panic!("{e:#}"));
     assert!(summary.completed);
+    assert_eq!(
+        std::fs::read_dir(out.join("tensorboard")).unwrap().count(),
+        2
+    );
 
     let metrics: Vec<Metric> = std::fs::read_to_string(out.join("metrics.jsonl"))
         .unwrap()

@@ -112,7 +112,9 @@ pub struct TensorBoardLog {
 
 impl TensorBoardLog {
     /// Starts a new event file in `dir` (created if needed):
-    /// `events.out.tfevents.<unix seconds>.<host>.<pid>`, beginning with its file version.
+    /// `events.out.tfevents.<unix seconds>.<host>.<pid>.<n>`, `n` the first number that names no
+    /// file yet (a run resumed in the same second by the same process, or a copied run
+    /// directory, keeps its earlier files), beginning with its file version.
     pub fn create(dir: &Path) -> Result<TensorBoardLog> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let seconds = now().floor() as u64;
@@ -121,16 +123,20 @@ impl TensorBoardLog {
             .ok()
             .filter(|h| !h.is_empty() && !h.contains('/'))
             .unwrap_or_else(|| "localhost".into());
-        let name = format!(
+        let stem = format!(
             "events.out.tfevents.{seconds}.{host}.{}",
             std::process::id()
         );
-        let path = dir.join(name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
+        let (path, file) = (0..)
+            .map(|n| dir.join(format!("{stem}.{n}")))
+            .find_map(
+                |path| match OpenOptions::new().write(true).create_new(true).open(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                    opened => Some((path, opened)),
+                },
+            )
+            .expect("an unbounded range of names");
+        let file = file.with_context(|| format!("creating {}", path.display()))?;
         let mut log = TensorBoardLog {
             path,
             writer: RecordWriter::new(BufWriter::new(file)),
