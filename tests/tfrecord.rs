@@ -559,3 +559,44 @@ fn a_label_beyond_the_class_names_is_named() {
         )]
     );
 }
+
+/// A folder with shards of both layouts needs `--data-format`; a path without shards says what
+/// was looked for.
+#[test]
+fn the_layout_is_chosen_when_names_fit_both() {
+    let root = tempfile::tempdir().unwrap();
+    let folder = class_folder(&root.path().join("images"), &pictures(3, 0));
+    let out = root.path().join("shards");
+    for split in ["train", "validation"] {
+        let shard = pack_tfrecords(&folder, &out, 8, split).unwrap().remove(0);
+        let tfds = format!("imagenet2012-{split}.tfrecord-00000-of-00001");
+        std::fs::copy(&shard, out.join(tfds)).unwrap();
+    }
+    let data: DataSpec = out.to_str().unwrap().parse().unwrap();
+    assert_eq!(
+        data,
+        DataSpec::TfRecord(TfRecordData {
+            path: out.clone(),
+            layout: None
+        })
+    );
+    let err = data.open().err().unwrap().to_string();
+    assert!(
+        err.contains("both TFRecord layouts: choose one with --data-format"),
+        "{err}"
+    );
+    let tfds = data.with_layout(Layout::Tfds).unwrap();
+    let (train, _) = tfds.open().unwrap();
+    assert_eq!(train.len(), 3);
+    // The copies hold imagenet_to_gcs Examples, which the TFDS layout names as unreadable.
+    assert!(train
+        .load(0)
+        .unwrap_err()
+        .to_string()
+        .contains("no feature \"label\""));
+
+    let missing = root.path().join("nothing-here");
+    let err = missing.to_str().unwrap().parse::<DataSpec>().unwrap_err();
+    assert!(err.contains("no TFRecord training shards"), "{err}");
+    assert!(err.contains("train-00000-of-NNNNN"), "{err}");
+}
