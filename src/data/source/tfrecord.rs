@@ -394,7 +394,18 @@ fn scan(shard: usize, path: &Path, layout: Layout) -> Result<ShardScan> {
                 let content = match layout.image(&record.data) {
                     Ok(image) => {
                         if let Some(synset) = image.synset {
-                            synsets.entry(image.label).or_insert(synset);
+                            let known =
+                                synsets.entry(image.label).or_insert_with(|| synset.clone());
+                            if *known != synset {
+                                return Err(DataError::Record {
+                                    shard: path.to_path_buf(),
+                                    record: record.index,
+                                    reason: format!(
+                                        "class {} is synset {synset:?} here and {known:?} earlier",
+                                        image.label
+                                    ),
+                                });
+                            }
                         }
                         Content::Image {
                             offset: record.offset + HEADER_BYTES,
