@@ -13,185 +13,38 @@
 //! the index as an example whose load fails naming the shard and the record, so the loader skips
 //! and counts it like a corrupt image; a shard cut short is read up to the damage.
 
+mod files;
+mod order;
+mod pack;
+
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufReader;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::RgbImage;
-use rand::seq::SliceRandom;
-use rand::Rng;
 use rayon::prelude::*;
 
-use super::labels::{read_labels, write_labels, LABELS_FILE};
-use super::{ImageFolder, Source};
+pub use files::{detect_layout, TRAIN_SPLIT, VALIDATION_SPLIT};
+pub use pack::pack_tfrecords;
+
+use super::labels::{read_labels, LABELS_FILE};
+use super::Source;
 use crate::data::decode::decode_rgb;
 use crate::data::error::{DataError, Result};
 use crate::data::rng::{stream, Purpose};
 use crate::data::tfrecord::framing::{
     check_data, check_header, Damage, FOOTER_BYTES, HEADER_BYTES,
 };
-use crate::data::tfrecord::{ImageExample, Layout, RecordError, RecordReader, RecordWriter};
+use crate::data::tfrecord::{ImageExample, Layout, RecordError, RecordReader};
+use files::{shard_files, where_, Prefix};
+use order::{interleaved_order, INTERLEAVE, SHUFFLE_BUFFER};
 
 /// The class-names file TensorFlow Datasets keeps beside `imagenet2012`'s shards.
 pub const TFDS_LABELS_FILE: &str = "label.labels.txt";
-
-/// Shards a shuffled epoch reads at the same time (the `cycle_length` of the `interleave` in the
-/// official TPU ImageNet input).
-const INTERLEAVE: usize = 16;
-/// Examples in the shuffle buffer of a shuffled epoch.
-const SHUFFLE_BUFFER: usize = 8192;
-
-/// The split names both layouts use in their file names.
-pub const TRAIN_SPLIT: &str = "train";
-pub const VALIDATION_SPLIT: &str = "validation";
-
-/// Where a data set's shards are: `dir` and the start of their file names.
-#[derive(Clone, Debug)]
-struct Prefix {
-    dir: PathBuf,
-    stem: String,
-}
-
-impl Prefix {
-    /// A directory means every file in it; anything else is a directory plus a file-name prefix.
-    fn of(path: &Path) -> Prefix {
-        if path.is_dir() {
-            return Prefix {
-                dir: path.to_path_buf(),
-                stem: String::new(),
-            };
-        }
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let stem = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Prefix { dir, stem }
-    }
-}
-
-/// `NNNNN-of-MMMMM` as (index, count).
-fn numbering(s: &str) -> Option<(usize, usize)> {
-    let (index, count) = s.split_once("-of-")?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (digits(index) && digits(count)).then(|| Some((index.parse().ok()?, count.parse().ok()?)))?
-}
-
-/// The shard numbering of file `name` if it belongs to `split` in `layout`.
-fn shard_of(name: &str, layout: Layout, split: &str) -> Option<(usize, usize)> {
-    match layout {
-        Layout::ImagenetToGcs => numbering(name.strip_prefix(split)?.strip_prefix('-')?),
-        Layout::Tfds => {
-            let (head, tail) = name.rsplit_once(".tfrecord-")?;
-            let dataset = head.strip_suffix(split)?;
-            (dataset.is_empty() || dataset.ends_with('-'))
-                .then(|| numbering(tail))
-                .flatten()
-        }
-    }
-}
-
-/// The shard files of `split` in `layout`, in shard order. Fails when none is found or when the
-/// numbering has a gap (a shard missing from a copy is otherwise silent data loss).
-fn shard_files(prefix: &Prefix, layout: Layout, split: &str) -> Result<Vec<PathBuf>> {
-    let found = matching(prefix, layout, split)?;
-    let Some(&(_, count, _)) = found.first() else {
-        return Err(DataError::Layout(format!(
-            "no {split} shards in {} {}",
-            where_(prefix),
-            expected_names(layout, split)
-        )));
-    };
-    let mut by_index: BTreeMap<usize, PathBuf> = BTreeMap::new();
-    for (index, of, path) in found {
-        if of != count || index >= count {
-            return Err(DataError::Layout(format!(
-                "{} does not fit the numbering of {count} {split} shards",
-                path.display()
-            )));
-        }
-        by_index.insert(index, path);
-    }
-    if let Some(missing) = (0..count).find(|i| !by_index.contains_key(i)) {
-        return Err(DataError::Layout(format!(
-            "{split} shard {missing} of {count} is missing from {}",
-            where_(prefix)
-        )));
-    }
-    Ok(by_index.into_values().collect())
-}
-
-/// Files of `split` in `layout` under `prefix` as (index, count, path).
-fn matching(prefix: &Prefix, layout: Layout, split: &str) -> Result<Vec<(usize, usize, PathBuf)>> {
-    let dir = &prefix.dir;
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
-        let entry = entry.map_err(|e| DataError::io(dir, e))?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if let Some((index, count)) = name
-            .strip_prefix(&prefix.stem)
-            .filter(|_| !name.starts_with('.'))
-            .and_then(|_| shard_of(&name, layout, split))
-        {
-            found.push((index, count, entry.path()));
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
-fn where_(prefix: &Prefix) -> String {
-    if prefix.stem.is_empty() {
-        prefix.dir.display().to_string()
-    } else {
-        format!(
-            "{} (files starting with {:?})",
-            prefix.dir.display(),
-            prefix.stem
-        )
-    }
-}
-
-fn expected_names(layout: Layout, split: &str) -> String {
-    match layout {
-        Layout::ImagenetToGcs => {
-            format!("(expected {split}-00000-of-NNNNN ..., imagenet_to_gcs.py)")
-        }
-        Layout::Tfds => format!("(expected NAME-{split}.tfrecord-00000-of-NNNNN ..., TFDS)"),
-    }
-}
-
-/// The layout of the TFRecord data set at `path` (a directory or a prefix), from the names of
-/// its training shards: `None` when shards of both layouts are there (`--data-format` then
-/// chooses). Fails when neither layout matches, naming what was looked for.
-pub fn detect_layout(path: &Path) -> Result<Option<Layout>> {
-    let prefix = Prefix::of(path);
-    let mut found = Vec::new();
-    for layout in [Layout::ImagenetToGcs, Layout::Tfds] {
-        if !matching(&prefix, layout, TRAIN_SPLIT)?.is_empty() {
-            found.push(layout);
-        }
-    }
-    match found[..] {
-        [layout] => Ok(Some(layout)),
-        [] => Err(DataError::Layout(format!(
-            "no TFRecord training shards in {} {} {}",
-            where_(&prefix),
-            expected_names(Layout::ImagenetToGcs, TRAIN_SPLIT),
-            expected_names(Layout::Tfds, TRAIN_SPLIT)
-        ))),
-        _ => Ok(None),
-    }
-}
 
 /// The class names of a TFRecord data set, in class-index order: a `labels.txt` beside the
 /// shards (written by [`pack_tfrecords`], or by hand), TFDS's `label.labels.txt`, or else the
@@ -542,199 +395,5 @@ impl Source for TfRecordShards {
             entry.record
         );
         decode_rgb(&image.encoded, &what)
-    }
-}
-
-/// The order of a shuffled epoch over shards holding `shards` (index ranges), as
-/// `tf.data` reads TFRecords for TPU training: the shards in a random order, `interleave` of them
-/// read round-robin (a finished one replaced by the next), every record passing through a
-/// shuffle buffer of `buffer` examples that emits a random one of those it holds. Every choice
-/// comes from `rng`, so the order is a pure function of its seed.
-fn interleaved_order(
-    shards: &[Range<usize>],
-    interleave: usize,
-    buffer: usize,
-    rng: &mut impl Rng,
-) -> Vec<usize> {
-    let mut files = shards.to_vec();
-    files.shuffle(rng);
-    let mut pending = files.into_iter();
-    let mut active: Vec<Range<usize>> = pending.by_ref().take(interleave.max(1)).collect();
-    let total = shards.iter().map(ExactSizeIterator::len).sum();
-    let mut order = Vec::with_capacity(total);
-    let mut held = Vec::with_capacity(buffer.min(total));
-    let mut turn = 0;
-    while !active.is_empty() {
-        turn %= active.len();
-        let Some(index) = active[turn].next() else {
-            match pending.next() {
-                Some(next) => active[turn] = next,
-                None => drop(active.remove(turn)),
-            }
-            continue;
-        };
-        turn += 1;
-        if held.len() < buffer.max(1) {
-            held.push(index);
-        } else {
-            let slot = rng.gen_range(0..held.len());
-            order.push(std::mem::replace(&mut held[slot], index));
-        }
-    }
-    held.shuffle(rng);
-    order.extend(held);
-    order
-}
-
-/// Writes every image of `folder` as `split` shards in the `imagenet_to_gcs.py` layout
-/// (`{split}-NNNNN-of-MMMMM`, `image/encoded`, `image/class/label` counted from 1,
-/// `image/class/synset` = the class folder's name), `images_per_shard` per shard, in index
-/// order, and `labels.txt` (the class folders) beside them. A shard is written under a temporary
-/// name and renamed when complete. Fails when `out_dir` already has a `labels.txt` with other
-/// classes (the other split of another data set). Returns the shard paths.
-pub fn pack_tfrecords(
-    folder: &ImageFolder,
-    out_dir: impl AsRef<Path>,
-    images_per_shard: usize,
-    split: &str,
-) -> Result<Vec<PathBuf>> {
-    if images_per_shard == 0 {
-        return Err(DataError::Config(
-            "images_per_shard must be at least 1".into(),
-        ));
-    }
-    let out_dir = out_dir.as_ref();
-    std::fs::create_dir_all(out_dir).map_err(|e| DataError::io(out_dir, e))?;
-    let labels = out_dir.join(LABELS_FILE);
-    if labels.is_file() && read_labels(&labels)? != folder.class_names() {
-        return Err(DataError::Layout(format!(
-            "{} lists other classes than {}: pack each data set into its own folder",
-            labels.display(),
-            folder.root().display()
-        )));
-    }
-    let count = folder.len().div_ceil(images_per_shard);
-    let mut paths = Vec::with_capacity(count);
-    for shard in 0..count {
-        let path = out_dir.join(format!("{split}-{shard:05}-of-{count:05}"));
-        let mut file =
-            tempfile::NamedTempFile::new_in(out_dir).map_err(|e| DataError::io(out_dir, e))?;
-        let mut writer = RecordWriter::new(BufWriter::new(file.as_file_mut()));
-        let start = shard * images_per_shard;
-        for index in start..folder.len().min(start + images_per_shard) {
-            let image_path = folder.path(index);
-            let encoded = std::fs::read(image_path).map_err(|e| DataError::io(image_path, e))?;
-            let format = if encoded.starts_with(b"\x89PNG") {
-                "PNG"
-            } else {
-                "JPEG"
-            };
-            let label = folder.label(index);
-            let example = ImageExample {
-                encoded,
-                label,
-                synset: Some(folder.class_names()[label].clone()),
-            };
-            let bytes = Layout::ImagenetToGcs.encode(&example, format, &folder.file_name(index));
-            writer.write(&bytes).map_err(|e| DataError::io(&path, e))?;
-        }
-        writer.flush().map_err(|e| DataError::io(&path, e))?;
-        drop(writer);
-        file.as_file()
-            .sync_all()
-            .map_err(|e| DataError::io(&path, e))?;
-        file.persist(&path)
-            .map_err(|e| DataError::io(&path, e.error))?;
-        paths.push(path);
-    }
-    write_labels(&labels, folder.class_names())?;
-    Ok(paths)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
-
-    fn order(shards: &[Range<usize>], interleave: usize, buffer: usize, seed: u64) -> Vec<usize> {
-        interleaved_order(
-            shards,
-            interleave,
-            buffer,
-            &mut ChaCha8Rng::seed_from_u64(seed),
-        )
-    }
-
-    #[test]
-    fn a_shuffled_epoch_is_a_seeded_permutation() {
-        let shards = [0..40, 40..45, 45..45, 45..100];
-        let first = order(&shards, 2, 8, 1);
-        let mut sorted = first.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
-        assert_eq!(first, order(&shards, 2, 8, 1));
-        assert_ne!(first, order(&shards, 2, 8, 2));
-    }
-
-    /// Without a buffer the order is the interleave itself: each shard read front to back, two
-    /// shards at a time in turns, the next shard taking a finished one's turn.
-    #[test]
-    fn shards_are_read_in_turns_front_to_back() {
-        let shards = [0..3, 3..5, 5..6];
-        for seed in 0..8 {
-            let read = order(&shards, 2, 1, seed);
-            for shard in &shards {
-                let positions: Vec<usize> = shard.clone().collect();
-                let seen: Vec<usize> = read.iter().copied().filter(|i| shard.contains(i)).collect();
-                assert_eq!(seen, positions, "seed {seed}: {read:?}");
-            }
-            // The first two records come from two different shards.
-            let shard_of = |i: usize| shards.iter().position(|s| s.contains(&i)).unwrap();
-            assert_ne!(
-                shard_of(read[0]),
-                shard_of(read[1]),
-                "seed {seed}: {read:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn shard_names_of_both_layouts_are_recognised() {
-        let gcs = Layout::ImagenetToGcs;
-        let tfds = Layout::Tfds;
-        assert_eq!(
-            shard_of("train-00003-of-01024", gcs, "train"),
-            Some((3, 1024))
-        );
-        assert_eq!(
-            shard_of("validation-00127-of-00128", gcs, "validation"),
-            Some((127, 128))
-        );
-        assert_eq!(shard_of("validation-00127-of-00128", gcs, "train"), None);
-        assert_eq!(shard_of("train-0000x-of-01024", gcs, "train"), None);
-        assert_eq!(shard_of("train-00003-of-", gcs, "train"), None);
-        assert_eq!(
-            shard_of("imagenet2012-train.tfrecord-00000-of-01024", tfds, "train"),
-            Some((0, 1024))
-        );
-        assert_eq!(
-            shard_of(
-                "imagenet2012-validation.tfrecord-00063-of-00064",
-                tfds,
-                "validation"
-            ),
-            Some((63, 64))
-        );
-        assert_eq!(
-            shard_of(
-                "imagenet2012-pretrain.tfrecord-00000-of-00001",
-                tfds,
-                "train"
-            ),
-            None
-        );
-        assert_eq!(shard_of("train-00000-of-00001", tfds, "train"), None);
     }
 }
