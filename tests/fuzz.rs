@@ -1,6 +1,6 @@
 //! Fuzzing of every file format the project reads (issue 15): JPEG/PNG through the image-folder
-//! loader and its transforms, zip shards, Fashion-MNIST IDX files, model-spec JSON, and
-//! checkpoints (safetensors plus metadata JSON). Each target starts from valid inputs made here
+//! loader and its transforms, zip shards, TFRecord shards and their tf.train.Examples,
+//! Fashion-MNIST IDX files, model-spec JSON, and checkpoints (safetensors plus metadata JSON). Each target starts from valid inputs made here
 //! with the project's own writers and feeds mutated copies to the real entry points; see
 //! `fuzz_support` for the driver. `EFFNETV2_FUZZ_INPUTS` sets the inputs per target
 //! (`tools/fuzz.sh` runs 100,000 each).
@@ -11,9 +11,10 @@ mod run_common;
 use std::io::{Cursor as IoCursor, Write};
 use std::path::Path;
 
+use effnetv2::data::tfrecord::{masked_crc, ImageExample, Layout};
 use effnetv2::data::{
-    pack_shards, AugmentSettings, Cursor, EvalTransform, FashionMnist, ImageFolder, Normalization,
-    Policy, Preprocessing, Source, Split, TrainTransform, ZipShards,
+    pack_shards, pack_tfrecords, AugmentSettings, Cursor, EvalTransform, FashionMnist, ImageFolder,
+    Normalization, Policy, Preprocessing, Source, Split, TfRecordShards, TrainTransform, ZipShards,
 };
 use effnetv2::hlo::Literal;
 use effnetv2::model::{load_spec, Model, ScheduleVariant};
@@ -180,6 +181,99 @@ fn zip_shards() {
                 shards.load(index).map_err(|e| rejected(dir, e))?;
             }
             Ok(())
+        },
+    });
+}
+
+/// The shard file and the labels file of the TFRecord target.
+const TFRECORD_PARTS: &[&str] = &["train-00000-of-00001", "labels.txt"];
+
+/// One TFRecord shard of three images in two classes and its labels file, written by
+/// `pack_tfrecords`.
+fn tfrecord_seed(images: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let root = tempfile::tempdir().unwrap();
+    let folder = root.path().join("images");
+    for (i, (class, bytes)) in ["ants", "ants", "bees"].iter().zip(images).enumerate() {
+        std::fs::create_dir_all(folder.join(class)).unwrap();
+        std::fs::write(folder.join(class).join(format!("{i}.png")), bytes).unwrap();
+    }
+    let out = root.path().join("shards");
+    let folder = ImageFolder::open(&folder).unwrap();
+    assert_eq!(pack_tfrecords(&folder, &out, 8, "train").unwrap().len(), 1);
+    TFRECORD_PARTS
+        .iter()
+        .map(|part| std::fs::read(out.join(part)).unwrap())
+        .collect()
+}
+
+/// Recomputes the length and data CRCs of every record whose framing fits in the shard, so that
+/// mutations reach the Example parser and the decoder behind the CRCs.
+fn repair_tfrecord_crcs(parts: &mut [Vec<u8>]) {
+    let bytes = &mut parts[0];
+    let mut at = 0;
+    while at + 12 <= bytes.len() {
+        let len_bytes: [u8; 8] = bytes[at..at + 8].try_into().unwrap();
+        bytes[at + 8..at + 12].copy_from_slice(&masked_crc(&len_bytes).to_le_bytes());
+        let Some(end) = usize::try_from(u64::from_le_bytes(len_bytes))
+            .ok()
+            .and_then(|len| (at + 12).checked_add(len))
+            .filter(|end| end + 4 <= bytes.len())
+        else {
+            break;
+        };
+        let crc = masked_crc(&bytes[at + 12..end]);
+        bytes[end..end + 4].copy_from_slice(&crc.to_le_bytes());
+        at = end + 4;
+    }
+}
+
+#[test]
+fn tfrecord_shards() {
+    let images = image_seeds();
+    fuzz(&Target {
+        name: "tfrecord_shards",
+        parts: TFRECORD_PARTS,
+        seeds: vec![
+            tfrecord_seed(&[images[0].clone(), images[5].clone(), images[2].clone()]),
+            tfrecord_seed(&[images[6].clone(), images[1].clone(), images[4].clone()]),
+        ],
+        repair: Some(repair_tfrecord_crcs),
+        run: |dir| {
+            let shards = TfRecordShards::open(dir, Layout::ImagenetToGcs, "train")
+                .map_err(|e| rejected(dir, e))?;
+            // Every example, as a training epoch would: a damaged one is skipped, and its error
+            // must name the shard.
+            for index in 0..shards.len() {
+                if let Err(e) = shards.load(index) {
+                    rejected(dir, e);
+                }
+            }
+            Ok(())
+        },
+    });
+}
+
+#[test]
+fn tf_examples() {
+    let image = ImageExample {
+        encoded: image_seeds()[5].clone(),
+        label: 7,
+        synset: Some("n01440764".into()),
+    };
+    fuzz(&Target {
+        name: "tf_examples",
+        parts: &["example.pb"],
+        seeds: [Layout::ImagenetToGcs, Layout::Tfds]
+            .iter()
+            .map(|layout| vec![layout.encode(&image, "JPEG", "x.jpg")])
+            .collect(),
+        repair: None,
+        run: |dir| {
+            let bytes = std::fs::read(dir.join("example.pb")).unwrap();
+            let gcs = Layout::ImagenetToGcs.image(&bytes);
+            let tfds = Layout::Tfds.image(&bytes);
+            // Both parsers see every input; it is accepted when either layout reads it.
+            gcs.or(tfds).map(|_| ())
         },
     });
 }

@@ -1,10 +1,21 @@
-//! `effnetv2 data`: install data sets and pack image folders into zip shards.
+//! `effnetv2 data`: install data sets and pack image folders into zip or TFRecord shards.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::Subcommand;
-use effnetv2::data::{install_fashion_mnist, pack_shards, ImageFolder};
+use clap::{Subcommand, ValueEnum};
+use effnetv2::data::source::TRAIN_SPLIT;
+use effnetv2::data::{install_fashion_mnist, pack_shards, pack_tfrecords, ImageFolder};
+
+/// What `data pack` writes.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PackFormat {
+    /// `shard-NNNNN-of-MMMMM.zip` and `labels.txt`, for `--data DIR` with `train/` and `val/`.
+    Zip,
+    /// `SPLIT-NNNNN-of-MMMMM` TFRecord shards of tf.train.Examples as imagenet_to_gcs.py writes
+    /// them, and `labels.txt`; pack `train` and `validation` into one folder for `--data`.
+    Tfrecord,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
@@ -14,12 +25,19 @@ pub enum DataCommand {
         #[arg(value_parser = ["fashion-mnist"])]
         name: String,
     },
-    /// Pack an image folder (one subfolder per class) into zip shards with a labels file.
+    /// Pack an image folder (one subfolder per class) into zip or TFRecord shards with a labels
+    /// file.
     Pack {
         folder: PathBuf,
         out: PathBuf,
         #[arg(long, default_value_t = 1000)]
         images_per_shard: usize,
+        #[arg(long, value_enum, default_value_t = PackFormat::Zip)]
+        format: PackFormat,
+        /// The split the TFRecord shards are named after (`train` or `validation`)
+        /// [default: train].
+        #[arg(long, value_parser = ["train", "validation"])]
+        split: Option<String>,
     },
 }
 
@@ -34,9 +52,23 @@ impl DataCommand {
                 folder,
                 out,
                 images_per_shard,
+                format,
+                split,
             } => {
                 let source = ImageFolder::open(&folder)?;
-                let shards = pack_shards(&source, &out, images_per_shard)?;
+                let shards = match (format, split) {
+                    (PackFormat::Zip, None) => pack_shards(&source, &out, images_per_shard)?,
+                    (PackFormat::Zip, Some(_)) => anyhow::bail!(
+                        "--split names TFRecord shards; zip shards go into a train/ or val/ \
+                         folder of their own"
+                    ),
+                    (PackFormat::Tfrecord, split) => pack_tfrecords(
+                        &source,
+                        &out,
+                        images_per_shard,
+                        split.as_deref().unwrap_or(TRAIN_SPLIT),
+                    )?,
+                };
                 println!("wrote {} shards to {}", shards.len(), out.display());
             }
         }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use effnetv2::data::tfrecord::Layout;
 use effnetv2::hlo::Literal;
 use effnetv2::model::Model;
 use effnetv2::program::context::Context;
@@ -22,6 +23,9 @@ pub struct EvalArgs {
     /// Evaluation data (default: the run's).
     #[arg(long)]
     data: Option<DataSpec>,
+    /// The TFRecord layout of --data when its file names do not tell: `imagenet` or `tfds`.
+    #[arg(long, requires = "data")]
+    data_format: Option<Layout>,
     /// Model spec to evaluate with (default: the run's). It must have the run's variables; a
     /// different spec changes only what does not: e.g. the evaluation crop padding.
     #[arg(long)]
@@ -66,7 +70,11 @@ impl EvalArgs {
             .map(|w| ctx.upload(w))
             .collect::<Result<Vec<_>>>()?;
         let (exe, _) = ctx.compile(&graph)?;
-        let (_, source) = self.data.unwrap_or(config.data).open()?;
+        let data = match (self.data, self.data_format) {
+            (Some(data), Some(layout)) => data.with_layout(layout).map_err(anyhow::Error::msg)?,
+            (data, _) => data.unwrap_or(config.data),
+        };
+        let (_, source) = data.open()?;
         let set = EvalSet {
             source,
             batch: self.batch,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use effnetv2::data::tfrecord::Layout;
 use effnetv2::model::{load_spec, ScheduleVariant};
 use effnetv2::step::graphs::{Objective, Precision};
 use effnetv2::step::lr::Decay;
@@ -35,9 +36,15 @@ pub struct TrainArgs {
     init: Option<PathBuf>,
     #[command(flatten)]
     plugin: PluginArgs,
-    /// `fashion-mnist`, or a directory with train/ and val/ (image folders or zip shards).
+    /// `fashion-mnist`, a directory with train/ and val/ (image folders or zip shards), or a
+    /// directory or prefix of TFRecord shards (`train-00000-of-01024`, ... as imagenet_to_gcs.py
+    /// writes them, or TFDS `imagenet2012-train.tfrecord-00000-of-01024`, ...).
     #[arg(long, default_value = "fashion-mnist")]
     data: DataSpec,
+    /// The TFRecord layout of --data when its file names do not tell: `imagenet`
+    /// (imagenet_to_gcs.py) or `tfds` (TensorFlow Datasets).
+    #[arg(long)]
+    data_format: Option<Layout>,
     /// The global batch, split evenly over the devices [default: 128].
     #[arg(long)]
     batch: Option<usize>,
@@ -227,7 +234,14 @@ impl TrainArgs {
             recipe: self.recipe.clone(),
             plugin: self.plugin.kind,
             plugin_path: self.plugin.path.clone(),
-            data: self.data.clone(),
+            data: match self.data_format {
+                Some(layout) => self
+                    .data
+                    .clone()
+                    .with_layout(layout)
+                    .map_err(anyhow::Error::msg)?,
+                None => self.data.clone(),
+            },
             batch: 0,
             devices: self.devices,
             sync_batch_norm: self.sync_bn,

@@ -39,6 +39,13 @@ pub enum DataError {
         #[source]
         source: zip::result::ZipError,
     },
+    /// A TFRecord record is damaged or does not hold a labelled image.
+    #[error("TFRecord shard {shard}, record {record}: {reason}")]
+    Record {
+        shard: PathBuf,
+        record: usize,
+        reason: String,
+    },
     /// The on-disk layout of a data set is wrong (empty class folder, unknown file type, bad header).
     #[error("data set layout: {0}")]
     Layout(String),

@@ -16,7 +16,6 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 use super::batch::{assemble, Batch, Cursor, Recipe, SkippedImage, Slot};
 use super::error::{DataError, Result};
 use super::mix::MixConfig;
-use super::rng::epoch_order;
 use super::source::Source;
 use super::transform::{
     AugmentSettings, EvalTransform, Normalization, Policy, Preprocessing, TrainTransform,
@@ -573,8 +572,9 @@ impl Work {
                 return;
             }
             if order.0 != cursor.epoch {
-                let items =
-                    epoch_order(self.source.len(), layout.seed, cursor.epoch, layout.shuffle);
+                let items = self
+                    .source
+                    .epoch_order(layout.seed, cursor.epoch, layout.shuffle);
                 order = (cursor.epoch, items);
             }
             let end = (cursor.position + layout.batch).min(layout.epoch_examples);

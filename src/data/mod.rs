@@ -13,6 +13,7 @@ pub mod loader;
 pub mod mix;
 pub mod rng;
 pub mod source;
+pub mod tfrecord;
 pub mod throughput;
 pub mod transform;
 
@@ -23,8 +24,8 @@ pub use error::{DataError, Result};
 pub use loader::{EpochReport, EvalConfig, Loader, LoaderConfig, Shard, Stage, RANDAUGMENT_LAYERS};
 pub use mix::MixConfig;
 pub use source::{
-    fashion_mnist_dir, install_fashion_mnist, pack_shards, FashionMnist, ImageFolder, Source,
-    Split, ZipShards,
+    detect_layout, fashion_mnist_dir, install_fashion_mnist, pack_shards, pack_tfrecords,
+    tfrecord_class_names, FashionMnist, ImageFolder, Source, Split, TfRecordShards, ZipShards,
 };
 pub use transform::{
     AugmentSettings, EvalTransform, Normalization, Policy, Preprocessing, TrainTransform,

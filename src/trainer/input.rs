@@ -7,9 +7,11 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::recipe::Augmentation;
+use crate::data::source::{TRAIN_SPLIT, VALIDATION_SPLIT};
+use crate::data::tfrecord::Layout;
 use crate::data::{
-    Batch, FashionMnist, ImageFolder, Normalization, Policy, Preprocessing, Source, Split,
-    ZipShards, RANDAUGMENT_LAYERS,
+    detect_layout, tfrecord_class_names, Batch, FashionMnist, ImageFolder, Normalization, Policy,
+    Preprocessing, Source, Split, TfRecordShards, ZipShards, RANDAUGMENT_LAYERS,
 };
 use crate::hlo::Literal;
 use crate::model::{AugmentPolicy, ModelSpec};
@@ -119,21 +121,42 @@ impl InputPipeline {
     }
 }
 
-/// A training data set: Fashion-MNIST (installed on first use), or an ImageNet-style layout with
-/// `train/` and `val/` class folders, as folders or as zip shards.
+/// A training data set: Fashion-MNIST (installed on first use), an ImageNet-style layout with
+/// `train/` and `val/` class folders, as folders or as zip shards, or TFRecord shards.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "path")]
 pub enum DataSpec {
     FashionMnist,
     Folder(PathBuf),
     Shards(PathBuf),
+    TfRecord(TfRecordData),
+}
+
+/// TFRecord shards: `train` and `validation` splits under a directory or file-name prefix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TfRecordData {
+    pub path: PathBuf,
+    /// `None` when the file names fit both layouts and `--data-format` did not choose.
+    pub layout: Option<Layout>,
+}
+
+impl TfRecordData {
+    fn layout(&self) -> Result<Layout> {
+        self.layout.with_context(|| {
+            format!(
+                "{} holds training shards of both TFRecord layouts: choose one with --data-format",
+                self.path.display()
+            )
+        })
+    }
 }
 
 impl std::str::FromStr for DataSpec {
     type Err = String;
 
-    /// `fashion-mnist`, a directory with `train/` and `val/` image folders, or a directory with
-    /// `train/` and `val/` zip-shard directories (detected by their `.zip` files).
+    /// `fashion-mnist`, a directory with `train/` and `val/` image folders, a directory with
+    /// `train/` and `val/` zip-shard directories (detected by their `.zip` files), or a
+    /// directory or prefix of TFRecord shards (their layout detected from their names).
     fn from_str(s: &str) -> Result<DataSpec, String> {
         if s == "fashion-mnist" {
             return Ok(DataSpec::FashionMnist);
@@ -141,9 +164,13 @@ impl std::str::FromStr for DataSpec {
         let path = PathBuf::from(s);
         let train = path.join("train");
         if !train.is_dir() {
-            return Err(format!(
-                "--data {s}: expected 'fashion-mnist' or a directory containing train/ and val/"
-            ));
+            return match detect_layout(&path) {
+                Ok(layout) => Ok(DataSpec::TfRecord(TfRecordData { path, layout })),
+                Err(e) => Err(format!(
+                    "--data {s}: expected 'fashion-mnist', a directory containing train/ and val/, \
+                     or TFRecord shards ({e})"
+                )),
+            };
         }
         let has_zip = std::fs::read_dir(&train)
             .map_err(|e| format!("--data {s}: {e}"))?
@@ -158,6 +185,20 @@ impl std::str::FromStr for DataSpec {
 }
 
 impl DataSpec {
+    /// This data read as TFRecord shards in `layout` (`--data-format`): fails unless the data
+    /// is a path that is not a folder layout.
+    pub fn with_layout(self, layout: Layout) -> Result<DataSpec, String> {
+        match self {
+            DataSpec::TfRecord(data) => Ok(DataSpec::TfRecord(TfRecordData {
+                layout: Some(layout),
+                ..data
+            })),
+            other => Err(format!(
+                "--data-format applies to TFRecord shards, but --data is {other:?}"
+            )),
+        }
+    }
+
     /// Opens the training and evaluation sources.
     pub fn open(&self) -> Result<(Arc<dyn Source>, Arc<dyn Source>)> {
         Ok(match self {
@@ -175,6 +216,14 @@ impl DataSpec {
                 Arc::new(ZipShards::open(root.join("train"))?),
                 Arc::new(ZipShards::open(root.join("val"))?),
             ),
+            DataSpec::TfRecord(data) => {
+                let (path, layout) = (&data.path, data.layout()?);
+                let train = TfRecordShards::open(path, layout, TRAIN_SPLIT)?;
+                let classes = train.class_names().to_vec();
+                let val =
+                    TfRecordShards::open_with_classes(path, layout, VALIDATION_SPLIT, classes)?;
+                (Arc::new(train), Arc::new(val))
+            }
         })
     }
 }
@@ -183,7 +232,8 @@ impl DataSpec {
     /// The class names of the data set in class-index order, read from its layout without
     /// scanning its images: Fashion-MNIST's ten, a folder's class folders under `train/` (as
     /// [`ImageFolder`] orders them), the shards' `train/labels.txt`. A run's labels are these
-    /// names: its config stores where the data is, not the names themselves.
+    /// names: its config stores where the data is, not the names themselves. TFRecord shards
+    /// name their classes in a labels file beside them, or else in their records (a scan).
     pub fn class_names(&self) -> Result<Vec<String>> {
         Ok(match self {
             DataSpec::FashionMnist => crate::data::source::FASHION_MNIST_CLASSES
@@ -194,6 +244,7 @@ impl DataSpec {
             DataSpec::Shards(root) => crate::data::source::read_labels(
                 &root.join("train").join(crate::data::source::LABELS_FILE),
             )?,
+            DataSpec::TfRecord(data) => tfrecord_class_names(&data.path, data.layout()?)?,
         })
     }
 }

@@ -13,4 +13,5 @@ pub mod plan;
 pub mod pretrained;
 pub mod recipe;
 pub mod run;
+pub mod tensorboard;
 pub mod timm_file;

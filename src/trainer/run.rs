@@ -28,6 +28,7 @@ use super::input::{train_feeds, Call, InputPipeline};
 use super::plan::RunPlan;
 use super::pretrained::{initialise_from, WeightSource};
 use super::recipe::Recipe;
+use super::tensorboard::{TensorBoardLog, TENSORBOARD_DIR};
 use crate::data::{self, Cursor, Loader, LoaderConfig, Shard, Source};
 use crate::hlo::Literal;
 use crate::model::{Model, ProgressiveStage};
@@ -99,10 +100,12 @@ pub fn train(
         ctx.placement().replicas(),
     )?;
     let mut metrics = run_dir.metrics_log()?;
+    let mut tensorboard = run_dir.tensorboard_log()?;
     let mut events = FanOut(
         metrics
             .iter_mut()
             .map(|m| m as &mut dyn EventSink)
+            .chain(tensorboard.iter_mut().map(|t| t as &mut dyn EventSink))
             .collect(),
     );
     events.0.push(sink);
@@ -273,6 +276,14 @@ impl RunDir {
     fn metrics_log(&self) -> Result<Option<MetricsLog>> {
         self.primary
             .then(|| MetricsLog::open(&self.root.join("metrics.jsonl")))
+            .transpose()
+    }
+
+    /// The TensorBoard event file of this process's part of the run, written by the primary
+    /// process only.
+    fn tensorboard_log(&self) -> Result<Option<TensorBoardLog>> {
+        self.primary
+            .then(|| TensorBoardLog::create(&self.root.join(TENSORBOARD_DIR)))
             .transpose()
     }
 

@@ -1,9 +1,10 @@
-//! Where labelled images come from: image folders, zip shards and Fashion-MNIST.
+//! Where labelled images come from: image folders, zip shards, TFRecord shards and Fashion-MNIST.
 
 mod fashion_mnist;
 mod folder;
 mod labels;
 mod shards;
+mod tfrecord;
 
 pub use fashion_mnist::{
     fashion_mnist_dir, install_fashion_mnist, FashionMnist, Split,
@@ -12,6 +13,10 @@ pub use fashion_mnist::{
 pub use folder::ImageFolder;
 pub use labels::{read_labels, write_labels, LABELS_FILE};
 pub use shards::{pack_shards, ZipShards};
+pub use tfrecord::{
+    detect_layout, pack_tfrecords, tfrecord_class_names, TfRecordShards, TFDS_LABELS_FILE,
+    TRAIN_SPLIT, VALIDATION_SPLIT,
+};
 
 use image::RgbImage;
 
@@ -44,6 +49,14 @@ pub trait Source: Send + Sync {
     /// Reads and decodes example `index` into RGB. An error means this example is unusable (corrupt
     /// or unreadable); the loader skips it and keeps going.
     fn load(&self, index: usize) -> Result<RgbImage>;
+
+    /// The order in which epoch `epoch` visits the examples: a permutation of `0..len()` that is
+    /// a pure function of its arguments (so a resumed run sees the same order). By default a
+    /// uniform shuffle when `shuffle` is set; a source whose reads are cheaper in sequence
+    /// (TFRecord shards) keeps them near each other instead.
+    fn epoch_order(&self, seed: u64, epoch: u64, shuffle: bool) -> Vec<usize> {
+        crate::data::rng::epoch_order(self.len(), seed, epoch, shuffle)
+    }
 }
 
 /// File extensions (lower case) accepted as images.

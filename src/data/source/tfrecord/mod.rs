@@ -1,0 +1,399 @@
+//! ImageNet as Cloud TPU users keep it: TFRecord shards of `tf.train.Example`s, in the layout of
+//! `imagenet_to_gcs.py` or of TensorFlow Datasets' `imagenet2012` ([`Layout`]).
+//!
+//! Opening a split walks the record headers of its shards (in parallel; one small read per
+//! record, every length CRC checked) and keeps an index of where each record's data sits; a load
+//! reads one record at its offset, checks its data CRC, parses its Example and notes its label.
+//! Only when the class names must come from the records' synsets (no labels file) does the open
+//! read every record whole. The index makes the shards a random-access
+//! [`Source`] like the others, so host sharding, resumption from the data cursor and the
+//! determinism of batches are the loader's, unchanged. A shuffled epoch visits the records as
+//! TensorFlow's TPU input does (shards in a seeded order, a few read round-robin, through a
+//! shuffle buffer), so that reads stay close together in a few files. A damaged record stays in
+//! the index as an example whose load fails naming the shard and the record, so the loader skips
+//! and counts it like a corrupt image; a shard cut short is read up to the damage.
+
+mod files;
+mod order;
+mod pack;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use image::RgbImage;
+use rayon::prelude::*;
+
+pub use files::{detect_layout, TRAIN_SPLIT, VALIDATION_SPLIT};
+pub use pack::pack_tfrecords;
+
+use super::labels::{read_labels, LABELS_FILE};
+use super::Source;
+use crate::data::decode::decode_rgb;
+use crate::data::error::{DataError, Result};
+use crate::data::rng::{stream, Purpose};
+use crate::data::tfrecord::framing::{
+    check_data, check_header, Damage, FOOTER_BYTES, HEADER_BYTES,
+};
+use crate::data::tfrecord::{ImageExample, Layout, RecordError, RecordReader};
+use files::{shard_files, where_, Prefix};
+use order::{interleaved_order, INTERLEAVE, SHUFFLE_BUFFER};
+
+/// The class-names file TensorFlow Datasets keeps beside `imagenet2012`'s shards.
+pub const TFDS_LABELS_FILE: &str = "label.labels.txt";
+
+/// The class names of a TFRecord data set, in class-index order: a `labels.txt` beside the
+/// shards (written by [`pack_tfrecords`], or by hand), TFDS's `label.labels.txt`, or else the
+/// synsets the training records carry (which takes a read of the training shards).
+pub fn tfrecord_class_names(path: &Path, layout: Layout) -> Result<Vec<String>> {
+    match class_file(&Prefix::of(path), layout) {
+        Some(file) => read_labels(&file),
+        None => Ok(TfRecordShards::open(path, layout, TRAIN_SPLIT)?.classes),
+    }
+}
+
+fn class_file(prefix: &Prefix, layout: Layout) -> Option<PathBuf> {
+    let names: &[&str] = match layout {
+        Layout::ImagenetToGcs => &[LABELS_FILE],
+        Layout::Tfds => &[LABELS_FILE, TFDS_LABELS_FILE],
+    };
+    names
+        .iter()
+        .map(|name| prefix.dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// A label the index does not know yet (the record was not read whole).
+const UNREAD: usize = usize::MAX;
+
+/// What the index knows of one record.
+#[derive(Debug)]
+enum Content {
+    /// A well-framed record: its data's offset and length in the shard, and its label once the
+    /// record was read ([`UNREAD`] before).
+    Image {
+        offset: u64,
+        len: u64,
+        label: AtomicUsize,
+    },
+    /// A record that cannot be used, and why.
+    Damaged(String),
+}
+
+#[derive(Debug)]
+struct Entry {
+    shard: usize,
+    record: usize,
+    content: Content,
+}
+
+/// One shard's part of the index and the synsets its records name, by label.
+struct ShardScan {
+    entries: Vec<Entry>,
+    synsets: BTreeMap<usize, String>,
+}
+
+/// An open shard, read at offsets (`pread`), so that workers share it without a lock.
+#[derive(Debug)]
+struct Shard {
+    path: PathBuf,
+    file: File,
+}
+
+/// One split of a TFRecord data set, indexed (see the module doc).
+#[derive(Debug)]
+pub struct TfRecordShards {
+    layout: Layout,
+    classes: Vec<String>,
+    shards: Vec<Shard>,
+    entries: Vec<Entry>,
+    /// The indices of each shard's records (consecutive, in shard order).
+    shard_ranges: Vec<Range<usize>>,
+}
+
+impl TfRecordShards {
+    /// Opens `split` (`train` or `validation`) of the data set at `path` (a directory or a
+    /// prefix of the shard names), with the class names of [`tfrecord_class_names`].
+    pub fn open(path: &Path, layout: Layout, split: &str) -> Result<Self> {
+        let prefix = Prefix::of(path);
+        let classes = class_file(&prefix, layout)
+            .map(|file| read_labels(&file))
+            .transpose()?;
+        if classes.is_none() && layout == Layout::Tfds {
+            return Err(DataError::Layout(format!(
+                "TFDS records carry no class names: put {TFDS_LABELS_FILE} (one name per line, \
+                 as TFDS writes it) or {LABELS_FILE} beside the shards in {}",
+                prefix.dir.display()
+            )));
+        }
+        Self::open_with(&prefix, layout, split, classes)
+    }
+
+    /// Opens `split` with `classes` as the class names (those of the training split, so that
+    /// evaluation counts the same classes).
+    pub fn open_with_classes(
+        path: &Path,
+        layout: Layout,
+        split: &str,
+        classes: Vec<String>,
+    ) -> Result<Self> {
+        Self::open_with(&Prefix::of(path), layout, split, Some(classes))
+    }
+
+    fn open_with(
+        prefix: &Prefix,
+        layout: Layout,
+        split: &str,
+        classes: Option<Vec<String>>,
+    ) -> Result<Self> {
+        let paths = shard_files(prefix, layout, split)?;
+        let read_whole = classes.is_none();
+        let scans: Vec<ShardScan> = paths
+            .par_iter()
+            .enumerate()
+            .map(|(shard, path)| match read_whole {
+                true => scan(shard, path, layout),
+                false => walk_headers(shard, path),
+            })
+            .collect::<Result<_>>()?;
+        let mut synsets: BTreeMap<usize, String> = BTreeMap::new();
+        let mut entries = Vec::new();
+        for (scan, path) in scans.into_iter().zip(&paths) {
+            for (label, synset) in scan.synsets {
+                let known = synsets.entry(label).or_insert_with(|| synset.clone());
+                if *known != synset {
+                    return Err(DataError::Layout(format!(
+                        "{}: class {label} is synset {synset:?} here and {known:?} in an earlier shard",
+                        path.display()
+                    )));
+                }
+            }
+            entries.extend(scan.entries);
+        }
+        let classes = match classes {
+            Some(classes) => classes,
+            None => classes_from_synsets(&synsets, prefix)?,
+        };
+        let mut shard_ranges = Vec::with_capacity(paths.len());
+        for shard in 0..paths.len() {
+            let start = shard_ranges.last().map_or(0, |r: &Range<usize>| r.end);
+            let count = entries[start..]
+                .iter()
+                .take_while(|e| e.shard == shard)
+                .count();
+            shard_ranges.push(start..start + count);
+        }
+        let shards = paths
+            .into_iter()
+            .map(|path| {
+                let file = File::open(&path).map_err(|e| DataError::io(&path, e))?;
+                Ok(Shard { path, file })
+            })
+            .collect::<Result<_>>()?;
+        Ok(TfRecordShards {
+            layout,
+            classes,
+            shards,
+            entries,
+            shard_ranges,
+        })
+    }
+
+    /// The labelled image of record `index`, read from its shard and checked (data CRC, the
+    /// layout's features, a label within the class names). Notes the label in the index.
+    pub fn load_example(&self, index: usize) -> Result<ImageExample> {
+        let entry = &self.entries[index];
+        let shard = &self.shards[entry.shard];
+        let damaged = |reason: String| DataError::Record {
+            shard: shard.path.clone(),
+            record: entry.record,
+            reason,
+        };
+        let (offset, len, label) = match &entry.content {
+            Content::Image { offset, len, label } => (*offset, *len, label),
+            Content::Damaged(reason) => return Err(damaged(reason.clone())),
+        };
+        let mut bytes = vec![0u8; (len + FOOTER_BYTES) as usize];
+        shard
+            .file
+            .read_exact_at(&mut bytes, offset)
+            .map_err(|e| DataError::io(&shard.path, e))?;
+        let data = check_data(&bytes).map_err(|d| damaged(d.to_string()))?;
+        let image = self.layout.image(data).map_err(damaged)?;
+        if image.label >= self.classes.len() {
+            return Err(damaged(format!(
+                "class {} (counted from 0) is beyond the {} class names",
+                image.label,
+                self.classes.len()
+            )));
+        }
+        label.store(image.label, Ordering::Relaxed);
+        Ok(image)
+    }
+}
+
+/// Reads one shard from end to end into its part of the index.
+fn scan(shard: usize, path: &Path, layout: Layout) -> Result<ShardScan> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut entries = Vec::new();
+    let mut synsets = BTreeMap::new();
+    for read in RecordReader::new(BufReader::with_capacity(1 << 20, file)) {
+        let (record, content) = match read {
+            Ok(record) => {
+                let content = match layout.image(&record.data) {
+                    Ok(image) => {
+                        if let Some(synset) = image.synset {
+                            let known =
+                                synsets.entry(image.label).or_insert_with(|| synset.clone());
+                            if *known != synset {
+                                return Err(DataError::Record {
+                                    shard: path.to_path_buf(),
+                                    record: record.index,
+                                    reason: format!(
+                                        "class {} is synset {synset:?} here and {known:?} earlier",
+                                        image.label
+                                    ),
+                                });
+                            }
+                        }
+                        Content::Image {
+                            offset: record.offset + HEADER_BYTES,
+                            len: record.data.len() as u64,
+                            label: AtomicUsize::new(image.label),
+                        }
+                    }
+                    Err(reason) => Content::Damaged(reason),
+                };
+                (record.index, content)
+            }
+            Err(RecordError::Damaged { record, damage }) => {
+                (record, Content::Damaged(damage.to_string()))
+            }
+            Err(RecordError::Io(e)) => return Err(DataError::io(path, e)),
+        };
+        entries.push(Entry {
+            shard,
+            record,
+            content,
+        });
+    }
+    Ok(ShardScan { entries, synsets })
+}
+
+/// Indexes one shard from its record headers alone: one read of a header per record, the
+/// length CRC checked; the data is checked when a record is loaded.
+fn walk_headers(shard: usize, path: &Path) -> Result<ShardScan> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let size = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+    let mut entries = Vec::new();
+    let mut offset = 0;
+    while offset < size {
+        let record = entries.len();
+        let mut header = [0u8; HEADER_BYTES as usize];
+        let framed = if size - offset < HEADER_BYTES {
+            Err(Damage::Truncated)
+        } else {
+            file.read_exact_at(&mut header, offset)
+                .map_err(|e| DataError::io(path, e))?;
+            check_header(&header).and_then(|len| {
+                let end = offset + HEADER_BYTES + len + FOOTER_BYTES;
+                if end > size {
+                    Err(Damage::Truncated)
+                } else {
+                    Ok(len)
+                }
+            })
+        };
+        let len = match framed {
+            Ok(len) => len,
+            Err(damage) => {
+                // The framing is lost: nothing after this record can be found.
+                entries.push(Entry {
+                    shard,
+                    record,
+                    content: Content::Damaged(damage.to_string()),
+                });
+                break;
+            }
+        };
+        entries.push(Entry {
+            shard,
+            record,
+            content: Content::Image {
+                offset: offset + HEADER_BYTES,
+                len,
+                label: AtomicUsize::new(UNREAD),
+            },
+        });
+        offset += HEADER_BYTES + len + FOOTER_BYTES;
+    }
+    Ok(ShardScan {
+        entries,
+        synsets: BTreeMap::new(),
+    })
+}
+
+/// Class names from the synsets of the records: label `k` is named by its records' synset.
+fn classes_from_synsets(synsets: &BTreeMap<usize, String>, prefix: &Prefix) -> Result<Vec<String>> {
+    let count = synsets.keys().next_back().map_or(0, |last| last + 1);
+    let missing = (0..count).find(|k| !synsets.contains_key(k));
+    match (count, missing) {
+        (0, _) => Err(DataError::Layout(format!(
+            "no readable record in the shards of {}",
+            where_(prefix)
+        ))),
+        (_, Some(k)) => Err(DataError::Layout(format!(
+            "class {k} has no record in the shards of {}, so its name is unknown: put a {LABELS_FILE} \
+             (one class name per line) beside the shards",
+            where_(prefix)
+        ))),
+        _ => Ok(synsets.values().cloned().collect()),
+    }
+}
+
+impl Source for TfRecordShards {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn class_names(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// The label noted when the record was read; a record not read yet is read now. The loader
+    /// asks only for records it has loaded. A damaged record has no label: its load fails, so
+    /// the loader never asks for it (class 0 is returned all the same).
+    fn label(&self, index: usize) -> usize {
+        match &self.entries[index].content {
+            Content::Image { label, .. } => match label.load(Ordering::Relaxed) {
+                UNREAD => self.load_example(index).map_or(0, |image| image.label),
+                known => known,
+            },
+            Content::Damaged(_) => 0,
+        }
+    }
+
+    /// Unshuffled: the records in shard order. Shuffled: see [`interleaved_order`].
+    fn epoch_order(&self, seed: u64, epoch: u64, shuffle: bool) -> Vec<usize> {
+        if !shuffle {
+            return (0..self.len()).collect();
+        }
+        let mut rng = stream(seed, epoch, 0, Purpose::Shuffle);
+        interleaved_order(&self.shard_ranges, INTERLEAVE, SHUFFLE_BUFFER, &mut rng)
+    }
+
+    fn load(&self, index: usize) -> Result<RgbImage> {
+        let image = self.load_example(index)?;
+        let entry = &self.entries[index];
+        let what = format!(
+            "{} record {}",
+            self.shards[entry.shard].path.display(),
+            entry.record
+        );
+        decode_rgb(&image.encoded, &what)
+    }
+}
