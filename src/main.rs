@@ -13,7 +13,7 @@ use clap::Parser;
 /// and zero-fills it again. jemalloc, built with `oversize_threshold:0` (`.cargo/config.toml`),
 /// keeps the pages for the next step. To see the difference, compare `effnetv2 bench` with
 /// `MALLOC_CONF=oversize_threshold:8388608 effnetv2 bench` (jemalloc's default, which purges such
-/// blocks); the README records the measurement.
+/// blocks); docs/measurements.md records the measurement.
 #[cfg(target_os = "linux")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

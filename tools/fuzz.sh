@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of tests/fuzz.rs with 100,000 inputs (the counts in the README), or with
+# Runs every fuzz target of tests/fuzz.rs with 100,000 inputs (the counts in docs/measurements.md), or with
 # $EFFNETV2_FUZZ_INPUTS; each target prints one line of counts and times. Arguments go to the test
 # harness, e.g. one target: `tools/fuzz.sh images`. A failure names the input's number and where a
 # copy of it is (see tests/fuzz_support/mod.rs).

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Summarise `effnetv2 search` directories as the README's Markdown.
+"""Summarise `effnetv2 search` directories as the Markdown of docs/measurements.md.
 
 For each search directory: how many candidates were scored or failed and the time they took, the
 backbone's figures, the best candidates by reward (their choices per stage written as

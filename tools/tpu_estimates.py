@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compile a model's train steps for TPU targets without a TPU and print the README's table.
+"""Compile a model's train steps for TPU targets without a TPU and print docs/measurements.md's table.
 
 Runs `effnetv2 compile --json` (release build) once per target (and stage) and prints one Markdown
 row per (target, stage): image size, batch per device, devices, peak HBM per device and whether it

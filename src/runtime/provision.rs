@@ -65,7 +65,7 @@ impl PluginKind {
 
     /// What commands use when no `--plugin` is given: its newer XLA runs and compiles the train
     /// steps faster than the `cpu` plugin's (compare `effnetv2 bench --plugin cpu` with `--plugin
-    /// cpu-jax`; the README records the ratio).
+    /// cpu-jax`; docs/measurements.md records the ratio).
     pub const DEFAULT: PluginKind = Self::CpuJax;
 
     /// The name used on the command line and in messages.
