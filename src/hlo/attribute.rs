@@ -7,17 +7,250 @@
 //! a new kind is one variant here with its two renderings side by side, and the exhaustive
 //! matches make the compiler ask for both.
 //!
+//! The types that attribute values are made of (windows, padding, dimension numbers, comparison
+//! directions, computation ids) live here too, so that `op` builds on this module and not the
+//! other way round (`tests/layers.rs` allows no circle of modules inside `hlo`).
+//!
 //! [`Op::attributes`]: super::Op::attributes
 
 use super::element::{from_bytes, ElementType, NativeType};
-use super::encode::literal_proto;
 use super::literal::Literal;
-use super::op::{
-    ComparisonDirection, ComputationId, ConvDimensionNumbers, DotDimensionNumbers, PadDim,
-    RandomAlgorithm, WindowDim,
-};
 use super::proto_messages as pb;
+use super::proto_values::literal_proto;
 use super::shape::{join, Shape};
+
+/// Index of a computation inside a [`super::Module`] (callee order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ComputationId(pub(crate) u64);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ComparisonDirection {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl ComparisonDirection {
+    pub fn name(self) -> &'static str {
+        match self {
+            ComparisonDirection::Eq => "EQ",
+            ComparisonDirection::Ne => "NE",
+            ComparisonDirection::Lt => "LT",
+            ComparisonDirection::Le => "LE",
+            ComparisonDirection::Gt => "GT",
+            ComparisonDirection::Ge => "GE",
+        }
+    }
+}
+
+/// One spatial dimension of a window (pooling or convolution).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WindowDim {
+    pub size: i64,
+    pub stride: i64,
+    pub padding_low: i64,
+    pub padding_high: i64,
+    /// Dilation of the window itself (`rhs_dilate` for convolutions).
+    pub window_dilation: i64,
+    /// Dilation of the input (`lhs_dilate` for convolutions).
+    pub base_dilation: i64,
+}
+
+impl WindowDim {
+    /// A window of `size` with stride 1, no padding and no dilation.
+    pub fn new(size: i64) -> WindowDim {
+        WindowDim {
+            size,
+            stride: 1,
+            padding_low: 0,
+            padding_high: 0,
+            window_dilation: 1,
+            base_dilation: 1,
+        }
+    }
+
+    pub fn stride(self, stride: i64) -> WindowDim {
+        WindowDim { stride, ..self }
+    }
+
+    pub fn padding(self, low: i64, high: i64) -> WindowDim {
+        WindowDim {
+            padding_low: low,
+            padding_high: high,
+            ..self
+        }
+    }
+
+    pub fn window_dilation(self, d: i64) -> WindowDim {
+        WindowDim {
+            window_dilation: d,
+            ..self
+        }
+    }
+
+    pub fn base_dilation(self, d: i64) -> WindowDim {
+        WindowDim {
+            base_dilation: d,
+            ..self
+        }
+    }
+
+    /// Output size of this window over an input of `input` elements, or `None` when invalid.
+    pub fn output_size(&self, input: i64) -> Option<i64> {
+        if self.size < 1 || self.stride < 1 || self.window_dilation < 1 || self.base_dilation < 1 {
+            return None;
+        }
+        let dilated_input = if input == 0 {
+            0
+        } else {
+            (input - 1) * self.base_dilation + 1
+        };
+        let padded = dilated_input + self.padding_low + self.padding_high;
+        let window = (self.size - 1) * self.window_dilation + 1;
+        if padded < 0 {
+            return None;
+        }
+        Some(if padded < window {
+            0
+        } else {
+            (padded - window) / self.stride + 1
+        })
+    }
+}
+
+/// TF/XLA `SAME` padding for one spatial dimension: the output has `ceil(input/stride)` elements and
+/// any odd total padding goes to the high side (TF's rule; timm's `get_same_padding`).
+pub fn same_padding(input: i64, kernel: i64, stride: i64, dilation: i64) -> (i64, i64) {
+    let out = (input + stride - 1) / stride;
+    let total = ((out - 1) * stride + (kernel - 1) * dilation + 1 - input).max(0);
+    (total / 2, total - total / 2)
+}
+
+/// Which operand dimensions play which role in a convolution.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConvDimensionNumbers {
+    pub input_batch: i64,
+    pub input_feature: i64,
+    pub input_spatial: Vec<i64>,
+    pub kernel_input_feature: i64,
+    pub kernel_output_feature: i64,
+    pub kernel_spatial: Vec<i64>,
+    pub output_batch: i64,
+    pub output_feature: i64,
+    pub output_spatial: Vec<i64>,
+}
+
+impl ConvDimensionNumbers {
+    /// NHWC input, HWIO kernel, NHWC output: the layout the model uses throughout.
+    pub fn nhwc() -> ConvDimensionNumbers {
+        ConvDimensionNumbers::canonical(2)
+    }
+
+    /// The canonical form with `spatial` spatial dimensions: input and output
+    /// `[batch, spatial.., feature]`, kernel `[spatial.., in, out]` (NHWC/HWIO for two).
+    pub fn canonical(spatial: usize) -> ConvDimensionNumbers {
+        let n = spatial as i64;
+        ConvDimensionNumbers {
+            input_batch: 0,
+            input_feature: n + 1,
+            input_spatial: (1..=n).collect(),
+            kernel_input_feature: n,
+            kernel_output_feature: n + 1,
+            kernel_spatial: (0..n).collect(),
+            output_batch: 0,
+            output_feature: n + 1,
+            output_spatial: (1..=n).collect(),
+        }
+    }
+
+    /// NCHW input, OIHW kernel, NCHW output.
+    pub fn nchw() -> ConvDimensionNumbers {
+        ConvDimensionNumbers {
+            input_batch: 0,
+            input_feature: 1,
+            input_spatial: vec![2, 3],
+            kernel_input_feature: 1,
+            kernel_output_feature: 0,
+            kernel_spatial: vec![2, 3],
+            output_batch: 0,
+            output_feature: 1,
+            output_spatial: vec![2, 3],
+        }
+    }
+
+    /// XLA's `dim_labels` text, e.g. `b01f_01io->b01f`.
+    pub fn labels(&self) -> String {
+        fn label(rank: usize, roles: &[(i64, char)], spatial: &[i64]) -> String {
+            let mut chars = vec!['?'; rank];
+            for &(d, c) in roles {
+                chars[d as usize] = c;
+            }
+            for (i, &d) in spatial.iter().enumerate() {
+                chars[d as usize] = char::from_digit(i as u32, 10).unwrap_or('?');
+            }
+            chars.into_iter().collect()
+        }
+        let rank = self.input_spatial.len() + 2;
+        format!(
+            "{}_{}->{}",
+            label(
+                rank,
+                &[(self.input_batch, 'b'), (self.input_feature, 'f')],
+                &self.input_spatial
+            ),
+            label(
+                rank,
+                &[
+                    (self.kernel_input_feature, 'i'),
+                    (self.kernel_output_feature, 'o')
+                ],
+                &self.kernel_spatial
+            ),
+            label(
+                rank,
+                &[(self.output_batch, 'b'), (self.output_feature, 'f')],
+                &self.output_spatial
+            ),
+        )
+    }
+}
+
+/// Contracting and batch dimensions of a dot-general.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DotDimensionNumbers {
+    pub lhs_contracting: Vec<i64>,
+    pub rhs_contracting: Vec<i64>,
+    pub lhs_batch: Vec<i64>,
+    pub rhs_batch: Vec<i64>,
+}
+
+/// Padding of one dimension: `low` and `high` may be negative (cropping); `interior` >= 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PadDim {
+    pub low: i64,
+    pub high: i64,
+    pub interior: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RandomAlgorithm {
+    Default = 0,
+    ThreeFry = 1,
+    Philox = 2,
+}
+
+impl RandomAlgorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            RandomAlgorithm::Default => "rng_default",
+            RandomAlgorithm::ThreeFry => "rng_three_fry",
+            RandomAlgorithm::Philox => "rng_philox",
+        }
+    }
+}
 
 /// Literals with more elements than this print as `{...}` (XLA does the same for big constants).
 const MAX_PRINTED_ELEMENTS: usize = 64;

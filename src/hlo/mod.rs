@@ -27,3 +27,4 @@ pub use op::{
 pub use ops::ConvSpec;
 pub use shape::{ArrayShape, Shape};
 pub mod proto_messages;
+pub mod proto_values;
