@@ -14,6 +14,7 @@
 //! 4.8 and decay at step 5). The weight decay is 1e-2 instead of the official 1e-5, so that its
 //! term shows in one step's update of the batch-norm parameters next to f32 rounding.
 
+mod python_env;
 mod timm_common;
 
 use std::collections::{BTreeMap, HashMap};
