@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use effnetv2::data::tfrecord::Layout;
 use effnetv2::data::{
-    cache_dir, pack_tfrecords, AugmentSettings, Batch, EvalConfig, ImageFolder, Loader,
-    LoaderConfig, Normalization, Policy, Preprocessing, Shard, Source, TfRecordShards,
+    pack_tfrecords, AugmentSettings, Batch, EvalConfig, ImageFolder, Loader, LoaderConfig,
+    Normalization, Policy, Preprocessing, Shard, Source, TfRecordShards,
 };
 use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::events::{Discard, Metric};
