@@ -7,6 +7,7 @@
 //! installed into the user cache on first use.
 
 mod data_support;
+mod python_env;
 mod run_common;
 
 use std::collections::BTreeMap;
@@ -17,14 +18,14 @@ use std::sync::Arc;
 
 use effnetv2::data::tfrecord::Layout;
 use effnetv2::data::{
-    cache_dir, pack_tfrecords, AugmentSettings, Batch, EvalConfig, ImageFolder, Loader,
-    LoaderConfig, Normalization, Policy, Preprocessing, Shard, Source, TfRecordShards,
+    pack_tfrecords, AugmentSettings, Batch, EvalConfig, ImageFolder, Loader, LoaderConfig,
+    Normalization, Policy, Preprocessing, Shard, Source, TfRecordShards,
 };
 use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::events::{Discard, Metric};
 use effnetv2::trainer::input::{DataSpec, TfRecordData};
 use effnetv2::trainer::run::train;
-use fs4::fs_std::FileExt;
+use python_env::venv_python;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -35,32 +36,9 @@ const REQUIREMENTS: [&str; 3] = [
     "tensorboard==2.21.0",
 ];
 
-/// The reference environment's Python (created once, under a lock).
+/// The reference environment's Python (created once).
 fn python() -> PathBuf {
-    let venv = cache_dir().unwrap().join("tfrecord-venv");
-    std::fs::create_dir_all(&venv).unwrap();
-    let lock = std::fs::File::create(venv.with_extension("lock")).unwrap();
-    lock.lock_exclusive().unwrap();
-    let python = venv.join("bin/python");
-    let done = venv.join("installed");
-    if std::fs::read_to_string(&done).ok().as_deref() != Some(&REQUIREMENTS.join(" ")) {
-        let run = |command: &mut Command| {
-            let output = command.output().unwrap();
-            assert!(output.status.success(), "{command:?}: {output:?}");
-        };
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        run(Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(REQUIREMENTS));
-        std::fs::write(&done, REQUIREMENTS.join(" ")).unwrap();
-    }
-    python
+    venv_python("tfrecord-venv", &REQUIREMENTS)
 }
 
 /// Runs `tools/tfrecord_reference.py` with `args` and parses what it prints.

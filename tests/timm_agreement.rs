@@ -4,6 +4,7 @@
 //! (`export_timm`) loads into timm with `load_state_dict(strict=True)` and gives timm's logits.
 //! timm runs in the environment of `timm_common`.
 
+mod python_env;
 mod run_common;
 mod timm_common;
 

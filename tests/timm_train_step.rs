@@ -14,6 +14,7 @@
 //! 4.8 and decay at step 5). The weight decay is 1e-2 instead of the official 1e-5, so that its
 //! term shows in one step's update of the batch-norm parameters next to f32 rounding.
 
+mod python_env;
 mod timm_common;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,9 +24,8 @@ use std::sync::atomic::AtomicBool;
 
 use effnetv2::hlo::Literal;
 use effnetv2::model::timm::TorchTensor;
-use effnetv2::model::{Model, Param, ScheduleVariant};
-use effnetv2::runtime::provision::PluginKind;
-use effnetv2::step::graphs::{Objective, Precision};
+use effnetv2::model::{Model, Param};
+use effnetv2::step::graphs::Objective;
 use effnetv2::step::lr::Decay;
 use effnetv2::step::state::StateLayout;
 use effnetv2::trainer::checkpoint;
@@ -99,22 +99,12 @@ fn data_set(root: &Path) -> Vec<RgbImage> {
 fn config(data: &Path, out: &Path) -> RunConfig {
     RunConfig {
         model: "b0".into(),
-        recipe: None,
-        plugin: PluginKind::DEFAULT,
-        plugin_path: None,
         data: DataSpec::Folder(data.to_path_buf()),
         batch: BATCH,
-        devices: None,
-        sync_batch_norm: false,
         steps_per_call: 1,
-        skip_nonfinite: false,
         epochs: 10.0,
-        min_steps: None,
         steps: Some(STEPS[1] + 1),
         stages: Some(1),
-        num_classes: None,
-        schedule: ScheduleVariant::Official,
-        precision: Precision::F32,
         seed: 1,
         lr_base: LR_BASE,
         warmup_epochs: WARMUP_EPOCHS,
@@ -130,14 +120,12 @@ fn config(data: &Path, out: &Path) -> RunConfig {
         survival_prob: Some(1.0),
         image_size: Some(TrainImageSize::Pixels(SIZE)),
         augmentation: Augmentation::Off,
-        init: None,
         eval_batch: CLASSES,
         workers: 2,
         checkpoint_every: 1,
         keep_checkpoints: 10,
-        stop_after: None,
-        eval_limit: None,
         out: out.to_path_buf(),
+        ..RunConfig::default()
     }
 }
 

@@ -10,6 +10,7 @@ use effnetv2::search::results::Outcome;
 use effnetv2::search::sampler::Sampler;
 use effnetv2::search::space::SearchSpace;
 use effnetv2::search::{search, SearchEvent, SearchOptions, StepTimer};
+use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::input::DataSpec;
 
 use super::interrupt::interrupt_flag;
@@ -77,6 +78,19 @@ impl SearchArgs {
         }
     }
 
+    /// What the proxy runs share: the options given, the rest the training defaults.
+    fn proxy_run(&self) -> RunConfig {
+        let defaults = RunConfig::default();
+        RunConfig {
+            data: self.data.clone(),
+            plugin: self.plugin.kind,
+            plugin_path: self.plugin.path.clone(),
+            seed: self.seed,
+            workers: self.workers.unwrap_or(defaults.workers),
+            ..defaults
+        }
+    }
+
     pub fn run(self) -> Result<()> {
         let options = SearchOptions {
             space: SearchSpace::load(&self.space)?,
@@ -85,15 +99,9 @@ impl SearchArgs {
                 SamplerName::Random => Sampler::Random,
                 SamplerName::Evolution => Sampler::EVOLUTION,
             },
-            seed: self.seed,
             timer: self.timer()?,
-            data: self.data.clone(),
-            plugin: self.plugin.kind,
-            plugin_path: self.plugin.path.clone(),
+            proxy_run: self.proxy_run(),
             proxy_epochs: self.proxy_epochs,
-            workers: self
-                .workers
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             out: self.out.clone(),
             reuse: self.reuse.clone(),
         };

@@ -7,7 +7,7 @@ use clap::Args;
 
 use effnetv2::data::tfrecord::Layout;
 use effnetv2::model::{load_spec, ScheduleVariant};
-use effnetv2::step::graphs::{Objective, Precision};
+use effnetv2::step::graphs::Precision;
 use effnetv2::step::lr::Decay;
 use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::input::DataSpec;
@@ -22,7 +22,7 @@ use super::progress::Progress;
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Model spec: a built-in name (tiny, b0..b3, s, m, l, xl) or a JSON file.
-    #[arg(long, default_value = "tiny")]
+    #[arg(long, default_value_t = RunConfig::default().model)]
     model: String,
     /// Training recipe: a built-in name (official, tiny, finetune, transfer, imagenet21k) or a
     /// JSON file; its settings replace the defaults below, and an option given here replaces
@@ -57,7 +57,7 @@ pub struct TrainArgs {
     /// Optimizer steps per executable call (K batches stacked, a `while` loop on the device);
     /// the trained weights do not depend on it. 8 saves host work per step (the main job trains
     /// 8% faster than with 1 on the CPU plugin).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = RunConfig::default().steps_per_call)]
     steps_per_call: usize,
     /// Skip steps whose loss or update is not finite (NaN, infinite), counting them, instead of
     /// stopping the run at the first one.
@@ -90,7 +90,7 @@ pub struct TrainArgs {
     schedule: ScheduleVariant,
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     precision: Precision,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = RunConfig::default().seed)]
     seed: u64,
     /// Base learning rate per 256 examples (the official recipe uses 0.016 for 350 epochs)
     /// [default: 0.064].
@@ -118,7 +118,7 @@ pub struct TrainArgs {
     /// The last block's survival probability for stochastic depth (default: the spec's).
     #[arg(long)]
     survival_prob: Option<f64>,
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = RunConfig::default().eval_batch)]
     eval_batch: usize,
     /// Evaluate on at most this many test images.
     #[arg(long)]
@@ -126,15 +126,15 @@ pub struct TrainArgs {
     /// Data-pipeline worker threads (default: all cores).
     #[arg(long)]
     workers: Option<usize>,
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = RunConfig::default().checkpoint_every)]
     checkpoint_every: u64,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = RunConfig::default().keep_checkpoints)]
     keep_checkpoints: usize,
     /// Stop after this many steps (writing a checkpoint first), as if interrupted.
     #[arg(long)]
     stop_after: Option<u64>,
     /// Run directory (config, metrics.jsonl, checkpoints, summary).
-    #[arg(long, default_value = "runs/latest")]
+    #[arg(long, default_value_os_t = RunConfig::default().out)]
     out: PathBuf,
     /// Continue the run in --out from its newest checkpoint.
     #[arg(long)]
@@ -184,25 +184,6 @@ fn parse_augmentation(s: &str) -> Result<Augmentation, String> {
     }
 }
 
-/// What a run uses where neither the recipe nor an option says: the main job's short run.
-const DEFAULTS: TrainSettings = TrainSettings {
-    epochs: Some(36.0),
-    min_steps: None,
-    steps: None,
-    batch: Some(128),
-    lr_base: Some(0.064),
-    warmup_epochs: Some(0.5),
-    decay: Some(Decay::Cosine),
-    label_smoothing: Some(Objective::OFFICIAL.label_smoothing),
-    weight_decay: Some(Objective::OFFICIAL.weight_decay),
-    ema_decay: Some(Objective::OFFICIAL.ema_decay),
-    dropout: None,
-    survival_prob: None,
-    stages: None,
-    image_size: None,
-    augmentation: None,
-};
-
 impl TrainArgs {
     /// The settings given on the command line.
     fn settings(&self) -> TrainSettings {
@@ -225,10 +206,11 @@ impl TrainArgs {
         }
     }
 
-    /// The run: the defaults, then the recipe's settings, then the options given.
+    /// The run: the defaults ([`RunConfig::default`]), then the recipe's settings, then the
+    /// options given.
     pub fn config(&self) -> Result<RunConfig> {
         let recipe = Recipe::for_run(self.recipe.as_deref(), &load_spec(&self.model)?)?;
-        let settings = self.settings().or(&recipe.train).or(&DEFAULTS);
+        let defaults = RunConfig::default();
         let mut config = RunConfig {
             model: self.model.clone(),
             recipe: self.recipe.clone(),
@@ -242,39 +224,24 @@ impl TrainArgs {
                     .map_err(anyhow::Error::msg)?,
                 None => self.data.clone(),
             },
-            batch: 0,
             devices: self.devices,
             sync_batch_norm: self.sync_bn,
             steps_per_call: self.steps_per_call,
             skip_nonfinite: self.skip_nonfinite,
-            epochs: 0.0,
-            min_steps: None,
-            steps: None,
-            stages: None,
-            num_classes: None,
             schedule: self.schedule,
             precision: self.precision,
             seed: self.seed,
-            lr_base: 0.0,
-            warmup_epochs: 0.0,
-            decay: Decay::Constant,
-            objective: Objective::OFFICIAL,
-            dropout: None,
-            survival_prob: None,
-            image_size: None,
-            augmentation: Augmentation::Model,
             init: self.init.clone(),
             eval_batch: self.eval_batch,
-            workers: self
-                .workers
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            workers: self.workers.unwrap_or(defaults.workers),
             checkpoint_every: self.checkpoint_every,
             keep_checkpoints: self.keep_checkpoints,
             stop_after: self.stop_after,
             eval_limit: self.eval_limit,
             out: self.out.clone(),
+            ..defaults
         };
-        config.apply(&settings);
+        config.apply(&self.settings().or(&recipe.train));
         Ok(config)
     }
 
@@ -308,6 +275,14 @@ mod tests {
             .train
             .config()
             .unwrap()
+    }
+
+    #[test]
+    fn the_command_line_defaults_are_the_run_config_defaults() {
+        let mut expected = RunConfig::default();
+        let tiny = load_spec(&expected.model).unwrap();
+        expected.apply(&Recipe::for_run(None, &tiny).unwrap().train);
+        assert_eq!(config(&[]), expected);
     }
 
     #[test]

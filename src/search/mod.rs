@@ -27,12 +27,11 @@ use crate::program::context::Context;
 use crate::program::graph_plan::{plan_graphs, GraphSelection};
 use crate::runtime::provision::PluginKind;
 use crate::step::graphs::{Objective, Precision, StepConfig};
-use crate::step::lr::Decay;
 use crate::trainer::bench::time_train_steps;
 use crate::trainer::config::RunConfig;
 use crate::trainer::events::Discard;
 use crate::trainer::input::DataSpec;
-use crate::trainer::recipe::{Augmentation, TrainImageSize};
+use crate::trainer::recipe::TrainImageSize;
 use crate::trainer::run::train;
 use results::{Outcome, Record, Score};
 use reward::Normalised;
@@ -63,16 +62,14 @@ pub struct SearchOptions {
     /// Candidates besides the backbone.
     pub budget: usize,
     pub sampler: Sampler,
-    pub seed: u64,
     pub timer: StepTimer,
-    /// The proxy runs' data and plugin.
-    pub data: DataSpec,
-    pub plugin: PluginKind,
-    /// The plugin library to use instead of the pinned one.
-    pub plugin_path: Option<PathBuf>,
+    /// What every proxy run starts from: its data, plugin (and plugin library), data workers
+    /// and seed, which also seeds the sampler. The space and [`SearchOptions::proxy_epochs`]
+    /// then set the proxy's model, size, length and learning rate, and the search its output
+    /// directory.
+    pub proxy_run: RunConfig,
     /// Replaces the space's proxy epochs.
     pub proxy_epochs: Option<f64>,
-    pub workers: usize,
     pub out: PathBuf,
     /// Earlier searches with the same backbone, proxy recipe and proxy settings whose proxy
     /// accuracies are taken for the candidates they trained, instead of training them again
@@ -94,11 +91,16 @@ struct ProxySettings {
 impl SearchOptions {
     fn proxy_settings(&self) -> ProxySettings {
         ProxySettings {
-            seed: self.seed,
-            epochs: self.proxy_epochs.unwrap_or(self.space.proxy.epochs),
-            data: self.data.clone(),
-            plugin: self.plugin,
+            seed: self.proxy_run.seed,
+            epochs: self.proxy_run_epochs(),
+            data: self.proxy_run.data.clone(),
+            plugin: self.proxy_run.plugin,
         }
+    }
+
+    /// The proxy runs' epochs: the option's, else the space's.
+    fn proxy_run_epochs(&self) -> f64 {
+        self.proxy_epochs.unwrap_or(self.space.proxy.epochs)
     }
 }
 
@@ -211,9 +213,10 @@ pub fn search(
         let (name, candidate) = if index == 0 {
             (backbone.name.clone(), Candidate::of(&backbone))
         } else {
-            let candidate = options
-                .sampler
-                .propose(&options.space, options.seed, index, &records);
+            let candidate =
+                options
+                    .sampler
+                    .propose(&options.space, options.proxy_run.seed, index, &records);
             (format!("{}-{index:03}", options.space.name), candidate)
         };
         report(SearchEvent::Started {
@@ -482,44 +485,25 @@ fn spec_path(out: &Path, name: &str) -> PathBuf {
     out.join("specs").join(format!("{name}.json"))
 }
 
-/// The proxy training run of the spec at `spec_path`: one stage at the proxy size.
+/// The proxy training run of the spec at `spec_path`: one stage at the proxy size, on one
+/// device, with no checkpoint before the end.
 fn proxy_config(options: &SearchOptions, spec_path: &Path, name: &str) -> RunConfig {
     let proxy = &options.space.proxy;
+    let epochs = options.proxy_run_epochs();
     RunConfig {
         model: spec_path.display().to_string(),
-        recipe: None,
-        plugin: options.plugin,
-        plugin_path: options.plugin_path.clone(),
-        data: options.data.clone(),
         batch: proxy.batch,
         devices: Some(1),
-        sync_batch_norm: false,
-        steps_per_call: 8,
-        skip_nonfinite: false,
-        epochs: options.proxy_epochs.unwrap_or(proxy.epochs),
-        min_steps: None,
-        steps: None,
+        epochs,
         stages: Some(1),
-        num_classes: None,
-        schedule: ScheduleVariant::Official,
-        precision: Precision::F32,
-        seed: options.seed,
         lr_base: proxy.lr_base,
-        warmup_epochs: 0.1 * options.proxy_epochs.unwrap_or(proxy.epochs),
-        decay: Decay::Cosine,
-        objective: Objective::OFFICIAL,
-        dropout: None,
-        survival_prob: None,
+        warmup_epochs: 0.1 * epochs,
         image_size: Some(TrainImageSize::Pixels(proxy.image_size)),
-        augmentation: Augmentation::Model,
-        init: None,
-        eval_batch: 500,
-        workers: options.workers,
         checkpoint_every: u64::MAX,
         keep_checkpoints: 2,
-        stop_after: None,
         eval_limit: proxy.eval_limit,
         out: options.out.join("runs").join(name),
+        ..options.proxy_run.clone()
     }
 }
 
@@ -571,10 +555,8 @@ impl Timer {
         let clock = match &options.timer {
             StepTimer::Device(kind) => {
                 // --plugin-path names the proxy runs' plugin; it serves the timer of that kind.
-                let path = options
-                    .plugin_path
-                    .as_deref()
-                    .filter(|_| *kind == options.plugin);
+                let run = &options.proxy_run;
+                let path = run.plugin_path.as_deref().filter(|_| *kind == run.plugin);
                 Clock::Device(Context::open(*kind, path)?)
             }
             StepTimer::Estimate(target) => Clock::Estimate {

@@ -108,6 +108,52 @@ pub const MAX_STEPS_PER_CALL: usize = 256;
 /// the newest one is damaged, so one more must always be on disk.
 pub const MIN_KEPT_CHECKPOINTS: usize = 2;
 
+/// The `effnetv2 train` defaults, held here once: the command line takes its defaults from (or
+/// checks them against) this, and tests and proxy runs change only what they need with
+/// `RunConfig { batch: 8, ..RunConfig::default() }`. The training settings are the main job's
+/// short run (`tiny` on Fashion-MNIST with the CPU plugin, 36 epochs at batch 128); a recipe
+/// or an option replaces them through [`RunConfig::apply`].
+impl Default for RunConfig {
+    fn default() -> RunConfig {
+        RunConfig {
+            model: "tiny".into(),
+            recipe: None,
+            plugin: PluginKind::DEFAULT,
+            plugin_path: None,
+            data: DataSpec::FashionMnist,
+            batch: 128,
+            devices: None,
+            sync_batch_norm: false,
+            steps_per_call: 8,
+            skip_nonfinite: false,
+            epochs: 36.0,
+            min_steps: None,
+            steps: None,
+            stages: None,
+            num_classes: None,
+            schedule: ScheduleVariant::Official,
+            precision: Precision::F32,
+            seed: 0,
+            lr_base: 0.064,
+            warmup_epochs: 0.5,
+            decay: Decay::Cosine,
+            objective: Objective::OFFICIAL,
+            dropout: None,
+            survival_prob: None,
+            image_size: None,
+            augmentation: Augmentation::Model,
+            init: None,
+            eval_batch: 500,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            checkpoint_every: 500,
+            keep_checkpoints: 3,
+            stop_after: None,
+            eval_limit: None,
+            out: PathBuf::from("runs/latest"),
+        }
+    }
+}
+
 impl RunConfig {
     /// The model spec `name` as this run uses it: with the run's stage and class counts, and
     /// the dropout, survival probability and image size its recipe or options set.

@@ -5,54 +5,28 @@
 use std::path::Path;
 
 use effnetv2::hlo::Literal;
-use effnetv2::model::{load_spec, Model, ScheduleVariant};
-use effnetv2::runtime::provision::PluginKind;
-use effnetv2::step::graphs::{Objective, Precision};
-use effnetv2::step::lr::Decay;
+use effnetv2::model::{load_spec, Model};
 use effnetv2::step::state::StateLayout;
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::RunConfig;
-use effnetv2::trainer::input::DataSpec;
-use effnetv2::trainer::recipe::Augmentation;
 
 /// `steps` steps of the small variant at global batch 32 over `stages` stages, writing to `out`;
 /// tests override what they vary.
 pub fn short_run(out: &Path, steps: u64, stages: usize) -> RunConfig {
     RunConfig {
-        model: "tiny".into(),
-        recipe: None,
-        plugin: PluginKind::DEFAULT,
-        plugin_path: None,
-        data: DataSpec::FashionMnist,
         batch: 32,
-        devices: None,
-        sync_batch_norm: false,
         steps_per_call: 1,
-        skip_nonfinite: false,
         epochs: steps as f64 / 1875.0,
-        min_steps: None,
-        steps: None,
         stages: Some(stages),
-        num_classes: None,
-        schedule: ScheduleVariant::Official,
-        precision: Precision::F32,
         seed: 3,
-        lr_base: 0.064,
         warmup_epochs: 0.005,
-        decay: Decay::Cosine,
-        objective: Objective::OFFICIAL,
-        dropout: None,
-        survival_prob: None,
-        image_size: None,
-        augmentation: Augmentation::Model,
-        init: None,
         eval_batch: 100,
         workers: 2,
         checkpoint_every: 1000,
         keep_checkpoints: 10,
-        stop_after: None,
         eval_limit: Some(200),
         out: out.to_path_buf(),
+        ..RunConfig::default()
     }
 }
 

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use effnetv2::trainer::input::DataSpec;
-use fs4::fs_std::FileExt;
+
+use crate::python_env::venv_python;
 
 /// What the reference environment installs.
 const REQUIREMENTS: [&str; 3] = ["torch==2.15.0", "timm==1.0.31", "safetensors==0.8.0"];
@@ -19,30 +20,7 @@ pub fn timm_python() -> PathBuf {
     if let Some(python) = std::env::var_os("EFFNETV2_TIMM_PYTHON") {
         return PathBuf::from(python);
     }
-    let venv = effnetv2::data::cache_dir().unwrap().join("timm-venv");
-    std::fs::create_dir_all(&venv).unwrap();
-    let lock = std::fs::File::create(venv.with_extension("lock")).unwrap();
-    lock.lock_exclusive().unwrap();
-    let python = venv.join("bin/python");
-    let done = venv.join("installed");
-    if std::fs::read_to_string(&done).ok().as_deref() != Some(&REQUIREMENTS.join(" ")) {
-        let run = |command: &mut Command| {
-            let output = command.output().unwrap();
-            assert!(output.status.success(), "{command:?}: {output:?}");
-        };
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        run(Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(REQUIREMENTS));
-        std::fs::write(&done, REQUIREMENTS.join(" ")).unwrap();
-    }
-    python
+    venv_python("timm-venv", &REQUIREMENTS)
 }
 
 /// Runs `tools/<tool>` with `args` in the timm environment; fails the test with its output
