@@ -65,12 +65,7 @@ fn checkpoint_of_known_weights(out: &Path) {
             *tensor = Literal::from_vec(tensor.shape().dims(), &scaled).unwrap();
         }
     }
-    let named: Vec<(String, Literal)> = layout
-        .entries()
-        .iter()
-        .map(|e| e.name.clone())
-        .zip(state)
-        .collect();
+    let named = layout.named(state);
     let meta = CheckpointMeta {
         step: 0,
         cursor: Default::default(),

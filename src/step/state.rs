@@ -128,6 +128,16 @@ impl StateLayout {
         &self.entries
     }
 
+    /// `values` (one per entry, in layout order) paired with their entries' names, as checkpoints
+    /// store them.
+    pub fn named<T>(&self, values: impl IntoIterator<Item = T>) -> Vec<(String, T)> {
+        self.entries
+            .iter()
+            .map(|e| e.name.clone())
+            .zip(values)
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use crate::data::Cursor;
-use crate::hlo::Literal;
 use crate::step::state::StateLayout;
 use crate::trainer::checkpoint;
 use crate::trainer::config::{CheckpointMeta, RunConfig};
@@ -68,12 +67,7 @@ pub fn import_timm(file: &Path, config: &RunConfig, events: &mut dyn EventSink) 
     let mut state = initial_state(&layout, config.seed);
     let source = WeightSource::Timm(file.to_path_buf());
     initialise_from(&source, &model, &layout, &mut state, events)?;
-    let named: Vec<(String, Literal)> = layout
-        .entries()
-        .iter()
-        .map(|e| e.name.clone())
-        .zip(state)
-        .collect();
+    let named = layout.named(state);
     let meta = CheckpointMeta {
         step: 0,
         cursor: Cursor::default(),

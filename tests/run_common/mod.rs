@@ -41,10 +41,5 @@ pub fn final_state(out: &Path) -> Vec<(String, Literal)> {
     let tensors = checkpoint::load::<serde_json::Value>(&dir, expected)
         .unwrap()
         .0;
-    layout
-        .entries()
-        .iter()
-        .map(|e| e.name.clone())
-        .zip(tensors)
-        .collect()
+    layout.named(tensors)
 }

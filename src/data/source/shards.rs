@@ -18,6 +18,22 @@ use super::{has_image_extension, ImageFolder, Source};
 use crate::data::decode::{decode_rgb, MAX_DECODED_BYTES};
 use crate::data::error::{DataError, Result};
 
+/// How many shards of `images_per_shard` images `folder` packs into, with `out_dir` created for
+/// them: the start every packer shares.
+pub(crate) fn shard_count(
+    folder: &ImageFolder,
+    out_dir: &Path,
+    images_per_shard: usize,
+) -> Result<usize> {
+    if images_per_shard == 0 {
+        return Err(DataError::Config(
+            "images_per_shard must be at least 1".into(),
+        ));
+    }
+    std::fs::create_dir_all(out_dir).map_err(|e| DataError::io(out_dir, e))?;
+    Ok(folder.len().div_ceil(images_per_shard))
+}
+
 /// Packs every image of `folder` into `ceil(len / images_per_shard)` zip shards named
 /// `shard-NNNNN-of-MMMMM.zip` in `out_dir` (created if needed), in index order, and writes
 /// `labels.txt` there. Returns the shard paths.
@@ -26,14 +42,8 @@ pub fn pack_shards(
     out_dir: impl AsRef<Path>,
     images_per_shard: usize,
 ) -> Result<Vec<PathBuf>> {
-    if images_per_shard == 0 {
-        return Err(DataError::Config(
-            "images_per_shard must be at least 1".into(),
-        ));
-    }
     let out_dir = out_dir.as_ref();
-    std::fs::create_dir_all(out_dir).map_err(|e| DataError::io(out_dir, e))?;
-    let count = folder.len().div_ceil(images_per_shard);
+    let count = shard_count(folder, out_dir, images_per_shard)?;
     let options = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
     let mut paths = Vec::with_capacity(count);
     for shard in 0..count {

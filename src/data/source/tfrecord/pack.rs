@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::data::error::{DataError, Result};
 use crate::data::source::labels::{read_labels, write_labels, LABELS_FILE};
+use crate::data::source::shards::shard_count;
 use crate::data::source::{ImageFolder, Source};
 use crate::data::tfrecord::{ImageExample, Layout, RecordWriter};
 
@@ -20,13 +21,8 @@ pub fn pack_tfrecords(
     images_per_shard: usize,
     split: &str,
 ) -> Result<Vec<PathBuf>> {
-    if images_per_shard == 0 {
-        return Err(DataError::Config(
-            "images_per_shard must be at least 1".into(),
-        ));
-    }
     let out_dir = out_dir.as_ref();
-    std::fs::create_dir_all(out_dir).map_err(|e| DataError::io(out_dir, e))?;
+    let count = shard_count(folder, out_dir, images_per_shard)?;
     let labels = out_dir.join(LABELS_FILE);
     if labels.is_file() && read_labels(&labels)? != folder.class_names() {
         return Err(DataError::Layout(format!(
@@ -35,7 +31,6 @@ pub fn pack_tfrecords(
             folder.root().display()
         )));
     }
-    let count = folder.len().div_ceil(images_per_shard);
     let mut paths = Vec::with_capacity(count);
     for shard in 0..count {
         let path = out_dir.join(format!("{split}-{shard:05}-of-{count:05}"));
