@@ -7,5 +7,6 @@ pub mod model;
 pub mod nn;
 pub mod runtime;
 pub mod search;
+pub mod storage;
 pub mod train;
 pub mod trainer;
