@@ -89,6 +89,9 @@ fn start_responder(log: Log) -> u16 {
     port
 }
 
+/// A storage call whose result is only looked at for its error.
+type Operation<'a> = Box<dyn Fn() -> Result<(), StorageError> + 'a>;
+
 fn open(url: &str) -> Store {
     Store::open(&Location::parse(url).unwrap()).unwrap()
 }
@@ -110,7 +113,7 @@ fn forbidden_stops_at_once_create_only_conflicts_and_flaky_requests_are_retried(
 
     // 403: named, and one request each (no retries)
     let forbidden = open("gs://forbidden/runs");
-    let operations: [(&str, Box<dyn Fn() -> Result<(), StorageError>>); 3] = [
+    let operations: [(&str, Operation); 3] = [
         (
             "write",
             Box::new(|| forbidden.write("ckpt/a.bin", &mut &b"abc"[..])),

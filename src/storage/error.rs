@@ -42,7 +42,8 @@ pub enum StorageError {
         bucket: String,
         object: String,
         credentials: CredentialSource,
-        source: opendal::Error,
+        // Boxed: the client's error is large, and every storage result carries this type.
+        source: Box<opendal::Error>,
     },
 }
 

@@ -93,7 +93,7 @@ impl GcsStore {
             bucket: place.bucket().to_string(),
             object: place.prefix().to_string(),
             credentials: credentials.clone(),
-            source,
+            source: Box::new(source),
         };
         // The reqwest transport, installed once per process (opendal's constructor-time
         // registration is off: it would register every service, at start-up).
@@ -160,7 +160,7 @@ impl GcsStore {
                 bucket,
                 object,
                 credentials,
-                source: error,
+                source: Box::new(error),
             },
         }
     }
