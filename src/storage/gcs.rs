@@ -98,6 +98,10 @@ impl GcsStore {
         // The reqwest transport, installed once per process (opendal's constructor-time
         // registration is off: it would register every service, at start-up).
         opendal::install_default();
+        // TLS through rustls with the `ring` provider: reqwest's default provider (aws-lc-rs)
+        // is a large C build that a fresh machine would spend minutes on. Installing fails only
+        // when a provider is already installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = opendal::services::Gcs::default()
             .bucket(place.bucket())
             .root(&format!("/{}", place.prefix()));
