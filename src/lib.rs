@@ -10,5 +10,6 @@ pub mod report;
 pub mod runtime;
 pub mod search;
 pub mod step;
+pub mod storage;
 pub mod trainer;
 pub mod weights;

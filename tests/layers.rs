@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 /// The top-level modules, lowest layer first. A module may use its own submodules and the
 /// modules of earlier rows, never one of its own row or a later one. `main` is `src/main.rs`.
 const LAYERS: &[&[&str]] = &[
+    &["storage"],
     &["data", "hlo"],
     &["runtime", "autodiff"],
     &["nn"],

@@ -1,0 +1,147 @@
+//! Where a run's files live: a local folder or a Cloud Storage prefix, parsed once from user input.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use super::error::StorageError;
+
+/// A folder on local disk or a `gs://bucket/prefix`; objects are named relative to it with `/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    Local(PathBuf),
+    Gcs(GcsPrefix),
+}
+
+/// A bucket and an object-name prefix inside it (empty, or ending in `/`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GcsPrefix {
+    bucket: String,
+    prefix: String,
+}
+
+impl GcsPrefix {
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The prefix, empty or ending in `/`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+impl Location {
+    /// Parses `gs://bucket[/prefix]` or a local path. Any other `scheme://` is refused rather
+    /// than taken as a folder literally named `s3:`, which would silently write to local disk.
+    pub fn parse(text: &str) -> Result<Location, StorageError> {
+        let bad = |reason: &str| StorageError::BadUrl {
+            url: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let Some((scheme, rest)) = text.split_once("://") else {
+            if text.is_empty() {
+                return Err(bad("empty location"));
+            }
+            return Ok(Location::Local(PathBuf::from(text)));
+        };
+        if scheme != "gs" {
+            return Err(bad("only gs:// URLs and local paths are supported"));
+        }
+        let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
+        check_bucket_name(bucket).map_err(bad)?;
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        if segments.iter().any(|s| *s == "." || *s == "..") {
+            return Err(bad("`.` and `..` are not allowed in an object prefix"));
+        }
+        let prefix = segments.iter().map(|s| format!("{s}/")).collect();
+        Ok(Location::Gcs(GcsPrefix {
+            bucket: bucket.to_string(),
+            prefix,
+        }))
+    }
+
+    /// The location of `name` (a `/`-separated relative name) inside this one.
+    pub fn join(&self, name: &str) -> Location {
+        match self {
+            Location::Local(dir) => Location::Local(dir.join(name)),
+            Location::Gcs(gcs) => Location::Gcs(GcsPrefix {
+                bucket: gcs.bucket.clone(),
+                prefix: format!("{}{}", gcs.prefix, name.trim_matches('/')) + "/",
+            }),
+        }
+    }
+}
+
+/// Cloud Storage's bucket naming rules, the parts a typo breaks: 3 to 63 characters (222 with
+/// dots), lowercase letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit.
+fn check_bucket_name(bucket: &str) -> Result<(), &'static str> {
+    let max = if bucket.contains('.') { 222 } else { 63 };
+    if bucket.len() < 3 || bucket.len() > max {
+        return Err("a bucket name has 3 to 63 characters (222 with dots)");
+    }
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c);
+    if !bucket.chars().all(allowed) {
+        return Err("a bucket name has only lowercase letters, digits, `-`, `_` and `.`");
+    }
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !alnum(bucket.chars().next()) || !alnum(bucket.chars().last()) {
+        return Err("a bucket name starts and ends with a letter or digit");
+    }
+    Ok(())
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Local(path) => write!(f, "{}", path.display()),
+            Location::Gcs(gcs) => write!(f, "gs://{}/{}", gcs.bucket, gcs.prefix),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gcs(text: &str) -> (String, String) {
+        match Location::parse(text).unwrap() {
+            Location::Gcs(g) => (g.bucket, g.prefix),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_buckets_prefixes_and_paths() {
+        assert_eq!(gcs("gs://my-bucket"), ("my-bucket".into(), "".into()));
+        assert_eq!(gcs("gs://my-bucket/"), ("my-bucket".into(), "".into()));
+        assert_eq!(
+            gcs("gs://b.example.com/runs//a/"),
+            ("b.example.com".into(), "runs/a/".into())
+        );
+        assert_eq!(
+            Location::parse("runs/a").unwrap(),
+            Location::Local(PathBuf::from("runs/a"))
+        );
+        let joined = Location::parse("gs://bkt/runs").unwrap().join("ckpt-10");
+        assert_eq!(joined.to_string(), "gs://bkt/runs/ckpt-10/");
+    }
+
+    #[test]
+    fn bad_urls_name_the_problem() {
+        for (text, words) in [
+            ("s3://bucket/x", "only gs://"),
+            ("gs://", "3 to 63"),
+            ("gs://ab", "3 to 63"),
+            ("gs://My_Bucket", "lowercase"),
+            ("gs://-bucket", "starts and ends"),
+            ("gs://bucket/a/../b", "`..`"),
+            ("", "empty"),
+        ] {
+            let message = Location::parse(text).unwrap_err().to_string();
+            assert!(
+                message.contains(words) && message.contains(text),
+                "{text}: {message}"
+            );
+        }
+    }
+}
