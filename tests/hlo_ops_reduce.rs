@@ -341,7 +341,7 @@ fn max_pool_gradient_ref(
         let mut best: Option<Vec<usize>> = None;
         for k in ndarray::indices(IxDyn(&window_dims)) {
             if let Some(i) = base_index(x.shape(), out.slice(), k.slice(), window) {
-                if best.as_ref().map_or(true, |b| x[IxDyn(b)] < x[IxDyn(&i)]) {
+                if best.as_ref().is_none_or(|b| x[IxDyn(b)] < x[IxDyn(&i)]) {
                     best = Some(i);
                 }
             }

@@ -89,7 +89,7 @@ fn strip_comments_and_strings(code: &str) -> String {
                 }
                 i += 2 + hashes;
                 let end: String = std::iter::once('"')
-                    .chain(std::iter::repeat('#').take(hashes))
+                    .chain(std::iter::repeat_n('#', hashes))
                     .collect();
                 while i < chars.len() && !chars[i..].iter().take(end.len()).copied().eq(end.chars())
                 {

@@ -188,7 +188,7 @@ fn group_errors(
             let members: Vec<&String> = before
                 .keys()
                 .filter(|n| n.starts_with(prefix))
-                .filter(|n| statistic.map_or(true, |s| s == n.contains("running_")))
+                .filter(|n| statistic.is_none_or(|s| s == n.contains("running_")))
                 .collect();
             let change = |name: &String| {
                 let after = &theirs[name].values;

@@ -389,7 +389,7 @@ impl Bracket {
             if n > self.low.0 {
                 self.low = (n, peak);
             }
-        } else if self.high.map_or(true, |h| n < h) {
+        } else if self.high.is_none_or(|h| n < h) {
             self.high = Some(n);
         }
     }

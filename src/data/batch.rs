@@ -121,7 +121,7 @@ pub(crate) fn assemble(
     pool: &ThreadPool,
     stop: &AtomicBool,
 ) -> Result<Batch> {
-    debug_assert!(groups > 0 && indices.len() % groups == 0);
+    debug_assert!(groups > 0 && indices.len().is_multiple_of(groups));
     let group = indices.len() / groups;
     let size = recipe.image_size();
     let pixels = size * size * 3;

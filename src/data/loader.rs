@@ -74,7 +74,7 @@ impl Shard {
                 self.groups
             )));
         }
-        if batch % self.groups != 0 {
+        if !batch.is_multiple_of(self.groups) {
             return Err(DataError::Config(format!(
                 "a batch of {batch} does not split into {} equal parts",
                 self.groups

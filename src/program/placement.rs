@@ -62,7 +62,7 @@ impl Placement {
                  each host must read one consecutive part of the batch"
             );
         }
-        if mine.len() != per_process || assignment.len() % processes != 0 {
+        if mine.len() != per_process || !assignment.len().is_multiple_of(processes) {
             bail!(
                 "process {process} holds {} of {} replicas over {processes} processes: every host \
                  needs the same number of devices",

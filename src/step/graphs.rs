@@ -647,7 +647,7 @@ fn step_loop_body(
     let at = |b: &mut Builder, v: Value| -> Result<Value> {
         let dims = b.array_shape("train_step", v)?.dims().to_vec();
         let starts: Vec<Value> = std::iter::once(i)
-            .chain(std::iter::repeat(zero).take(dims.len() - 1))
+            .chain(std::iter::repeat_n(zero, dims.len() - 1))
             .collect();
         let sizes: Vec<i64> = std::iter::once(1)
             .chain(dims[1..].iter().copied())

@@ -299,7 +299,7 @@ impl RunConfig {
                 at_least_one(option, value)?;
             }
         }
-        if let Some(devices) = self.devices.filter(|&d| self.batch % d != 0) {
+        if let Some(devices) = self.devices.filter(|&d| !self.batch.is_multiple_of(d)) {
             bail!(
                 "--batch {} does not split evenly over --devices {devices}",
                 self.batch

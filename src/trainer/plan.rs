@@ -33,7 +33,7 @@ impl RunPlan {
         replicas: usize,
     ) -> Result<RunPlan> {
         config.validate()?;
-        if replicas == 0 || config.batch % replicas != 0 {
+        if replicas == 0 || !config.batch.is_multiple_of(replicas) {
             bail!(
                 "--batch {} does not split evenly over {replicas} devices",
                 config.batch
