@@ -261,3 +261,23 @@ fn files_that_are_not_decodable_jpegs_are_kept_as_they_are() {
         assert_eq!(shrink_jpeg(bytes.clone(), bound, "x").unwrap(), bytes);
     }
 }
+
+#[test]
+fn the_cli_refuses_a_bad_bound_before_writing_anything() {
+    let root = tempfile::tempdir().unwrap();
+    let folder = image_folder(&root.path().join("images"));
+    let out = root.path().join("out");
+    for bad in ["0", "16", "100000", "wide"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_effnetv2"))
+            .args(["data", "pack", "--max-side", bad])
+            .arg(folder.root())
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{bad}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--max-side"), "{bad}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{bad}: {stderr}");
+    }
+    assert!(!out.exists(), "nothing is written for a refused pack");
+}
