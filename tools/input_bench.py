@@ -3,13 +3,15 @@
 alternating turns; optionally also ours on `data pack --max-side N` shards against the originals.
 
 Usage: tools/input_bench.py --data DIR [--sizes 128,171,224,300] [--turns 2] [--images 256]
-    [--max-sides 256,320] [--binary target/release/effnetv2]
+    [--plain] [--max-sides 256,320] [--binary target/release/effnetv2]
 DIR is a folder of class folders of JPEGs (tools/imagenet_like_jpegs.py makes one). Build the
 binary first with `cargo build --release`. Each turn runs, in an order that rotates from turn
 to turn: `effnetv2 bench --data DIR --model s --workers 1 --sizes SIZES` (its per-core
 column: S's whole official transform at each size, RandAugment at magnitude 10) and
 tools/input_reference.py for tf.data, timm and DALI at the same sizes and magnitude; one
-untimed turn comes first (page cache, Python imports). With --max-sides, DIR is packed into zip shards as they are and at each
+untimed turn comes first (page cache, Python imports). With --plain, the references also run
+without RandAugment, against ours' decode + crop-resize columns (the same transform without
+the policy, measured in the same `bench` run). With --max-sides, DIR is packed into zip shards as they are and at each
 `--max-side N`, and ours runs on each pack in the same turns. Prints images/s per core per size,
 the mean over the turns, and the ratios against tf.data (and against the original pack) from
 the same run; the machine's load drifts, so only such ratios compare.
@@ -74,28 +76,31 @@ def run(command):
 
 
 def ours(binary, data, sizes, images):
-    """{size: {"magnitude", "rate" (images/s per core), "decode_ms"}} from `effnetv2 bench
-    --data`'s per-core table (rows: px, magnitude, decode, crop-resize, augment, total ms,
-    images/s)."""
+    """{size: {"magnitude", "rate" (images/s per core), "plain_rate" (the same without the
+    augmentation), "decode_ms"}} from `effnetv2 bench --data`'s per-core table (rows: px,
+    magnitude, decode, crop-resize, augment, total ms, images/s)."""
     stages = {}
     for line in run([binary, "bench", "--data", data, "--model", "s", "--workers", "1",
                      "--images", str(images), "--sizes", sizes]).splitlines():
         fields = line.split()
         if len(fields) == 7 and all(f.replace(".", "", 1).isdigit() for f in fields):
+            decode, crop_resize = float(fields[2]), float(fields[3])
             stages[int(fields[0])] = {"magnitude": float(fields[1]), "rate": float(fields[6]),
-                                      "decode_ms": float(fields[2])}
+                                      "plain_rate": 1e3 / (decode + crop_resize),
+                                      "decode_ms": decode}
     if not stages:
         sys.exit(f"no per-core table in the output of {binary} bench --data {data}")
     return stages
 
 
-def reference(impl, data, stages, images):
+def reference(impl, data, stages, images, layers):
     """{size: {"rate": images/s}} of tools/input_reference.py --impl IMPL at `stages`
-    [(size, magnitude)]."""
+    [(size, magnitude)] with `layers` RandAugment layers."""
     text = ",".join(f"{size}:{magnitude}" for size, magnitude in stages)
     rates = {}
     for line in run([venv_python(REFERENCES[impl]), TOOLS / "input_reference.py", "--impl",
-                     impl, "--data", data, "--stages", text, "--images", str(images)]
+                     impl, "--data", data, "--stages", text, "--images", str(images),
+                     "--layers", str(layers)]
                     ).splitlines():
         if line.startswith("{"):
             row = json.loads(line)
@@ -117,6 +122,7 @@ def main():
     parser.add_argument("--sizes", default="128,171,224,300")
     parser.add_argument("--turns", type=int, default=2)
     parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--plain", action="store_true")
     parser.add_argument("--max-sides", default="")
     parser.add_argument("--binary", default="target/release/effnetv2")
     args = parser.parse_args()
@@ -132,7 +138,9 @@ def main():
     for name, folder in packs.items():
         runs[name] = lambda stages, folder=folder: ours(binary, folder, args.sizes, args.images)
     for impl in REFERENCES:
-        runs[impl] = lambda stages, impl=impl: reference(impl, args.data, stages, args.images)
+        for layers, suffix in [(2, "")] + ([(0, "-plain")] if args.plain else []):
+            runs[impl + suffix] = lambda stages, impl=impl, layers=layers: reference(
+                impl, args.data, stages, args.images, layers)
     names = list(runs)
 
     # The untimed turn; ours goes first and tells the stages' magnitudes.
@@ -152,22 +160,33 @@ def main():
         values = [turn[size][key] for turn in results[name]]
         return sum(values) / len(values)
 
-    columns = [n for n in names if n in ("ours", *REFERENCES)]
-    print(f"images/s per core, mean of {args.turns} turns of {args.images} images "
-          f"(ratio against {BASELINE} in the same run; per-turn ratios in brackets)")
-    print(f"{'px':>4} {'mag':>5} " + " ".join(f"{n:>8}" for n in columns) + "   "
-          + " ".join(f"{n + '/' + BASELINE:>24}" for n in columns if n != BASELINE))
-    for size, magnitude in stage_list:
-        ratios = []
-        for n in columns:
-            if n == BASELINE:
-                continue
-            per_turn = "/".join(f"{a[size]['rate'] / b[size]['rate']:.2f}"
-                                for a, b in zip(results[n], results[BASELINE]))
-            ratios.append(f"{mean(n, size) / mean(BASELINE, size):.2f}x ({per_turn})")
-        print(f"{size:>4} {magnitude:>5.2f} "
-              + " ".join(f"{mean(n, size):>8.1f}" for n in columns) + "   "
-              + " ".join(f"{r:>24}" for r in ratios))
+    def table(title, columns, baseline):
+        """Rows of mean images/s per size for `columns` [(label, run name, key)], and each
+        ratio against `baseline` (a column's index) with its per-turn ratios."""
+        _, base, base_key = columns[baseline]
+        print(f"{title}: images/s per core, mean of {args.turns} turns of {args.images} images "
+              f"(ratio against {columns[baseline][0]} in the same run; per turn in brackets)")
+        others = [c for k, c in enumerate(columns) if k != baseline]
+        print(f"{'px':>4} {'mag':>5} " + " ".join(f"{c[0]:>8}" for c in columns) + "   "
+              + " ".join(f"{c[0] + '/' + columns[baseline][0]:>24}" for c in others))
+        for size, magnitude in stage_list:
+            ratios = []
+            for _, name, key in others:
+                per_turn = "/".join(f"{a[size][key] / b[size][base_key]:.2f}"
+                                    for a, b in zip(results[name], results[base]))
+                ratio = mean(name, size, key) / mean(base, size, base_key)
+                ratios.append(f"{ratio:.2f}x ({per_turn})")
+            print(f"{size:>4} {magnitude:>5.2f} "
+                  + " ".join(f"{mean(name, size, key):>8.1f}" for _, name, key in columns)
+                  + "   " + " ".join(f"{r:>24}" for r in ratios))
+
+    baseline = list(REFERENCES).index(BASELINE) + 1
+    table("with RandAugment", [("ours", "ours", "rate")]
+          + [(impl, impl, "rate") for impl in REFERENCES], baseline)
+    if args.plain:
+        print()
+        table("without augmentation", [("ours", "ours", "plain_rate")]
+              + [(impl, impl + "-plain", "rate") for impl in REFERENCES], baseline)
     if packs:
         print("\nours on zip shards, images/s per core and decode ms per image (ratios against "
               "the original pack, same run)")

@@ -3,11 +3,11 @@
 reference implementations, to measure our input pipeline against (tools/input_bench.py runs it).
 
 Usage: tools/input_reference.py --impl {tfdata,timm,dali} --data DIR --stages 128:5,300:10
-    [--images 256]
+    [--images 256] [--layers 2]
 DIR holds the JPEGs (searched recursively). For each stage SIZE:MAGNITUDE the transform reads a
 file, decodes it, takes a random crop of 5-100 % of the area with aspect 3/4-4/3, resizes it
-bilinearly to SIZE x SIZE, flips it at random, applies RandAugment (2 layers at MAGNITUDE of 10)
-and normalises to float32; after a warm-up it times `--images` images and prints one JSON line
+bilinearly to SIZE x SIZE, flips it at random, applies RandAugment (`--layers` layers, 2 by
+default, 0 for none, at MAGNITUDE of 10) and normalises to float32; after a warm-up it times `--images` images and prints one JSON line
 per stage: {"impl", "size", "images", "seconds" (wall), "cpu_seconds" (this process)}. The
 ratio cpu_seconds / seconds shows whether an implementation stayed on one core.
 
@@ -65,7 +65,7 @@ def timed(run, images):
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def tfdata(paths, size, magnitude):
+def tfdata(paths, size, magnitude, layers):
     import keras
     import tensorflow as tf
 
@@ -75,7 +75,7 @@ def tfdata(paths, size, magnitude):
 
     def rand_augment(image):
         image = tf.cast(image, tf.float32)
-        for _ in range(2):
+        for _ in range(layers):
             choice = tf.random.uniform([], 0, len(ops), dtype=tf.int32)
             branches = [lambda op=op: tf.cast(op(image, training=True), tf.float32)
                         for op in ops]
@@ -94,7 +94,8 @@ def tfdata(paths, size, magnitude):
         image = tf.image.resize(image, [size, size], method="bilinear")
         image = tf.image.random_flip_left_right(image)
         image = tf.cast(tf.clip_by_value(image, 0.0, 255.0), tf.uint8)
-        image = rand_augment(image)
+        if layers:
+            image = rand_augment(image)
         return (tf.cast(image, tf.float32) - 128.0) / 128.0
 
     options = tf.data.Options()
@@ -112,7 +113,7 @@ def tfdata(paths, size, magnitude):
     return run
 
 
-def timm(paths, size, magnitude):
+def timm(paths, size, magnitude, layers):
     import torch
     from PIL import Image
     from timm.data.auto_augment import rand_augment_transform
@@ -120,13 +121,14 @@ def timm(paths, size, magnitude):
     from torchvision import transforms
 
     torch.set_num_threads(1)
+    augment = [rand_augment_transform(f"rand-m{round(magnitude)}-n{layers}",
+                                      {"translate_const": int(size * 0.45),
+                                       "img_mean": (128, 128, 128)})] if layers else []
     pipeline = transforms.Compose([
         RandomResizedCropAndInterpolation(size, scale=AREA, ratio=ASPECT,
                                           interpolation="bilinear"),
         transforms.RandomHorizontalFlip(),
-        rand_augment_transform(f"rand-m{round(magnitude)}-n2",
-                               {"translate_const": int(size * 0.45),
-                                "img_mean": (128, 128, 128)}),
+        *augment,
         transforms.ToTensor(),
         transforms.Normalize([128 / 255] * 3, [128 / 255] * 3),
     ])
@@ -142,7 +144,7 @@ def timm(paths, size, magnitude):
     return run
 
 
-def dali(paths, size, magnitude):
+def dali(paths, size, magnitude, layers):
     from nvidia.dali import fn, pipeline_def, types
     from nvidia.dali.auto_aug import rand_augment
 
@@ -155,8 +157,9 @@ def dali(paths, size, magnitude):
                                               num_attempts=100)
         image = fn.resize(image, resize_x=size, resize_y=size,
                           interp_type=types.INTERP_LINEAR, antialias=False)
-        image = rand_augment.rand_augment(image, n=2, m=round(3 * magnitude),
-                                          num_magnitude_bins=31)
+        if layers:
+            image = rand_augment.rand_augment(image, n=layers, m=round(3 * magnitude),
+                                              num_magnitude_bins=31)
         return fn.crop_mirror_normalize(image, dtype=types.FLOAT, output_layout="HWC",
                                         mean=[128.0] * 3, std=[128.0] * 3,
                                         mirror=fn.random.coin_flip())
@@ -181,6 +184,7 @@ def main():
     parser.add_argument("--data", required=True)
     parser.add_argument("--stages", required=True, type=stages)
     parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=2)
     args = parser.parse_args()
     if args.impl == "tfdata":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -196,10 +200,11 @@ def main():
     if args.impl == "dali":
         images = -(-images // DALI_BATCH) * DALI_BATCH
     for size, magnitude in args.stages:
-        run = IMPLEMENTATIONS[args.impl](paths, size, magnitude)
+        run = IMPLEMENTATIONS[args.impl](paths, size, magnitude, args.layers)
         run(WARM_UP)
         seconds, cpu_seconds = timed(run, images)
-        print(json.dumps({"impl": args.impl, "size": size, "images": images,
+        print(json.dumps({"impl": args.impl, "size": size, "layers": args.layers,
+                          "images": images,
                           "seconds": seconds, "cpu_seconds": cpu_seconds}), flush=True)
 
 
