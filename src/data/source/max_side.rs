@@ -6,14 +6,17 @@
 //! Everything else is stored byte for byte: images within the bound, PNGs, and files that do
 //! not decode (the loader skips and counts those, as it would have without the option).
 
+use std::ops::Range;
 use std::path::Path;
 
 use image::imageops::{resize, FilterType};
 use image::RgbImage;
 use jpeg_encoder::{ChromaSubsamplingMethod, ColorType, Encoder, SamplingFactor};
+use rayon::prelude::*;
 use zune_core::bytestream::ZCursor;
 use zune_jpeg::JpegDecoder;
 
+use super::ImageFolder;
 use crate::data::decode::decode_rgb;
 use crate::data::error::{DataError, Result};
 
@@ -81,9 +84,23 @@ impl std::str::FromStr for MaxSide {
     }
 }
 
+/// The bytes a packer stores for the images `indices` of `folder`, in their order: computed on
+/// rayon's pool, because re-encoding costs about 6 ms of one core per 450x400 photo, two hours
+/// for ImageNet's 1.28 million training images. One shard's images at a time stay in memory.
+pub(crate) fn packed_images(
+    folder: &ImageFolder,
+    indices: Range<usize>,
+    max_side: Option<MaxSide>,
+) -> Result<Vec<Vec<u8>>> {
+    indices
+        .into_par_iter()
+        .map(|index| packed_image(folder.path(index), max_side))
+        .collect()
+}
+
 /// The bytes a packer stores for the image file at `path`: the file itself, or with
 /// `max_side`, a JPEG larger than it re-encoded at its bound (see [`shrink_jpeg`]).
-pub(crate) fn packed_image(path: &Path, max_side: Option<MaxSide>) -> Result<Vec<u8>> {
+fn packed_image(path: &Path, max_side: Option<MaxSide>) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     match max_side {
         Some(max_side) => shrink_jpeg(bytes, max_side, &path.display().to_string()),

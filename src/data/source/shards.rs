@@ -14,7 +14,7 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use super::labels::{read_labels, write_labels, LABELS_FILE};
-use super::max_side::{packed_image, MaxSide};
+use super::max_side::{packed_images, MaxSide};
 use super::{has_image_extension, ImageFolder, Source};
 use crate::data::decode::{decode_rgb, MAX_DECODED_BYTES};
 use crate::data::error::{DataError, Result};
@@ -57,11 +57,11 @@ pub fn pack_shards(
         };
         let file = File::create(&path).map_err(|e| DataError::io(&path, e))?;
         let mut writer = ZipWriter::new(BufWriter::new(file));
-        let start = shard * images_per_shard;
-        for index in start..folder.len().min(start + images_per_shard) {
+        let indices = shard * images_per_shard..folder.len().min((shard + 1) * images_per_shard);
+        let images = packed_images(folder, indices.clone(), max_side)?;
+        for (index, bytes) in indices.zip(images) {
             let class = &folder.class_names()[folder.label(index)];
             let entry = format!("{class}/{}", folder.file_name(index));
-            let bytes = packed_image(folder.path(index), max_side)?;
             writer.start_file(entry, options).map_err(zip_error)?;
             writer
                 .write_all(&bytes)

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::data::error::{DataError, Result};
 use crate::data::source::labels::{read_labels, write_labels, LABELS_FILE};
-use crate::data::source::max_side::{packed_image, MaxSide};
+use crate::data::source::max_side::{packed_images, MaxSide};
 use crate::data::source::shards::shard_count;
 use crate::data::source::{ImageFolder, Source};
 use crate::data::tfrecord::{ImageExample, Layout, RecordWriter};
@@ -40,9 +40,9 @@ pub fn pack_tfrecords(
         let mut file =
             tempfile::NamedTempFile::new_in(out_dir).map_err(|e| DataError::io(out_dir, e))?;
         let mut writer = RecordWriter::new(BufWriter::new(file.as_file_mut()));
-        let start = shard * images_per_shard;
-        for index in start..folder.len().min(start + images_per_shard) {
-            let encoded = packed_image(folder.path(index), max_side)?;
+        let indices = shard * images_per_shard..folder.len().min((shard + 1) * images_per_shard);
+        let images = packed_images(folder, indices.clone(), max_side)?;
+        for (index, encoded) in indices.zip(images) {
             let format = if encoded.starts_with(b"\x89PNG") {
                 "PNG"
             } else {
