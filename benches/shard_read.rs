@@ -62,8 +62,8 @@ fn main() {
     let folder = ImageFolder::open(dir.path().join("images")).expect("fixture folder");
     let zip_dir = dir.path().join("zip");
     let tfrecord_dir = dir.path().join("tfrecord");
-    pack_shards(&folder, &zip_dir, 8).expect("zip shards");
-    pack_tfrecords(&folder, &tfrecord_dir, 8, TRAIN_SPLIT).expect("TFRecord shards");
+    pack_shards(&folder, &zip_dir, 8, None).expect("zip shards");
+    pack_tfrecords(&folder, &tfrecord_dir, 8, TRAIN_SPLIT, None).expect("TFRecord shards");
     let open_zip = |dir: &Path| ZipShards::open(dir).expect("zip shards open");
     let open_tfrecord = |dir: &Path| {
         TfRecordShards::open(dir, Layout::ImagenetToGcs, TRAIN_SPLIT).expect("TFRecords open")

@@ -209,7 +209,7 @@ fn zip_shards_yield_the_same_batches_as_the_folder() {
     let (images, shards) = (dir.path().join("images"), dir.path().join("shards"));
     fixture_folder(&images);
     let folder = ImageFolder::open(&images).unwrap();
-    let written = pack_shards(&folder, &shards, 5).unwrap();
+    let written = pack_shards(&folder, &shards, 5, None).unwrap();
     assert_eq!(written.len(), 3);
     assert_eq!(
         std::fs::read_to_string(shards.join("labels.txt")).unwrap(),

@@ -155,7 +155,7 @@ fn shard_seed(images: &[Vec<u8>]) -> Vec<Vec<u8>> {
         std::fs::write(folder.join(class).join(format!("{i}.{ext}")), bytes).unwrap();
     }
     let out = root.path().join("shards");
-    let shards = pack_shards(&ImageFolder::open(&folder).unwrap(), &out, 8).unwrap();
+    let shards = pack_shards(&ImageFolder::open(&folder).unwrap(), &out, 8, None).unwrap();
     assert_eq!(shards.len(), 1);
     SHARD_PARTS
         .iter()
@@ -199,7 +199,12 @@ fn tfrecord_seed(images: &[Vec<u8>]) -> Vec<Vec<u8>> {
     }
     let out = root.path().join("shards");
     let folder = ImageFolder::open(&folder).unwrap();
-    assert_eq!(pack_tfrecords(&folder, &out, 8, "train").unwrap().len(), 1);
+    assert_eq!(
+        pack_tfrecords(&folder, &out, 8, "train", None)
+            .unwrap()
+            .len(),
+        1
+    );
     TFRECORD_PARTS
         .iter()
         .map(|part| std::fs::read(out.join(part)).unwrap())

@@ -199,7 +199,7 @@ fn our_shards_are_read_by_the_tfrecord_package_with_their_crcs_checked() {
     let root = tempfile::tempdir().unwrap();
     let folder = class_folder(&root.path().join("images"), &pictures(5, 3));
     let out = root.path().join("shards");
-    let paths = pack_tfrecords(&folder, &out, 3, "train").unwrap();
+    let paths = pack_tfrecords(&folder, &out, 3, "train", None).unwrap();
     let names: Vec<String> = paths
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
@@ -266,7 +266,7 @@ fn damaged_records_are_skipped_counted_and_named() {
     let root = tempfile::tempdir().unwrap();
     let folder = class_folder(&root.path().join("images"), &pictures(6, 3));
     let out = root.path().join("shards");
-    let paths = pack_tfrecords(&folder, &out, 3, "train").unwrap();
+    let paths = pack_tfrecords(&folder, &out, 3, "train", None).unwrap();
     // Shard 0: a flipped bit in the payload of record 1. Shard 1: cut inside record 2.
     // Shard 2: a flipped bit in the length of record 1, which loses the rest of the shard.
     let mut first = std::fs::read(&paths[0]).unwrap();
@@ -457,7 +457,7 @@ fn a_loader_over_tfrecords_resumes_exactly() {
     let root = tempfile::tempdir().unwrap();
     let folder = class_folder(&root.path().join("images"), &pictures(4, 8));
     let out = root.path().join("shards");
-    pack_tfrecords(&folder, &out, 5, "train").unwrap();
+    pack_tfrecords(&folder, &out, 5, "train", None).unwrap();
     let source: Arc<dyn Source> =
         Arc::new(TfRecordShards::open(&out, Layout::ImagenetToGcs, "train").unwrap());
     let config = LoaderConfig {
@@ -523,7 +523,7 @@ fn a_label_beyond_the_class_names_is_named() {
     let root = tempfile::tempdir().unwrap();
     let folder = class_folder(&root.path().join("images"), &pictures(3, 0));
     let out = root.path().join("shards");
-    let paths = pack_tfrecords(&folder, &out, 8, "train").unwrap();
+    let paths = pack_tfrecords(&folder, &out, 8, "train", None).unwrap();
     std::fs::write(out.join("labels.txt"), "c0\nc1\n").unwrap();
     let source = TfRecordShards::open(&out, Layout::ImagenetToGcs, "train").unwrap();
     let errors: Vec<String> = (0..source.len())
@@ -546,7 +546,9 @@ fn the_layout_is_chosen_when_names_fit_both() {
     let folder = class_folder(&root.path().join("images"), &pictures(3, 0));
     let out = root.path().join("shards");
     for split in ["train", "validation"] {
-        let shard = pack_tfrecords(&folder, &out, 8, split).unwrap().remove(0);
+        let shard = pack_tfrecords(&folder, &out, 8, split, None)
+            .unwrap()
+            .remove(0);
         let tfds = format!("imagenet2012-{split}.tfrecord-00000-of-00001");
         std::fs::copy(&shard, out.join(tfds)).unwrap();
     }

@@ -48,6 +48,11 @@ pub struct BenchArgs {
     /// With --data: images per stage and variant for the per-core split.
     #[arg(long, default_value_t = 256)]
     images: usize,
+    /// With --data: measure at these image sizes (e.g. 128,171,224,300, the sizes other
+    /// pipelines are usually compared at) instead of the model's progressive stages, each with
+    /// the last stage's augmentation strength.
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<usize>,
     #[command(flatten)]
     plugin: PluginArgs,
 }
@@ -117,7 +122,7 @@ impl BenchArgs {
             Some(Ok(data)) => data.open()?.0,
             _ => Arc::new(ImageFolder::open(dir)?),
         };
-        let stages: Vec<Stage> = spec
+        let mut stages: Vec<Stage> = spec
             .progressive_stages(ScheduleVariant::Official, 1)?
             .iter()
             .map(|s| Stage {
@@ -127,6 +132,18 @@ impl BenchArgs {
                 cutmix: s.cutmix_alpha as f32,
             })
             .collect();
+        if !self.sizes.is_empty() {
+            anyhow::ensure!(
+                self.sizes.iter().all(|&size| size > 0),
+                "--sizes must be positive image sizes"
+            );
+            let last = *stages.last().expect("a model has at least one stage");
+            stages = self
+                .sizes
+                .iter()
+                .map(|&image_size| Stage { image_size, ..last })
+                .collect();
+        }
         let transform = TrainTransform {
             image_size: stages[0].image_size,
             preprocessing: pipeline.preprocessing,

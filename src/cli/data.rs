@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
 use effnetv2::data::source::TRAIN_SPLIT;
-use effnetv2::data::{install_fashion_mnist, pack_shards, pack_tfrecords, ImageFolder};
+use effnetv2::data::{install_fashion_mnist, pack_shards, pack_tfrecords, ImageFolder, MaxSide};
 
 /// What `data pack` writes.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -38,6 +38,12 @@ pub enum DataCommand {
         /// [default: train].
         #[arg(long, value_parser = ["train", "validation"])]
         split: Option<String>,
+        /// Store JPEGs whose longer side exceeds N re-encoded with that side at N (aspect kept,
+        /// Lanczos-3, quality 90, 4:2:0), so that decoding costs less; others unchanged.
+        /// Smaller images can lose accuracy at the larger training and evaluation sizes
+        /// (docs/input-pipeline.md). Default: every file stored as it is.
+        #[arg(long, value_name = "N")]
+        max_side: Option<MaxSide>,
     },
 }
 
@@ -54,10 +60,13 @@ impl DataCommand {
                 images_per_shard,
                 format,
                 split,
+                max_side,
             } => {
                 let source = ImageFolder::open(&folder)?;
                 let shards = match (format, split) {
-                    (PackFormat::Zip, None) => pack_shards(&source, &out, images_per_shard)?,
+                    (PackFormat::Zip, None) => {
+                        pack_shards(&source, &out, images_per_shard, max_side)?
+                    }
                     (PackFormat::Zip, Some(_)) => anyhow::bail!(
                         "--split names TFRecord shards; zip shards go into a train/ or val/ \
                          folder of their own"
@@ -67,6 +76,7 @@ impl DataCommand {
                         &out,
                         images_per_shard,
                         split.as_deref().unwrap_or(TRAIN_SPLIT),
+                        max_side,
                     )?,
                 };
                 println!("wrote {} shards to {}", shards.len(), out.display());

@@ -3,6 +3,7 @@
 mod fashion_mnist;
 mod folder;
 mod labels;
+mod max_side;
 mod shards;
 mod tfrecord;
 
@@ -12,6 +13,7 @@ pub use fashion_mnist::{
 };
 pub use folder::ImageFolder;
 pub use labels::{read_labels, write_labels, LABELS_FILE};
+pub use max_side::{shrink_jpeg, MaxSide, REENCODE_QUALITY};
 pub use shards::{pack_shards, ZipShards};
 pub use tfrecord::{
     detect_layout, pack_tfrecords, tfrecord_class_names, TfRecordShards, TFDS_LABELS_FILE,

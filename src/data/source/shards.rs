@@ -14,6 +14,7 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use super::labels::{read_labels, write_labels, LABELS_FILE};
+use super::max_side::{packed_images, MaxSide};
 use super::{has_image_extension, ImageFolder, Source};
 use crate::data::decode::{decode_rgb, MAX_DECODED_BYTES};
 use crate::data::error::{DataError, Result};
@@ -36,11 +37,13 @@ pub(crate) fn shard_count(
 
 /// Packs every image of `folder` into `ceil(len / images_per_shard)` zip shards named
 /// `shard-NNNNN-of-MMMMM.zip` in `out_dir` (created if needed), in index order, and writes
-/// `labels.txt` there. Returns the shard paths.
+/// `labels.txt` there; with `max_side`, JPEGs larger than it are stored re-encoded smaller
+/// ([`MaxSide`]). Returns the shard paths.
 pub fn pack_shards(
     folder: &ImageFolder,
     out_dir: impl AsRef<Path>,
     images_per_shard: usize,
+    max_side: Option<MaxSide>,
 ) -> Result<Vec<PathBuf>> {
     let out_dir = out_dir.as_ref();
     let count = shard_count(folder, out_dir, images_per_shard)?;
@@ -54,12 +57,11 @@ pub fn pack_shards(
         };
         let file = File::create(&path).map_err(|e| DataError::io(&path, e))?;
         let mut writer = ZipWriter::new(BufWriter::new(file));
-        let start = shard * images_per_shard;
-        for index in start..folder.len().min(start + images_per_shard) {
+        let indices = shard * images_per_shard..folder.len().min((shard + 1) * images_per_shard);
+        let images = packed_images(folder, indices.clone(), max_side)?;
+        for (index, bytes) in indices.zip(images) {
             let class = &folder.class_names()[folder.label(index)];
             let entry = format!("{class}/{}", folder.file_name(index));
-            let bytes = std::fs::read(folder.path(index))
-                .map_err(|e| DataError::io(folder.path(index), e))?;
             writer.start_file(entry, options).map_err(zip_error)?;
             writer
                 .write_all(&bytes)

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::data::error::{DataError, Result};
 use crate::data::source::labels::{read_labels, write_labels, LABELS_FILE};
+use crate::data::source::max_side::{packed_images, MaxSide};
 use crate::data::source::shards::shard_count;
 use crate::data::source::{ImageFolder, Source};
 use crate::data::tfrecord::{ImageExample, Layout, RecordWriter};
@@ -13,13 +14,15 @@ use crate::data::tfrecord::{ImageExample, Layout, RecordWriter};
 /// (`{split}-NNNNN-of-MMMMM`, `image/encoded`, `image/class/label` counted from 1,
 /// `image/class/synset` = the class folder's name), `images_per_shard` per shard, in index
 /// order, and `labels.txt` (the class folders) beside them. A shard is written under a temporary
-/// name and renamed when complete. Fails when `out_dir` already has a `labels.txt` with other
+/// name and renamed when complete. With `max_side`, JPEGs larger than it are stored re-encoded
+/// smaller ([`MaxSide`]). Fails when `out_dir` already has a `labels.txt` with other
 /// classes (the other split of another data set). Returns the shard paths.
 pub fn pack_tfrecords(
     folder: &ImageFolder,
     out_dir: impl AsRef<Path>,
     images_per_shard: usize,
     split: &str,
+    max_side: Option<MaxSide>,
 ) -> Result<Vec<PathBuf>> {
     let out_dir = out_dir.as_ref();
     let count = shard_count(folder, out_dir, images_per_shard)?;
@@ -37,10 +40,9 @@ pub fn pack_tfrecords(
         let mut file =
             tempfile::NamedTempFile::new_in(out_dir).map_err(|e| DataError::io(out_dir, e))?;
         let mut writer = RecordWriter::new(BufWriter::new(file.as_file_mut()));
-        let start = shard * images_per_shard;
-        for index in start..folder.len().min(start + images_per_shard) {
-            let image_path = folder.path(index);
-            let encoded = std::fs::read(image_path).map_err(|e| DataError::io(image_path, e))?;
+        let indices = shard * images_per_shard..folder.len().min((shard + 1) * images_per_shard);
+        let images = packed_images(folder, indices.clone(), max_side)?;
+        for (index, encoded) in indices.zip(images) {
             let format = if encoded.starts_with(b"\x89PNG") {
                 "PNG"
             } else {
