@@ -157,6 +157,15 @@ impl Target {
         }
     }
 
+    /// One chip of the same accelerator (`tpu:v6e:1x1` for `tpu:v6e:2x4`): what a per-chip
+    /// figure is compiled for.
+    pub fn one_chip(&self) -> Target {
+        Target {
+            accelerator: self.accelerator,
+            shape: vec![1; self.shape.len()],
+        }
+    }
+
     /// Chips in the slice.
     pub fn chips(&self) -> usize {
         self.shape.iter().product()
