@@ -18,6 +18,7 @@ use effnetv2::step::graphs::{Precision, StepConfig};
 use effnetv2::trainer::bench::time_train_steps;
 use effnetv2::trainer::input::{DataSpec, InputPipeline};
 
+use super::feed::TargetArgs;
 use super::plugin::PluginArgs;
 
 #[derive(Debug, Args)]
@@ -48,6 +49,8 @@ pub struct BenchArgs {
     /// With --data: images per stage and variant for the per-core split.
     #[arg(long, default_value_t = 256)]
     images: usize,
+    #[command(flatten)]
+    target: TargetArgs,
     #[command(flatten)]
     plugin: PluginArgs,
 }
@@ -113,10 +116,6 @@ impl BenchArgs {
         anyhow::ensure!(self.batch > 0, "--batch must be at least 1");
         let spec = load_spec(&self.model)?;
         let pipeline = InputPipeline::for_spec(&spec)?;
-        let source: Arc<dyn Source> = match dir.to_str().map(str::parse::<DataSpec>) {
-            Some(Ok(data)) => data.open()?.0,
-            _ => Arc::new(ImageFolder::open(dir)?),
-        };
         let stages: Vec<Stage> = spec
             .progressive_stages(ScheduleVariant::Official, 1)?
             .iter()
@@ -127,6 +126,12 @@ impl BenchArgs {
                 cutmix: s.cutmix_alpha as f32,
             })
             .collect();
+        let sizes: Vec<usize> = stages.iter().map(|s| s.image_size).collect();
+        let demand = self.target.demand(&spec, self.batch, &sizes)?;
+        let source: Arc<dyn Source> = match dir.to_str().map(str::parse::<DataSpec>) {
+            Some(Ok(data)) => data.open()?.0,
+            _ => Arc::new(ImageFolder::open(dir)?),
+        };
         let transform = TrainTransform {
             image_size: stages[0].image_size,
             preprocessing: pipeline.preprocessing,
@@ -147,8 +152,10 @@ impl BenchArgs {
             "px", "magnitude", "decode", "crop-resize", "augment", "total", "img/s/core"
         );
         let turns = self.images.div_ceil(IMAGES_PER_TURN);
+        let mut per_core = Vec::with_capacity(stages.len());
         for &stage in &stages {
             let cost = stage_cost(source.as_ref(), transform, stage, turns, IMAGES_PER_TURN)?;
+            per_core.push(cost.images_per_second());
             println!(
                 "{:>6} {:>9.1} {:>8.3} {:>12.3} {:>8.3} {:>8.3} {:>12.1}",
                 stage.image_size,
@@ -195,6 +202,9 @@ impl BenchArgs {
             rates.many,
             rates.many / rates.one
         );
+        if let Some(demand) = demand {
+            demand.print(&sizes, &per_core)?;
+        }
         Ok(())
     }
 }
