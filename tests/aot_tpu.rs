@@ -371,7 +371,7 @@ fn the_compile_command_prints_json_for_one_stage() {
     }
     // The document is what `bench --target-costs` reads: the per-chip rate of stage 0.
     let rates = ChipRates::from_compile_json(&stdout, "compile output").unwrap();
-    let rate = rates.for_stage(0, 16).unwrap().unwrap();
+    let rate = rates.for_size(16).unwrap();
     assert_eq!(
         rate.images_per_second,
         graph["examples_per_second"].as_f64(),

@@ -118,21 +118,29 @@ impl ChipRates {
         Ok(ChipRates::from_reports(compiler.target(), &reports))
     }
 
-    /// The rate of progressive stage `stage`, checked against the stage's image size (a
-    /// compile result of another model or schedule is an error naming both sizes).
-    pub fn for_stage(&self, stage: usize, image_size: usize) -> Result<Option<&ChipRate>> {
-        let Some(rate) = self.rates.iter().find(|r| r.stages.contains(&stage)) else {
-            return Ok(None);
-        };
-        if rate.image_size != image_size {
+    /// The rate of the train step at `image_size` px, if one was compiled.
+    pub fn for_size(&self, image_size: usize) -> Option<&ChipRate> {
+        self.rates.iter().find(|r| r.image_size == image_size)
+    }
+
+    /// Checks that there is a rate for every one of a model's stage sizes, `stage_sizes`: a
+    /// compile result of another model or schedule is an error naming both sets of sizes.
+    pub fn check_sizes(&self, stage_sizes: &[usize]) -> Result<()> {
+        let missing: Vec<usize> = stage_sizes
+            .iter()
+            .copied()
+            .filter(|&size| self.for_size(size).is_none())
+            .collect();
+        if !missing.is_empty() {
+            let compiled: Vec<usize> = self.rates.iter().map(|r| r.image_size).collect();
             bail!(
-                "the train step of stage {stage} was compiled for {} at {} px, but this model's \
-                 stage {stage} is {image_size} px: a compile result of another model or schedule?",
-                self.compiled_for,
-                rate.image_size
+                "the train steps were compiled for {} at {compiled:?} px, but this model's stages \
+                 are at {stage_sizes:?} px (none at {missing:?}): a compile result of another \
+                 model or schedule?",
+                self.compiled_for
             );
         }
-        Ok(Some(rate))
+        Ok(())
     }
 }
 
@@ -232,13 +240,15 @@ mod tests {
         let rates = ChipRates::from_compile_json(&document("tpu:v5e:2x4", 8000.0), "f").unwrap();
         assert_eq!(rates.compiled_for.to_string(), "tpu:v5e:2x4");
         assert_eq!(rates.rates.len(), 2, "the eval step is not a stage");
-        let stage1 = rates.for_stage(1, 128).unwrap().unwrap();
-        assert_eq!(stage1.images_per_second, Some(1000.0));
-        assert_eq!(stage1.batch, 128);
-        assert!(rates.for_stage(3, 256).unwrap().is_none());
-        let err = rates.for_stage(2, 300).unwrap_err().to_string();
+        let shared = rates.for_size(128).unwrap();
+        assert_eq!(shared.stages, [0, 1]);
+        assert_eq!(shared.images_per_second, Some(1000.0));
+        assert_eq!(shared.batch, 128);
+        assert!(rates.for_size(224).is_none(), "an eval step is no stage");
+        rates.check_sizes(&[128, 128, 192]).unwrap();
+        let err = rates.check_sizes(&[128, 192, 300]).unwrap_err().to_string();
         assert!(
-            err.contains("stage 2 is 300 px") && err.contains("at 192 px"),
+            err.contains("at [128, 192] px") && err.contains("none at [300]"),
             "{err}"
         );
     }

@@ -116,6 +116,11 @@ impl BenchArgs {
         anyhow::ensure!(self.batch > 0, "--batch must be at least 1");
         let spec = load_spec(&self.model)?;
         let pipeline = InputPipeline::for_spec(&spec)?;
+        let demand = self.target.demand(&spec, self.batch)?;
+        let source: Arc<dyn Source> = match dir.to_str().map(str::parse::<DataSpec>) {
+            Some(Ok(data)) => data.open()?.0,
+            _ => Arc::new(ImageFolder::open(dir)?),
+        };
         let stages: Vec<Stage> = spec
             .progressive_stages(ScheduleVariant::Official, 1)?
             .iter()
@@ -126,12 +131,6 @@ impl BenchArgs {
                 cutmix: s.cutmix_alpha as f32,
             })
             .collect();
-        let sizes: Vec<usize> = stages.iter().map(|s| s.image_size).collect();
-        let demand = self.target.demand(&spec, self.batch, &sizes)?;
-        let source: Arc<dyn Source> = match dir.to_str().map(str::parse::<DataSpec>) {
-            Some(Ok(data)) => data.open()?.0,
-            _ => Arc::new(ImageFolder::open(dir)?),
-        };
         let transform = TrainTransform {
             image_size: stages[0].image_size,
             preprocessing: pipeline.preprocessing,
@@ -203,7 +202,8 @@ impl BenchArgs {
             rates.many / rates.one
         );
         if let Some(demand) = demand {
-            demand.print(&sizes, &per_core)?;
+            let sizes: Vec<usize> = stages.iter().map(|s| s.image_size).collect();
+            demand.print(&sizes, &per_core);
         }
         Ok(())
     }

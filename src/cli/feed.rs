@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use effnetv2::aot::{AotCompiler, ChipRates, HostFeed, SliceHosts, Target};
-use effnetv2::model::{Model, ModelSpec};
+use effnetv2::model::{Model, ModelSpec, ScheduleVariant};
 use effnetv2::program::executables::ExecutableCache;
 
 #[derive(Debug, Args)]
@@ -34,16 +34,10 @@ pub struct Demand {
 }
 
 impl TargetArgs {
-    /// The demand of `--target` for `spec`'s train steps at `batch` per device, whose stage
-    /// sizes are `stage_sizes`; `None` without `--target`. Everything is checked here, before
-    /// any image is measured: the slice has VM hosts, the rates are for its chip and for these
-    /// stage sizes.
-    pub fn demand(
-        &self,
-        spec: &ModelSpec,
-        batch: i64,
-        stage_sizes: &[usize],
-    ) -> Result<Option<Demand>> {
+    /// The demand of `--target` for `spec`'s train steps at `batch` per device; `None` without
+    /// `--target`. Everything is checked here, before any image is measured: the slice has VM
+    /// hosts, the rates are for its chip and for the model's stage sizes.
+    pub fn demand(&self, spec: &ModelSpec, batch: i64) -> Result<Option<Demand>> {
         let Some(target) = &self.target else {
             return Ok(None);
         };
@@ -63,9 +57,17 @@ impl TargetArgs {
                 rates.compiled_for
             );
         }
-        for (stage, &size) in stage_sizes.iter().enumerate() {
-            rates.for_stage(stage, size)?;
-        }
+        let stage_sizes: Vec<usize> = spec
+            .progressive_stages(ScheduleVariant::Official, 1)?
+            .iter()
+            .map(|s| s.image_size)
+            .collect();
+        rates
+            .check_sizes(&stage_sizes)
+            .with_context(|| match &self.target_costs {
+                Some(path) => format!("--target-costs {}", path.display()),
+                None => format!("--target {target}"),
+            })?;
         Ok(Some(Demand {
             target: target.clone(),
             slice,
@@ -97,15 +99,15 @@ fn compile_rates(target: &Target, spec: &ModelSpec, batch: i64) -> Result<ChipRa
 }
 
 impl Demand {
-    /// The table: per stage, the measured images/s per core, the images/s one chip and one host
-    /// consume, and the host cores that takes.
-    pub fn print(&self, stage_sizes: &[usize], per_core: &[f64]) -> Result<()> {
+    /// The table: per measured image size (the model's stages), the measured images/s per core,
+    /// the images/s one chip and one host consume, and the host cores that takes.
+    pub fn print(&self, sizes: &[usize], per_core: &[f64]) {
         let host = &self.slice.host;
-        let hosts = self.slice.hosts;
         println!(
-            "target {}: {hosts} x {} ({} chips, {} vCPUs = {} physical cores, {} GB) per host; \
+            "target {}: {} x {} ({} chips, {} vCPUs = {} physical cores, {} GB) per host; \
              per-chip images/s by the roofline of {}",
             self.target,
+            self.slice.hosts,
             host.machine_type,
             host.chips,
             host.vcpus,
@@ -114,18 +116,16 @@ impl Demand {
             self.rates.compiled_for,
         );
         println!(
-            "{:>6} {:>6} {:>12} {:>11} {:>11} {:>11} {:>10}",
-            "stage", "px", "img/s/core", "img/s/chip", "img/s/host", "cores/host", "of host"
+            "{:>6} {:>12} {:>11} {:>11} {:>11} {:>10}",
+            "px", "img/s/core", "img/s/chip", "img/s/host", "cores/host", "of host"
         );
-        for (stage, (&size, &core)) in stage_sizes.iter().zip(per_core).enumerate() {
-            let rate = self.rates.for_stage(stage, size)?;
-            let per_chip = rate.and_then(|r| r.images_per_second);
+        let figure =
+            |v: Option<f64>, digits: usize| v.map_or("-".to_owned(), |v| format!("{v:.digits$}"));
+        for (&size, &core) in sizes.iter().zip(per_core) {
+            let per_chip = self.rates.for_size(size).and_then(|r| r.images_per_second);
             let feed = per_chip.and_then(|chip| HostFeed::new(host, chip, core));
-            let figure = |v: Option<f64>, digits: usize| {
-                v.map_or("-".to_owned(), |v| format!("{v:.digits$}"))
-            };
             println!(
-                "{stage:>6} {size:>6} {core:>12.1} {:>11} {:>11} {:>11} {:>10}",
+                "{size:>6} {core:>12.1} {:>11} {:>11} {:>11} {:>10}",
                 figure(per_chip, 0),
                 figure(feed.map(|f| f.images_per_second), 0),
                 figure(feed.map(|f| f.cores), 1),
@@ -138,6 +138,5 @@ impl Demand {
                  besides; above 100 % the host cannot feed its chips)"
             );
         }
-        Ok(())
     }
 }
