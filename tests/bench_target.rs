@@ -203,7 +203,7 @@ fn bad_targets_and_result_files_are_named_before_anything_is_measured() {
         ),
         (
             &["--target", "tpu:v5e:2x4", "--target-costs", &s_sizes],
-            "stages are at [16, 20, 24, 28] px (none at [16])",
+            "stages are at [16, 20, 24, 28] px (none at [128])",
         ),
         (
             &["--target", "tpu:v5e:2x4", "--target-costs", &hlo],

@@ -123,19 +123,20 @@ impl ChipRates {
         self.rates.iter().find(|r| r.image_size == image_size)
     }
 
-    /// Checks that there is a rate for every one of a model's stage sizes, `stage_sizes`: a
-    /// compile result of another model or schedule is an error naming both sets of sizes.
+    /// Checks that every train step of the rates is at one of a model's stage sizes,
+    /// `stage_sizes` (a result of one stage will do; the others then have no rate): a compile
+    /// result of another model or schedule is an error naming both sets of sizes.
     pub fn check_sizes(&self, stage_sizes: &[usize]) -> Result<()> {
-        let missing: Vec<usize> = stage_sizes
+        let compiled: Vec<usize> = self.rates.iter().map(|r| r.image_size).collect();
+        let foreign: Vec<usize> = compiled
             .iter()
             .copied()
-            .filter(|&size| self.for_size(size).is_none())
+            .filter(|size| !stage_sizes.contains(size))
             .collect();
-        if !missing.is_empty() {
-            let compiled: Vec<usize> = self.rates.iter().map(|r| r.image_size).collect();
+        if !foreign.is_empty() {
             bail!(
                 "the train steps were compiled for {} at {compiled:?} px, but this model's stages \
-                 are at {stage_sizes:?} px (none at {missing:?}): a compile result of another \
+                 are at {stage_sizes:?} px (none at {foreign:?}): a compile result of another \
                  model or schedule?",
                 self.compiled_for
             );
@@ -245,10 +246,10 @@ mod tests {
         assert_eq!(shared.images_per_second, Some(1000.0));
         assert_eq!(shared.batch, 128);
         assert!(rates.for_size(224).is_none(), "an eval step is no stage");
-        rates.check_sizes(&[128, 128, 192]).unwrap();
-        let err = rates.check_sizes(&[128, 192, 300]).unwrap_err().to_string();
+        rates.check_sizes(&[128, 128, 192, 256]).unwrap();
+        let err = rates.check_sizes(&[128, 160, 300]).unwrap_err().to_string();
         assert!(
-            err.contains("at [128, 192] px") && err.contains("none at [300]"),
+            err.contains("at [128, 192] px") && err.contains("none at [192]"),
             "{err}"
         );
     }

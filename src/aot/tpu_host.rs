@@ -149,7 +149,7 @@ impl SliceHosts {
                 hosts: 1,
             });
         }
-        if let Some(host) = types().find(|h| h.multi_host && chips % h.chips == 0) {
+        if let Some(host) = types().find(|h| h.multi_host && chips.is_multiple_of(h.chips)) {
             return Ok(SliceHosts {
                 host: *host,
                 hosts: chips / host.chips,
@@ -238,7 +238,7 @@ mod tests {
             );
             for (i, a) in rows.iter().enumerate() {
                 assert!(rows[i + 1..].iter().all(|b| b.chips != a.chips));
-                assert!(a.vcpus % a.threads_per_core == 0);
+                assert!(a.vcpus.is_multiple_of(a.threads_per_core));
             }
         }
     }
