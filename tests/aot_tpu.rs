@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use aot_common::selection;
-use effnetv2::aot::{AotCompiler, GraphReport, Target};
+use effnetv2::aot::{AotCompiler, ChipRates, GraphReport, Target};
 use effnetv2::hlo::{ArrayShape, BinaryOp, Builder, Computation, ElementType, Module};
 use effnetv2::model::{load_spec, Model};
 use effnetv2::program::executables::ExecutableCache;
@@ -315,7 +315,7 @@ fn a_flag_libtpu_does_not_know_is_shown_although_libtpu_ends_the_process() {
 #[test]
 fn the_compile_command_prints_json_for_one_stage() {
     let cache = tempfile::tempdir().unwrap();
-    let out = effnetv2(&[
+    let args = [
         "compile",
         "--target",
         "tpu:v5e",
@@ -326,7 +326,8 @@ fn the_compile_command_prints_json_for_one_stage() {
         "--json",
         "--cache-dir",
         cache.path().to_str().unwrap(),
-    ]);
+    ];
+    let out = effnetv2(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -342,7 +343,40 @@ fn the_compile_command_prints_json_for_one_stage() {
     assert_eq!(graph["role"]["stages"][0], 0);
     assert!(graph["memory"]["peak"].as_i64().unwrap() > 0);
     assert!(graph["roofline"]["seconds"].as_f64().unwrap() > 0.0);
-    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+    assert_eq!(graph["cached"], false);
+    let mut stored: Vec<String> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    stored.sort();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(
+        stored[0].ends_with(".pjrt") && stored[1] == stored[0].replace(".pjrt", ".report.json"),
+        "the executable and its report: {stored:?}"
+    );
+    // Asked again, the report comes from the cache: the same figures, no compile.
+    let again = effnetv2(&args);
+    assert!(again.status.success(), "{again:?}");
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    let cached = &again["graphs"][0];
+    assert_eq!(cached["cached"], true);
+    for field in [
+        "memory",
+        "flops",
+        "bytes_accessed",
+        "examples_per_second",
+        "compile_seconds",
+    ] {
+        assert_eq!(cached[field], graph[field], "{field}");
+    }
+    // The document is what `bench --target-costs` reads: the per-chip rate of stage 0.
+    let rates = ChipRates::from_compile_json(&stdout, "compile output").unwrap();
+    let rate = rates.for_size(16).unwrap();
+    assert_eq!(
+        rate.images_per_second,
+        graph["examples_per_second"].as_f64(),
+        "one chip: the graph's rate"
+    );
 }
 
 #[test]
@@ -415,5 +449,47 @@ fn dump_with_a_target_writes_the_hlo_libtpu_optimized() {
     assert!(
         optimized.contains("fusion"),
         "TPU fusions in the optimized module"
+    );
+}
+
+#[test]
+fn bench_with_a_target_compiles_for_one_chip_once_and_reads_the_cache_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let class = dir.path().join("photos");
+    std::fs::create_dir(&class).unwrap();
+    for k in 0..2u32 {
+        image::RgbImage::from_fn(60, 40 + k, |x, y| {
+            image::Rgb([x as u8 * 4, y as u8 * 6, 90])
+        })
+        .save(class.join(format!("{k}.jpg")))
+        .unwrap();
+    }
+    let args = [
+        "bench",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--model",
+        "tiny",
+        "--images",
+        "4",
+        "--target",
+        "tpu:v6e:2x4",
+    ];
+    let first = effnetv2(&args);
+    assert!(first.status.success(), "{first:?}");
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        stdout.contains("target tpu:v6e:2x4: 1 x ct6e-standard-8t")
+            && stdout.contains("by the roofline of tpu:v6e:1x1"),
+        "{stdout}"
+    );
+    // The executable cache (the user's, as `train` uses it) now holds every stage's report.
+    let second = effnetv2(&args);
+    assert!(second.status.success(), "{second:?}");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(
+        stderr.matches("from the cache").count(),
+        4,
+        "tiny's four train steps, none compiled again: {stderr}"
     );
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::estimate::Roofline;
 use super::target::{ChipSpec, Target};
@@ -125,7 +125,10 @@ impl AotCompiler {
     }
 
     /// Compiles one planned graph and reports on it; with `cache`, stores the serialized
-    /// executable there for `train` on the target.
+    /// executable there for `train` on the target, and the report beside it: asked again for
+    /// the same graph (same module, options and plugin build: the same key), it reads that
+    /// report instead of compiling for minutes, as the executable cannot be costed again
+    /// without a device to load it on.
     pub fn report(
         &self,
         model: &Model,
@@ -135,12 +138,28 @@ impl AotCompiler {
         let step = graph.build(model)?;
         let module = step.module;
         let options = options_for(step.replicas);
+        let key = cache
+            .map(|_| self.cache_key(&module, &options))
+            .transpose()?;
+        if let Some((cache, key)) = cache.zip(key.as_deref()) {
+            let stored = cache.read_beside(key, REPORT_EXTENSION);
+            if let Some(report) =
+                stored.and_then(|b| serde_json::from_slice::<GraphReport>(&b).ok())
+            {
+                return Ok(GraphReport {
+                    cached: true,
+                    ..report
+                });
+            }
+        }
         let compiled = self.compile(&module, &options)?;
         let serialized = compiled.executable.serialize()?;
-        if let Some(cache) = cache {
-            cache.store(&self.cache_key(&module, &options)?, &serialized)?;
+        let report = GraphReport::new(self, graph, &module, &compiled, serialized.len())?;
+        if let Some((cache, key)) = cache.zip(key.as_deref()) {
+            cache.store(key, &serialized)?;
+            cache.store_beside(key, REPORT_EXTENSION, &serde_json::to_vec_pretty(&report)?)?;
         }
-        GraphReport::new(self, graph, &module, &compiled, serialized.len())
+        Ok(report)
     }
 
     /// Compiles `graph` at `batch`: its peak memory on one device and its estimated throughput,
@@ -461,6 +480,9 @@ fn predict(
     Some((n, n == low + 1 || high == Some(n + 1)))
 }
 
+/// The extension of a compile's [`GraphReport`] beside its executable in the cache.
+const REPORT_EXTENSION: &str = "report.json";
+
 /// Compile options for a step graph of `replicas` replicas, placed on the topology's first
 /// devices: the same options [`crate::program::context::Context::compile`] uses, so the cache
 /// keys agree.
@@ -502,7 +524,7 @@ pub struct Probe {
 }
 
 /// Memory of one execution on one device, in bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryReport {
     pub arguments: i64,
     pub outputs: i64,
@@ -531,7 +553,7 @@ impl MemoryReport {
 }
 
 /// What the compiler says one execution costs on one device.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProgramCost {
     pub memory: MemoryReport,
     /// From XLA's cost analysis, per device; `None` where the plugin has none.
@@ -566,7 +588,7 @@ impl ProgramCost {
 }
 
 /// Everything `effnetv2 compile` says about one graph on one target.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GraphReport {
     pub graph: String,
     pub role: GraphRole,
@@ -584,6 +606,10 @@ pub struct GraphReport {
     pub examples_per_second: Option<f64>,
     /// The size of the serialized executable.
     pub serialized_bytes: usize,
+    /// Whether this report was read from the executable cache (`compile_seconds` is then the
+    /// first compile's) instead of compiling again.
+    #[serde(default)]
+    pub cached: bool,
 }
 
 impl GraphReport {
@@ -610,6 +636,7 @@ impl GraphReport {
             examples_per_second: roofline
                 .map(|r| r.examples_per_second((graph.batch * graph.replicas) as u64)),
             serialized_bytes,
+            cached: false,
         })
     }
 

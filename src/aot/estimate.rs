@@ -4,12 +4,12 @@
 //! XLA's own `optimal_seconds` is not used as the estimate: for whole train steps libtpu has
 //! returned negative values, so it is only shown where it is positive.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::target::ChipSpec;
 
 /// Which roof bounds the estimate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Bound {
     Compute,
@@ -17,7 +17,7 @@ pub enum Bound {
 }
 
 /// A roofline estimate of one execution on one chip.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Roofline {
     /// `max(flops / peak FLOP/s, bytes accessed / HBM bandwidth)`.
     pub seconds: f64,

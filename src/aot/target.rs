@@ -54,8 +54,8 @@ impl TpuGeneration {
         }
     }
 
-    /// Chips one host drives (a VM of the generation's usual shape): the bound a multi-host
-    /// topology is divided by.
+    /// libtpu's default chips per host: a smaller slice must give its own per-host bounds.
+    /// (The hosts a slice runs on are [`crate::aot::tpu_host::SliceHosts`].)
     fn chips_per_host(self) -> usize {
         4
     }
@@ -157,17 +157,18 @@ impl Target {
         }
     }
 
+    /// One chip of the same accelerator (`tpu:v6e:1x1` for `tpu:v6e:2x4`): what a per-chip
+    /// figure is compiled for.
+    pub fn one_chip(&self) -> Target {
+        Target {
+            accelerator: self.accelerator,
+            shape: vec![1; self.shape.len()],
+        }
+    }
+
     /// Chips in the slice.
     pub fn chips(&self) -> usize {
         self.shape.iter().product()
-    }
-
-    /// Hosts the slice spans (each drives up to [`TpuGeneration::chips_per_host`] TPU chips).
-    pub fn hosts(&self) -> usize {
-        match self.accelerator {
-            Accelerator::Tpu(generation) => self.chips().div_ceil(generation.chips_per_host()),
-            Accelerator::Cuda(_) => 1,
-        }
     }
 
     pub fn chip(&self) -> ChipSpec {
@@ -316,10 +317,7 @@ mod tests {
     #[test]
     fn one_chip_by_default_with_the_per_host_bounds_libtpu_needs() {
         let t = target("tpu:v5e");
-        assert_eq!(
-            (t.topology_name(), t.chips(), t.hosts()),
-            ("v5e:1x1".into(), 1, 1)
-        );
+        assert_eq!((t.topology_name(), t.chips()), ("v5e:1x1".into(), 1));
         assert_eq!(
             t.topology_options(),
             vec![(
@@ -333,15 +331,15 @@ mod tests {
     }
 
     #[test]
-    fn slices_use_libtpus_default_bounds_and_count_hosts() {
+    fn slices_use_libtpus_default_bounds() {
         let t = target("tpu:v5e:2x4");
-        assert_eq!(
-            (t.topology_name(), t.chips(), t.hosts()),
-            ("v5e:2x4".into(), 8, 2)
-        );
+        assert_eq!((t.topology_name(), t.chips()), ("v5e:2x4".into(), 8));
         assert!(t.topology_options().is_empty());
         let t = target("tpu:v4:2x2x2");
-        assert_eq!((t.chips(), t.hosts()), (8, 2));
+        assert_eq!(
+            (t.chips(), t.one_chip().to_string()),
+            (8, "tpu:v4:1x1x1".into())
+        );
         let t = target("tpu:v6e:1x2");
         assert_eq!(
             t.topology_options(),
@@ -369,10 +367,7 @@ mod tests {
     fn a_gpu_target_describes_its_gpu_to_the_cuda_plugin() {
         let t = target("cuda:h100");
         assert_eq!(t.plugin_kind(), PluginKind::Cuda);
-        assert_eq!(
-            (t.to_string(), t.chips(), t.hosts()),
-            ("cuda:h100".into(), 1, 1)
-        );
+        assert_eq!((t.to_string(), t.chips()), ("cuda:h100".into(), 1));
         let options = t.topology_options();
         assert_eq!(
             options[1],

@@ -18,6 +18,7 @@ use effnetv2::step::graphs::{Precision, StepConfig};
 use effnetv2::trainer::bench::time_train_steps;
 use effnetv2::trainer::input::{DataSpec, InputPipeline};
 
+use super::feed::TargetArgs;
 use super::plugin::PluginArgs;
 
 #[derive(Debug, Args)]
@@ -53,6 +54,8 @@ pub struct BenchArgs {
     /// the last stage's augmentation strength.
     #[arg(long, value_delimiter = ',')]
     sizes: Vec<usize>,
+    #[command(flatten)]
+    target: TargetArgs,
     #[command(flatten)]
     plugin: PluginArgs,
 }
@@ -118,6 +121,7 @@ impl BenchArgs {
         anyhow::ensure!(self.batch > 0, "--batch must be at least 1");
         let spec = load_spec(&self.model)?;
         let pipeline = InputPipeline::for_spec(&spec)?;
+        let demand = self.target.demand(&spec, self.batch)?;
         let source: Arc<dyn Source> = match dir.to_str().map(str::parse::<DataSpec>) {
             Some(Ok(data)) => data.open()?.0,
             _ => Arc::new(ImageFolder::open(dir)?),
@@ -164,8 +168,10 @@ impl BenchArgs {
             "px", "magnitude", "decode", "crop-resize", "augment", "total", "img/s/core"
         );
         let turns = self.images.div_ceil(IMAGES_PER_TURN);
+        let mut per_core = Vec::with_capacity(stages.len());
         for &stage in &stages {
             let cost = stage_cost(source.as_ref(), transform, stage, turns, IMAGES_PER_TURN)?;
+            per_core.push(cost.images_per_second());
             println!(
                 "{:>6} {:>9.1} {:>8.3} {:>12.3} {:>8.3} {:>8.3} {:>12.1}",
                 stage.image_size,
@@ -212,6 +218,10 @@ impl BenchArgs {
             rates.many,
             rates.many / rates.one
         );
+        if let Some(demand) = demand {
+            let sizes: Vec<usize> = stages.iter().map(|s| s.image_size).collect();
+            demand.print(&sizes, &per_core);
+        }
         Ok(())
     }
 }

@@ -224,11 +224,16 @@ fn print_row(out: &mut impl Write, r: &GraphReport) -> Result<()> {
     let m = &r.cost.memory;
     writeln!(
         out,
-        "{:<24} {:>5} {:>5} {:>7.1}s {:>9} {:>9} {:>9} {:>9} {:>9} {:>4} {:>8} {:>8} {:>9} {:>6} {:>8} {:>5}{}",
+        "{:<24} {:>5} {:>5} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>4} {:>8} {:>8} {:>9} {:>6} {:>8} {:>5}{}",
         r.graph,
         r.image_size,
         r.batch,
-        r.compile_seconds,
+        // A report from the cache: the compile was made before, at no cost this time.
+        if r.cached {
+            "cached".to_owned()
+        } else {
+            format!("{:.1}s", r.compile_seconds)
+        },
         gib(m.arguments as f64),
         gib(m.outputs as f64),
         gib(m.temporaries as f64),

@@ -7,6 +7,7 @@ mod compile;
 mod data;
 mod dump;
 mod eval;
+mod feed;
 mod graphs;
 mod info;
 mod interrupt;

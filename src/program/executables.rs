@@ -104,13 +104,35 @@ impl ExecutableCache {
     /// Stores a serialized executable under `key` (atomically: a reader never sees a partial
     /// file). Without a cache directory this does nothing.
     pub fn store(&self, key: &str, serialized: &[u8]) -> Result<()> {
+        self.store_file(&format!("{key}.pjrt"), serialized)
+    }
+
+    /// Stores `bytes` beside the executable of `key`, as `{key}.{extension}`, atomically:
+    /// what was learnt about the executable when it was compiled (a deviceless compile's cost
+    /// report), which cannot be asked of the stored blob without the device it is for.
+    pub fn store_beside(&self, key: &str, extension: &str, bytes: &[u8]) -> Result<()> {
+        self.store_file(&format!("{key}.{extension}"), bytes)
+    }
+
+    /// What [`ExecutableCache::store_beside`] stored for `key`, while the executable itself is
+    /// stored too (a note about an executable that is gone is not used).
+    pub fn read_beside(&self, key: &str, extension: &str) -> Option<Vec<u8>> {
+        let dir = self.dir.as_ref()?;
+        if !dir.join(format!("{key}.pjrt")).is_file() {
+            return None;
+        }
+        fs::read(dir.join(format!("{key}.{extension}"))).ok()
+    }
+
+    /// Writes `name` in the cache directory atomically; without a directory, nothing.
+    fn store_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let Some(dir) = &self.dir else {
             return Ok(());
         };
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join(format!("{key}.pjrt"));
+        let path = dir.join(name);
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(serialized)?;
+        tmp.write_all(bytes)?;
         tmp.as_file().sync_all()?;
         tmp.persist(&path)
             .map_err(|e| e.error)

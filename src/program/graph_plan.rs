@@ -4,7 +4,7 @@
 //! graphs without a data set.
 
 use anyhow::{bail, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::graph::Lowering;
 use crate::model::Backend;
@@ -39,7 +39,7 @@ pub struct GraphSelection {
 }
 
 /// What a planned graph computes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum GraphRole {
     /// A train step, used by these progressive stages (stages of equal size share a graph).
