@@ -24,12 +24,12 @@ use super::events::{
     StepRecord,
 };
 use super::init::{check_host_memory, initial_state};
-use super::input::{train_feeds, Call, InputPipeline};
+use super::input::{loader_stage, train_feeds, Call, InputPipeline};
 use super::plan::RunPlan;
 use super::pretrained::{initialise_from, WeightSource};
 use super::recipe::Recipe;
 use super::tensorboard::{TensorBoardLog, TENSORBOARD_DIR};
-use crate::data::{self, Cursor, Loader, LoaderConfig, Shard, Source};
+use crate::data::{Cursor, Loader, LoaderConfig, Shard, Source};
 use crate::hlo::Literal;
 use crate::model::{Model, ProgressiveStage};
 use crate::program::context::{Context, StepExecutable};
@@ -190,26 +190,19 @@ fn train_loader(
     source: Arc<dyn Source>,
     cursor: Cursor,
 ) -> Result<Loader> {
-    let first = &plan.stages[0];
     let mut loader = Loader::new(
         source,
         LoaderConfig {
-            batch: config.batch,
             shard,
-            image_size: first.image_size,
-            magnitude: first.randaug_magnitude.unwrap_or(0.0) as f32,
-            preprocessing: pipeline.preprocessing,
-            policy: pipeline.policy,
-            normalization: pipeline.normalization,
-            mixup: first.mixup_alpha as f32,
-            cutmix: first.cutmix_alpha as f32,
-            seed: config.seed,
-            workers: config.workers,
             // Two calls' worth, so the next call's batches are assembled during this one.
             queue_depth: 4.max(2 * config.steps_per_call),
-            drop_last: true,
-            shuffle: pipeline.shuffle,
             settings: recipe.augment,
+            ..pipeline.loader_config(
+                config.batch,
+                loader_stage(&plan.stages[0]),
+                config.seed,
+                config.workers,
+            )
         },
     )?;
     loader.resume(cursor)?;
@@ -574,12 +567,7 @@ impl<'r> Trainer<'r, '_> {
     /// Trains the stage's remaining steps (at least one), checkpointing as configured but for
     /// the stage's end, which is checkpointed after its evaluation.
     fn train_stage(&mut self, stage: &ProgressiveStage, exe: &StepExecutable) -> Result<StageEnd> {
-        self.loader.set_stage(data::Stage {
-            image_size: stage.image_size,
-            magnitude: stage.randaug_magnitude.unwrap_or(0.0) as f32,
-            mixup: stage.mixup_alpha as f32,
-            cutmix: stage.cutmix_alpha as f32,
-        })?;
+        self.loader.set_stage(loader_stage(stage))?;
         let first_step = self.step;
         let start = Instant::now();
         loop {
