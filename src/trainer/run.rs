@@ -23,6 +23,7 @@ use super::events::{
     EvalRecord, Event, EventSink, FanOut, MetricsLog, NonFiniteRecord, SkippedRecord, StageSummary,
     StepRecord,
 };
+use super::infeed::InfeedTime;
 use super::init::{check_host_memory, initial_state};
 use super::input::{loader_stage, train_feeds, Call, InputPipeline};
 use super::plan::RunPlan;
@@ -419,12 +420,20 @@ struct Trainer<'r, 'e> {
     ready: HashMap<usize, Arc<StepExecutable>>,
 }
 
+/// What a train-step call leaves to its stage: the data cursor after it and the seconds the
+/// device waited for its input.
+struct CallEnd {
+    cursor: Cursor,
+    waiting: f64,
+}
+
 /// How a stage's training loop ended.
 enum StageEnd {
     /// The stage's last step is done; `cursor` is the data position after it.
     Finished {
         steps: u64,
-        seconds: f64,
+        /// The training loop's wall time and the part of it the device waited for input.
+        time: InfeedTime,
         cursor: Cursor,
     },
     Stopped,
@@ -453,7 +462,7 @@ impl<'r> Trainer<'r, '_> {
             }
             let StageEnd::Finished {
                 steps,
-                seconds,
+                time,
                 cursor,
             } = self.train_stage(stage, &exe)?
             else {
@@ -473,7 +482,8 @@ impl<'r> Trainer<'r, '_> {
                 image_size: stage.image_size,
                 steps,
                 seconds: stage_start.elapsed().as_secs_f64(),
-                images_per_sec: steps as f64 * self.config.batch as f64 / seconds,
+                images_per_sec: steps as f64 * self.config.batch as f64 / time.wall,
+                infeed_bound: time.share().unwrap_or(0.0),
                 compile_seconds,
                 top1: accuracy.top1,
                 top5: accuracy.top5,
@@ -570,12 +580,18 @@ impl<'r> Trainer<'r, '_> {
         self.loader.set_stage(loader_stage(stage))?;
         let first_step = self.step;
         let start = Instant::now();
+        let mut waiting = 0.0;
         loop {
-            let cursor = self.train_call(stage, exe, self.call_length(stage))?;
+            let call = self.train_call(stage, exe, self.call_length(stage))?;
+            waiting += call.waiting;
+            let cursor = call.cursor;
             if self.step == stage.steps.end {
                 return Ok(StageEnd::Finished {
                     steps: self.step - first_step,
-                    seconds: start.elapsed().as_secs_f64(),
+                    time: InfeedTime {
+                        waiting,
+                        wall: start.elapsed().as_secs_f64(),
+                    },
                     cursor,
                 });
             }
@@ -603,13 +619,17 @@ impl<'r> Trainer<'r, '_> {
         n.max(1)
     }
 
-    /// `steps` train steps in one call on the next batches; returns the data cursor after them.
+    /// `steps` train steps in one call on the next batches; returns the data cursor after them
+    /// and how long the device waited for their input.
     fn train_call(
         &mut self,
         stage: &ProgressiveStage,
         exe: &StepExecutable,
         steps: u64,
-    ) -> Result<Cursor> {
+    ) -> Result<CallEnd> {
+        // The previous call's losses were read back: no step is in flight from here until the
+        // feeds are on the device (see `super::infeed`).
+        let called = Instant::now();
         let batches = (0..steps)
             .map(|_| Ok(self.loader.next().context("the training loader ended")??))
             .collect::<Result<Vec<_>>>()?;
@@ -627,12 +647,17 @@ impl<'r> Trainer<'r, '_> {
             .enumerate()
             .map(|(r, feed)| self.ctx.upload_named_to(r, feed))
             .collect::<Result<Vec<_>>>()?;
+        let waiting = called.elapsed().as_secs_f64();
         let t = Instant::now();
         let outcomes = self
             .state
             .step(exe, &feeds)
             .map_err(|e| self.step_failed(e, stage))?;
         let seconds = t.elapsed().as_secs_f64();
+        let time = InfeedTime {
+            waiting,
+            wall: called.elapsed().as_secs_f64(),
+        };
         for (i, (outcome, batch)) in outcomes.iter().zip(&batches).enumerate() {
             self.step += 1;
             if !outcome.loss.is_finite() {
@@ -647,6 +672,8 @@ impl<'r> Trainer<'r, '_> {
                 accuracy: outcome.correct as f32 / self.config.batch as f32,
                 lr: f64::from(rates[i]),
                 images_per_sec: (steps as usize * self.config.batch) as f64 / seconds,
+                infeed_bound: time.share().unwrap_or(0.0),
+                wall_seconds: time.wall / steps as f64,
             };
             self.events.emit(&Event::Step {
                 record,
@@ -656,7 +683,10 @@ impl<'r> Trainer<'r, '_> {
                 self.report_skipped()?;
             }
         }
-        Ok(batches.last().expect("a call has a batch").next)
+        Ok(CallEnd {
+            cursor: batches.last().expect("a call has a batch").next,
+            waiting,
+        })
     }
 
     /// A step that was not finite: skipped and reported with `skip_nonfinite`, else the end of
