@@ -139,14 +139,7 @@ fn eval_panel<DB: DrawingBackend>(
         &percent_tick,
     )?;
     if log.evals.is_empty() {
-        let x = step_range(spans);
-        let style = TextStyle::from((FONT, 20)).pos(Pos::new(HPos::Center, VPos::Center));
-        chart.draw_series([Text::new(
-            "no evaluation yet",
-            ((x.start + x.end) / 2.0, 50.0),
-            style,
-        )])?;
-        return Ok(());
+        return note(&mut chart, spans, "no evaluation yet");
     }
     let points = |accuracy: fn(&EvalRecord) -> f64| -> Vec<(f64, f64)> {
         log.evals
@@ -201,14 +194,7 @@ fn infeed_panel<DB: DrawingBackend>(
         })
         .collect();
     if stages.is_empty() {
-        let x = step_range(spans);
-        let style = TextStyle::from((FONT, 20)).pos(Pos::new(HPos::Center, VPos::Center));
-        chart.draw_series([Text::new(
-            "not measured in this log",
-            ((x.start + x.end) / 2.0, 50.0),
-            style,
-        )])?;
-        return Ok(());
+        return note(&mut chart, spans, "not measured in this log");
     }
     let faint = INFEED.mix(0.5).stroke_width(1);
     let points = log
@@ -239,6 +225,18 @@ fn infeed_panel<DB: DrawingBackend>(
             + Text::new(format!("{share:.0}%"), (0, -6), style.clone())
     }))?;
     legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+/// A note in the middle of a percent panel that has nothing to draw.
+fn note<DB: DrawingBackend>(
+    chart: &mut Chart<DB>,
+    spans: &[StageSpan],
+    text: &'static str,
+) -> DrawResult<(), DB> {
+    let x = step_range(spans);
+    let style = TextStyle::from((FONT, 20)).pos(Pos::new(HPos::Center, VPos::Center));
+    chart.draw_series([Text::new(text, ((x.start + x.end) / 2.0, 50.0), style)])?;
+    Ok(())
 }
 
 /// A panel with its caption, axes, stage bands, boundaries and stage labels over the steps of
