@@ -596,7 +596,7 @@ impl<'r> Trainer<'r, '_> {
                 });
             }
             let stop = self.stop_requested();
-            if stop || self.step % self.config.checkpoint_every == 0 {
+            if stop || self.step.is_multiple_of(self.config.checkpoint_every) {
                 self.checkpoint(cursor)?;
             }
             if stop {
