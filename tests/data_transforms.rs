@@ -806,7 +806,7 @@ fn the_deterministic_train_transform_is_the_eval_transform_and_draws_nothing() {
 /// examples in the data set's order, each the evaluation transform of its image, no mixing).
 #[test]
 fn with_augmentation_off_two_epochs_deliver_identical_batches_in_data_set_order() {
-    use effnetv2::data::{ImageFolder, Loader, LoaderConfig, Shard, Source};
+    use effnetv2::data::{ImageFolder, Loader, Source, Stage};
     use effnetv2::model::load_spec;
     use effnetv2::trainer::input::InputPipeline;
     use effnetv2::trainer::recipe::Augmentation;
@@ -829,27 +829,13 @@ fn with_augmentation_off_two_epochs_deliver_identical_batches_in_data_set_order(
         .with_augmentation(Augmentation::Off);
     assert!(!pipeline.shuffle);
     let size = 12;
-    let mut loader = Loader::new(
-        source.clone(),
-        LoaderConfig {
-            batch: 4,
-            shard: Shard::WHOLE,
-            image_size: size,
-            magnitude: 0.0,
-            preprocessing: pipeline.preprocessing,
-            policy: pipeline.policy,
-            normalization: pipeline.normalization,
-            mixup: 0.0,
-            cutmix: 0.0,
-            seed: 5,
-            workers: 2,
-            queue_depth: 2,
-            drop_last: true,
-            shuffle: pipeline.shuffle,
-            settings: AugmentSettings::default(),
-        },
-    )
-    .unwrap();
+    let stage = Stage {
+        image_size: size,
+        magnitude: 0.0,
+        mixup: 0.0,
+        cutmix: 0.0,
+    };
+    let mut loader = Loader::new(source.clone(), pipeline.loader_config(4, stage, 5, 2)).unwrap();
     // 10 examples, batch 4, the last 2 dropped: epochs of two batches.
     let batches: Vec<_> = (0..4).map(|_| loader.next().unwrap().unwrap()).collect();
     assert_eq!(batches[2].epoch, 1);

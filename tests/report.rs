@@ -21,6 +21,13 @@ fn images_per_sec(stage: usize) -> f64 {
     1000.0 / (stage + 1) as f64
 }
 
+/// The share of its wall time each step of a stage waited for input, and the step's wall time
+/// (a stage's figure is their time-weighted mean: here the share itself).
+fn infeed_bound(stage: usize) -> f64 {
+    [0.03, 0.17, 0.57, 0.93][stage]
+}
+const STEP_SECONDS: f64 = 0.05;
+
 fn top1(stage: usize) -> f64 {
     0.5 + 0.1 * stage as f64
 }
@@ -36,6 +43,8 @@ fn step_line(step: u64, images_per_sec: f64) -> String {
         accuracy: (0.9 - 0.8 * (-t / 120.0).exp() + 0.05 * (t * 2.3).cos()) as f32,
         lr: 0.1 * (t / 40.0).min(1.0) * (0.5 + 0.5 * (std::f64::consts::PI * t / 400.0).cos()),
         images_per_sec,
+        infeed_bound: infeed_bound(stage),
+        wall_seconds: STEP_SECONDS,
     });
     serde_json::to_string(&metric).unwrap()
 }
@@ -110,7 +119,7 @@ fn check_svg(path: &Path) {
     for (stage, size) in IMAGE_SIZES.iter().enumerate() {
         let label = format!(">\nstage {stage}: {size}px\n</text>");
         // Once per panel.
-        assert_eq!(svg.matches(&label).count(), 4, "{label}");
+        assert_eq!(svg.matches(&label).count(), 5, "{label}");
     }
 }
 
@@ -146,9 +155,10 @@ fn the_command_plots_and_summarises_a_resumed_run() {
     for (stage, size) in IMAGE_SIZES.iter().enumerate() {
         let first = stage as u64 * STAGE_STEPS + 1;
         let row = format!(
-            "{stage} {size}px {STAGE_STEPS} {first}-{} {:.0} {:.2}% 90.00%",
+            "{stage} {size}px {STAGE_STEPS} {first}-{} {:.0} {:.0}% {:.2}% 90.00%",
             first + STAGE_STEPS - 1,
             images_per_sec(stage),
+            100.0 * infeed_bound(stage),
             100.0 * top1(stage)
         );
         assert!(
@@ -172,7 +182,14 @@ fn the_command_plots_and_summarises_a_resumed_run() {
     assert!(stdout.contains("final accuracy (evaluation after step 400 of stage 3, 10000 images at 224px): top-1 80.00%, top-5 90.00%\n"), "{stdout}");
 
     check_png(&dir.path().join("plots/curves.png"));
-    check_svg(&dir.path().join("plots/curves.svg"));
+    let svg = dir.path().join("plots/curves.svg");
+    check_svg(&svg);
+    // The input-wait panel labels each stage's share.
+    let svg = fs::read_to_string(svg).unwrap();
+    for stage in 0..IMAGE_SIZES.len() {
+        let label = format!(">\n{:.0}%\n</text>", 100.0 * infeed_bound(stage));
+        assert!(svg.contains(&label), "no label {label:?} in the SVG");
+    }
 }
 
 #[test]

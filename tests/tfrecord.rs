@@ -413,6 +413,7 @@ fn a_tiny_run_trains_from_packed_tfrecords_and_tensorboard_reads_its_curves() {
                 put("train/accuracy", r.step, r.accuracy as f64);
                 put("train/learning_rate", r.step, r.lr);
                 put("train/images_per_sec", r.step, r.images_per_sec);
+                put("train/infeed_bound", r.step, r.infeed_bound);
                 put("train/image_size", r.step, r.image_size as f64);
             }
             Metric::Eval(r) => {
@@ -425,12 +426,14 @@ fn a_tiny_run_trains_from_packed_tfrecords_and_tensorboard_reads_its_curves() {
                 put("stage/mixup", last_step, s.mixup);
                 put("stage/cutmix", last_step, s.cutmix);
                 put("stage/dropout", last_step, s.dropout);
+                put("stage/infeed_bound", last_step, s.infeed_bound);
             }
             _ => {}
         }
     }
     assert_eq!(want["train/loss"].len(), 10);
     assert_eq!(want["stage/image_size"].len(), 2);
+    assert_eq!(want["train/infeed_bound"].len(), 10);
     let read = reference(&["scalars".as_ref(), out.join("tensorboard").as_os_str()]);
     let got: BTreeMap<&str, Vec<(u64, f32)>> = read
         .as_object()

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use data_support::{files, foolbox_data};
 use effnetv2::data::rng::{stream, Purpose};
 use effnetv2::data::{
-    decode_rgb, AugmentSettings, EvalConfig, EvalTransform, ImageFolder, Loader, LoaderConfig,
-    Normalization, Policy, Preprocessing, Shard, Source, TrainTransform,
+    decode_rgb, AugmentSettings, EvalConfig, EvalTransform, ImageFolder, Loader, Normalization,
+    Policy, Preprocessing, Source, Stage, TrainTransform,
 };
 use effnetv2::model::load_spec;
 use effnetv2::trainer::events::{Event, EventSink};
@@ -78,27 +78,14 @@ fn b0_loaders_deliver_exactly_the_legacy_autoaugment_transforms() {
     let pipeline = InputPipeline::for_spec(&load_spec("b0").unwrap()).unwrap();
     let size = 40;
     let seed = 9;
-    let mut loader = Loader::new(
-        folder.clone(),
-        LoaderConfig {
-            batch: 3,
-            shard: Shard::WHOLE,
-            image_size: size,
-            magnitude: 0.0,
-            preprocessing: pipeline.preprocessing,
-            policy: pipeline.policy,
-            normalization: pipeline.normalization,
-            mixup: 0.0,
-            cutmix: 0.0,
-            seed,
-            workers: 2,
-            queue_depth: 2,
-            drop_last: true,
-            shuffle: true,
-            settings: AugmentSettings::default(),
-        },
-    )
-    .unwrap();
+    let stage = Stage {
+        image_size: size,
+        magnitude: 0.0,
+        mixup: 0.0,
+        cutmix: 0.0,
+    };
+    let mut loader =
+        Loader::new(folder.clone(), pipeline.loader_config(3, stage, seed, 2)).unwrap();
     let transform = TrainTransform {
         image_size: size,
         preprocessing: Preprocessing::Legacy,

@@ -171,3 +171,114 @@ fn eval_command_accepts_a_matching_spec_and_names_a_mismatched_tensor() {
         "{stderr}"
     );
 }
+
+/// A folder data set of `count` images per class in `train/` and `val/` under `root`, each the
+/// same `side` px square noise JPEG (hard links to one file): slow to decode (its entropy-coded
+/// data is as large as JPEG makes it), for a loader that cannot keep up.
+fn noise_folder(root: &Path, side: u32, count: usize) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let image = image::RgbImage::from_fn(side, side, |_, _| image::Rgb(rng.gen()));
+    let original = root.join("noise.jpg");
+    std::fs::create_dir_all(root).unwrap();
+    let file = std::io::BufWriter::new(std::fs::File::create(&original).unwrap());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(file, 95)
+        .encode_image(&image)
+        .unwrap();
+    for split in ["train", "val"] {
+        for class in ["a", "b"] {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..count {
+                std::fs::hard_link(&original, dir.join(format!("{i}.jpg"))).unwrap();
+            }
+        }
+    }
+}
+
+/// The share of each stretch the device waited for input, from `metrics.jsonl`: the stage
+/// figures, and the time-weighted share of the step records. Every step and stage line carries
+/// the documented fields.
+fn infeed_figures(out: &Path) -> (Vec<f64>, f64) {
+    let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let (mut stages, mut waiting, mut wall) = (Vec::new(), 0.0, 0.0);
+    for line in text.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        let share = || {
+            let share = value["infeed_bound"].as_f64().expect(line);
+            assert!((0.0..=1.0).contains(&share), "{line}");
+            share
+        };
+        match value["event"].as_str().unwrap() {
+            "step" => {
+                let seconds = value["wall_seconds"].as_f64().expect(line);
+                assert!(seconds > 0.0, "{line}");
+                waiting += share() * seconds;
+                wall += seconds;
+            }
+            "stage" => stages.push(share()),
+            _ => {}
+        }
+    }
+    (stages, waiting / wall)
+}
+
+/// The infeed-bound figure: near 1 when the loader is far slower than the step (large noise
+/// JPEGs, one worker, a tiny model at 28 px: about 0.95 here), near 0 (about 0.01) when it is far faster (Fashion-MNIST in
+/// memory, two workers); in metrics.jsonl, the run summary and the report.
+#[test]
+fn the_infeed_bound_figure_is_high_for_a_slow_loader_and_low_for_a_fast_one() {
+    let root = tempfile::tempdir().unwrap();
+    let never = AtomicBool::new(false);
+    let data = root.path().join("noise");
+    noise_folder(&data, 1024, 8);
+    let run = |out: &str, config: RunConfig| {
+        let out = root.path().join(out);
+        let summary = train(
+            &RunConfig {
+                out: out.clone(),
+                ..config
+            },
+            false,
+            &never,
+            &mut Discard,
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        let (stages, steps) = infeed_figures(&out);
+        assert_eq!(stages.len(), 1);
+        assert!((summary.stages[0].infeed_bound - stages[0]).abs() < 1e-12);
+        // The stage's wall time holds its calls' and the gaps between them; its waits are
+        // theirs.
+        assert!(stages[0] <= steps + 1e-9, "{stages:?} {steps}");
+        (out, summary, steps)
+    };
+    let (slow_out, slow, slow_steps) = run(
+        "slow",
+        RunConfig {
+            data: data.to_str().unwrap().parse().unwrap(),
+            batch: 8,
+            steps: Some(12),
+            workers: 1,
+            eval_batch: 8,
+            eval_limit: Some(8),
+            ..short_run(root.path(), 12, 1)
+        },
+    );
+    let (_, fast, fast_steps) = run("fast", short_run(root.path(), 12, 1));
+    let (slow_share, fast_share) = (slow.stages[0].infeed_bound, fast.stages[0].infeed_bound);
+    eprintln!("infeed-bound: slow loader {slow_share:.3} (steps {slow_steps:.3}), fast {fast_share:.3} (steps {fast_steps:.3})");
+    assert!(slow_share > 0.6, "slow loader: {slow_share}");
+    assert!(fast_share < 0.3, "fast loader: {fast_share}");
+
+    let table = effnetv2::report::run_summary::summary_table(&slow);
+    let row = format!("{:.0}%", 100.0 * slow_share);
+    assert!(table.contains("infeed") && table.contains(&row), "{table}");
+    let report = effnetv2::report::plot::write_report(&slow_out, None).unwrap();
+    let stage_row = report.summary.lines().nth(2).unwrap();
+    assert_eq!(
+        stage_row.split_whitespace().nth(5),
+        Some(format!("{:.0}%", 100.0 * slow_steps).as_str()),
+        "{}",
+        report.summary
+    );
+}

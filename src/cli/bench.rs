@@ -10,13 +10,11 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use effnetv2::data::throughput::{loader_rates, stage_cost};
-use effnetv2::data::{
-    AugmentSettings, ImageFolder, LoaderConfig, Shard, Source, Stage, TrainTransform,
-};
+use effnetv2::data::{AugmentSettings, ImageFolder, LoaderConfig, Source, Stage, TrainTransform};
 use effnetv2::model::{load_spec, Model, ScheduleVariant};
 use effnetv2::step::graphs::{Precision, StepConfig};
 use effnetv2::trainer::bench::time_train_steps;
-use effnetv2::trainer::input::{DataSpec, InputPipeline};
+use effnetv2::trainer::input::{loader_stage, DataSpec, InputPipeline};
 
 use super::feed::TargetArgs;
 use super::plugin::PluginArgs;
@@ -129,12 +127,7 @@ impl BenchArgs {
         let mut stages: Vec<Stage> = spec
             .progressive_stages(ScheduleVariant::Official, 1)?
             .iter()
-            .map(|s| Stage {
-                image_size: s.image_size,
-                magnitude: s.randaug_magnitude.unwrap_or(0.0) as f32,
-                mixup: s.mixup_alpha as f32,
-                cutmix: s.cutmix_alpha as f32,
-            })
+            .map(loader_stage)
             .collect();
         if !self.sizes.is_empty() {
             anyhow::ensure!(
@@ -191,21 +184,8 @@ impl BenchArgs {
         }
         let last = *stages.last().expect("a model has at least one stage");
         let config = LoaderConfig {
-            batch: self.batch as usize,
-            shard: Shard::WHOLE,
-            image_size: last.image_size,
-            magnitude: last.magnitude,
-            preprocessing: pipeline.preprocessing,
-            policy: pipeline.policy,
-            normalization: pipeline.normalization,
-            mixup: last.mixup,
-            cutmix: last.cutmix,
-            seed: 0,
-            workers: self.workers,
-            queue_depth: 2,
             drop_last: false,
-            shuffle: true,
-            settings: AugmentSettings::default(),
+            ..pipeline.loader_config(self.batch as usize, last, 0, self.workers)
         };
         let rates = loader_rates(source, config, LOADER_TURNS, LOADER_TURN)?;
         println!(

@@ -1,9 +1,11 @@
 //! Draws a run's events: a progress bar on a terminal (plain lines every
 //! [`PLAIN_PROGRESS_EVERY`] steps without one), and a line for each compile, evaluation, stage
-//! and interruption.
+//! and interruption. The progress shows the share of time the device waited for input
+//! ("infeed") over the steps since the last plain line.
 
 use anyhow::Result;
 use effnetv2::trainer::events::{Event, EventSink};
+use effnetv2::trainer::infeed::InfeedTime;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Steps between plain progress lines when no terminal shows the progress bar.
@@ -12,11 +14,17 @@ const PLAIN_PROGRESS_EVERY: u64 = 100;
 /// The terminal view of a training run.
 pub struct Progress {
     bar: Option<ProgressBar>,
+    /// The time of the steps since the last plain progress line (a window of
+    /// [`PLAIN_PROGRESS_EVERY`] steps).
+    window: InfeedTime,
 }
 
 impl Progress {
     pub fn new() -> Progress {
-        Progress { bar: None }
+        Progress {
+            bar: None,
+            window: InfeedTime::default(),
+        }
     }
 
     /// The bar, created on the first step (when the total is known).
@@ -88,16 +96,27 @@ impl EventSink for Progress {
                 total_steps,
             } => {
                 let step = &r.step;
+                self.window += InfeedTime::of_step(r);
+                let infeed = self.window.share().unwrap_or(0.0);
                 let message = format!(
-                    "stage {} {}px loss {:.3} acc {:.2} lr {:.4} {:.0} img/s",
-                    r.stage, r.image_size, r.loss, r.accuracy, r.lr, r.images_per_sec
+                    "stage {} {}px loss {:.3} acc {:.2} lr {:.4} {:.0} img/s infeed {:.0}%",
+                    r.stage,
+                    r.image_size,
+                    r.loss,
+                    r.accuracy,
+                    r.lr,
+                    r.images_per_sec,
+                    100.0 * infeed
                 );
                 let bar = self.bar(*step, *total_steps);
                 bar.set_position(*step);
                 let hidden = bar.is_hidden();
                 bar.set_message(message.clone());
-                if hidden && step % PLAIN_PROGRESS_EVERY == 0 {
-                    self.say(format!("step {step}/{total_steps} {message}"));
+                if step % PLAIN_PROGRESS_EVERY == 0 {
+                    if hidden {
+                        self.say(format!("step {step}/{total_steps} {message}"));
+                    }
+                    self.window = InfeedTime::default();
                 }
             }
             Event::Skipped(s) => self.say(format!(
@@ -110,11 +129,13 @@ impl EventSink for Progress {
             )),
             Event::Evaluated(_) => {}
             Event::StageDone(s) => self.say(format!(
-                "stage {} done: {}px, {} steps, {:.0} img/s, eval top-1 {:.2}% top-5 {:.2}%",
+                "stage {} done: {}px, {} steps, {:.0} img/s, infeed-bound {:.0}%, eval top-1 \
+                 {:.2}% top-5 {:.2}%",
                 s.stage,
                 s.image_size,
                 s.steps,
                 s.images_per_sec,
+                100.0 * s.infeed_bound,
                 100.0 * s.top1,
                 100.0 * s.top5
             )),

@@ -2,16 +2,19 @@
 
 use crate::trainer::run::RunSummary;
 
-/// The final summary: one row per stage plus the totals.
+/// The final summary: one row per stage (with the share of its training time the device waited
+/// for input, "infeed") plus the totals.
 pub fn summary_table(s: &RunSummary) -> String {
-    let mut out = String::from("stage  image  steps   img/s  compile s  stage s   top-1   top-5\n");
+    let mut out =
+        String::from("stage  image  steps   img/s  infeed  compile s  stage s   top-1   top-5\n");
     for st in &s.stages {
         out.push_str(&format!(
-            "{:>5}  {:>5}  {:>5}  {:>6.0}  {:>9.1}  {:>7.1}  {:>5.2}%  {:>5.2}%\n",
+            "{:>5}  {:>5}  {:>5}  {:>6.0}  {:>5.0}%  {:>9.1}  {:>7.1}  {:>5.2}%  {:>5.2}%\n",
             st.stage,
             st.image_size,
             st.steps,
             st.images_per_sec,
+            100.0 * st.infeed_bound,
             st.compile_seconds,
             st.seconds,
             100.0 * st.top1,

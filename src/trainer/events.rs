@@ -60,6 +60,10 @@ pub struct StageSummary {
     pub steps: u64,
     pub seconds: f64,
     pub images_per_sec: f64,
+    /// The share of the wall time of the stage's training loop (its compile and evaluation
+    /// left out) the device waited for input, in [0, 1] (see [`super::infeed`]).
+    #[serde(default)]
+    pub infeed_bound: f64,
     pub compile_seconds: f64,
     pub top1: f64,
     pub top5: f64,
@@ -94,6 +98,15 @@ pub struct StepRecord {
     pub accuracy: f32,
     pub lr: f64,
     pub images_per_sec: f64,
+    /// The share of its call's wall time the device waited for input (the call's batches from
+    /// the loader and their copy to the device), in [0, 1]; every step of a call carries the
+    /// call's figure (see [`super::infeed`]). 0 in logs written before it existed.
+    #[serde(default)]
+    pub infeed_bound: f64,
+    /// This step's part of its call's wall time (the call's over its steps), the weight of
+    /// `infeed_bound` when averaging over a window: [`super::infeed::InfeedTime::of_step`].
+    #[serde(default)]
+    pub wall_seconds: f64,
 }
 
 /// One evaluation of the EMA weights, after the step it follows.

@@ -10,11 +10,12 @@ use super::recipe::Augmentation;
 use crate::data::source::{TRAIN_SPLIT, VALIDATION_SPLIT};
 use crate::data::tfrecord::Layout;
 use crate::data::{
-    detect_layout, tfrecord_class_names, Batch, FashionMnist, ImageFolder, Normalization, Policy,
-    Preprocessing, Source, Split, TfRecordShards, ZipShards, RANDAUGMENT_LAYERS,
+    detect_layout, tfrecord_class_names, AugmentSettings, Batch, FashionMnist, ImageFolder,
+    LoaderConfig, Normalization, Policy, Preprocessing, Shard, Source, Split, Stage,
+    TfRecordShards, ZipShards, RANDAUGMENT_LAYERS,
 };
 use crate::hlo::Literal;
-use crate::model::{AugmentPolicy, ModelSpec};
+use crate::model::{AugmentPolicy, ModelSpec, ProgressiveStage};
 use crate::step::graphs::port;
 
 /// The input pipeline a model's spec asks for, in the data layer's terms (which knows nothing of
@@ -118,6 +119,50 @@ impl InputPipeline {
                 ..self
             },
         }
+    }
+}
+
+impl InputPipeline {
+    /// A training loader's settings for this pipeline, starting at `stage`: the whole batch,
+    /// the incomplete last batch of an epoch dropped (every batch the compiled size), two
+    /// batches prefetched and the official augmentation constants. Callers that need another
+    /// shard, queue or constants change those fields (struct update syntax); the pipeline's
+    /// own fields come only from here.
+    pub fn loader_config(
+        &self,
+        batch: usize,
+        stage: Stage,
+        seed: u64,
+        workers: usize,
+    ) -> LoaderConfig {
+        LoaderConfig {
+            batch,
+            shard: Shard::WHOLE,
+            image_size: stage.image_size,
+            magnitude: stage.magnitude,
+            preprocessing: self.preprocessing,
+            policy: self.policy,
+            normalization: self.normalization,
+            mixup: stage.mixup,
+            cutmix: stage.cutmix,
+            seed,
+            workers,
+            queue_depth: 2,
+            drop_last: true,
+            shuffle: self.shuffle,
+            settings: AugmentSettings::default(),
+        }
+    }
+}
+
+/// The loader's settings for a progressive stage (a stage without RandAugment has magnitude
+/// 0, which the loader's policy ignores).
+pub fn loader_stage(stage: &ProgressiveStage) -> Stage {
+    Stage {
+        image_size: stage.image_size,
+        magnitude: stage.randaug_magnitude.unwrap_or(0.0) as f32,
+        mixup: stage.mixup_alpha as f32,
+        cutmix: stage.cutmix_alpha as f32,
     }
 }
 

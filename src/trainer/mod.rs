@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod evaluate;
 pub mod events;
+pub mod infeed;
 pub mod init;
 pub mod input;
 pub mod plan;

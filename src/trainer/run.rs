@@ -23,13 +23,14 @@ use super::events::{
     EvalRecord, Event, EventSink, FanOut, MetricsLog, NonFiniteRecord, SkippedRecord, StageSummary,
     StepRecord,
 };
+use super::infeed::InfeedTime;
 use super::init::{check_host_memory, initial_state};
-use super::input::{train_feeds, Call, InputPipeline};
+use super::input::{loader_stage, train_feeds, Call, InputPipeline};
 use super::plan::RunPlan;
 use super::pretrained::{initialise_from, WeightSource};
 use super::recipe::Recipe;
 use super::tensorboard::{TensorBoardLog, TENSORBOARD_DIR};
-use crate::data::{self, Cursor, Loader, LoaderConfig, Shard, Source};
+use crate::data::{Cursor, Loader, LoaderConfig, Shard, Source};
 use crate::hlo::Literal;
 use crate::model::{Model, ProgressiveStage};
 use crate::program::context::{Context, StepExecutable};
@@ -190,26 +191,19 @@ fn train_loader(
     source: Arc<dyn Source>,
     cursor: Cursor,
 ) -> Result<Loader> {
-    let first = &plan.stages[0];
     let mut loader = Loader::new(
         source,
         LoaderConfig {
-            batch: config.batch,
             shard,
-            image_size: first.image_size,
-            magnitude: first.randaug_magnitude.unwrap_or(0.0) as f32,
-            preprocessing: pipeline.preprocessing,
-            policy: pipeline.policy,
-            normalization: pipeline.normalization,
-            mixup: first.mixup_alpha as f32,
-            cutmix: first.cutmix_alpha as f32,
-            seed: config.seed,
-            workers: config.workers,
             // Two calls' worth, so the next call's batches are assembled during this one.
             queue_depth: 4.max(2 * config.steps_per_call),
-            drop_last: true,
-            shuffle: pipeline.shuffle,
             settings: recipe.augment,
+            ..pipeline.loader_config(
+                config.batch,
+                loader_stage(&plan.stages[0]),
+                config.seed,
+                config.workers,
+            )
         },
     )?;
     loader.resume(cursor)?;
@@ -426,12 +420,20 @@ struct Trainer<'r, 'e> {
     ready: HashMap<usize, Arc<StepExecutable>>,
 }
 
+/// What a train-step call leaves to its stage: the data cursor after it and the seconds the
+/// device waited for its input.
+struct CallEnd {
+    cursor: Cursor,
+    waiting: f64,
+}
+
 /// How a stage's training loop ended.
 enum StageEnd {
     /// The stage's last step is done; `cursor` is the data position after it.
     Finished {
         steps: u64,
-        seconds: f64,
+        /// The training loop's wall time and the part of it the device waited for input.
+        time: InfeedTime,
         cursor: Cursor,
     },
     Stopped,
@@ -460,7 +462,7 @@ impl<'r> Trainer<'r, '_> {
             }
             let StageEnd::Finished {
                 steps,
-                seconds,
+                time,
                 cursor,
             } = self.train_stage(stage, &exe)?
             else {
@@ -480,7 +482,8 @@ impl<'r> Trainer<'r, '_> {
                 image_size: stage.image_size,
                 steps,
                 seconds: stage_start.elapsed().as_secs_f64(),
-                images_per_sec: steps as f64 * self.config.batch as f64 / seconds,
+                images_per_sec: steps as f64 * self.config.batch as f64 / time.wall,
+                infeed_bound: time.share().unwrap_or(0.0),
                 compile_seconds,
                 top1: accuracy.top1,
                 top5: accuracy.top5,
@@ -574,20 +577,21 @@ impl<'r> Trainer<'r, '_> {
     /// Trains the stage's remaining steps (at least one), checkpointing as configured but for
     /// the stage's end, which is checkpointed after its evaluation.
     fn train_stage(&mut self, stage: &ProgressiveStage, exe: &StepExecutable) -> Result<StageEnd> {
-        self.loader.set_stage(data::Stage {
-            image_size: stage.image_size,
-            magnitude: stage.randaug_magnitude.unwrap_or(0.0) as f32,
-            mixup: stage.mixup_alpha as f32,
-            cutmix: stage.cutmix_alpha as f32,
-        })?;
+        self.loader.set_stage(loader_stage(stage))?;
         let first_step = self.step;
         let start = Instant::now();
+        let mut waiting = 0.0;
         loop {
-            let cursor = self.train_call(stage, exe, self.call_length(stage))?;
+            let call = self.train_call(stage, exe, self.call_length(stage))?;
+            waiting += call.waiting;
+            let cursor = call.cursor;
             if self.step == stage.steps.end {
                 return Ok(StageEnd::Finished {
                     steps: self.step - first_step,
-                    seconds: start.elapsed().as_secs_f64(),
+                    time: InfeedTime {
+                        waiting,
+                        wall: start.elapsed().as_secs_f64(),
+                    },
                     cursor,
                 });
             }
@@ -615,13 +619,17 @@ impl<'r> Trainer<'r, '_> {
         n.max(1)
     }
 
-    /// `steps` train steps in one call on the next batches; returns the data cursor after them.
+    /// `steps` train steps in one call on the next batches; returns the data cursor after them
+    /// and how long the device waited for their input.
     fn train_call(
         &mut self,
         stage: &ProgressiveStage,
         exe: &StepExecutable,
         steps: u64,
-    ) -> Result<Cursor> {
+    ) -> Result<CallEnd> {
+        // The previous call's losses were read back: no step is in flight from here until the
+        // feeds are on the device (see `super::infeed`).
+        let called = Instant::now();
         let batches = (0..steps)
             .map(|_| Ok(self.loader.next().context("the training loader ended")??))
             .collect::<Result<Vec<_>>>()?;
@@ -639,12 +647,17 @@ impl<'r> Trainer<'r, '_> {
             .enumerate()
             .map(|(r, feed)| self.ctx.upload_named_to(r, feed))
             .collect::<Result<Vec<_>>>()?;
+        let waiting = called.elapsed().as_secs_f64();
         let t = Instant::now();
         let outcomes = self
             .state
             .step(exe, &feeds)
             .map_err(|e| self.step_failed(e, stage))?;
         let seconds = t.elapsed().as_secs_f64();
+        let time = InfeedTime {
+            waiting,
+            wall: called.elapsed().as_secs_f64(),
+        };
         for (i, (outcome, batch)) in outcomes.iter().zip(&batches).enumerate() {
             self.step += 1;
             if !outcome.loss.is_finite() {
@@ -659,6 +672,8 @@ impl<'r> Trainer<'r, '_> {
                 accuracy: outcome.correct as f32 / self.config.batch as f32,
                 lr: f64::from(rates[i]),
                 images_per_sec: (steps as usize * self.config.batch) as f64 / seconds,
+                infeed_bound: time.share().unwrap_or(0.0),
+                wall_seconds: time.wall / steps as f64,
             };
             self.events.emit(&Event::Step {
                 record,
@@ -668,7 +683,10 @@ impl<'r> Trainer<'r, '_> {
                 self.report_skipped()?;
             }
         }
-        Ok(batches.last().expect("a call has a batch").next)
+        Ok(CallEnd {
+            cursor: batches.last().expect("a call has a batch").next,
+            waiting,
+        })
     }
 
     /// A step that was not finite: skipped and reported with `skip_nonfinite`, else the end of

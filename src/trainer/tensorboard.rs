@@ -70,8 +70,9 @@ pub struct SessionLog {
 const SESSION_START: i32 = 1;
 
 /// The scalars one run event shows in TensorBoard, with their step: per step the training loss,
-/// accuracy, learning rate, throughput and image size; per evaluation top-1 and top-5; per
-/// stage its image size and regularisation. `last_step` dates a stage summary, which has no
+/// accuracy, learning rate, throughput, the share of time the device waited for input and the
+/// image size; per evaluation top-1 and top-5; per stage its image size, regularisation and
+/// input wait. `last_step` dates a stage summary, which has no
 /// step of its own.
 fn scalars(event: &Event, last_step: u64) -> Option<(u64, Vec<(&'static str, f64)>)> {
     Some(match event {
@@ -82,6 +83,7 @@ fn scalars(event: &Event, last_step: u64) -> Option<(u64, Vec<(&'static str, f64
                 ("train/accuracy", record.accuracy as f64),
                 ("train/learning_rate", record.lr),
                 ("train/images_per_sec", record.images_per_sec),
+                ("train/infeed_bound", record.infeed_bound),
                 ("train/image_size", record.image_size as f64),
             ],
         ),
@@ -97,6 +99,7 @@ fn scalars(event: &Event, last_step: u64) -> Option<(u64, Vec<(&'static str, f64
                 ("stage/mixup", stage.mixup),
                 ("stage/cutmix", stage.cutmix),
                 ("stage/dropout", stage.dropout),
+                ("stage/infeed_bound", stage.infeed_bound),
             ],
         ),
         _ => return None,

@@ -1,6 +1,7 @@
 //! The picture half of `effnetv2 report`: four panels against the global step (training loss,
-//! train accuracy, eval accuracy, learning rate) with the progressive stages shaded, their
-//! boundaries drawn and each labelled with its image size.
+//! train accuracy, eval accuracy, learning rate) and a fifth across the bottom (the share of
+//! time the device waited for input), with the progressive stages shaded, their boundaries
+//! drawn and each labelled with its image size.
 
 use std::ops::Range;
 
@@ -12,9 +13,12 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::figure::{Figure, FONT};
 use super::log::{EvalRecord, RunLog, StageSpan};
+use crate::trainer::infeed::InfeedTime;
 
 /// Width and height of the PNG in pixels (and of the SVG in user units).
-pub const PLOT_SIZE: (u32, u32) = (1600, 1000);
+pub const PLOT_SIZE: (u32, u32) = (1600, 1300);
+/// Height of the input-wait panel across the bottom; the four panels share the rest.
+const INFEED_PANEL_HEIGHT: u32 = 300;
 
 /// The fewest steps in the trailing moving average drawn over the noisy per-batch loss and
 /// accuracy; long runs average over 2% of their steps so the trend stays readable.
@@ -31,6 +35,8 @@ const TRAIN_ACCURACY: (RGBColor, RGBColor) = (RGBColor(240, 130, 20), RGBColor(1
 const TOP1: RGBColor = RGBColor(44, 160, 44);
 const TOP5: RGBColor = RGBColor(128, 80, 180);
 const LEARNING_RATE: RGBColor = RGBColor(214, 39, 40);
+const INFEED: RGBColor = RGBColor(23, 190, 207);
+const INFEED_STAGE: RGBColor = RGBColor(10, 100, 110);
 const BOUNDARY: RGBColor = RGBColor(70, 70, 70);
 const ODD_STAGE_BAND: RGBColor = RGBColor(236, 236, 242);
 const GRID: RGBColor = RGBColor(225, 225, 225);
@@ -60,12 +66,16 @@ fn draw<DB: DrawingBackend>(
     title: &str,
 ) -> DrawResult<(), DB> {
     root.fill(&WHITE)?;
-    let panels = root.titled(title, bold(28.0))?.split_evenly((2, 2));
+    let body = root.titled(title, bold(28.0))?;
+    let (_, height) = body.dim_in_pixel();
+    let (top, bottom) = body.split_vertically(height.saturating_sub(INFEED_PANEL_HEIGHT));
+    let panels = top.split_evenly((2, 2));
     let spans = log.stages();
     loss_panel(&panels[0], log, &spans)?;
     train_accuracy_panel(&panels[1], log, &spans)?;
     eval_panel(&panels[2], log, &spans)?;
-    learning_rate_panel(&panels[3], log, &spans)
+    learning_rate_panel(&panels[3], log, &spans)?;
+    infeed_panel(&bottom, log, &spans)
 }
 
 fn loss_panel<DB: DrawingBackend>(
@@ -129,14 +139,7 @@ fn eval_panel<DB: DrawingBackend>(
         &percent_tick,
     )?;
     if log.evals.is_empty() {
-        let x = step_range(spans);
-        let style = TextStyle::from((FONT, 20)).pos(Pos::new(HPos::Center, VPos::Center));
-        chart.draw_series([Text::new(
-            "no evaluation yet",
-            ((x.start + x.end) / 2.0, 50.0),
-            style,
-        )])?;
-        return Ok(());
+        return note(&mut chart, spans, "no evaluation yet");
     }
     let points = |accuracy: fn(&EvalRecord) -> f64| -> Vec<(f64, f64)> {
         log.evals
@@ -171,6 +174,68 @@ fn learning_rate_panel<DB: DrawingBackend>(
     )?;
     let points = log.steps.iter().map(|p| (p.step as f64, p.lr));
     chart.draw_series(LineSeries::new(points, LEARNING_RATE.stroke_width(2)))?;
+    Ok(())
+}
+
+/// The share of time the device waited for input: each call's share faint, each stage's
+/// (time-weighted over its steps) as a bold level across its band, labelled.
+fn infeed_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    log: &RunLog,
+    spans: &[StageSpan],
+) -> DrawResult<(), DB> {
+    let caption = "Device waiting for input (infeed-bound share of wall time)";
+    let mut chart = panel(area, caption, "waiting", spans, PERCENT_AXIS, &percent_tick)?;
+    let stages: Vec<(&StageSpan, f64)> = spans
+        .iter()
+        .filter_map(|span| {
+            let time: InfeedTime = log.steps_of(span).iter().map(InfeedTime::of_step).sum();
+            Some((span, 100.0 * time.share()?))
+        })
+        .collect();
+    if stages.is_empty() {
+        return note(&mut chart, spans, "not measured in this log");
+    }
+    let faint = INFEED.mix(0.5).stroke_width(1);
+    let points = log
+        .steps
+        .iter()
+        .map(|p| (p.step as f64, 100.0 * p.infeed_bound));
+    chart
+        .draw_series(LineSeries::new(points, faint))?
+        .label("per call")
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], faint));
+    let level = INFEED_STAGE.stroke_width(3);
+    for (i, &(span, share)) in stages.iter().enumerate() {
+        let line = [(span.start() as f64, share), (span.last_step as f64, share)];
+        let series = chart.draw_series(LineSeries::new(line, level))?;
+        if i == 0 {
+            series
+                .label("the stage's share")
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], level));
+        }
+    }
+    let style = (FONT, 15)
+        .into_font()
+        .color(&INFEED_STAGE)
+        .pos(Pos::new(HPos::Center, VPos::Bottom));
+    chart.draw_series(stages.iter().map(|&(span, share)| {
+        let middle = (span.start() + span.last_step) as f64 / 2.0;
+        EmptyElement::at((middle, share))
+            + Text::new(format!("{share:.0}%"), (0, -6), style.clone())
+    }))?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+/// A note in the middle of a percent panel that has nothing to draw.
+fn note<DB: DrawingBackend>(
+    chart: &mut Chart<DB>,
+    spans: &[StageSpan],
+    text: &'static str,
+) -> DrawResult<(), DB> {
+    let x = step_range(spans);
+    let style = TextStyle::from((FONT, 20)).pos(Pos::new(HPos::Center, VPos::Center));
+    chart.draw_series([Text::new(text, ((x.start + x.end) / 2.0, 50.0), style)])?;
     Ok(())
 }
 

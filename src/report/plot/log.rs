@@ -158,6 +158,8 @@ mod tests {
             accuracy: 0.5,
             lr: 0.1,
             images_per_sec: 10.0,
+            infeed_bound: 0.0,
+            wall_seconds: 0.0,
         }))
         .unwrap()
     }

@@ -1,10 +1,12 @@
 //! The text half of `effnetv2 report`: per-stage results read back from the metrics log.
 
 use super::log::RunLog;
+use crate::trainer::infeed::InfeedTime;
 
-/// Per stage: image size, steps, mean images/s, the executables it compiled (seconds and
-/// reason) and the evaluation that closed it; then what else the log holds and the final
-/// accuracy.
+/// Per stage: image size, steps, mean images/s, the share of its training time the device
+/// waited for input ("infeed", `-` for a log written before it was measured), the executables
+/// it compiled (seconds and reason) and the evaluation that closed it; then what else the log
+/// holds and the final accuracy.
 pub fn summary(log: &RunLog) -> String {
     let spans = log.stages();
     let mut lines = vec![format!(
@@ -18,19 +20,23 @@ pub fn summary(log: &RunLog) -> String {
             log.replaced
         ));
     }
-    lines.push("stage  image  steps  step range   img/s    top-1    top-5".to_string());
+    lines.push("stage  image  steps  step range   img/s  infeed    top-1    top-5".to_string());
     for span in &spans {
         let points = log.steps_of(span);
         let images_per_sec =
             points.iter().map(|p| p.images_per_sec).sum::<f64>() / points.len() as f64;
+        let infeed: InfeedTime = points.iter().map(InfeedTime::of_step).sum();
         let eval = log.evals.iter().rev().find(|e| e.stage == span.stage);
         lines.push(format!(
-            "{:>5}  {:>5}  {:>5}  {:>10}  {:>6.0}  {:>7}  {:>7}",
+            "{:>5}  {:>5}  {:>5}  {:>10}  {:>6.0}  {:>6}  {:>7}  {:>7}",
             span.stage,
             format!("{}px", span.image_size),
             span.steps,
             format!("{}-{}", span.first_step, span.last_step),
             images_per_sec,
+            infeed
+                .share()
+                .map_or_else(|| "-".to_string(), |f| format!("{:.0}%", 100.0 * f)),
             percent(eval.map(|e| e.top1)),
             percent(eval.map(|e| e.top5)),
         ));
@@ -107,6 +113,17 @@ mod tests {
             accuracy: 0.5,
             lr: 0.1,
             images_per_sec,
+            infeed_bound: 0.0,
+            wall_seconds: 0.0,
+        }
+    }
+
+    /// A step whose call waited `infeed_bound` of `wall_seconds` for input.
+    fn waited(record: StepRecord, infeed_bound: f64, wall_seconds: f64) -> StepRecord {
+        StepRecord {
+            infeed_bound,
+            wall_seconds,
+            ..record
         }
     }
 
@@ -114,8 +131,8 @@ mod tests {
     fn rows_hold_each_stage_and_the_last_evaluation() {
         let log = RunLog {
             steps: vec![
-                step(1, 0, 100.0),
-                step(2, 0, 200.0),
+                waited(step(1, 0, 100.0), 0.9, 0.1),
+                waited(step(2, 0, 200.0), 0.1, 0.3),
                 step(3, 1, 50.0),
                 step(4, 1, 70.0),
                 step(5, 1, 90.0),
@@ -161,14 +178,15 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "5 steps in 2 stages");
         assert!(lines[1].starts_with("3 records repeated"), "{text}");
-        // Mean images/s of stage 0: (100 + 200) / 2; of stage 1: (50 + 70 + 90) / 3.
+        // Mean images/s of stage 0: (100 + 200) / 2; of stage 1: (50 + 70 + 90) / 3. Stage 0
+        // waited 0.09 + 0.03 of 0.4 s for input; stage 1's records have no time (an old log).
         assert_eq!(
             lines[3].split_whitespace().collect::<Vec<_>>(),
-            ["0", "10px", "2", "1-2", "150", "50.00%", "75.00%"]
+            ["0", "10px", "2", "1-2", "150", "30%", "50.00%", "75.00%"]
         );
         assert_eq!(
             lines[4].split_whitespace().collect::<Vec<_>>(),
-            ["1", "20px", "3", "3-5", "70", "62.50%", "87.50%"]
+            ["1", "20px", "3", "3-5", "70", "-", "62.50%", "87.50%"]
         );
         assert_eq!(lines[5].trim(), "compiled train_20 in 0.3 s (CacheHit)");
         assert_eq!(lines[6], "other: compiled eval in 4.0 s (CacheMiss)");
