@@ -2,7 +2,9 @@
 //! loopback (`gcp-storage-emulator`, see `storage_common`): TFRecord shards packed by
 //! `effnetv2 data pack --format tfrecord` and uploaded train a `tiny` run to the very losses the
 //! same run reads from the local shards; a damaged object is skipped and counted with its URL
-//! named; a missing bucket and a prefix without TFRecords are refused naming what is wrong.
+//! named; a missing bucket and a prefix without TFRecords are refused naming what is wrong;
+//! weights exported to a bucket as a timm state dict are the bytes of a local export, and
+//! imported from there (or taken by `train --init`) give the state a local file gives.
 //!
 //! One test function: `STORAGE_EMULATOR_HOST` is process-wide, and the emulator is started once.
 
@@ -10,6 +12,7 @@ mod data_support;
 mod run_common;
 mod storage_common;
 
+use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
@@ -20,7 +23,9 @@ use effnetv2::storage::{Location, Store};
 use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::events::{Discard, Metric};
 use effnetv2::trainer::input::DataSpec;
+use effnetv2::trainer::pretrained::WeightCopy;
 use effnetv2::trainer::run::train;
+use effnetv2::weights::transfer::{export_timm, import_timm};
 
 /// An image folder of 20 fixture pictures in two classes.
 fn image_folder(root: &Path) {
@@ -62,6 +67,23 @@ fn upload(dir: &Path, store: &Store, change: impl Fn(&str, &mut Vec<u8>)) -> Vec
     names
 }
 
+/// The files of the checkpoints of the run at `out` but their metadata (which names `out`), by
+/// name.
+fn tensor_files(out: &Path) -> Vec<(String, Vec<u8>)> {
+    let store = Store::open(&Location::Local(out.join("checkpoints"))).unwrap();
+    store
+        .list("")
+        .unwrap()
+        .into_iter()
+        .filter(|name| !name.ends_with(".json"))
+        .map(|name| {
+            let mut bytes = Vec::new();
+            store.read(&name).unwrap().read_to_end(&mut bytes).unwrap();
+            (name, bytes)
+        })
+        .collect()
+}
+
 /// The training losses a run wrote to its metrics.jsonl, by step.
 fn losses(out: &Path) -> Vec<(u64, f32)> {
     std::fs::read_to_string(out.join("metrics.jsonl"))
@@ -75,8 +97,8 @@ fn losses(out: &Path) -> Vec<(u64, f32)> {
 }
 
 /// A short `tiny` run on `data` (5 steps: one epoch of 20 images at batch 4), writing to `out`.
-fn run(data: &str, out: &Path) -> Vec<(u64, f32)> {
-    let config = RunConfig {
+fn config(data: &str, out: &Path) -> RunConfig {
+    RunConfig {
         data: data.parse().unwrap_or_else(|e| panic!("{data}: {e}")),
         batch: 4,
         epochs: 1.0,
@@ -84,7 +106,12 @@ fn run(data: &str, out: &Path) -> Vec<(u64, f32)> {
         eval_batch: 10,
         eval_limit: None,
         ..run_common::short_run(out, 5, 1)
-    };
+    }
+}
+
+/// Trains [`config`]; its losses.
+fn run(data: &str, out: &Path) -> Vec<(u64, f32)> {
+    let config = config(data, out);
     let never = AtomicBool::new(false);
     let summary = train(&config, false, &never, &mut Discard).unwrap_or_else(|e| panic!("{e:#}"));
     assert!(summary.completed);
@@ -113,6 +140,56 @@ fn tfrecords_in_a_bucket_train_as_local_ones_and_damage_is_named() {
     let from_disk = run(shards.to_str().unwrap(), &root.path().join("run-local"));
     assert_eq!(from_bucket.len(), 5);
     assert_eq!(from_bucket, from_disk);
+    // Weights to and from a bucket: the export is the bytes of a local one, and importing it
+    // gives the state a local import gives.
+    let run_dir = root.path().join("run-gs");
+    let weights = "gs://data/weights/model.safetensors";
+    let local_weights = root.path().join("model.safetensors");
+    export_timm(&run_dir, Path::new(weights), WeightCopy::Ema).unwrap();
+    export_timm(&run_dir, &local_weights, WeightCopy::Ema).unwrap();
+    let mut exported = Vec::new();
+    let weights_store = Store::open(&Location::parse("gs://data/weights").unwrap()).unwrap();
+    weights_store
+        .read("model.safetensors")
+        .unwrap()
+        .read_to_end(&mut exported)
+        .unwrap();
+    assert_eq!(exported, std::fs::read(&local_weights).unwrap());
+    let data = shards.to_str().unwrap();
+    let (import_gs, import_disk) = (root.path().join("import-gs"), root.path().join("import"));
+    import_timm(Path::new(weights), &config(data, &import_gs), &mut Discard).unwrap();
+    import_timm(&local_weights, &config(data, &import_disk), &mut Discard).unwrap();
+    let (a, b) = (tensor_files(&import_gs), tensor_files(&import_disk));
+    let bytes: usize = a.iter().map(|(_, data)| data.len()).sum();
+    assert!(
+        bytes > 100_000,
+        "{bytes} bytes of tensors in {} files",
+        a.len()
+    );
+    assert!(a == b, "the imports differ");
+    // `train --init gs://.../model.safetensors` starts where the local file starts.
+    let init_run = |init: &Path, out: &str| {
+        let config = RunConfig {
+            init: Some(init.to_path_buf()),
+            stop_after: Some(2),
+            ..config(data, &root.path().join(out))
+        };
+        let never = AtomicBool::new(false);
+        train(&config, false, &never, &mut Discard).unwrap_or_else(|e| panic!("{e:#}"));
+        losses(&root.path().join(out))
+    };
+    let (gs_init, local_init) = (
+        init_run(Path::new(weights), "init-gs"),
+        init_run(&local_weights, "init"),
+    );
+    assert_eq!(gs_init.len(), 2);
+    assert_eq!(gs_init, local_init);
+    assert_ne!(gs_init[0], from_disk[0], "the init changed the start");
+    let message = export_timm(&run_dir, Path::new("gs://data/weights/"), WeightCopy::Ema)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("not a file"), "{message}");
+
     // A prefix of the shard names, as for local files.
     let data: DataSpec = "gs://data/imagenet/train-".parse().unwrap();
     assert_eq!(data.class_names().unwrap(), ["c0", "c1"]);
