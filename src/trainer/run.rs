@@ -214,7 +214,7 @@ impl HostInput {
             });
         }
         let local = placement.local_replicas().len();
-        if config.batch % placement.replicas() != 0 {
+        if !config.batch.is_multiple_of(placement.replicas()) {
             bail!(
                 "--batch {} does not split into {} equal replica shares",
                 config.batch,

@@ -1,17 +1,22 @@
 //! ImageNet as Cloud TPU users keep it: TFRecord shards of `tf.train.Example`s, in the layout of
-//! `imagenet_to_gcs.py` or of TensorFlow Datasets' `imagenet2012` ([`Layout`]).
+//! `imagenet_to_gcs.py` or of TensorFlow Datasets' `imagenet2012` ([`Layout`]), on local disk or
+//! in a bucket (`gs://bucket/prefix`); where the files are is [`place`]'s concern alone.
 //!
-//! Opening a split walks the record headers of its shards (in parallel; one small read per
-//! record, every length CRC checked) and keeps an index of where each record's data sits; a load
-//! reads one record at its offset, checks its data CRC, parses its Example and notes its label.
-//! Only when the class names must come from the records' synsets (no labels file) does the open
-//! read every record whole. The index makes the shards a random-access
-//! [`Source`] like the others, so host sharding, resumption from the data cursor and the
-//! determinism of batches are the loader's, unchanged. A shuffled epoch visits the records as
-//! TensorFlow's TPU input does (shards in a seeded order, a few read round-robin, through a
-//! shuffle buffer), so that reads stay close together in a few files. A damaged record stays in
-//! the index as an example whose load fails naming the shard and the record, so the loader skips
-//! and counts it like a corrupt image; a shard cut short is read up to the damage.
+//! Opening a split walks the record headers of its shards (in parallel; each shard read front
+//! to back, a local file seeking past the data, an object streamed with read-ahead; every
+//! length CRC checked) and keeps an index of where each record's data sits; a load reads one
+//! record at its offset (`pread`, or one ranged request to the bucket), checks its data CRC,
+//! parses its Example and notes its label. Only when the class names must come from the
+//! records' synsets (no labels file) does the open read every record whole. The index makes
+//! the shards a random-access [`Source`] like the others, so resumption from the data cursor
+//! and the determinism of batches are the loader's, unchanged. A shuffled epoch visits the
+//! records as TensorFlow's TPU input does (shards in a seeded order, a few read round-robin,
+//! through a shuffle buffer), so that reads stay close together in a few files. The hosts of a
+//! multi-host run can split the shards by file ([`FileShare`]), each opening only its own. A
+//! damaged record stays in the index as an example whose load fails naming the shard and the
+//! record, so the loader skips and counts it like a corrupt image; a shard cut short is read
+//! up to the damage, and a shard that cannot be read at all (after the storage's retries) is
+//! one such example naming it. A missing bucket or refused credentials stop the open.
 
 mod files;
 mod order;
