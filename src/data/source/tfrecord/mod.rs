@@ -208,7 +208,7 @@ impl TfRecordShards {
     ) -> Result<Self> {
         let names = shard_files(prefix, layout, split)?;
         let picked = share.pick(names.len(), split)?;
-        let shards: Vec<ShardFile> = picked
+        let mut shards: Vec<ShardFile> = picked
             .iter()
             .map(|&n| prefix.folder.open(&names[n]))
             .collect::<Result<_>>()?;
@@ -246,13 +246,21 @@ impl TfRecordShards {
             None => classes_from_synsets(&synsets, prefix)?,
         };
         let mut shard_ranges = Vec::with_capacity(shards.len());
-        for shard in 0..shards.len() {
+        for (shard, file) in shards.iter_mut().enumerate() {
             let start = shard_ranges.last().map_or(0, |r: &Range<usize>| r.end);
             let count = entries[start..]
                 .iter()
                 .take_while(|e| e.shard == shard)
                 .count();
             shard_ranges.push(start..start + count);
+            let records_end = entries[start..start + count]
+                .iter()
+                .filter_map(|e| match e.content {
+                    Content::Image { offset, len, .. } => Some(offset + len + FOOTER_BYTES),
+                    Content::Damaged(_) => None,
+                })
+                .max();
+            file.set_records_end(records_end.unwrap_or(0));
         }
         Ok(TfRecordShards {
             layout,
@@ -284,7 +292,7 @@ impl TfRecordShards {
         };
         let mut bytes = vec![0u8; (len + FOOTER_BYTES) as usize];
         shard
-            .read_at(&mut bytes, offset)
+            .read_record(&mut bytes, offset)
             .map_err(|e| DataError::io(shard.path(), e))?;
         let data = check_data(&bytes).map_err(|d| damaged(d.to_string()))?;
         let image = self.layout.image(data).map_err(damaged)?;
