@@ -1,7 +1,7 @@
 //! Training data and weights in a bucket, against a real Cloud Storage JSON API server on
 //! loopback (`gcp-storage-emulator`, see `storage_common`): TFRecord shards packed by
 //! `effnetv2 data pack --format tfrecord` and uploaded train a `tiny` run to the very losses the
-//! same run reads from the local shards; a damaged object is skipped and counted with its URL
+//! same run reads from the local shards (also when stopped and resumed); a damaged object is skipped and counted with its URL
 //! named; a missing bucket and a prefix without TFRecords are refused naming what is wrong;
 //! weights exported to a bucket as a timm state dict are the bytes of a local export, and
 //! imported from there (or taken by `train --init`) give the state a local file gives.
@@ -140,6 +140,17 @@ fn tfrecords_in_a_bucket_train_as_local_ones_and_damage_is_named() {
     let from_disk = run(shards.to_str().unwrap(), &root.path().join("run-local"));
     assert_eq!(from_bucket.len(), 5);
     assert_eq!(from_bucket, from_disk);
+    // Stopped after 2 steps and resumed from the checkpoint's data cursor: the same 5 losses.
+    let resumed_out = root.path().join("run-gs-resumed");
+    let stopped = RunConfig {
+        stop_after: Some(2),
+        ..config("gs://data/imagenet", &resumed_out)
+    };
+    let never = AtomicBool::new(false);
+    train(&stopped, false, &never, &mut Discard).unwrap_or_else(|e| panic!("{e:#}"));
+    let whole = config("gs://data/imagenet", &resumed_out);
+    train(&whole, true, &never, &mut Discard).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(losses(&resumed_out), from_bucket);
     // Weights to and from a bucket: the export is the bytes of a local one, and importing it
     // gives the state a local import gives.
     let run_dir = root.path().join("run-gs");
