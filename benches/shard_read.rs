@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use effnetv2::data::source::TRAIN_SPLIT;
 use effnetv2::data::tfrecord::Layout;
-use effnetv2::data::{pack_shards, pack_tfrecords, ImageFolder, Source, TfRecordShards, ZipShards};
+use effnetv2::data::{
+    pack_shards, pack_tfrecords, FileShare, ImageFolder, Source, TfRecordShards, ZipShards,
+};
+use effnetv2::storage::Location;
 
 /// Turns per source; each turn loads every image for at least [`TURN`].
 const TURNS: usize = 6;
@@ -66,7 +69,9 @@ fn main() {
     pack_tfrecords(&folder, &tfrecord_dir, 8, TRAIN_SPLIT, None).expect("TFRecord shards");
     let open_zip = |dir: &Path| ZipShards::open(dir).expect("zip shards open");
     let open_tfrecord = |dir: &Path| {
-        TfRecordShards::open(dir, Layout::ImagenetToGcs, TRAIN_SPLIT).expect("TFRecords open")
+        let dir = Location::Local(dir.to_path_buf());
+        TfRecordShards::open(&dir, Layout::ImagenetToGcs, TRAIN_SPLIT, FileShare::ALL)
+            .expect("TFRecords open")
     };
     let (zip, tfrecord) = (open_zip(&zip_dir), open_tfrecord(&tfrecord_dir));
     println!(

@@ -17,9 +17,10 @@ use data_support::{files, foolbox_data, sklearn_images};
 use effnetv2::data::source::shrink_jpeg;
 use effnetv2::data::tfrecord::Layout;
 use effnetv2::data::{
-    decode_rgb, pack_shards, pack_tfrecords, ImageFolder, MaxSide, Source, TfRecordShards,
-    ZipShards,
+    decode_rgb, pack_shards, pack_tfrecords, FileShare, ImageFolder, MaxSide, Source,
+    TfRecordShards, ZipShards,
 };
+use effnetv2::storage::Location;
 use image::RgbImage;
 
 fn lanczos3(x: f64) -> f64 {
@@ -213,7 +214,13 @@ fn tfrecord_pack_stores_the_same_images_as_the_zip_pack_with_labels_and_order_un
     pack_tfrecords(&folder, &records, 2, "train", max_side).unwrap();
 
     let zip = ZipShards::open(&zip).unwrap();
-    let records = TfRecordShards::open(&records, Layout::ImagenetToGcs, "train").unwrap();
+    let records = TfRecordShards::open(
+        &Location::Local(records.clone()),
+        Layout::ImagenetToGcs,
+        "train",
+        FileShare::ALL,
+    )
+    .unwrap();
     assert_eq!(records.len(), folder.len());
     assert_eq!(records.class_names(), folder.class_names());
     for index in 0..folder.len() {

@@ -13,11 +13,13 @@ use std::path::Path;
 
 use effnetv2::data::tfrecord::{masked_crc, ImageExample, Layout};
 use effnetv2::data::{
-    pack_shards, pack_tfrecords, AugmentSettings, Cursor, EvalTransform, FashionMnist, ImageFolder,
-    Normalization, Policy, Preprocessing, Source, Split, TfRecordShards, TrainTransform, ZipShards,
+    pack_shards, pack_tfrecords, AugmentSettings, Cursor, EvalTransform, FashionMnist, FileShare,
+    ImageFolder, Normalization, Policy, Preprocessing, Source, Split, TfRecordShards,
+    TrainTransform, ZipShards,
 };
 use effnetv2::hlo::Literal;
 use effnetv2::model::{load_spec, Model, ScheduleVariant};
+use effnetv2::storage::Location;
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::CheckpointMeta;
 use flate2::write::GzEncoder;
@@ -244,8 +246,13 @@ fn tfrecord_shards() {
         ],
         repair: Some(repair_tfrecord_crcs),
         run: |dir| {
-            let shards = TfRecordShards::open(dir, Layout::ImagenetToGcs, "train")
-                .map_err(|e| rejected(dir, e))?;
+            let shards = TfRecordShards::open(
+                &Location::Local(dir.to_path_buf()),
+                Layout::ImagenetToGcs,
+                "train",
+                FileShare::ALL,
+            )
+            .map_err(|e| rejected(dir, e))?;
             // Every example, as a training epoch would: a damaged one is skipped, and its error
             // must name the shard.
             for index in 0..shards.len() {

@@ -18,9 +18,10 @@ use std::sync::Arc;
 
 use effnetv2::data::tfrecord::Layout;
 use effnetv2::data::{
-    pack_tfrecords, AugmentSettings, Batch, EvalConfig, ImageFolder, Loader, LoaderConfig,
-    Normalization, Policy, Preprocessing, Shard, Source, TfRecordShards,
+    pack_tfrecords, AugmentSettings, Batch, EvalConfig, FileShare, ImageFolder, Loader,
+    LoaderConfig, Normalization, Policy, Preprocessing, Shard, Source, TfRecordShards,
 };
+use effnetv2::storage::Location;
 use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::events::{Discard, Metric};
 use effnetv2::trainer::input::{DataSpec, TfRecordData};
@@ -28,6 +29,11 @@ use effnetv2::trainer::run::train;
 use python_env::venv_python;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+/// A local folder as a data location.
+fn local(dir: &Path) -> Location {
+    Location::Local(dir.to_path_buf())
+}
 
 /// What the reference environment installs.
 const REQUIREMENTS: [&str; 3] = [
@@ -153,7 +159,7 @@ fn records_written_by_the_tfrecord_package_are_read_identically_in_both_layouts(
         assert_eq!(
             data,
             DataSpec::TfRecord(TfRecordData {
-                path: dir.clone(),
+                location: local(&dir),
                 layout: Some(layout),
             }),
             "the layout is detected from the file names"
@@ -176,7 +182,7 @@ fn records_written_by_the_tfrecord_package_are_read_identically_in_both_layouts(
                 assert_eq!(decoded, direct, "{dir_name} {split} {index}");
             }
         }
-        let train = TfRecordShards::open(&dir, layout, "train").unwrap();
+        let train = TfRecordShards::open(&local(&dir), layout, "train", FileShare::ALL).unwrap();
         for (index, (picture, _)) in expected[&(key, "train")].iter().enumerate() {
             let example = train.load_example(index).unwrap();
             assert_eq!(example.encoded, std::fs::read(picture).unwrap());
@@ -281,7 +287,8 @@ fn damaged_records_are_skipped_counted_and_named() {
     third[at] ^= 0x01;
     std::fs::write(&paths[2], &third).unwrap();
 
-    let source = TfRecordShards::open(&out, Layout::ImagenetToGcs, "train").unwrap();
+    let source =
+        TfRecordShards::open(&local(&out), Layout::ImagenetToGcs, "train", FileShare::ALL).unwrap();
     assert_eq!(
         source.len(),
         3 + 3 + 2,
@@ -320,7 +327,8 @@ fn damaged_records_are_skipped_counted_and_named() {
     );
     // Without labels.txt the open reads every record whole (for the synsets): same verdicts.
     std::fs::remove_file(out.join("labels.txt")).unwrap();
-    let read_whole = TfRecordShards::open(&out, Layout::ImagenetToGcs, "train").unwrap();
+    let read_whole =
+        TfRecordShards::open(&local(&out), Layout::ImagenetToGcs, "train", FileShare::ALL).unwrap();
     assert_eq!(read_whole.class_names(), ["c0", "c1", "c2"]);
     let again: Vec<(usize, String)> = (0..read_whole.len())
         .filter_map(|i| read_whole.load(i).err().map(|e| (i, e.to_string())))
@@ -461,8 +469,9 @@ fn a_loader_over_tfrecords_resumes_exactly() {
     let folder = class_folder(&root.path().join("images"), &pictures(4, 8));
     let out = root.path().join("shards");
     pack_tfrecords(&folder, &out, 5, "train", None).unwrap();
-    let source: Arc<dyn Source> =
-        Arc::new(TfRecordShards::open(&out, Layout::ImagenetToGcs, "train").unwrap());
+    let source: Arc<dyn Source> = Arc::new(
+        TfRecordShards::open(&local(&out), Layout::ImagenetToGcs, "train", FileShare::ALL).unwrap(),
+    );
     let config = LoaderConfig {
         batch: 4,
         image_size: 24,
@@ -528,7 +537,8 @@ fn a_label_beyond_the_class_names_is_named() {
     let out = root.path().join("shards");
     let paths = pack_tfrecords(&folder, &out, 8, "train", None).unwrap();
     std::fs::write(out.join("labels.txt"), "c0\nc1\n").unwrap();
-    let source = TfRecordShards::open(&out, Layout::ImagenetToGcs, "train").unwrap();
+    let source =
+        TfRecordShards::open(&local(&out), Layout::ImagenetToGcs, "train", FileShare::ALL).unwrap();
     let errors: Vec<String> = (0..source.len())
         .filter_map(|i| source.load(i).err().map(|e| e.to_string()))
         .collect();
@@ -559,7 +569,7 @@ fn the_layout_is_chosen_when_names_fit_both() {
     assert_eq!(
         data,
         DataSpec::TfRecord(TfRecordData {
-            path: out.clone(),
+            location: local(&out),
             layout: None
         })
     );
@@ -582,4 +592,100 @@ fn the_layout_is_chosen_when_names_fit_both() {
     let err = missing.to_str().unwrap().parse::<DataSpec>().unwrap_err();
     assert!(err.contains("no TFRecord training shards"), "{err}");
     assert!(err.contains("train-00000-of-NNNNN"), "{err}");
+}
+
+/// Two (and three) simulated hosts of a multi-host run split the shards by file, as
+/// `tf.data`'s `shard(num_hosts, host_index)` over file names: each opens only its shards, the
+/// shares are disjoint and together all shards, every record is in exactly one. With uneven
+/// shares (shards of 6, 6, 6 and 2 records) each host's loader, capped at the smallest host's
+/// count as the run caps it, has the same number of steps per epoch, delivered from its own
+/// records only.
+#[test]
+fn hosts_split_the_shards_by_file_with_equal_steps() {
+    let root = tempfile::tempdir().unwrap();
+    let folder = class_folder(&root.path().join("images"), &pictures(4, 16));
+    let out = root.path().join("shards");
+    let paths = pack_tfrecords(&folder, &out, 6, "train", None).unwrap();
+    assert_eq!(paths.len(), 4);
+    let open = |share| TfRecordShards::open(&local(&out), Layout::ImagenetToGcs, "train", share);
+    let all = open(FileShare::ALL).unwrap();
+    let record_digest =
+        |shards: &TfRecordShards, i: usize| sha256(&shards.load_example(i).unwrap().encoded);
+    let mut every: Vec<String> = (0..all.len()).map(|i| record_digest(&all, i)).collect();
+    every.sort();
+    for (hosts, counts) in [(2, vec![12, 8]), (3, vec![8, 6, 6])] {
+        let shares: Vec<TfRecordShards> = (0..hosts)
+            .map(|host| open(FileShare { host, hosts }).unwrap())
+            .collect();
+        let mut names: Vec<&str> = shares.iter().flat_map(|s| s.shard_names()).collect();
+        names.sort();
+        assert_eq!(names, all.shard_names(), "{hosts} hosts: every shard once");
+        for (host, share) in shares.iter().enumerate() {
+            let expected: Vec<&str> = all
+                .shard_names()
+                .into_iter()
+                .skip(host)
+                .step_by(hosts)
+                .collect();
+            assert_eq!(share.shard_names(), expected, "host {host} of {hosts}");
+        }
+        assert_eq!(
+            shares.iter().map(|s| s.len()).collect::<Vec<_>>(),
+            counts,
+            "{hosts} hosts"
+        );
+        let mut seen: Vec<String> = shares
+            .iter()
+            .flat_map(|s| (0..s.len()).map(move |i| record_digest(s, i)))
+            .collect();
+        seen.sort();
+        assert_eq!(seen, every, "{hosts} hosts: every record once");
+
+        let smallest = *counts.iter().min().unwrap();
+        let steps: Vec<usize> = shares
+            .into_iter()
+            .map(|share| {
+                let source: Arc<dyn Source> = Arc::new(share);
+                let mut loader = Loader::new(
+                    source.clone(),
+                    LoaderConfig {
+                        batch: 2,
+                        image_size: 16,
+                        magnitude: 0.0,
+                        preprocessing: Preprocessing::Standard,
+                        policy: Policy::RandAugment { layers: 0 },
+                        normalization: Normalization::CENTRED,
+                        mixup: 0.0,
+                        cutmix: 0.0,
+                        seed: 3,
+                        workers: 1,
+                        queue_depth: 2,
+                        drop_last: true,
+                        shuffle: true,
+                        settings: AugmentSettings::default(),
+                        shard: Shard::WHOLE,
+                    },
+                )
+                .unwrap();
+                loader.cap_epoch(smallest).unwrap();
+                let epoch: Vec<Batch> = loader
+                    .by_ref()
+                    .map(Result::unwrap)
+                    .take_while(|b| b.epoch == 0)
+                    .collect();
+                assert!(epoch
+                    .iter()
+                    .all(|b| b.indices.iter().all(|&i| i < source.len())));
+                loader.batches_per_epoch()
+            })
+            .collect();
+        assert_eq!(steps, vec![smallest / 2; hosts], "{hosts} hosts");
+    }
+    let err = open(FileShare { host: 0, hosts: 5 })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("4 train shards cannot be split by file over 5 hosts"),
+        "{err}"
+    );
 }

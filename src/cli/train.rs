@@ -30,15 +30,16 @@ pub struct TrainArgs {
     #[arg(long)]
     recipe: Option<String>,
     /// Start from these weights instead of a random draw: a run or checkpoint directory
-    /// (its EMA weights) or a timm `tf_efficientnetv2_*` safetensors file. A classifier for
-    /// another number of classes is drawn afresh.
+    /// (its EMA weights) or a timm `tf_efficientnetv2_*` safetensors file (local or
+    /// `gs://...`). A classifier for another number of classes is drawn afresh.
     #[arg(long)]
     init: Option<PathBuf>,
     #[command(flatten)]
     plugin: PluginArgs,
     /// `fashion-mnist`, a directory with train/ and val/ (image folders or zip shards), or a
     /// directory or prefix of TFRecord shards (`train-00000-of-01024`, ... as imagenet_to_gcs.py
-    /// writes them, or TFDS `imagenet2012-train.tfrecord-00000-of-01024`, ...).
+    /// writes them, or TFDS `imagenet2012-train.tfrecord-00000-of-01024`, ...), local or
+    /// `gs://bucket/prefix` (TFRecords only; the hosts of a slice split them by file).
     #[arg(long, default_value = "fashion-mnist")]
     data: DataSpec,
     /// The TFRecord layout of --data when its file names do not tell: `imagenet`

@@ -25,7 +25,7 @@ pub struct ExportArgs {
     /// A run directory (its newest checkpoint) or one checkpoint directory.
     #[arg(long)]
     checkpoint: PathBuf,
-    /// The file to write, e.g. model.safetensors.
+    /// The file to write, e.g. model.safetensors or gs://bucket/weights/model.safetensors.
     #[arg(long)]
     out: PathBuf,
     /// Export the trained variables instead of their moving averages (EMA, the default).
@@ -55,7 +55,7 @@ impl ExportArgs {
 pub struct ImportArgs {
     #[arg(long, value_enum)]
     from: Format,
-    /// The state dict to import (safetensors).
+    /// The state dict to import (safetensors), a local file or `gs://bucket/.../name`.
     file: PathBuf,
     /// The run the weights start: its model (`--model`), data, recipe and `--out`, as `train`
     /// takes them; `train --resume` with the same options continues from the imported weights.

@@ -46,6 +46,10 @@ pub enum DataError {
         record: usize,
         reason: String,
     },
+    /// Data in a bucket that cannot be reached: it names the bucket, the object and the
+    /// credentials used.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
     /// The on-disk layout of a data set is wrong (empty class folder, unknown file type, bad header).
     #[error("data set layout: {0}")]
     Layout(String),

@@ -345,6 +345,32 @@ impl Loader {
         self.restart()
     }
 
+    /// Ends each epoch after at most `examples` examples (rounded down to whole batches), from
+    /// the cursor's epoch on. The hosts of a run that split the data by file hold different
+    /// numbers of examples; each caps its epoch at the smallest host's, so that every host's
+    /// epoch has the same number of steps. Fails when not one batch would remain.
+    pub fn cap_epoch(&mut self, examples: usize) -> Result<()> {
+        let capped =
+            (examples / self.layout.batch * self.layout.batch).min(self.layout.epoch_examples);
+        if capped == 0 {
+            return Err(DataError::Config(format!(
+                "an epoch capped at {examples} examples holds no batch of {}",
+                self.layout.batch
+            )));
+        }
+        if capped != self.layout.epoch_examples {
+            self.layout.epoch_examples = capped;
+            if self.cursor.position >= capped {
+                return Err(DataError::Config(format!(
+                    "cursor position {} is beyond the epoch capped at {capped} examples",
+                    self.cursor.position
+                )));
+            }
+            self.restart()?;
+        }
+        Ok(())
+    }
+
     /// Batches per epoch.
     pub fn batches_per_epoch(&self) -> usize {
         self.layout.epoch_examples.div_ceil(self.layout.batch)

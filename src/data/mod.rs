@@ -25,8 +25,8 @@ pub use loader::{EpochReport, EvalConfig, Loader, LoaderConfig, Shard, Stage, RA
 pub use mix::MixConfig;
 pub use source::{
     detect_layout, fashion_mnist_dir, install_fashion_mnist, pack_shards, pack_tfrecords,
-    tfrecord_class_names, FashionMnist, ImageFolder, MaxSide, Source, Split, TfRecordShards,
-    ZipShards,
+    tfrecord_class_names, FashionMnist, FileShare, ImageFolder, MaxSide, Source, Split,
+    TfRecordShards, ZipShards,
 };
 pub use transform::{
     AugmentSettings, EvalTransform, Normalization, Policy, Preprocessing, TrainTransform,

@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use anyhow::{bail, Result};
 
-use crate::data::Shard;
+use crate::data::{FileShare, Shard};
 
 /// The replicas of a run and this process's part of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,6 +98,15 @@ impl Placement {
         self.process == 0
     }
 
+    /// This process's files when the hosts split a data set by file: one share per process
+    /// (every process holds as many replicas as the others).
+    pub fn file_share(&self) -> FileShare {
+        FileShare {
+            host: self.process,
+            hosts: self.replicas / self.local.len(),
+        }
+    }
+
     /// The part of every global batch this process reads: its replicas' shares.
     pub fn shard(&self) -> Shard {
         Shard {
@@ -125,6 +134,7 @@ mod tests {
         assert_eq!(second.local_replicas(), 4..8);
         assert_eq!(second.local_device_ids(), &[4, 5, 6, 7]);
         assert!(!second.is_primary());
+        assert_eq!(second.file_share(), FileShare { host: 1, hosts: 2 });
         assert_eq!(
             second.shard(),
             Shard {

@@ -3,6 +3,7 @@
 //! private tokio runtime drives the async client.
 
 use std::io::Read;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,6 +140,24 @@ impl GcsStore {
             .operator
             .reader_options(name, options)
             .and_then(|reader| reader.into_std_read(0..size))
+            .map_err(|e| self.error(name, e))?;
+        Ok(Box::new(reader))
+    }
+
+    pub(crate) fn read_range(
+        &self,
+        name: &str,
+        range: Range<u64>,
+    ) -> Result<Box<dyn Read + Send>, StorageError> {
+        let options = ReaderOptions {
+            chunk: Some(CHUNK),
+            concurrent: 2,
+            ..Default::default()
+        };
+        let reader = self
+            .operator
+            .reader_options(name, options)
+            .and_then(|reader| reader.into_std_read(range))
             .map_err(|e| self.error(name, e))?;
         Ok(Box::new(reader))
     }

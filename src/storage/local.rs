@@ -4,7 +4,8 @@
 //! is taken, as `O_EXCL` would, but never shows a half-written lock).
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::error::StorageError;
@@ -34,6 +35,26 @@ impl LocalStore {
             }),
             Err(e) => Err(StorageError::io(path, e)),
         }
+    }
+
+    pub(crate) fn read_range(
+        &self,
+        name: &str,
+        range: Range<u64>,
+    ) -> Result<Box<dyn Read + Send>, StorageError> {
+        let path = self.path(name);
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::NotFound {
+                    location: path.display().to_string(),
+                })
+            }
+            Err(e) => return Err(StorageError::io(path, e)),
+        };
+        file.seek(SeekFrom::Start(range.start))
+            .map_err(|e| StorageError::io(&path, e))?;
+        Ok(Box::new(file.take(range.end.saturating_sub(range.start))))
     }
 
     /// Writes `data` to a hidden file beside `name`, flushed to disk.

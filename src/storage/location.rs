@@ -60,6 +60,46 @@ impl Location {
         }))
     }
 
+    /// Parses the place of one file, `gs://bucket/path/name` or a local path, as the location
+    /// of its folder and its name there (what [`super::Store`] reads and writes).
+    pub fn parse_file(text: &str) -> Result<(Location, String), StorageError> {
+        let no_name = || StorageError::BadUrl {
+            url: text.to_string(),
+            reason: "names a folder or bucket, not a file".to_string(),
+        };
+        match Location::parse(text)? {
+            Location::Local(path) => {
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(no_name)?;
+                let dir = match path.parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                Ok((Location::Local(dir), name.to_string()))
+            }
+            Location::Gcs(_) if text.ends_with('/') => Err(no_name()),
+            Location::Gcs(gcs) => {
+                let path = gcs.prefix.trim_end_matches('/');
+                let (folder, name) = path.rsplit_once('/').unwrap_or(("", path));
+                if name.is_empty() {
+                    return Err(no_name());
+                }
+                let folder = if folder.is_empty() {
+                    String::new()
+                } else {
+                    format!("{folder}/")
+                };
+                let location = Location::Gcs(GcsPrefix {
+                    bucket: gcs.bucket,
+                    prefix: folder,
+                });
+                Ok((location, name.to_string()))
+            }
+        }
+    }
+
     /// The location of `name` (a `/`-separated relative name) inside this one.
     pub fn join(&self, name: &str) -> Location {
         match self {
@@ -124,6 +164,34 @@ mod tests {
         );
         let joined = Location::parse("gs://bkt/runs").unwrap().join("ckpt-10");
         assert_eq!(joined.to_string(), "gs://bkt/runs/ckpt-10/");
+    }
+
+    #[test]
+    fn a_file_is_a_folder_and_a_name() {
+        let (folder, name) = Location::parse_file("gs://bkt/w/model.safetensors").unwrap();
+        assert_eq!(
+            (folder.to_string(), name.as_str()),
+            ("gs://bkt/w/".into(), "model.safetensors")
+        );
+        let (folder, name) = Location::parse_file("gs://bkt/m.bin").unwrap();
+        assert_eq!(
+            (folder.to_string(), name.as_str()),
+            ("gs://bkt/".into(), "m.bin")
+        );
+        let (folder, name) = Location::parse_file("m.bin").unwrap();
+        assert_eq!(
+            (folder, name.as_str()),
+            (Location::Local(".".into()), "m.bin")
+        );
+        let (folder, name) = Location::parse_file("/tmp/w/m.bin").unwrap();
+        assert_eq!(
+            (folder, name.as_str()),
+            (Location::Local("/tmp/w".into()), "m.bin")
+        );
+        for text in ["gs://bkt", "gs://bkt/", "gs://bkt/w/"] {
+            let message = Location::parse_file(text).unwrap_err().to_string();
+            assert!(message.contains("not a file"), "{text}: {message}");
+        }
     }
 
     #[test]

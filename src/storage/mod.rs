@@ -22,6 +22,7 @@ mod location;
 mod lock;
 
 use std::io::Read;
+use std::ops::Range;
 
 pub use credentials::{CredentialSource, EMULATOR_HOST_VAR};
 pub use error::StorageError;
@@ -62,6 +63,20 @@ impl Store {
         match &self.backend {
             Backend::Local(store) => store.read(name),
             Backend::Gcs(store) => store.read(name),
+        }
+    }
+
+    /// A streaming reader of bytes `range` of `name`, for reading a small part of a large
+    /// object (one record of a data shard) without fetching the rest: on Cloud Storage ranged
+    /// requests only for `range`, no size lookup first. A range beyond the end reads short.
+    pub fn read_range(
+        &self,
+        name: &str,
+        range: Range<u64>,
+    ) -> Result<Box<dyn Read + Send>, StorageError> {
+        match &self.backend {
+            Backend::Local(store) => store.read_range(name, range),
+            Backend::Gcs(store) => store.read_range(name, range),
         }
     }
 

@@ -10,13 +10,14 @@ use super::recipe::Augmentation;
 use crate::data::source::{TRAIN_SPLIT, VALIDATION_SPLIT};
 use crate::data::tfrecord::Layout;
 use crate::data::{
-    detect_layout, tfrecord_class_names, AugmentSettings, Batch, FashionMnist, ImageFolder,
-    LoaderConfig, Normalization, Policy, Preprocessing, Shard, Source, Split, Stage,
-    TfRecordShards, ZipShards, RANDAUGMENT_LAYERS,
+    detect_layout, tfrecord_class_names, AugmentSettings, Batch, DataError, FashionMnist,
+    FileShare, ImageFolder, LoaderConfig, Normalization, Policy, Preprocessing, Shard, Source,
+    Split, Stage, TfRecordShards, ZipShards, RANDAUGMENT_LAYERS,
 };
 use crate::hlo::Literal;
 use crate::model::{AugmentPolicy, ModelSpec, ProgressiveStage};
 use crate::step::graphs::port;
+use crate::storage::Location;
 
 /// The input pipeline a model's spec asks for, in the data layer's terms (which knows nothing of
 /// model specs): its `augment` picks the official pipeline and policy, and its `input.mean` /
@@ -177,10 +178,14 @@ pub enum DataSpec {
     TfRecord(TfRecordData),
 }
 
-/// TFRecord shards: `train` and `validation` splits under a directory or file-name prefix.
+/// TFRecord shards: `train` and `validation` splits under a folder or file-name prefix, local
+/// or `gs://bucket/prefix`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TfRecordData {
-    pub path: PathBuf,
+    /// Stored as the text the user gave (the field kept its name from when only local paths
+    /// were read, so older run configs still load).
+    #[serde(rename = "path", with = "location_text")]
+    pub location: Location,
     /// `None` when the file names fit both layouts and `--data-format` did not choose.
     pub layout: Option<Layout>,
 }
@@ -190,9 +195,25 @@ impl TfRecordData {
         self.layout.with_context(|| {
             format!(
                 "{} holds training shards of both TFRecord layouts: choose one with --data-format",
-                self.path.display()
+                self.location
             )
         })
+    }
+}
+
+/// A [`Location`] in a run config as its text (`gs://...` or a path).
+mod location_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::storage::Location;
+
+    pub fn serialize<S: Serializer>(location: &Location, to: S) -> Result<S::Ok, S::Error> {
+        to.collect_str(location)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Location, D::Error> {
+        let text = String::deserialize(from)?;
+        Location::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -206,11 +227,22 @@ impl std::str::FromStr for DataSpec {
         if s == "fashion-mnist" {
             return Ok(DataSpec::FashionMnist);
         }
+        let location = Location::parse(s).map_err(|e| format!("--data {s}: {e}"))?;
+        if let Location::Gcs(_) = location {
+            return match detect_layout(&location) {
+                Ok(layout) => Ok(DataSpec::TfRecord(TfRecordData { location, layout })),
+                Err(e @ DataError::Storage(_)) => Err(format!("--data {s}: {e}")),
+                Err(e) => Err(format!(
+                    "--data {s}: a gs:// location must hold TFRecord shards (image folders and \
+                     zip shards are read from local disk only): {e}"
+                )),
+            };
+        }
         let path = PathBuf::from(s);
         let train = path.join("train");
         if !train.is_dir() {
-            return match detect_layout(&path) {
-                Ok(layout) => Ok(DataSpec::TfRecord(TfRecordData { path, layout })),
+            return match detect_layout(&location) {
+                Ok(layout) => Ok(DataSpec::TfRecord(TfRecordData { location, layout })),
                 Err(e) => Err(format!(
                     "--data {s}: expected 'fashion-mnist', a directory containing train/ and val/, \
                      or TFRecord shards ({e})"
@@ -244,8 +276,21 @@ impl DataSpec {
         }
     }
 
+    /// Whether each host of a multi-host run reads only its own files of the training data
+    /// ([`DataSpec::open_share`]): TFRecord shards. The other sources are read by every host,
+    /// each taking its replicas' parts of every batch.
+    pub fn splits_by_file(&self) -> bool {
+        matches!(self, DataSpec::TfRecord(_))
+    }
+
     /// Opens the training and evaluation sources.
     pub fn open(&self) -> Result<(Arc<dyn Source>, Arc<dyn Source>)> {
+        self.open_share(FileShare::ALL)
+    }
+
+    /// Opens the training source as one host's `share` of the files (TFRecord shards only, see
+    /// [`DataSpec::splits_by_file`]; the others ignore it), and the whole evaluation source.
+    pub fn open_share(&self, share: FileShare) -> Result<(Arc<dyn Source>, Arc<dyn Source>)> {
         Ok(match self {
             DataSpec::FashionMnist => (
                 Arc::new(
@@ -262,11 +307,14 @@ impl DataSpec {
                 Arc::new(ZipShards::open(root.join("val"))?),
             ),
             DataSpec::TfRecord(data) => {
-                let (path, layout) = (&data.path, data.layout()?);
-                let train = TfRecordShards::open(path, layout, TRAIN_SPLIT)?;
+                let (location, layout) = (&data.location, data.layout()?);
+                let opening = || format!("opening the TFRecord shards at {location}");
+                let train = TfRecordShards::open(location, layout, TRAIN_SPLIT, share)
+                    .with_context(opening)?;
                 let classes = train.class_names().to_vec();
                 let val =
-                    TfRecordShards::open_with_classes(path, layout, VALIDATION_SPLIT, classes)?;
+                    TfRecordShards::open_with_classes(location, layout, VALIDATION_SPLIT, classes)
+                        .with_context(opening)?;
                 (Arc::new(train), Arc::new(val))
             }
         })
@@ -289,7 +337,7 @@ impl DataSpec {
             DataSpec::Shards(root) => crate::data::source::read_labels(
                 &root.join("train").join(crate::data::source::LABELS_FILE),
             )?,
-            DataSpec::TfRecord(data) => tfrecord_class_names(&data.path, data.layout()?)?,
+            DataSpec::TfRecord(data) => tfrecord_class_names(&data.location, data.layout()?)?,
         })
     }
 }

@@ -10,7 +10,7 @@ use anyhow::{bail, Context as _, Result};
 use super::checkpoint;
 use super::config::CheckpointMeta;
 use super::events::{Event, EventSink};
-use super::timm_file::read_state_dict;
+use super::timm_file::{in_bucket, read_state_dict};
 use crate::hlo::Literal;
 use crate::model::{Model, ModelSpec};
 use crate::step::state::{Namespace, Role, StateLayout};
@@ -47,9 +47,18 @@ pub enum WeightSource {
 }
 
 impl WeightSource {
-    /// A directory is a checkpoint of ours, a file a timm state dict; anything else is refused
-    /// naming the path.
+    /// A directory is a checkpoint of ours, a file a timm state dict (also a
+    /// `gs://.../*.safetensors` object); anything else is refused naming the path.
     pub fn at(path: &Path) -> Result<WeightSource> {
+        if in_bucket(path) {
+            return match path.extension().is_some_and(|e| e == "safetensors") {
+                true => Ok(WeightSource::Timm(path.to_path_buf())),
+                false => bail!(
+                    "{}: in a bucket, only a timm state dict (a .safetensors file) is read here",
+                    path.display()
+                ),
+            };
+        }
         if path.is_dir() {
             Ok(WeightSource::Checkpoint(path.to_path_buf()))
         } else if path.is_file() {

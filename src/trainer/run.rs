@@ -15,7 +15,7 @@ use anyhow::{bail, Context as _, Result};
 use fs4::fs_std::FileExt;
 use serde::{Deserialize, Serialize};
 
-use super::agreement_check::{check_agreement, Shared};
+use super::agreement_check::{check_agreement, extremes, Shared};
 use super::checkpoint;
 use super::config::{CheckpointMeta, RunConfig};
 use super::evaluate::{evaluate, EvalSet};
@@ -30,7 +30,7 @@ use super::plan::RunPlan;
 use super::pretrained::{initialise_from, WeightSource};
 use super::recipe::Recipe;
 use super::tensorboard::{TensorBoardLog, TENSORBOARD_DIR};
-use crate::data::{Cursor, Loader, LoaderConfig, Shard, Source};
+use crate::data::{Cursor, FileShare, Loader, LoaderConfig, Shard, Source};
 use crate::hlo::Literal;
 use crate::model::{Model, ProgressiveStage};
 use crate::program::context::{Context, StepExecutable};
@@ -86,7 +86,9 @@ pub fn train(
     // any data is read.
     let spec_classes = config.model()?.spec.num_classes;
     let ctx = Context::open_devices(config.plugin, config.plugin_path.as_deref(), config.devices)?;
-    let (train_source, eval_source) = config.data.open()?;
+    let mut input = HostInput::for_run(&ctx, config)?;
+    let (train_source, eval_source) = config.data.open_share(input.files)?;
+    let examples = input.agree_on_examples(&ctx, train_source.len())?;
     let config = &config.with_classes(train_source.num_classes())?;
     let model = config.model()?;
     let recipe = Recipe::for_run(config.recipe.as_deref(), &model.spec)?;
@@ -96,7 +98,7 @@ pub fn train(
     let plan = RunPlan::new(
         config,
         &model,
-        train_source.len(),
+        examples,
         ctx.backend(),
         ctx.placement().replicas(),
     )?;
@@ -117,8 +119,7 @@ pub fn train(
         })?;
     }
     let start = run_dir.starting_point(&ctx, &model, &layout, config, &mut events)?;
-    check_same_start(&ctx, config, start.step, train_source.len())?;
-    let shard = ctx.placement().shard();
+    check_same_start(&ctx, config, start.step, examples)?;
     let pipeline = InputPipeline::for_spec(&model.spec)?.with_augmentation(config.augmentation);
     events.emit(&Event::Pipeline(pipeline))?;
     let loader = train_loader(
@@ -126,7 +127,7 @@ pub fn train(
         pipeline,
         &plan,
         config,
-        shard,
+        &input,
         train_source,
         start.cursor,
     )?;
@@ -180,32 +181,111 @@ fn check_same_start(ctx: &Context, config: &RunConfig, step: u64, examples: usiz
     )
 }
 
-/// The training loader of this host's `shard` of every batch, positioned at `cursor`, with the
-/// model's pipeline and the first stage's augmentation.
+/// How this host reads the training data. On one host, or when every host reads the whole data
+/// set (folders, zip shards), it takes its replicas' parts of every global batch. When the
+/// hosts of a slice split TFRecord shards by file, each reads whole local batches (its
+/// replicas' parts, `batch * local / replicas` examples) from its own files only; the hosts
+/// then hold different numbers of examples, and each ends its epochs after the smallest host's
+/// count, so that every host runs the same number of steps per epoch (the rest of a larger
+/// host's files waits for the next epoch's order, as with `drop_remainder`).
+struct HostInput {
+    /// The files this host opens.
+    files: FileShare,
+    /// Examples per loader batch and the part of it this host delivers.
+    batch: usize,
+    shard: Shard,
+    /// The seed of this host's loader: the run's, mixed with the host index when hosts read
+    /// different files (else the hosts would draw the same augmentation for the same positions).
+    seed: u64,
+    /// The examples each host's epoch visits when hosts split the files (agreed by all hosts).
+    epoch_cap: Option<usize>,
+}
+
+impl HostInput {
+    fn for_run(ctx: &Context, config: &RunConfig) -> Result<HostInput> {
+        let placement = ctx.placement();
+        let files = placement.file_share();
+        if !config.data.splits_by_file() || files.hosts == 1 {
+            return Ok(HostInput {
+                files: FileShare::ALL,
+                batch: config.batch,
+                shard: placement.shard(),
+                seed: config.seed,
+                epoch_cap: None,
+            });
+        }
+        let local = placement.local_replicas().len();
+        if !config.batch.is_multiple_of(placement.replicas()) {
+            bail!(
+                "--batch {} does not split into {} equal replica shares",
+                config.batch,
+                placement.replicas()
+            );
+        }
+        Ok(HostInput {
+            files,
+            batch: config.batch / placement.replicas() * local,
+            shard: Shard::all(local),
+            seed: config.seed ^ (files.host as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            epoch_cap: None,
+        })
+    }
+
+    fn splits_files(&self) -> bool {
+        self.files != FileShare::ALL
+    }
+
+    /// The training examples of the run, as one global count every host agrees on: this
+    /// host's `local` count, or, when hosts split the files, the smallest host's count (in
+    /// whole local batches: the epoch cap) times the hosts.
+    fn agree_on_examples(&mut self, ctx: &Context, local: usize) -> Result<usize> {
+        if !self.splits_files() {
+            return Ok(local);
+        }
+        let (lowest, _) = extremes(ctx, vec![vec![local as i64]; ctx.local_devices()])?;
+        let cap = lowest[0] as usize / self.batch * self.batch;
+        if cap == 0 {
+            bail!(
+                "a host of this run holds {} training examples in its TFRecord files, fewer than \
+                 its part of a batch ({}): use fewer hosts or more data",
+                lowest[0],
+                self.batch
+            );
+        }
+        self.epoch_cap = Some(cap);
+        Ok(cap * self.files.hosts)
+    }
+}
+
+/// The training loader of this host's part of every batch ([`HostInput`]), positioned at
+/// `cursor`, with the model's pipeline and the first stage's augmentation.
 fn train_loader(
     recipe: &Recipe,
     pipeline: InputPipeline,
     plan: &RunPlan,
     config: &RunConfig,
-    shard: Shard,
+    input: &HostInput,
     source: Arc<dyn Source>,
     cursor: Cursor,
 ) -> Result<Loader> {
     let mut loader = Loader::new(
         source,
         LoaderConfig {
-            shard,
+            shard: input.shard,
             // Two calls' worth, so the next call's batches are assembled during this one.
             queue_depth: 4.max(2 * config.steps_per_call),
             settings: recipe.augment,
             ..pipeline.loader_config(
-                config.batch,
+                input.batch,
                 loader_stage(&plan.stages[0]),
-                config.seed,
+                input.seed,
                 config.workers,
             )
         },
     )?;
+    if let Some(cap) = input.epoch_cap {
+        loader.cap_epoch(cap)?;
+    }
     loader.resume(cursor)?;
     Ok(loader)
 }

@@ -1,9 +1,9 @@
 //! timm state dicts as safetensors files (what `timm`'s `save_file` writes and
 //! `timm.create_model(..., checkpoint_path=...)` reads): reading one into [`TorchTensor`]s and
-//! writing ours.
+//! writing ours, on local disk or in a bucket (`gs://bucket/.../model.safetensors`).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -12,11 +12,31 @@ use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
 use crate::model::timm::{TorchTensor, BN_COUNTER};
+use crate::storage::{Location, Store};
 
-/// Reads the floating-point tensors of a state dict (f32, f16 or bf16, as f32); batch-norm
-/// counters are left out.
+/// The store holding the file `path` (a local path or a `gs://` URL) and its name there.
+fn file_place(path: &Path) -> Result<(Store, String)> {
+    let text = path
+        .to_str()
+        .with_context(|| format!("{} is not a UTF-8 path", path.display()))?;
+    let (folder, name) = Location::parse_file(text)?;
+    Ok((Store::open(&folder)?, name))
+}
+
+/// Whether `path` names an object in a bucket rather than a local file.
+pub fn in_bucket(path: &Path) -> bool {
+    path.to_str().is_some_and(|text| text.starts_with("gs://"))
+}
+
+/// Reads the floating-point tensors of a state dict (f32, f16 or bf16, as f32) at `path` (a
+/// local path or a `gs://` URL); batch-norm counters are left out.
 pub fn read_state_dict(path: &Path) -> Result<BTreeMap<String, TorchTensor>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (store, name) = file_place(path)?;
+    let mut bytes = Vec::new();
+    store
+        .read(&name)?
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
     let file = SafeTensors::deserialize(&bytes)
         .with_context(|| format!("{} is not a safetensors file", path.display()))?;
     let mut out = BTreeMap::new();
@@ -47,8 +67,8 @@ pub fn read_state_dict(path: &Path) -> Result<BTreeMap<String, TorchTensor>> {
     Ok(out)
 }
 
-/// Writes `tensors` (f32) and a zero `int64` scalar for each of `counters` to `path`,
-/// atomically.
+/// Writes `tensors` (f32) and a zero `int64` scalar for each of `counters` to `path` (a local
+/// path or a `gs://` URL), atomically: the file appears whole or not at all.
 pub fn write_state_dict(
     path: &Path,
     tensors: &[(String, TorchTensor)],
@@ -78,17 +98,9 @@ pub fn write_state_dict(
         })
         .collect::<Result<Vec<_>>>()?;
     let serialized = safetensors::serialize(views, &None).context("serializing the state dict")?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))?;
-    file.write_all(&serialized)
-        .and_then(|()| file.as_file().sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.persist(path)
-        .map_err(|e| e.error)
+    let (store, name) = file_place(path)?;
+    store
+        .write(&name, &mut &serialized[..])
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

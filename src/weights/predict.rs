@@ -227,7 +227,7 @@ fn describe(data: &DataSpec) -> String {
     match data {
         DataSpec::FashionMnist => "fashion-mnist".into(),
         DataSpec::Folder(p) | DataSpec::Shards(p) => p.display().to_string(),
-        DataSpec::TfRecord(data) => data.path.display().to_string(),
+        DataSpec::TfRecord(data) => data.location.to_string(),
     }
 }
 

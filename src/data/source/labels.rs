@@ -17,11 +17,15 @@ pub fn write_labels(path: &Path, classes: &[String]) -> Result<()> {
 /// Reads a labels file written by [`write_labels`].
 pub fn read_labels(path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+    parse_labels(&text, &path.display().to_string())
+}
+
+/// The class names of the text of labels file `what` (a path or URL, for the error).
+pub(crate) fn parse_labels(text: &str, what: &str) -> Result<Vec<String>> {
     let classes: Vec<String> = text.lines().map(str::to_owned).collect();
     if classes.is_empty() || classes.iter().any(String::is_empty) {
         return Err(DataError::Layout(format!(
-            "labels file {} must list one non-empty class name per line",
-            path.display()
+            "labels file {what} must list one non-empty class name per line"
         )));
     }
     Ok(classes)

@@ -16,8 +16,8 @@ pub use labels::{read_labels, write_labels, LABELS_FILE};
 pub use max_side::{shrink_jpeg, MaxSide, REENCODE_QUALITY};
 pub use shards::{pack_shards, ZipShards};
 pub use tfrecord::{
-    detect_layout, pack_tfrecords, tfrecord_class_names, TfRecordShards, TFDS_LABELS_FILE,
-    TRAIN_SPLIT, VALIDATION_SPLIT,
+    detect_layout, pack_tfrecords, tfrecord_class_names, FileShare, TfRecordShards,
+    TFDS_LABELS_FILE, TRAIN_SPLIT, VALIDATION_SPLIT,
 };
 
 use image::RgbImage;

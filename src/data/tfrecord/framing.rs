@@ -180,7 +180,7 @@ pub fn check_data(bytes: &[u8]) -> Result<&[u8], Damage> {
 }
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

@@ -2,40 +2,65 @@
 //! naming of the two layouts, a gap in the numbering refused, the layout detected.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
+use super::place::{split_path, Folder};
 use crate::data::error::{DataError, Result};
 use crate::data::tfrecord::Layout;
+use crate::storage::Location;
 
 /// The split names both layouts use in their file names.
 pub const TRAIN_SPLIT: &str = "train";
 pub const VALIDATION_SPLIT: &str = "validation";
 
-/// Where a data set's shards are: `dir` and the start of their file names.
+/// Where a data set's shards are: a folder and the start of their file names.
 #[derive(Clone, Debug)]
 pub(super) struct Prefix {
-    pub(super) dir: PathBuf,
+    pub(super) folder: Folder,
     pub(super) stem: String,
 }
 
 impl Prefix {
-    /// A directory means every file in it; anything else is a directory plus a file-name prefix.
-    pub(super) fn of(path: &Path) -> Prefix {
-        if path.is_dir() {
-            return Prefix {
-                dir: path.to_path_buf(),
+    /// A folder means every file in it; anything else is a folder plus a file-name prefix. A
+    /// `gs://` location is a folder when objects lie directly under it (object names have no
+    /// folders, so `gs://b/data/imagenet2012-` can only be told from `gs://b/data/` by listing).
+    pub(super) fn of(location: &Location) -> Result<Prefix> {
+        match location {
+            Location::Local(path) if path.is_dir() => Ok(Prefix {
+                folder: Folder::Local(path.clone()),
                 stem: String::new(),
-            };
+            }),
+            Location::Local(path) => {
+                let (dir, stem) = split_path(path);
+                Ok(Prefix {
+                    folder: Folder::Local(dir),
+                    stem,
+                })
+            }
+            Location::Gcs(place) => {
+                let folder = Folder::at(location)?;
+                let segments = place.prefix().trim_end_matches('/');
+                let Some((parent, stem)) = segments
+                    .rsplit_once('/')
+                    .or_else(|| (!segments.is_empty()).then_some(("", segments)))
+                else {
+                    return Ok(Prefix {
+                        folder,
+                        stem: String::new(),
+                    });
+                };
+                if !folder.file_names()?.is_empty() {
+                    return Ok(Prefix {
+                        folder,
+                        stem: String::new(),
+                    });
+                }
+                let parent = Location::parse(&format!("gs://{}/{parent}", place.bucket()))?;
+                Ok(Prefix {
+                    folder: Folder::at(&parent)?,
+                    stem: stem.to_string(),
+                })
+            }
         }
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let stem = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Prefix { dir, stem }
     }
 }
 
@@ -62,7 +87,7 @@ fn shard_of(name: &str, layout: Layout, split: &str) -> Option<(usize, usize)> {
 
 /// The shard files of `split` in `layout`, in shard order. Fails when none is found or when the
 /// numbering has a gap (a shard missing from a copy is otherwise silent data loss).
-pub(super) fn shard_files(prefix: &Prefix, layout: Layout, split: &str) -> Result<Vec<PathBuf>> {
+pub(super) fn shard_files(prefix: &Prefix, layout: Layout, split: &str) -> Result<Vec<String>> {
     let found = matching(prefix, layout, split)?;
     let Some(&(_, count, _)) = found.first() else {
         return Err(DataError::Layout(format!(
@@ -71,15 +96,15 @@ pub(super) fn shard_files(prefix: &Prefix, layout: Layout, split: &str) -> Resul
             expected_names(layout, split)
         )));
     };
-    let mut by_index: BTreeMap<usize, PathBuf> = BTreeMap::new();
-    for (index, of, path) in found {
+    let mut by_index: BTreeMap<usize, String> = BTreeMap::new();
+    for (index, of, name) in found {
         if of != count || index >= count {
             return Err(DataError::Layout(format!(
                 "{} does not fit the numbering of {count} {split} shards",
-                path.display()
+                prefix.folder.describe_file(&name)
             )));
         }
-        by_index.insert(index, path);
+        by_index.insert(index, name);
     }
     if let Some(missing) = (0..count).find(|i| !by_index.contains_key(i)) {
         return Err(DataError::Layout(format!(
@@ -90,21 +115,15 @@ pub(super) fn shard_files(prefix: &Prefix, layout: Layout, split: &str) -> Resul
     Ok(by_index.into_values().collect())
 }
 
-/// Files of `split` in `layout` under `prefix` as (index, count, path).
-fn matching(prefix: &Prefix, layout: Layout, split: &str) -> Result<Vec<(usize, usize, PathBuf)>> {
-    let dir = &prefix.dir;
+/// Files of `split` in `layout` under `prefix` as (index, count, name).
+fn matching(prefix: &Prefix, layout: Layout, split: &str) -> Result<Vec<(usize, usize, String)>> {
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
-        let entry = entry.map_err(|e| DataError::io(dir, e))?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
+    for name in prefix.folder.file_names()? {
         if let Some((index, count)) = name
             .strip_prefix(&prefix.stem)
-            .filter(|_| !name.starts_with('.'))
             .and_then(|_| shard_of(&name, layout, split))
         {
-            found.push((index, count, entry.path()));
+            found.push((index, count, name));
         }
     }
     found.sort();
@@ -113,11 +132,11 @@ fn matching(prefix: &Prefix, layout: Layout, split: &str) -> Result<Vec<(usize, 
 
 pub(super) fn where_(prefix: &Prefix) -> String {
     if prefix.stem.is_empty() {
-        prefix.dir.display().to_string()
+        prefix.folder.describe()
     } else {
         format!(
             "{} (files starting with {:?})",
-            prefix.dir.display(),
+            prefix.folder.describe(),
             prefix.stem
         )
     }
@@ -132,11 +151,12 @@ fn expected_names(layout: Layout, split: &str) -> String {
     }
 }
 
-/// The layout of the TFRecord data set at `path` (a directory or a prefix), from the names of
-/// its training shards: `None` when shards of both layouts are there (`--data-format` then
-/// chooses). Fails when neither layout matches, naming what was looked for.
-pub fn detect_layout(path: &Path) -> Result<Option<Layout>> {
-    let prefix = Prefix::of(path);
+/// The layout of the TFRecord data set at `location` (a folder or a prefix, local or `gs://`),
+/// from the names of its training shards: `None` when shards of both layouts are there
+/// (`--data-format` then chooses). Fails when neither layout matches, naming what was looked
+/// for.
+pub fn detect_layout(location: &Location) -> Result<Option<Layout>> {
+    let prefix = Prefix::of(location)?;
     let mut found = Vec::new();
     for layout in [Layout::ImagenetToGcs, Layout::Tfds] {
         if !matching(&prefix, layout, TRAIN_SPLIT)?.is_empty() {

@@ -1,28 +1,31 @@
 //! ImageNet as Cloud TPU users keep it: TFRecord shards of `tf.train.Example`s, in the layout of
-//! `imagenet_to_gcs.py` or of TensorFlow Datasets' `imagenet2012` ([`Layout`]).
+//! `imagenet_to_gcs.py` or of TensorFlow Datasets' `imagenet2012` ([`Layout`]), on local disk or
+//! in a bucket (`gs://bucket/prefix`); where the files are is [`place`]'s concern alone.
 //!
-//! Opening a split walks the record headers of its shards (in parallel; one small read per
-//! record, every length CRC checked) and keeps an index of where each record's data sits; a load
-//! reads one record at its offset, checks its data CRC, parses its Example and notes its label.
-//! Only when the class names must come from the records' synsets (no labels file) does the open
-//! read every record whole. The index makes the shards a random-access
-//! [`Source`] like the others, so host sharding, resumption from the data cursor and the
-//! determinism of batches are the loader's, unchanged. A shuffled epoch visits the records as
-//! TensorFlow's TPU input does (shards in a seeded order, a few read round-robin, through a
-//! shuffle buffer), so that reads stay close together in a few files. A damaged record stays in
-//! the index as an example whose load fails naming the shard and the record, so the loader skips
-//! and counts it like a corrupt image; a shard cut short is read up to the damage.
+//! Opening a split walks the record headers of its shards (in parallel; each shard read front
+//! to back, a local file seeking past the data, an object streamed with read-ahead; every
+//! length CRC checked) and keeps an index of where each record's data sits; a load reads one
+//! record at its offset (`pread`, or one ranged request to the bucket), checks its data CRC,
+//! parses its Example and notes its label. Only when the class names must come from the
+//! records' synsets (no labels file) does the open read every record whole. The index makes
+//! the shards a random-access [`Source`] like the others, so resumption from the data cursor
+//! and the determinism of batches are the loader's, unchanged. A shuffled epoch visits the
+//! records as TensorFlow's TPU input does (shards in a seeded order, a few read round-robin,
+//! through a shuffle buffer), so that reads stay close together in a few files. The hosts of a
+//! multi-host run can split the shards by file ([`FileShare`]), each opening only its own. A
+//! damaged record stays in the index as an example whose load fails naming the shard and the
+//! record, so the loader skips and counts it like a corrupt image; a shard cut short is read
+//! up to the damage, and a shard that cannot be read at all (after the storage's retries) is
+//! one such example naming it. A missing bucket or refused credentials stop the open.
 
 mod files;
 mod order;
 mod pack;
+mod place;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::BufReader;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::RgbImage;
@@ -31,40 +34,82 @@ use rayon::prelude::*;
 pub use files::{detect_layout, TRAIN_SPLIT, VALIDATION_SPLIT};
 pub use pack::pack_tfrecords;
 
-use super::labels::{read_labels, LABELS_FILE};
+use super::labels::{parse_labels, LABELS_FILE};
 use super::Source;
 use crate::data::decode::decode_rgb;
 use crate::data::error::{DataError, Result};
 use crate::data::rng::{stream, Purpose};
 use crate::data::tfrecord::framing::{
-    check_data, check_header, Damage, FOOTER_BYTES, HEADER_BYTES,
+    check_data, check_header, read_full, Damage, FOOTER_BYTES, HEADER_BYTES,
 };
 use crate::data::tfrecord::{ImageExample, Layout, RecordError, RecordReader};
+use crate::storage::Location;
 use files::{shard_files, where_, Prefix};
 use order::{interleaved_order, INTERLEAVE, SHUFFLE_BUFFER};
+use place::{spoils_one_shard, ShardFile};
 
 /// The class-names file TensorFlow Datasets keeps beside `imagenet2012`'s shards.
 pub const TFDS_LABELS_FILE: &str = "label.labels.txt";
 
-/// The class names of a TFRecord data set, in class-index order: a `labels.txt` beside the
-/// shards (written by [`pack_tfrecords`], or by hand), TFDS's `label.labels.txt`, or else the
-/// synsets the training records carry (which takes a read of the training shards).
-pub fn tfrecord_class_names(path: &Path, layout: Layout) -> Result<Vec<String>> {
-    match class_file(&Prefix::of(path), layout) {
-        Some(file) => read_labels(&file),
-        None => Ok(TfRecordShards::open(path, layout, TRAIN_SPLIT)?.classes),
+/// Which of a split's shard files one host of a multi-host run reads: every `hosts`-th file
+/// from the `host`-th on, as `tf.data`'s `shard(num_hosts, host_index)` over file names, so
+/// that each host reads only its own files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileShare {
+    pub host: usize,
+    pub hosts: usize,
+}
+
+impl FileShare {
+    /// Every file (one host).
+    pub const ALL: FileShare = FileShare { host: 0, hosts: 1 };
+
+    /// The shard numbers of `count` this share reads; fails when there are fewer shards than
+    /// hosts (a host would have nothing to read) or the share is out of range.
+    fn pick(self, count: usize, split: &str) -> Result<Vec<usize>> {
+        if self.hosts == 0 || self.host >= self.hosts {
+            return Err(DataError::Config(format!(
+                "host {} of {} is out of range",
+                self.host, self.hosts
+            )));
+        }
+        if count < self.hosts {
+            return Err(DataError::Layout(format!(
+                "{count} {split} shards cannot be split by file over {} hosts: every host needs \
+                 at least one (repack with more shards)",
+                self.hosts
+            )));
+        }
+        Ok((self.host..count).step_by(self.hosts).collect())
     }
 }
 
-fn class_file(prefix: &Prefix, layout: Layout) -> Option<PathBuf> {
+/// The class names of a TFRecord data set, in class-index order: a `labels.txt` beside the
+/// shards (written by [`pack_tfrecords`], or by hand), TFDS's `label.labels.txt`, or else the
+/// synsets the training records carry (which takes a read of every training shard).
+pub fn tfrecord_class_names(location: &Location, layout: Layout) -> Result<Vec<String>> {
+    let prefix = Prefix::of(location)?;
+    match class_file(&prefix, layout)? {
+        Some(classes) => Ok(classes),
+        None => Ok(
+            TfRecordShards::open_with(&prefix, layout, TRAIN_SPLIT, None, FileShare::ALL)?.classes,
+        ),
+    }
+}
+
+/// The class names from a labels file beside the shards, if there is one.
+fn class_file(prefix: &Prefix, layout: Layout) -> Result<Option<Vec<String>>> {
     let names: &[&str] = match layout {
         Layout::ImagenetToGcs => &[LABELS_FILE],
         Layout::Tfds => &[LABELS_FILE, TFDS_LABELS_FILE],
     };
-    names
-        .iter()
-        .map(|name| prefix.dir.join(name))
-        .find(|path| path.is_file())
+    for name in names {
+        if prefix.folder.has_file(name)? {
+            let text = prefix.folder.read_text(name)?;
+            return parse_labels(&text, &prefix.folder.describe_file(name)).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 /// A label the index does not know yet (the record was not read whole).
@@ -92,16 +137,10 @@ struct Entry {
 }
 
 /// One shard's part of the index and the synsets its records name, by label.
+#[derive(Default)]
 struct ShardScan {
     entries: Vec<Entry>,
     synsets: BTreeMap<usize, String>,
-}
-
-/// An open shard, read at offsets (`pread`), so that workers share it without a lock.
-#[derive(Debug)]
-struct Shard {
-    path: PathBuf,
-    file: File,
 }
 
 /// One split of a TFRecord data set, indexed (see the module doc).
@@ -109,39 +148,55 @@ struct Shard {
 pub struct TfRecordShards {
     layout: Layout,
     classes: Vec<String>,
-    shards: Vec<Shard>,
+    shards: Vec<ShardFile>,
     entries: Vec<Entry>,
     /// The indices of each shard's records (consecutive, in shard order).
     shard_ranges: Vec<Range<usize>>,
 }
 
 impl TfRecordShards {
-    /// Opens `split` (`train` or `validation`) of the data set at `path` (a directory or a
-    /// prefix of the shard names), with the class names of [`tfrecord_class_names`].
-    pub fn open(path: &Path, layout: Layout, split: &str) -> Result<Self> {
-        let prefix = Prefix::of(path);
-        let classes = class_file(&prefix, layout)
-            .map(|file| read_labels(&file))
-            .transpose()?;
+    /// Opens `split` (`train` or `validation`) of the data set at `location` (a folder or a
+    /// prefix of the shard names, local or `gs://`), this host's `share` of its files, with
+    /// the class names of [`tfrecord_class_names`] (of all training shards, whatever the share).
+    pub fn open(
+        location: &Location,
+        layout: Layout,
+        split: &str,
+        share: FileShare,
+    ) -> Result<Self> {
+        let prefix = Prefix::of(location)?;
+        let classes = class_file(&prefix, layout)?;
         if classes.is_none() && layout == Layout::Tfds {
             return Err(DataError::Layout(format!(
                 "TFDS records carry no class names: put {TFDS_LABELS_FILE} (one name per line, \
                  as TFDS writes it) or {LABELS_FILE} beside the shards in {}",
-                prefix.dir.display()
+                prefix.folder.describe()
             )));
         }
-        Self::open_with(&prefix, layout, split, classes)
+        let classes = match classes {
+            None if share != FileShare::ALL => {
+                Some(Self::open_with(&prefix, layout, TRAIN_SPLIT, None, FileShare::ALL)?.classes)
+            }
+            classes => classes,
+        };
+        Self::open_with(&prefix, layout, split, classes, share)
     }
 
-    /// Opens `split` with `classes` as the class names (those of the training split, so that
-    /// evaluation counts the same classes).
+    /// Opens all of `split` with `classes` as the class names (those of the training split, so
+    /// that evaluation counts the same classes).
     pub fn open_with_classes(
-        path: &Path,
+        location: &Location,
         layout: Layout,
         split: &str,
         classes: Vec<String>,
     ) -> Result<Self> {
-        Self::open_with(&Prefix::of(path), layout, split, Some(classes))
+        Self::open_with(
+            &Prefix::of(location)?,
+            layout,
+            split,
+            Some(classes),
+            FileShare::ALL,
+        )
     }
 
     fn open_with(
@@ -149,26 +204,38 @@ impl TfRecordShards {
         layout: Layout,
         split: &str,
         classes: Option<Vec<String>>,
+        share: FileShare,
     ) -> Result<Self> {
-        let paths = shard_files(prefix, layout, split)?;
+        let names = shard_files(prefix, layout, split)?;
+        let picked = share.pick(names.len(), split)?;
+        let mut shards: Vec<ShardFile> = picked
+            .iter()
+            .map(|&n| prefix.folder.open(&names[n]))
+            .collect::<Result<_>>()?;
         let read_whole = classes.is_none();
-        let scans: Vec<ShardScan> = paths
+        let scans: Vec<ShardScan> = shards
             .par_iter()
             .enumerate()
-            .map(|(shard, path)| match read_whole {
-                true => scan(shard, path, layout),
-                false => walk_headers(shard, path),
+            .map(|(shard, file)| {
+                let scan = match read_whole {
+                    true => scan(shard, file, layout),
+                    false => walk_headers(shard, file),
+                };
+                match scan {
+                    Err(e) if spoils_one_shard(&e) => Ok(unreadable(shard, &e)),
+                    scan => scan,
+                }
             })
             .collect::<Result<_>>()?;
         let mut synsets: BTreeMap<usize, String> = BTreeMap::new();
         let mut entries = Vec::new();
-        for (scan, path) in scans.into_iter().zip(&paths) {
+        for (scan, file) in scans.into_iter().zip(&shards) {
             for (label, synset) in scan.synsets {
                 let known = synsets.entry(label).or_insert_with(|| synset.clone());
                 if *known != synset {
                     return Err(DataError::Layout(format!(
                         "{}: class {label} is synset {synset:?} here and {known:?} in an earlier shard",
-                        path.display()
+                        file.what()
                     )));
                 }
             }
@@ -178,22 +245,23 @@ impl TfRecordShards {
             Some(classes) => classes,
             None => classes_from_synsets(&synsets, prefix)?,
         };
-        let mut shard_ranges = Vec::with_capacity(paths.len());
-        for shard in 0..paths.len() {
+        let mut shard_ranges = Vec::with_capacity(shards.len());
+        for (shard, file) in shards.iter_mut().enumerate() {
             let start = shard_ranges.last().map_or(0, |r: &Range<usize>| r.end);
             let count = entries[start..]
                 .iter()
                 .take_while(|e| e.shard == shard)
                 .count();
             shard_ranges.push(start..start + count);
+            let records_end = entries[start..start + count]
+                .iter()
+                .filter_map(|e| match e.content {
+                    Content::Image { offset, len, .. } => Some(offset + len + FOOTER_BYTES),
+                    Content::Damaged(_) => None,
+                })
+                .max();
+            file.set_records_end(records_end.unwrap_or(0));
         }
-        let shards = paths
-            .into_iter()
-            .map(|path| {
-                let file = File::open(&path).map_err(|e| DataError::io(&path, e))?;
-                Ok(Shard { path, file })
-            })
-            .collect::<Result<_>>()?;
         Ok(TfRecordShards {
             layout,
             classes,
@@ -203,13 +271,18 @@ impl TfRecordShards {
         })
     }
 
+    /// The shard files this source reads (paths or `gs://` URLs), in shard order.
+    pub fn shard_names(&self) -> Vec<&str> {
+        self.shards.iter().map(ShardFile::what).collect()
+    }
+
     /// The labelled image of record `index`, read from its shard and checked (data CRC, the
     /// layout's features, a label within the class names). Notes the label in the index.
     pub fn load_example(&self, index: usize) -> Result<ImageExample> {
         let entry = &self.entries[index];
         let shard = &self.shards[entry.shard];
         let damaged = |reason: String| DataError::Record {
-            shard: shard.path.clone(),
+            shard: shard.path(),
             record: entry.record,
             reason,
         };
@@ -219,9 +292,8 @@ impl TfRecordShards {
         };
         let mut bytes = vec![0u8; (len + FOOTER_BYTES) as usize];
         shard
-            .file
-            .read_exact_at(&mut bytes, offset)
-            .map_err(|e| DataError::io(&shard.path, e))?;
+            .read_record(&mut bytes, offset)
+            .map_err(|e| DataError::io(shard.path(), e))?;
         let data = check_data(&bytes).map_err(|d| damaged(d.to_string()))?;
         let image = self.layout.image(data).map_err(damaged)?;
         if image.label >= self.classes.len() {
@@ -236,12 +308,24 @@ impl TfRecordShards {
     }
 }
 
+/// The index of a shard that could not be read at all: one damaged entry naming why, so that
+/// the loader skips and counts it (and names the shard) instead of the whole run failing.
+fn unreadable(shard: usize, error: &DataError) -> ShardScan {
+    ShardScan {
+        entries: vec![Entry {
+            shard,
+            record: 0,
+            content: Content::Damaged(format!("the shard cannot be read: {error}")),
+        }],
+        synsets: BTreeMap::new(),
+    }
+}
+
 /// Reads one shard from end to end into its part of the index.
-fn scan(shard: usize, path: &Path, layout: Layout) -> Result<ShardScan> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+fn scan(shard: usize, file: &ShardFile, layout: Layout) -> Result<ShardScan> {
     let mut entries = Vec::new();
     let mut synsets = BTreeMap::new();
-    for read in RecordReader::new(BufReader::with_capacity(1 << 20, file)) {
+    for read in RecordReader::new(BufReader::with_capacity(1 << 20, file.sequential()?)) {
         let (record, content) = match read {
             Ok(record) => {
                 let content = match layout.image(&record.data) {
@@ -251,7 +335,7 @@ fn scan(shard: usize, path: &Path, layout: Layout) -> Result<ShardScan> {
                                 synsets.entry(image.label).or_insert_with(|| synset.clone());
                             if *known != synset {
                                 return Err(DataError::Record {
-                                    shard: path.to_path_buf(),
+                                    shard: file.path(),
                                     record: record.index,
                                     reason: format!(
                                         "class {} is synset {synset:?} here and {known:?} earlier",
@@ -273,7 +357,7 @@ fn scan(shard: usize, path: &Path, layout: Layout) -> Result<ShardScan> {
             Err(RecordError::Damaged { record, damage }) => {
                 (record, Content::Damaged(damage.to_string()))
             }
-            Err(RecordError::Io(e)) => return Err(DataError::io(path, e)),
+            Err(RecordError::Io(e)) => return Err(DataError::io(file.path(), e)),
         };
         entries.push(Entry {
             shard,
@@ -284,29 +368,30 @@ fn scan(shard: usize, path: &Path, layout: Layout) -> Result<ShardScan> {
     Ok(ShardScan { entries, synsets })
 }
 
-/// Indexes one shard from its record headers alone: one read of a header per record, the
-/// length CRC checked; the data is checked when a record is loaded.
-fn walk_headers(shard: usize, path: &Path) -> Result<ShardScan> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let size = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+/// Indexes one shard from its record headers alone, read front to back: each header read and
+/// its length CRC checked, the data passed over (a local file seeks past it; an object's stream
+/// reads on). The data is checked when a record is loaded.
+fn walk_headers(shard: usize, file: &ShardFile) -> Result<ShardScan> {
+    let mut reader = file.sequential()?;
+    let io = |e| DataError::io(file.path(), e);
     let mut entries = Vec::new();
     let mut offset = 0;
-    while offset < size {
+    loop {
         let record = entries.len();
         let mut header = [0u8; HEADER_BYTES as usize];
-        let framed = if size - offset < HEADER_BYTES {
+        let got = read_full(&mut reader, &mut header).map_err(io)?;
+        if got == 0 {
+            break;
+        }
+        let framed = if got < header.len() {
             Err(Damage::Truncated)
         } else {
-            file.read_exact_at(&mut header, offset)
-                .map_err(|e| DataError::io(path, e))?;
-            check_header(&header).and_then(|len| {
-                let end = offset + HEADER_BYTES + len + FOOTER_BYTES;
-                if end > size {
+            match check_header(&header) {
+                Ok(len) if reader.skip(len + FOOTER_BYTES).map_err(io)? < len + FOOTER_BYTES => {
                     Err(Damage::Truncated)
-                } else {
-                    Ok(len)
                 }
-            })
+                framed => framed,
+            }
         };
         let len = match framed {
             Ok(len) => len,
@@ -391,7 +476,7 @@ impl Source for TfRecordShards {
         let entry = &self.entries[index];
         let what = format!(
             "{} record {}",
-            self.shards[entry.shard].path.display(),
+            self.shards[entry.shard].what(),
             entry.record
         );
         decode_rgb(&image.encoded, &what)
