@@ -13,5 +13,6 @@ pub mod plan;
 pub mod pretrained;
 pub mod recipe;
 pub mod run;
+mod run_dir;
 pub mod tensorboard;
 pub mod timm_file;

@@ -14,6 +14,7 @@ use super::timm_file::read_state_dict;
 use crate::hlo::Literal;
 use crate::model::{Model, ModelSpec};
 use crate::step::state::{Namespace, Role, StateLayout};
+use crate::storage::Location;
 
 /// The timm name of the classifier's weight, whose first dimension is the class count.
 const TIMM_CLASSIFIER: &str = "classifier.weight";
@@ -40,31 +41,33 @@ impl WeightCopy {
 /// Where pretrained weights come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WeightSource {
-    /// A run directory (its newest checkpoint) or a checkpoint directory of ours.
-    Checkpoint(PathBuf),
-    /// A timm state dict (safetensors).
+    /// A run directory (its newest checkpoint) or a checkpoint directory of ours, local or in a
+    /// bucket.
+    Checkpoint(Location),
+    /// A timm state dict (safetensors), on local disk.
     Timm(PathBuf),
 }
 
 impl WeightSource {
-    /// A directory is a checkpoint of ours, a file a timm state dict; anything else is refused
-    /// naming the path.
+    /// A `gs://` location is a checkpoint of ours; locally a directory is one, a file a timm
+    /// state dict; anything else is refused naming the path.
     pub fn at(path: &Path) -> Result<WeightSource> {
-        if path.is_dir() {
-            Ok(WeightSource::Checkpoint(path.to_path_buf()))
-        } else if path.is_file() {
-            Ok(WeightSource::Timm(path.to_path_buf()))
-        } else {
-            bail!(
+        match Location::parse_path(path)? {
+            gcs @ Location::Gcs(_) => Ok(WeightSource::Checkpoint(gcs)),
+            Location::Local(_) if path.is_dir() => Ok(WeightSource::Checkpoint(path.into())),
+            Location::Local(_) if path.is_file() => Ok(WeightSource::Timm(path.to_path_buf())),
+            Location::Local(_) => bail!(
                 "{}: no such run directory, checkpoint directory or safetensors file",
                 path.display()
-            )
+            ),
         }
     }
 
-    pub fn path(&self) -> &Path {
+    /// Where the weights are.
+    pub fn location(&self) -> Location {
         match self {
-            WeightSource::Checkpoint(p) | WeightSource::Timm(p) => p,
+            WeightSource::Checkpoint(location) => location.clone(),
+            WeightSource::Timm(path) => path.into(),
         }
     }
 }
@@ -102,9 +105,9 @@ impl Pretrained {
 
     /// Reads one copy of the weights of a checkpoint (a run directory, for its newest, or a
     /// checkpoint directory).
-    pub fn from_checkpoint(path: &Path, copy: WeightCopy) -> Result<Pretrained> {
+    pub fn from_checkpoint(path: &Location, copy: WeightCopy) -> Result<Pretrained> {
         read_checkpoint(path, copy)
-            .with_context(|| format!("reading pretrained weights from {}", path.display()))
+            .with_context(|| format!("reading pretrained weights from {path}"))
     }
 
     /// Reads a timm state dict as the architecture `like` with the file's class count.
@@ -191,17 +194,16 @@ pub fn initialise_from(
     let pretrained = Pretrained::read(source, &model.spec, WeightCopy::Ema)?;
     let initialised = pretrained.initialise(layout, state)?;
     events.emit(&Event::Initialised {
-        from: source.path().to_path_buf(),
+        from: source.location(),
         loaded: initialised.loaded,
         new_head: (!initialised.reinitialised.is_empty())
             .then_some((initialised.pretrained_classes, model.spec.num_classes)),
     })
 }
 
-fn read_checkpoint(path: &Path, copy: WeightCopy) -> Result<Pretrained> {
+fn read_checkpoint(path: &Location, copy: WeightCopy) -> Result<Pretrained> {
     let dir = checkpoint::find(path)?;
-    let meta: CheckpointMeta = serde_json::from_slice(&std::fs::read(dir.join("meta.json"))?)
-        .with_context(|| format!("{}: unreadable checkpoint metadata", dir.display()))?;
+    let meta: CheckpointMeta = checkpoint::metadata(&dir)?;
     let model = meta.config.model()?;
     let layout = StateLayout::new(&model);
     let expected = layout.entries().iter().map(|e| (e.name.as_str(), &e.shape));
