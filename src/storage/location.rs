@@ -71,6 +71,14 @@ impl Location {
         }
     }
 
+    /// The folder on local disk, if the location is one.
+    pub fn local_path(&self) -> Option<&Path> {
+        match self {
+            Location::Local(path) => Some(path),
+            Location::Gcs(_) => None,
+        }
+    }
+
     /// The last part of the name (a folder's or an object prefix's own name).
     pub fn name(&self) -> String {
         match self {
