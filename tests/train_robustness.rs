@@ -47,7 +47,6 @@ impl EventSink for Notes {
     }
 }
 
-
 fn run(config: &RunConfig, resume: bool, notes: &mut Notes) -> anyhow::Result<RunSummary> {
     train(config, resume, &AtomicBool::new(false), notes)
 }
