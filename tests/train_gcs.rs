@@ -21,7 +21,7 @@ mod run_common;
 mod storage_common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -57,6 +57,7 @@ fn train(host: &str, out: &str, extra: &[&str]) -> Command {
 
 /// Runs `command` to its end, killing it past [`LIMIT`].
 fn finish(mut command: Command) -> Output {
+    eprintln!("running {command:?}");
     let mut child = command.spawn().unwrap();
     let started = Instant::now();
     while child.try_wait().unwrap().is_none() {
@@ -140,8 +141,10 @@ fn forward(
                 && text.contains(object)
                 && seen.fetch_add(1, Ordering::SeqCst) + 1 == nth
             {
+                // The emulator serves one connection at a time: it is let go; the trainer's
+                // connection is held open, not closed (a closed one would be retried).
+                let _ = server.shutdown(Shutdown::Both);
                 let _ = report.send(());
-                // Held open, not closed: a closed connection would be retried.
                 std::thread::sleep(LIMIT);
                 return;
             }

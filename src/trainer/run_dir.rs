@@ -9,6 +9,7 @@
 //! at the end. A resumed run downloads `metrics.jsonl` first and appends to it.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
@@ -261,7 +262,16 @@ fn lock<'s>(
     events: &mut dyn EventSink,
 ) -> Result<ObjectLock<'s>> {
     let me = Holder::this().text();
-    match ObjectLock::acquire(store, LOCK, &me) {
+    // Looked up first as well: a store that ignores the create-only precondition (the
+    // emulator) still refuses a trainer that starts while another holds the lock.
+    let acquired = match read_if_present(store, LOCK)? {
+        Some(holder) => Err(StorageError::Locked {
+            location: store.location().join(LOCK).to_string(),
+            holder: String::from_utf8_lossy(&holder).into_owned(),
+        }),
+        None => ObjectLock::acquire(store, LOCK, &me),
+    };
+    match acquired {
         Err(StorageError::Locked { holder, .. })
             if break_lock || Holder::parse(&holder).is_some_and(|h| h.is_gone()) =>
         {
@@ -280,16 +290,24 @@ fn lock<'s>(
     }
 }
 
-/// Copies `name` from `store` to `path` if it exists there.
-fn download_if_present(store: &Store, name: &str, path: &Path) -> Result<()> {
+/// The bytes of `name` in `store`, if it exists.
+fn read_if_present(store: &Store, name: &str) -> Result<Option<Vec<u8>>> {
     let mut reader = match store.read(name) {
         Ok(reader) => reader,
-        Err(StorageError::NotFound { .. }) => return Ok(()),
+        Err(StorageError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let mut file =
-        fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    std::io::copy(&mut reader, &mut file)
-        .with_context(|| format!("downloading {name} of the run to {}", path.display()))?;
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {name} of the run"))?;
+    Ok(Some(bytes))
+}
+
+/// Copies `name` from `store` to `path` if it exists there.
+fn download_if_present(store: &Store, name: &str, path: &Path) -> Result<()> {
+    if let Some(bytes) = read_if_present(store, name)? {
+        fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
 }
