@@ -13,6 +13,7 @@
 //!   holder; `--break-lock` takes over.
 //! - `eval`, `predict` and `export` read `--checkpoint gs://...`.
 //! - An object larger than one 8 MiB piece is written and read back whole.
+//! - An executable cache in the bucket (`EFFNETV2_EXECUTABLE_CACHE`) serves a second run.
 //!
 //! One test function: the emulator variable is process-wide. Every child process is bounded in
 //! time and killed when it overruns.
@@ -28,6 +29,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use effnetv2::program::executables::SHARED_CACHE_VAR;
 use effnetv2::report::plot::RunLog;
 use effnetv2::storage::{Location, Store, EMULATOR_HOST_VAR};
 use effnetv2::trainer::checkpoint;
@@ -357,4 +359,28 @@ fn runs_live_in_a_bucket() {
         ],
     ));
     assert!(std::fs::metadata(&exported).unwrap().len() > 1000);
+
+    // An executable cache in the bucket, shared by two runs (as by a slice's hosts): the second
+    // loads what the first compiled.
+    let shared = "gs://runs/executables";
+    for out in ["gs://runs/cached-1", "gs://runs/cached-2"] {
+        let mut command = train(&host, out, &["--stop-after", "2"]);
+        command.env(SHARED_CACHE_VAR, shared);
+        succeeded(command);
+    }
+    let entries = store(shared).list("").unwrap();
+    assert!(
+        !entries.is_empty() && entries.iter().all(|n| n.ends_with(".pjrt")),
+        "{entries:?}"
+    );
+    let compiles = |run: &str| -> Vec<String> {
+        let log = RunLog::parse(&read_text(&store(run), "metrics.jsonl"));
+        log.compiles.iter().map(|c| c.reason.clone()).collect()
+    };
+    assert!(compiles("gs://runs/cached-1").contains(&"CacheMiss".to_string()));
+    let second = compiles("gs://runs/cached-2");
+    assert!(
+        !second.is_empty() && second.iter().all(|r| r == "CacheHit"),
+        "{second:?}"
+    );
 }
