@@ -52,7 +52,7 @@ fn run(config: &RunConfig, resume: bool, notes: &mut Notes) -> anyhow::Result<Ru
 }
 
 fn checkpoints(out: &Path) -> Vec<String> {
-    checkpoint::list(&out.join("checkpoints"))
+    checkpoint::list(out.join("checkpoints"))
         .unwrap()
         .iter()
         .map(|d| d.name())
@@ -60,7 +60,7 @@ fn checkpoints(out: &Path) -> Vec<String> {
 }
 
 fn newest(out: &Path) -> PathBuf {
-    let newest = checkpoint::latest(&out.join("checkpoints")).unwrap();
+    let newest = checkpoint::latest(out.join("checkpoints")).unwrap();
     newest.unwrap().local_path().unwrap().to_path_buf()
 }
 
