@@ -460,7 +460,7 @@ fn checkpoints() {
         parts: CHECKPOINT_PARTS,
         seeds: vec![CHECKPOINT_PARTS
             .iter()
-            .map(|part| std::fs::read(saved.join(part)).unwrap())
+            .map(|part| std::fs::read(saved.local_path().unwrap().join(part)).unwrap())
             .collect()],
         repair: Some(repair_checkpoint_crcs),
         // What resuming a run does: load by the state layout's names and shapes, then compare

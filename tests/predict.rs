@@ -71,7 +71,7 @@ fn checkpoint_of_known_weights(out: &Path) {
         cursor: Default::default(),
         config,
     };
-    checkpoint::save(&out.join("checkpoints"), 0, &named, &meta, 2).unwrap();
+    checkpoint::save(out.join("checkpoints"), 0, &named, &meta, 2).unwrap();
 }
 
 /// The test folder: the good images under `a/` and `b/`, plus a truncated JPEG, a text file

@@ -79,11 +79,10 @@ fn resolved_metrics(out: &Path) -> (Vec<String>, Vec<String>) {
 }
 
 fn cursor(out: &Path) -> serde_json::Value {
-    let dir = effnetv2::trainer::checkpoint::latest(&out.join("checkpoints"))
+    let dir = effnetv2::trainer::checkpoint::latest(out.join("checkpoints"))
         .unwrap()
         .unwrap();
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value = effnetv2::trainer::checkpoint::metadata(dir).unwrap();
     meta["cursor"].clone()
 }
 

@@ -16,7 +16,6 @@ use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::RunConfig;
 use effnetv2::trainer::events::{Discard, Event, EventSink};
 use effnetv2::trainer::run::{train, RunSummary};
-use fs4::fs_std::FileExt;
 use run_common::{final_state, short_run};
 
 /// 12 steps in one stage, a checkpoint every 4.
@@ -35,20 +34,17 @@ impl EventSink for Notes {
     fn emit(&mut self, event: &Event) -> anyhow::Result<()> {
         match event {
             Event::Resumed { checkpoint, step } => {
-                self.0.push(format!("resumed {} {step}", name(checkpoint)))
+                self.0.push(format!("resumed {} {step}", checkpoint.name()))
             }
             Event::CheckpointDamaged { checkpoint, reason } => self
                 .0
-                .push(format!("damaged {}: {reason}", name(checkpoint))),
+                .push(format!("damaged {}: {reason}", checkpoint.name())),
             Event::NonFiniteSkipped(r) => self.0.push(format!("skipped {}", r.step)),
+            Event::LockBroken { holder, .. } => self.0.push(format!("lock broken: {holder}")),
             _ => {}
         }
         Ok(())
     }
-}
-
-fn name(dir: &Path) -> String {
-    dir.file_name().unwrap().to_string_lossy().into_owned()
 }
 
 fn run(config: &RunConfig, resume: bool, notes: &mut Notes) -> anyhow::Result<RunSummary> {
@@ -56,17 +52,16 @@ fn run(config: &RunConfig, resume: bool, notes: &mut Notes) -> anyhow::Result<Ru
 }
 
 fn checkpoints(out: &Path) -> Vec<String> {
-    checkpoint::list(&out.join("checkpoints"))
+    checkpoint::list(out.join("checkpoints"))
         .unwrap()
         .iter()
-        .map(|d| name(d))
+        .map(|d| d.name())
         .collect()
 }
 
 fn newest(out: &Path) -> PathBuf {
-    checkpoint::latest(&out.join("checkpoints"))
-        .unwrap()
-        .unwrap()
+    let newest = checkpoint::latest(out.join("checkpoints")).unwrap();
+    newest.unwrap().local_path().unwrap().to_path_buf()
 }
 
 #[test]
@@ -119,19 +114,31 @@ fn a_damaged_newest_checkpoint_resumes_from_the_one_before_it() {
 }
 
 #[test]
-fn a_second_trainer_on_the_same_directory_is_refused() {
+fn a_second_trainer_is_refused_naming_the_holder_and_break_lock_takes_over() {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("run");
     fs::create_dir_all(&out).unwrap();
-    // As a running trainer holds it.
-    let held = fs::File::create(out.join(".lock")).unwrap();
-    held.lock_exclusive().unwrap();
+    // As a trainer on another machine holds it (which this one cannot check).
+    let holder = "process 7 on host another-vm";
+    fs::write(out.join(".trainer-lock"), holder).unwrap();
     let err = train(&config(&out), false, &AtomicBool::new(false), &mut Discard).unwrap_err();
+    let message = format!("{err:#}");
     assert!(
-        format!("{err:#}").contains("another trainer is using"),
-        "{err:#}"
+        message.contains("another trainer is using")
+            && message.contains(holder)
+            && message.contains("--break-lock"),
+        "{message}"
     );
     assert!(checkpoints(&out).is_empty());
+
+    let breaking = RunConfig {
+        break_lock: true,
+        ..config(&out)
+    };
+    let mut notes = Notes::default();
+    run(&breaking, false, &mut notes).unwrap();
+    assert_eq!(notes.0[0], format!("lock broken: {holder}"));
+    assert!(!out.join(".trainer-lock").exists(), "released at the end");
 }
 
 #[test]

@@ -10,6 +10,7 @@ use effnetv2::aot::{AotCompiler, GraphReport, MaxBatch, Probe, ProgramCost, Targ
 use effnetv2::model::Backend;
 use effnetv2::program::executables::ExecutableCache;
 use effnetv2::program::graph_plan::{GraphRole, PlannedGraph};
+use effnetv2::storage::Location;
 use serde::Serialize;
 
 use super::graphs::GraphArgs;
@@ -32,9 +33,10 @@ pub struct CompileArgs {
     /// Do not store the executables in the executable cache.
     #[arg(long)]
     no_cache: bool,
-    /// The executable cache (default: the user cache's `executables/`). Copy it to the TPU VM
-    /// (GPU machine) with the same plugin and `train` loads these executables instead of
-    /// compiling.
+    /// The executable cache, a folder or `gs://bucket/prefix` (default:
+    /// `$EFFNETV2_EXECUTABLE_CACHE`, else the user cache's `executables/`). Copy it to the TPU
+    /// VM (GPU machine), or name the same bucket there, with the same plugin and `train` loads
+    /// these executables instead of compiling.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
     /// Use this plugin (libtpu, the CUDA plugin) instead of the pinned one.
@@ -79,10 +81,10 @@ impl CompileArgs {
         let (model, planned) = self.graphs.plan(Backend::Accelerator, devices)?;
         let cache = match (&self.cache_dir, self.no_cache) {
             (_, true) => None,
-            (Some(dir), false) => Some(ExecutableCache::new(Some(dir.clone()))),
-            (None, false) => Some(ExecutableCache::new(Some(
-                effnetv2::data::cache_dir()?.join("executables"),
-            ))),
+            (Some(dir), false) => Some(ExecutableCache::new(Some(Location::parse_path(dir)?))),
+            (None, false) => Some(ExecutableCache::from_env(
+                effnetv2::data::cache_dir()?.join("executables").into(),
+            )?),
         };
         let device_kind = compiler
             .topology()
@@ -130,11 +132,10 @@ impl CompileArgs {
                 max_batch: &max_batches,
             };
             writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-        } else if let Some(dir) = cache.as_ref().and_then(ExecutableCache::dir) {
+        } else if let Some(dir) = cache.as_ref().and_then(ExecutableCache::location) {
             writeln!(
                 out,
-                "executables stored in {} (train with the same plugin on the target loads them)",
-                dir.display()
+                "executables stored in {dir} (train with the same plugin on the target loads them)"
             )?;
         }
         Ok(())

@@ -2,13 +2,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::Args;
 use effnetv2::data::tfrecord::Layout;
 use effnetv2::hlo::Literal;
 use effnetv2::model::Model;
 use effnetv2::program::context::Context;
 use effnetv2::step::graphs::{eval_step, port};
+use effnetv2::storage::Location;
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::{CheckpointMeta, RunConfig};
 use effnetv2::trainer::evaluate::{evaluate, EvalSet};
@@ -17,7 +18,8 @@ use effnetv2::trainer::recipe::Recipe;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A run directory (its newest checkpoint is used) or one checkpoint directory.
+    /// A run directory (its newest checkpoint is used) or one checkpoint directory, local or
+    /// `gs://bucket/prefix`.
     #[arg(long)]
     checkpoint: PathBuf,
     /// Evaluation data (default: the run's).
@@ -42,10 +44,8 @@ pub struct EvalArgs {
 
 impl EvalArgs {
     pub fn run(self) -> Result<()> {
-        let dir = checkpoint::find(&self.checkpoint)?;
-        let meta: CheckpointMeta =
-            serde_json::from_slice(&std::fs::read(dir.join("meta.json"))?)
-                .with_context(|| format!("reading {}", dir.join("meta.json").display()))?;
+        let dir = checkpoint::find(Location::parse_path(&self.checkpoint)?)?;
+        let meta: CheckpointMeta = checkpoint::metadata(&dir)?;
         let config: RunConfig = meta.config;
         let model = Model::new(config.spec(self.model.as_ref().unwrap_or(&config.model))?)?;
         let image_size = self.image_size.unwrap_or(model.spec.image_size.eval);
@@ -91,8 +91,7 @@ impl EvalArgs {
             .collect();
         let accuracy = evaluate(&ctx, &exe, &named, &set)?;
         println!(
-            "{}: step {}, {} images at {image_size}px: top-1 {:.2}%, top-5 {:.2}%",
-            dir.display(),
+            "{dir}: step {}, {} images at {image_size}px: top-1 {:.2}%, top-5 {:.2}%",
             meta.step,
             accuracy.examples,
             100.0 * accuracy.top1,

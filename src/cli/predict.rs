@@ -11,7 +11,8 @@ use serde_json::json;
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// A run directory (its newest checkpoint), one checkpoint directory, or a timm
+    /// A run directory (its newest checkpoint) or one checkpoint directory (local or
+    /// `gs://bucket/prefix`), or a local timm
     /// `tf_efficientnetv2_*` state dict (.safetensors, with --model).
     #[arg(long)]
     checkpoint: PathBuf,

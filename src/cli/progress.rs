@@ -59,10 +59,9 @@ impl Progress {
 impl EventSink for Progress {
     fn emit(&mut self, event: &Event) -> Result<()> {
         match event {
-            Event::Resumed { checkpoint, step } => self.say(format!(
-                "resuming from {} (step {step})",
-                checkpoint.display()
-            )),
+            Event::Resumed { checkpoint, step } => {
+                self.say(format!("resuming from {checkpoint} (step {step})"))
+            }
             Event::HeadFollowsData { spec, data } => self.say(format!(
                 "the data has {data} classes: the classifier has {data} outputs instead of the \
                  spec's {spec} (stored in the run's config.json)"
@@ -72,17 +71,19 @@ impl EventSink for Progress {
                 loaded,
                 new_head,
             } => self.say(match new_head {
-                None => format!("starting from {} ({loaded} variables)", from.display()),
+                None => format!("starting from {from} ({loaded} variables)"),
                 Some((pretrained, ours)) => format!(
-                    "starting from {} ({loaded} variables); its classifier has {pretrained} \
-                     classes, this run {ours}: the classifier starts from a fresh draw",
-                    from.display()
+                    "starting from {from} ({loaded} variables); its classifier has {pretrained} \
+                     classes, this run {ours}: the classifier starts from a fresh draw"
                 ),
             }),
             Event::Pipeline(pipeline) => self.say(format!("input pipeline: {pipeline}")),
+            Event::LockBroken { lock, holder } => self.say(format!(
+                "broke the run's lock {lock}, held by {holder} (no longer running)"
+            )),
             Event::CheckpointDamaged { checkpoint, reason } => self.say(format!(
-                "warning: not resuming from {}, it is damaged ({reason}); trying the one before it",
-                checkpoint.display()
+                "warning: not resuming from {checkpoint}, it is damaged ({reason}); trying the one \
+                 before it"
             )),
             Event::ExecutableReady { stage, compile } => self.say(format!(
                 "stage {stage}: {} ready ({:?}, {:.1} s)",

@@ -134,12 +134,17 @@ pub struct TrainArgs {
     /// Stop after this many steps (writing a checkpoint first), as if interrupted.
     #[arg(long)]
     stop_after: Option<u64>,
-    /// Run directory (config, metrics.jsonl, checkpoints, summary).
+    /// Run directory (config, metrics.jsonl, tensorboard/, checkpoints, summary): a local
+    /// folder or `gs://bucket/prefix`.
     #[arg(long, default_value_os_t = RunConfig::default().out)]
     out: PathBuf,
     /// Continue the run in --out from its newest checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Break the lock of --out left by a trainer that is dead (a preempted VM) and start; a
+    /// lock of a live trainer must not be broken, or both write the run.
+    #[arg(long)]
+    break_lock: bool,
 }
 
 pub(super) fn parse_schedule(s: &str) -> Result<ScheduleVariant, String> {
@@ -240,6 +245,7 @@ impl TrainArgs {
             stop_after: self.stop_after,
             eval_limit: self.eval_limit,
             out: self.out.clone(),
+            break_lock: self.break_lock,
             ..defaults
         };
         config.apply(&self.settings().or(&recipe.train));

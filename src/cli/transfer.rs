@@ -22,7 +22,8 @@ pub enum Format {
 pub struct ExportArgs {
     #[arg(long, value_enum)]
     to: Format,
-    /// A run directory (its newest checkpoint) or one checkpoint directory.
+    /// A run directory (its newest checkpoint) or one checkpoint directory, local or
+    /// `gs://bucket/prefix`.
     #[arg(long)]
     checkpoint: PathBuf,
     /// The file to write, e.g. model.safetensors or gs://bucket/weights/model.safetensors.
@@ -69,9 +70,8 @@ impl ImportArgs {
         let Format::Timm = self.from;
         let dir = import_timm(&self.file, &self.run.config()?, &mut Progress::new())?;
         println!(
-            "imported {} as {}; continue with `effnetv2 train --resume` and the same options",
-            self.file.display(),
-            dir.display()
+            "imported {} as {dir}; continue with `effnetv2 train --resume` and the same options",
+            self.file.display()
         );
         Ok(())
     }

@@ -77,7 +77,8 @@ impl Context {
             })
             .collect::<Result<_>>()?;
         let default_single_device = client.default_device_assignment(1)?[0];
-        let cache = ExecutableCache::new(Some(crate::data::cache_dir()?.join("executables")));
+        let cache =
+            ExecutableCache::from_env(crate::data::cache_dir()?.join("executables").into())?;
         Ok(Context {
             client,
             placement,

@@ -1,4 +1,5 @@
-//! Compiled executables with a persistent on-disk cache.
+//! Compiled executables with a persistent cache: a local folder, or a `gs://` prefix that the
+//! hosts of a slice share (`EFFNETV2_EXECUTABLE_CACHE`), so one host's compile serves all.
 //!
 //! XLA compiles of a train step take seconds to minutes, so every executable is serialized
 //! through PJRT and stored under a key that hashes everything that can change the binary: the
@@ -7,9 +8,7 @@
 //! load error is treated as a miss and falls back to compiling. Every compile is logged with its
 //! reason and duration.
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::io::Read;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -18,6 +17,16 @@ use sha2::{Digest, Sha256};
 
 use crate::hlo::Module;
 use crate::runtime::{Client, CompileOptions, LoadedExecutable, Plugin};
+use crate::storage::{Location, Store};
+
+/// The variable naming a shared executable cache (a folder or `gs://bucket/prefix`) in place of
+/// the user cache's `executables/`.
+pub const SHARED_CACHE_VAR: &str = "EFFNETV2_EXECUTABLE_CACHE";
+
+/// The cache's name for the executable of `key`.
+fn entry(key: &str) -> String {
+    format!("{key}.pjrt")
+}
 
 /// Why an executable was compiled (or that it was not).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -46,16 +55,30 @@ pub struct CompileEvent {
     pub store_error: Option<String>,
 }
 
-/// Compiles modules for one client, through the cache directory when one is set.
+/// Compiles modules for one client, through the cache location when one is set.
 #[derive(Clone, Debug)]
 pub struct ExecutableCache {
-    dir: Option<PathBuf>,
+    dir: Option<Location>,
 }
 
 impl ExecutableCache {
-    /// A cache storing executables under `dir` (`None` disables caching).
-    pub fn new(dir: Option<PathBuf>) -> ExecutableCache {
-        ExecutableCache { dir }
+    /// A cache storing executables under `dir`, a folder or a `gs://` prefix (`None` disables
+    /// caching).
+    pub fn new<L: Into<Location>>(dir: Option<L>) -> ExecutableCache {
+        ExecutableCache {
+            dir: dir.map(Into::into),
+        }
+    }
+
+    /// The cache of a process: `EFFNETV2_EXECUTABLE_CACHE` when set, else `default`.
+    pub fn from_env(default: Location) -> Result<ExecutableCache> {
+        let dir = match std::env::var(SHARED_CACHE_VAR) {
+            Ok(text) if !text.is_empty() => {
+                Location::parse(&text).with_context(|| format!("${SHARED_CACHE_VAR}"))?
+            }
+            _ => default,
+        };
+        Ok(ExecutableCache { dir: Some(dir) })
     }
 
     /// The cache key of a serialized module compiled with `options` on `client`.
@@ -102,9 +125,9 @@ impl ExecutableCache {
     }
 
     /// Stores a serialized executable under `key` (atomically: a reader never sees a partial
-    /// file). Without a cache directory this does nothing.
+    /// file or object). Without a cache location this does nothing.
     pub fn store(&self, key: &str, serialized: &[u8]) -> Result<()> {
-        self.store_file(&format!("{key}.pjrt"), serialized)
+        self.store_file(&entry(key), serialized)
     }
 
     /// Stores `bytes` beside the executable of `key`, as `{key}.{extension}`, atomically:
@@ -117,32 +140,46 @@ impl ExecutableCache {
     /// What [`ExecutableCache::store_beside`] stored for `key`, while the executable itself is
     /// stored too (a note about an executable that is gone is not used).
     pub fn read_beside(&self, key: &str, extension: &str) -> Option<Vec<u8>> {
-        let dir = self.dir.as_ref()?;
-        if !dir.join(format!("{key}.pjrt")).is_file() {
+        let store = Store::open(self.dir.as_ref()?).ok()?;
+        let executable = entry(key);
+        if !store.list(&executable).ok()?.contains(&executable) {
             return None;
         }
-        fs::read(dir.join(format!("{key}.{extension}"))).ok()
+        let mut bytes = Vec::new();
+        store
+            .read(&format!("{key}.{extension}"))
+            .ok()?
+            .read_to_end(&mut bytes)
+            .ok()?;
+        Some(bytes)
     }
 
-    /// Writes `name` in the cache directory atomically; without a directory, nothing.
+    /// Writes `name` in the cache location atomically; without a location, nothing.
     fn store_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let Some(dir) = &self.dir else {
             return Ok(());
         };
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join(name);
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(bytes)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(&path)
-            .map_err(|e| e.error)
-            .with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
+        Store::open(dir)?
+            .write(name, &mut &bytes[..])
+            .with_context(|| format!("writing {name} in {dir}"))
     }
 
-    /// The cache directory, if caching is on.
-    pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
+    /// The serialized executable under `key`, if the cache has it (anything unreadable is a
+    /// miss: the executable is compiled again).
+    fn load(dir: &Location, key: &str) -> Option<Vec<u8>> {
+        let mut blob = Vec::new();
+        Store::open(dir)
+            .ok()?
+            .read(&entry(key))
+            .ok()?
+            .read_to_end(&mut blob)
+            .ok()?;
+        Some(blob)
+    }
+
+    /// The cache location, if caching is on.
+    pub fn location(&self) -> Option<&Location> {
+        self.dir.as_ref()
     }
 
     /// Returns a loaded executable for `module`, from the cache when possible.
@@ -169,13 +206,12 @@ impl ExecutableCache {
                 .with_context(|| format!("compiling {}", module.name()))?;
             return Ok((exe, event(CompileReason::NoCache, start)));
         };
-        let path = dir.join(format!("{key}.pjrt"));
-        let reason = match fs::read(&path) {
-            Ok(blob) => match client.deserialize_executable(&blob, None) {
+        let reason = match Self::load(dir, &key) {
+            Some(blob) => match client.deserialize_executable(&blob, None) {
                 Ok(exe) => return Ok((exe, event(CompileReason::CacheHit, start))),
                 Err(e) => CompileReason::CacheUnusable(e.to_string()),
             },
-            Err(_) => CompileReason::CacheMiss,
+            None => CompileReason::CacheMiss,
         };
         let exe = client
             .compile(&proto, options)

@@ -14,11 +14,14 @@ use super::credentials::CredentialSource;
 use super::error::StorageError;
 use super::location::GcsPrefix;
 
-/// Bytes per request piece, for reads (with one piece read ahead) and resumable uploads (a
-/// multiple of 256 KiB, as Cloud Storage requires): memory per stream stays a few of these.
+/// Bytes per ranged read request, with one piece read ahead: memory per read stream stays a few
+/// of these.
 const CHUNK: usize = 8 << 20;
 /// Tries per request on 429, 5xx and dropped connections, with jittered exponential backoff.
 const RETRIES: usize = 6;
+/// Named, not left out: an object without a content type comes back with `null` there from the
+/// emulator, which the client refuses to parse.
+const CONTENT_TYPE: &str = "application/octet-stream";
 
 pub(crate) struct GcsStore {
     // Declared before the runtime so it is dropped while the runtime still runs.
@@ -162,52 +165,35 @@ impl GcsStore {
         Ok(Box::new(reader))
     }
 
-    fn upload(
-        &self,
-        name: &str,
-        data: &mut dyn Read,
-        mut options: WriteOptions,
-    ) -> Result<(), StorageError> {
-        // Named, not left out: an object without a content type comes back with `null` there
-        // from the emulator, which the client refuses to parse.
-        options.content_type = Some("application/octet-stream".to_string());
-        let mut writer = self
-            .operator
-            .writer_options(name, options)
+    /// One upload of the whole object. Unconditional: one JSON-API request
+    /// (`uploadType=multipart`: the object's bytes with its content type), however large, since
+    /// opendal would send a write of several pieces through the XML multipart API, which
+    /// emulators do not serve; the object is held in memory for it (a checkpoint's writer holds
+    /// it anyway) and a retried request resends it. Create-only: a JSON resumable upload with
+    /// `ifGenerationMatch=0`. Either becomes the object only when complete.
+    fn put(&self, name: &str, bytes: Vec<u8>, if_not_exists: bool) -> Result<(), StorageError> {
+        let options = WriteOptions {
+            content_type: Some(CONTENT_TYPE.to_string()),
+            if_not_exists,
+            ..Default::default()
+        };
+        self.operator
+            .write_options(name, bytes, options)
             .map_err(|e| self.error(name, e))?;
-        loop {
-            let mut piece = Vec::with_capacity(CHUNK);
-            (&mut *data)
-                .take(CHUNK as u64)
-                .read_to_end(&mut piece)
-                .map_err(|e| {
-                    StorageError::io(format!("source of gs://{}/{name}", self.place.bucket()), e)
-                })?;
-            if piece.is_empty() {
-                break;
-            }
-            writer.write(piece).map_err(|e| self.error(name, e))?;
-        }
-        // An upload becomes the object only here: before, readers see the old object or none.
-        writer.close().map_err(|e| self.error(name, e))?;
         Ok(())
     }
 
     pub(crate) fn write(&self, name: &str, data: &mut dyn Read) -> Result<(), StorageError> {
-        let options = WriteOptions {
-            chunk: Some(CHUNK),
-            ..Default::default()
-        };
-        self.upload(name, data, options)
+        let mut whole = Vec::new();
+        data.read_to_end(&mut whole).map_err(|e| {
+            StorageError::io(format!("source of gs://{}/{name}", self.place.bucket()), e)
+        })?;
+        self.put(name, whole, false)
     }
 
     /// An upload with `ifGenerationMatch=0`: Cloud Storage answers 412 if the object exists.
     pub(crate) fn create_only(&self, name: &str, data: &[u8]) -> Result<(), StorageError> {
-        let options = WriteOptions {
-            if_not_exists: true,
-            ..Default::default()
-        };
-        self.upload(name, &mut &data[..], options)
+        self.put(name, data.to_vec(), true)
     }
 
     pub(crate) fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {

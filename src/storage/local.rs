@@ -111,11 +111,23 @@ impl LocalStore {
         Ok(names)
     }
 
+    /// Deletes `name`, then the folders it leaves empty (up to the root), as an object store's
+    /// folders vanish with their last object.
     pub(crate) fn delete(&self, name: &str) -> Result<(), StorageError> {
         let path = self.path(name);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::io(path, e)),
-            _ => Ok(()),
+            _ => {
+                let mut dir = path.parent();
+                // Stops at the first folder that is not empty (or gone, or the root).
+                while let Some(d) = dir.filter(|d| d.starts_with(&self.root) && *d != self.root) {
+                    if std::fs::remove_dir(d).is_err() {
+                        break;
+                    }
+                    dir = d.parent();
+                }
+                Ok(())
+            }
         }
     }
 }

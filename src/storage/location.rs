@@ -1,7 +1,8 @@
 //! Where a run's files live: a local folder or a Cloud Storage prefix, parsed once from user input.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use super::error::StorageError;
 
@@ -100,6 +101,40 @@ impl Location {
         }
     }
 
+    /// A location given as a path option (`--out`, `--checkpoint`, ...): its text parsed as
+    /// [`Location::parse`] does, so `gs://bucket/prefix` is a bucket; a path that is not UTF-8 is
+    /// local.
+    pub fn parse_path(path: &Path) -> Result<Location, StorageError> {
+        match path.to_str() {
+            Some(text) => Location::parse(text),
+            None => Ok(Location::Local(path.to_path_buf())),
+        }
+    }
+
+    /// The folder on local disk, if the location is one.
+    pub fn local_path(&self) -> Option<&Path> {
+        match self {
+            Location::Local(path) => Some(path),
+            Location::Gcs(_) => None,
+        }
+    }
+
+    /// The last part of the name (a folder's or an object prefix's own name).
+    pub fn name(&self) -> String {
+        match self {
+            Location::Local(path) => path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            Location::Gcs(gcs) => gcs
+                .prefix
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+
     /// The location of `name` (a `/`-separated relative name) inside this one.
     pub fn join(&self, name: &str) -> Location {
         match self {
@@ -109,6 +144,40 @@ impl Location {
                 prefix: format!("{}{}", gcs.prefix, name.trim_matches('/')) + "/",
             }),
         }
+    }
+}
+
+/// For command-line options: `gs://bucket/prefix` or a local path, as [`Location::parse`].
+impl FromStr for Location {
+    type Err = StorageError;
+
+    fn from_str(text: &str) -> Result<Location, StorageError> {
+        Location::parse(text)
+    }
+}
+
+/// A path is a local location, whatever its text: only user input is parsed for `gs://`.
+impl From<&Path> for Location {
+    fn from(path: &Path) -> Location {
+        Location::Local(path.to_path_buf())
+    }
+}
+
+impl From<PathBuf> for Location {
+    fn from(path: PathBuf) -> Location {
+        Location::Local(path)
+    }
+}
+
+impl From<&PathBuf> for Location {
+    fn from(path: &PathBuf) -> Location {
+        Location::Local(path.clone())
+    }
+}
+
+impl From<&Location> for Location {
+    fn from(location: &Location) -> Location {
+        location.clone()
     }
 }
 
@@ -164,6 +233,12 @@ mod tests {
         );
         let joined = Location::parse("gs://bkt/runs").unwrap().join("ckpt-10");
         assert_eq!(joined.to_string(), "gs://bkt/runs/ckpt-10/");
+        assert_eq!(joined.name(), "ckpt-10");
+        assert_eq!(
+            Location::parse_path(Path::new("gs://bkt/runs")).unwrap(),
+            Location::parse("gs://bkt/runs").unwrap()
+        );
+        assert_eq!(Location::from(Path::new("runs/a")).name(), "a");
     }
 
     #[test]

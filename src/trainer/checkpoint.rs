@@ -1,33 +1,45 @@
 //! Checkpoints: every state tensor in one safetensors file (names from [`StateLayout`]) plus a
-//! JSON metadata file, written atomically as a directory and pruned to the last `keep`.
+//! JSON metadata file, written through a [`Store`] (a local folder or a `gs://` prefix, one
+//! mechanism for both) and pruned to the last `keep`.
 //!
-//! A checkpoint directory `ckpt-<step>` is first written as `ckpt-<step>.tmp` (files fsynced),
-//! then renamed; a crash leaves either the previous set of checkpoints or the new one, never a
-//! half-written checkpoint that `--resume` could pick up. The metadata records a CRC-32 of every
-//! tensor, so bytes damaged after the write (a bad disk, a truncated copy) are found on load
-//! and reported as [`Damaged`], which the trainer answers by resuming from an older checkpoint.
+//! Object stores have no rename, so a checkpoint is committed as Orbax commits one there: every
+//! file of `ckpt-<step>/` is written (each object whole or not at all), then a marker object
+//! `commit_success.txt` last. A checkpoint without its marker (a trainer killed during the
+//! upload) is not one: listing passes over it, so `--resume` takes the one before. Pruning
+//! deletes the marker first, so a half-deleted checkpoint is not one either. The metadata
+//! records a CRC-32 of every tensor, so bytes damaged after the write (a bad disk, a truncated
+//! copy) are found on load and reported as [`Damaged`], which the trainer answers by resuming
+//! from an older checkpoint.
+//!
+//! Local checkpoints written before markers (committed by renaming a finished `.tmp` folder,
+//! their metadata without `commit_marker`) still count as committed.
+//!
+//! [`StateLayout`]: crate::step::state::StateLayout
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::io::Read;
 
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::hlo::{ArrayShape, ElementType, Literal};
+use crate::storage::{Location, StorageError, Store};
 
 const TENSORS: &str = "state.safetensors";
 const METADATA: &str = "meta.json";
+/// Written last: its presence commits the checkpoint (Orbax's name for it on object stores).
+const COMMIT_MARKER: &str = "commit_success.txt";
+/// The prefix of checkpoint folder names; the step follows, zero-padded.
+const PREFIX: &str = "ckpt-";
 
 /// A checkpoint whose files are not what was written: unreadable, truncated, unparsable, or a
 /// tensor whose checksum differs. (A checkpoint of another model is not damaged: its error is a
 /// plain one.)
 #[derive(Debug, thiserror::Error)]
-#[error("checkpoint {} is damaged: {reason}", dir.display())]
+#[error("checkpoint {dir} is damaged: {reason}")]
 pub struct Damaged {
-    pub dir: PathBuf,
+    pub dir: Location,
     pub reason: String,
 }
 
@@ -40,6 +52,10 @@ struct Stored<M> {
     /// were recorded, which load unverified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tensor_crc32: Option<BTreeMap<String, u32>>,
+    /// True when the checkpoint counts only with its commit marker; absent (false) in those
+    /// written before markers, which renaming committed.
+    #[serde(default)]
+    commit_marker: bool,
 }
 
 fn dtype(ty: ElementType) -> Result<Dtype> {
@@ -75,42 +91,38 @@ fn element_type(d: Dtype) -> Result<ElementType> {
     })
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.sync_all()
-        .with_context(|| format!("syncing {}", path.display()))
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing directory {}", dir.display()))
-}
-
-/// Checkpoint directory name for a step; zero-padded so names sort by step.
+/// Checkpoint folder name for a step; zero-padded so names sort by step.
 fn dir_name(step: u64) -> String {
-    format!("ckpt-{step:010}")
+    format!("{PREFIX}{step:010}")
 }
 
-/// Writes `tensors` and `metadata` as checkpoint `step` under `root`, atomically, and removes all
-/// but the newest `keep` checkpoints. Returns the checkpoint directory.
+/// The step a checkpoint folder's name holds (`None` for other names, such as an unfinished
+/// `ckpt-<step>.tmp` of the rename scheme).
+fn step_of(dir: &str) -> Option<u64> {
+    let digits = dir.strip_prefix(PREFIX)?;
+    digits
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| digits.parse().ok())?
+}
+
+fn open(location: &Location) -> Result<Store> {
+    Store::open(location).with_context(|| format!("opening {location}"))
+}
+
+/// Writes `tensors` and `metadata` as checkpoint `step` under `root`, committed by its marker
+/// written last, and removes all but the newest `keep` checkpoints. Returns the checkpoint's
+/// location.
 pub fn save<M: Serialize>(
-    root: &Path,
+    root: impl Into<Location>,
     step: u64,
     tensors: &[(String, Literal)],
     metadata: &M,
     keep: usize,
-) -> Result<PathBuf> {
-    fs::create_dir_all(root)
-        .with_context(|| format!("creating checkpoint root {}", root.display()))?;
-    let final_dir = root.join(dir_name(step));
-    let tmp = root.join(format!("{}.tmp", dir_name(step)));
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).with_context(|| format!("removing stale {}", tmp.display()))?;
-    }
-    fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+) -> Result<Location> {
+    let store = open(&root.into())?;
+    let dir = dir_name(step);
+    let file = |name: &str| format!("{dir}/{name}");
     let views: Vec<(String, TensorView)> = tensors
         .iter()
         .map(|(name, lit)| {
@@ -121,7 +133,6 @@ pub fn save<M: Serialize>(
         })
         .collect::<Result<_>>()?;
     let bytes = safetensors::serialize(views, &None).context("serializing checkpoint tensors")?;
-    write_synced(&tmp.join(TENSORS), &bytes)?;
     let stored = Stored {
         meta: metadata,
         tensor_crc32: Some(
@@ -130,69 +141,155 @@ pub fn save<M: Serialize>(
                 .map(|(name, lit)| (name.clone(), crc32fast::hash(lit.bytes())))
                 .collect(),
         ),
+        commit_marker: true,
     };
-    write_synced(
-        &tmp.join(METADATA),
-        serde_json::to_string_pretty(&stored)?.as_bytes(),
-    )?;
-    sync_dir(&tmp)?;
-    if final_dir.exists() {
-        fs::remove_dir_all(&final_dir)
-            .with_context(|| format!("replacing {}", final_dir.display()))?;
-    }
-    fs::rename(&tmp, &final_dir)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), final_dir.display()))?;
-    sync_dir(root)?;
-    prune(root, keep)?;
-    Ok(final_dir)
+    let meta = serde_json::to_string_pretty(&stored)?;
+    // A checkpoint of this step written before (by a run that went on from an older one) stops
+    // being one before any of its files is replaced.
+    store.delete(&file(COMMIT_MARKER))?;
+    store.write(&file(TENSORS), &mut &bytes[..])?;
+    store.write(&file(METADATA), &mut meta.as_bytes())?;
+    store.write(&file(COMMIT_MARKER), &mut &b""[..])?;
+    prune(&store, keep)?;
+    Ok(store.location().join(&dir))
 }
 
-/// Completed checkpoint directories under `root`, oldest first.
-pub fn list(root: &Path) -> Result<Vec<PathBuf>> {
-    if !root.exists() {
-        return Ok(Vec::new());
-    }
-    let mut dirs: Vec<PathBuf> = fs::read_dir(root)
-        .with_context(|| format!("listing {}", root.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("ckpt-") && !n.ends_with(".tmp"))
-        })
-        .collect();
-    dirs.sort();
-    Ok(dirs)
+/// What listing found of one checkpoint folder.
+#[derive(Default)]
+struct Found {
+    files: Vec<String>,
+    marker: bool,
+    metadata: bool,
 }
 
-/// The newest completed checkpoint under `root`, if any.
-pub fn latest(root: &Path) -> Result<Option<PathBuf>> {
+/// The checkpoint folders under `store`'s root by step, with their files.
+fn scan(store: &Store) -> Result<BTreeMap<u64, Found>> {
+    let mut found = BTreeMap::<u64, Found>::new();
+    for name in store.list(PREFIX)? {
+        let Some((dir, file)) = name.split_once('/') else {
+            continue;
+        };
+        let Some(step) = step_of(dir) else {
+            continue;
+        };
+        let entry = found.entry(step).or_default();
+        entry.marker |= file == COMMIT_MARKER;
+        entry.metadata |= file == METADATA;
+        entry.files.push(name);
+    }
+    Ok(found)
+}
+
+/// Whether a checkpoint folder is committed: its marker exists, or it was written before markers
+/// (renamed into place whole; its metadata says so).
+fn committed(store: &Store, dir: &str, found: &Found) -> Result<bool> {
+    if found.marker || !found.metadata {
+        return Ok(found.marker);
+    }
+    #[derive(Deserialize)]
+    struct Marker {
+        #[serde(default)]
+        commit_marker: bool,
+    }
+    let text = read_all(store, &format!("{dir}/{METADATA}"));
+    // Unreadable metadata of a marker-less folder: an upload cut short, not a checkpoint.
+    Ok(text
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Marker>(&bytes).ok())
+        .is_some_and(|m| !m.commit_marker))
+}
+
+/// The committed checkpoints' steps under `store`'s root, oldest first, with every checkpoint
+/// folder's files.
+fn committed_steps(store: &Store) -> Result<(Vec<u64>, BTreeMap<u64, Found>)> {
+    let found = scan(store)?;
+    let mut steps = Vec::new();
+    for (&step, entry) in &found {
+        if committed(store, &dir_name(step), entry)? {
+            steps.push(step);
+        }
+    }
+    Ok((steps, found))
+}
+
+/// Committed checkpoints under `root`, oldest first.
+pub fn list(root: impl Into<Location>) -> Result<Vec<Location>> {
+    let store = open(&root.into())?;
+    let (steps, _) = committed_steps(&store)?;
+    Ok(steps
+        .into_iter()
+        .map(|step| store.location().join(&dir_name(step)))
+        .collect())
+}
+
+/// The newest committed checkpoint under `root`, if any.
+pub fn latest(root: impl Into<Location>) -> Result<Option<Location>> {
     Ok(list(root)?.pop())
 }
 
-/// The checkpoint `path` names: itself when it is a checkpoint directory, else the newest
+/// The checkpoint `path` names: itself when it is a checkpoint folder, else the newest
 /// checkpoint of the run directory `path`.
-pub fn find(path: &Path) -> Result<PathBuf> {
-    if path.join(METADATA).exists() {
-        return Ok(path.to_path_buf());
+pub fn find(path: impl Into<Location>) -> Result<Location> {
+    let path = path.into();
+    if open(&path)?.list(METADATA)?.iter().any(|n| n == METADATA) {
+        return Ok(path);
     }
-    latest(&path.join("checkpoints"))?.with_context(|| {
-        format!(
-            "{} holds no checkpoint (expected a run directory or a ckpt-* directory)",
-            path.display()
-        )
+    latest(path.join("checkpoints"))?.with_context(|| {
+        format!("{path} holds no checkpoint (expected a run directory or a ckpt-* directory)")
     })
 }
 
-fn prune(root: &Path, keep: usize) -> Result<()> {
-    let dirs = list(root)?;
-    let excess = dirs.len().saturating_sub(keep.max(1));
-    for d in &dirs[..excess] {
-        fs::remove_dir_all(d)
-            .with_context(|| format!("removing old checkpoint {}", d.display()))?;
+/// Deletes all but the newest `keep` committed checkpoints (each marker first), and the
+/// uncommitted folders older than the newest committed one (uploads cut short).
+fn prune(store: &Store, keep: usize) -> Result<()> {
+    let (steps, found) = committed_steps(store)?;
+    let excess = steps.len().saturating_sub(keep.max(1));
+    let newest = steps.last().copied().unwrap_or(0);
+    for (step, entry) in &found {
+        let old = steps[..excess].contains(step);
+        let leftover = *step < newest && !steps.contains(step);
+        if !(old || leftover) {
+            continue;
+        }
+        let marker = format!("{}/{COMMIT_MARKER}", dir_name(*step));
+        store
+            .delete(&marker)
+            .with_context(|| format!("removing old checkpoint {}", dir_name(*step)))?;
+        for file in entry.files.iter().filter(|f| **f != marker) {
+            store.delete(file)?;
+        }
     }
     Ok(())
+}
+
+fn read_all(store: &Store, name: &str) -> Result<Vec<u8>, StorageError> {
+    let mut bytes = Vec::new();
+    store
+        .read(name)?
+        .read_to_end(&mut bytes)
+        .map_err(|e| StorageError::io(store.location().join(name).to_string(), e))?;
+    Ok(bytes)
+}
+
+/// Reads `name` of the checkpoint in `store`: a missing or unreadable file is damage, a store
+/// that cannot be reached (no bucket, no permission) a plain error.
+fn read_part(store: &Store, name: &str) -> Result<Vec<u8>> {
+    read_all(store, name).map_err(|error| match error {
+        StorageError::NotFound { .. } | StorageError::Io { .. } => Damaged {
+            dir: store.location().clone(),
+            reason: format!("{name}: {error}"),
+        }
+        .into(),
+        other => other.into(),
+    })
+}
+
+/// The metadata of the checkpoint at `dir` (without the checksums).
+pub fn metadata<M: DeserializeOwned>(dir: impl Into<Location>) -> Result<M> {
+    let store = open(&dir.into())?;
+    let stored: Stored<M> = serde_json::from_slice(&read_part(&store, METADATA)?)
+        .with_context(|| format!("{}: unreadable checkpoint metadata", store.location()))?;
+    Ok(stored.meta)
 }
 
 /// Reads a checkpoint's tensors (in the order of `expected`, by name) and metadata, verifying
@@ -200,17 +297,18 @@ fn prune(root: &Path, keep: usize) -> Result<()> {
 /// element type and dimensions: a checkpoint of another model (or of an edited spec) fails here,
 /// by tensor name, instead of at execution.
 pub fn load<'a, M: DeserializeOwned>(
-    dir: &Path,
+    dir: impl Into<Location>,
     expected: impl IntoIterator<Item = (&'a str, &'a ArrayShape)>,
 ) -> Result<(Vec<Literal>, M)> {
+    let dir = dir.into();
+    let store = open(&dir)?;
     let damaged = |reason: String| Damaged {
-        dir: dir.to_path_buf(),
+        dir: dir.clone(),
         reason,
     };
-    let read = |name: &str| fs::read(dir.join(name)).map_err(|e| damaged(format!("{name}: {e}")));
-    let stored: Stored<M> = serde_json::from_slice(&read(METADATA)?)
+    let stored: Stored<M> = serde_json::from_slice(&read_part(&store, METADATA)?)
         .map_err(|e| damaged(format!("{METADATA}: {e}")))?;
-    let bytes = read(TENSORS)?;
+    let bytes = read_part(&store, TENSORS)?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| damaged(format!("{TENSORS}: {e}")))?;
     for (name, &written) in stored.tensor_crc32.iter().flatten() {
@@ -232,16 +330,15 @@ pub fn load<'a, M: DeserializeOwned>(
         .map(|(name, want)| {
             let view = st
                 .tensor(name)
-                .with_context(|| format!("checkpoint {} has no tensor '{name}'", dir.display()))?;
+                .with_context(|| format!("checkpoint {dir} has no tensor '{name}'"))?;
             let dims: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
             let ty = element_type(view.dtype())
-                .with_context(|| format!("checkpoint {} tensor '{name}'", dir.display()))?;
+                .with_context(|| format!("checkpoint {dir} tensor '{name}'"))?;
             let shape = ArrayShape::new(ty, &dims);
             if shape.ty() != want.ty() || shape.dims() != want.dims() {
                 bail!(
-                    "checkpoint {} tensor '{name}' has shape {:?} ({}) \
+                    "checkpoint {dir} tensor '{name}' has shape {:?} ({}) \
                      but the model expects {:?} ({})",
-                    dir.display(),
                     shape.dims(),
                     shape.ty(),
                     want.dims(),
@@ -257,6 +354,8 @@ pub fn load<'a, M: DeserializeOwned>(
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]
@@ -286,7 +385,7 @@ mod tests {
         let dirs = list(root.path()).unwrap();
         assert_eq!(dirs.len(), 2, "only the newest two are kept");
         let newest = latest(root.path()).unwrap().unwrap();
-        assert!(newest.ends_with("ckpt-0000000003"));
+        assert_eq!(newest, root.path().join("ckpt-0000000003").into());
         let expected = tensors.iter().map(|(n, l)| (n.as_str(), l.shape()));
         let (loaded, meta): (Vec<Literal>, serde_json::Value) = load(&newest, expected).unwrap();
         assert_eq!(meta["step"], 3);
@@ -320,6 +419,8 @@ mod tests {
             ("w".to_string(), weights.clone()),
         ];
         let dir = save(root.path(), 1, &tensors, &serde_json::json!({"step": 1}), 2).unwrap();
+        let path = root.path().join("ckpt-0000000001");
+        assert_eq!(dir, (&path).into());
         let expected = [("w", weights.shape())];
         let load_w = || load::<serde_json::Value>(&dir, expected);
         let (loaded, meta) = load_w().unwrap();
@@ -327,7 +428,7 @@ mod tests {
 
         // Flip one byte of w's data: the last 16 bytes of the file are w's 4 floats (the
         // safetensors data section is sorted by dtype alignment, then name).
-        let path = dir.join(TENSORS);
+        let path = path.join(TENSORS);
         let clean = fs::read(&path).unwrap();
         let mut flipped = clean.clone();
         let at = flipped.len() - 5;
@@ -343,7 +444,7 @@ mod tests {
         assert!(damage(load_w().unwrap_err()).starts_with(TENSORS));
         fs::write(&path, &clean).unwrap();
 
-        let meta_path = dir.join(METADATA);
+        let meta_path = path.with_file_name(METADATA);
         let meta = fs::read(&meta_path).unwrap();
         fs::write(&meta_path, &meta[..meta.len() / 2]).unwrap();
         assert!(damage(load_w().unwrap_err()).starts_with(METADATA));
@@ -351,10 +452,48 @@ mod tests {
         assert!(damage(load_w().unwrap_err()).starts_with(METADATA));
     }
 
+    fn steps(root: &std::path::Path) -> Vec<Location> {
+        list(root).unwrap()
+    }
+
     #[test]
-    fn unfinished_checkpoints_are_ignored() {
+    fn only_committed_checkpoints_count() {
         let root = tempfile::tempdir().unwrap();
+        let at = |step: u64| root.path().join(dir_name(step));
+        let tensors = vec![("a".to_string(), Literal::scalar(7i64))];
+        let json = serde_json::json!({ "step": 1 });
+        for step in [1, 2, 3] {
+            save(root.path(), step, &tensors, &json, 5).unwrap();
+        }
+        // A rename-scheme folder left unfinished is not a checkpoint.
         fs::create_dir_all(root.path().join("ckpt-0000000009.tmp")).unwrap();
-        assert!(latest(root.path()).unwrap().is_none());
+        fs::write(root.path().join("ckpt-0000000009.tmp").join(METADATA), "{}").unwrap();
+        // An upload cut short before its marker: not a checkpoint, though its files are whole.
+        fs::remove_file(at(3).join(COMMIT_MARKER)).unwrap();
+        assert_eq!(steps(root.path()), [at(1).into(), at(2).into()]);
+        // A checkpoint written before markers (renamed into place): its metadata has no
+        // `commit_marker`, and it counts without a marker.
+        let legacy = fs::read_to_string(at(1).join(METADATA))
+            .unwrap()
+            .replace("\"commit_marker\": true", "\"old\": 1");
+        fs::write(at(1).join(METADATA), legacy).unwrap();
+        fs::remove_file(at(1).join(COMMIT_MARKER)).unwrap();
+        assert_eq!(steps(root.path()), [at(1).into(), at(2).into()]);
+        let (_, meta): (_, serde_json::Value) = load(at(1), [("a", tensors[0].1.shape())]).unwrap();
+        assert_eq!(meta["step"], 1);
+
+        // Saving step 4 keeping 2 prunes step 1 and the cut-short step 3 (older than the
+        // newest committed one) entirely, markers and all.
+        save(root.path(), 4, &tensors, &json, 2).unwrap();
+        assert_eq!(steps(root.path()), [at(2).into(), at(4).into()]);
+        assert!(
+            !at(1).exists() && !at(3).exists(),
+            "pruned folders are gone"
+        );
+        // Rewriting a step first removes its marker: a rewrite cut short is not a checkpoint.
+        fs::write(at(4).join(TENSORS), b"partial").unwrap();
+        fs::remove_file(at(4).join(COMMIT_MARKER)).unwrap();
+        assert_eq!(latest(root.path()).unwrap(), Some(at(2).into()));
+        assert_eq!(find(at(2)).unwrap(), at(2).into());
     }
 }

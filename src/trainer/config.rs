@@ -93,7 +93,12 @@ pub struct RunConfig {
     pub stop_after: Option<u64>,
     /// Evaluate on at most this many test images (`None`: all).
     pub eval_limit: Option<usize>,
+    /// The run directory: a local folder or `gs://bucket/prefix`.
     pub out: PathBuf,
+    /// Break the run directory's lock left by a trainer that is gone (a preempted VM) instead of
+    /// refusing to start. Not saved: it concerns this invocation only.
+    #[serde(skip)]
+    pub break_lock: bool,
 }
 
 fn one_step_per_call() -> usize {
@@ -149,6 +154,7 @@ impl Default for RunConfig {
             keep_checkpoints: 3,
             stop_after: None,
             eval_limit: None,
+            break_lock: false,
             out: PathBuf::from("runs/latest"),
         }
     }

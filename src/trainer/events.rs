@@ -4,33 +4,40 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::input::InputPipeline;
 use crate::program::executables::CompileEvent;
+use crate::storage::Location;
 
 /// Something that happened in a run.
 #[derive(Clone, Debug)]
 pub enum Event {
     /// The run continues from a checkpoint.
-    Resumed { checkpoint: PathBuf, step: u64 },
+    Resumed { checkpoint: Location, step: u64 },
     /// The data has another number of classes than the model spec: the head has the data's.
     HeadFollowsData { spec: usize, data: usize },
     /// A new run starts from pretrained weights (`--init`): `loaded` variables came from
     /// `from`; `new_head` holds the pretrained and the run's class counts when they differ and
     /// the classifier was drawn afresh.
     Initialised {
-        from: PathBuf,
+        from: Location,
         loaded: usize,
         new_head: Option<(usize, usize)>,
     },
     /// The input pipeline the loaders were built with (from the model's spec).
     Pipeline(InputPipeline),
+    /// The run's lock was left by a trainer that is gone (or `--break-lock` broke it): `holder`
+    /// names who held it.
+    LockBroken { lock: Location, holder: String },
     /// A checkpoint is damaged; resuming tries the one before it.
-    CheckpointDamaged { checkpoint: PathBuf, reason: String },
+    CheckpointDamaged {
+        checkpoint: Location,
+        reason: String,
+    },
     /// An executable is ready: compiled, or loaded from the cache.
     ExecutableReady { stage: usize, compile: CompileEvent },
     /// A compiled executable could not be stored in the cache (the run goes on).
@@ -176,6 +183,7 @@ impl Metric {
             Event::NonFiniteSkipped(record) => Metric::Nonfinite(record.clone()),
             Event::Resumed { .. }
             | Event::CheckpointDamaged { .. }
+            | Event::LockBroken { .. }
             | Event::HeadFollowsData { .. }
             | Event::Initialised { .. }
             | Event::Pipeline(_)

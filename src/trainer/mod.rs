@@ -14,5 +14,6 @@ pub mod plan;
 pub mod pretrained;
 pub mod recipe;
 pub mod run;
+mod run_dir;
 pub mod tensorboard;
 pub mod timm_file;

@@ -10,10 +10,11 @@ use anyhow::{bail, Context as _, Result};
 use super::checkpoint;
 use super::config::CheckpointMeta;
 use super::events::{Event, EventSink};
-use super::timm_file::{in_bucket, read_state_dict};
+use super::timm_file::read_state_dict;
 use crate::hlo::Literal;
 use crate::model::{Model, ModelSpec};
 use crate::step::state::{Namespace, Role, StateLayout};
+use crate::storage::Location;
 
 /// The timm name of the classifier's weight, whose first dimension is the class count.
 const TIMM_CLASSIFIER: &str = "classifier.weight";
@@ -40,40 +41,36 @@ impl WeightCopy {
 /// Where pretrained weights come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WeightSource {
-    /// A run directory (its newest checkpoint) or a checkpoint directory of ours.
-    Checkpoint(PathBuf),
-    /// A timm state dict (safetensors).
+    /// A run directory (its newest checkpoint) or a checkpoint directory of ours, local or in a
+    /// bucket.
+    Checkpoint(Location),
+    /// A timm state dict (safetensors), on local disk.
     Timm(PathBuf),
 }
 
 impl WeightSource {
-    /// A directory is a checkpoint of ours, a file a timm state dict (also a
-    /// `gs://.../*.safetensors` object); anything else is refused naming the path.
+    /// A `gs://` location is a timm state dict when it names a `.safetensors` object, else a
+    /// checkpoint of ours; locally a directory is a checkpoint, a file a timm state dict;
+    /// anything else is refused naming the path.
     pub fn at(path: &Path) -> Result<WeightSource> {
-        if in_bucket(path) {
-            return match path.extension().is_some_and(|e| e == "safetensors") {
-                true => Ok(WeightSource::Timm(path.to_path_buf())),
-                false => bail!(
-                    "{}: in a bucket, only a timm state dict (a .safetensors file) is read here",
-                    path.display()
-                ),
-            };
-        }
-        if path.is_dir() {
-            Ok(WeightSource::Checkpoint(path.to_path_buf()))
-        } else if path.is_file() {
-            Ok(WeightSource::Timm(path.to_path_buf()))
-        } else {
-            bail!(
+        let timm_file = path.extension().is_some_and(|e| e == "safetensors");
+        match Location::parse_path(path)? {
+            Location::Gcs(_) if timm_file => Ok(WeightSource::Timm(path.to_path_buf())),
+            gcs @ Location::Gcs(_) => Ok(WeightSource::Checkpoint(gcs)),
+            Location::Local(_) if path.is_dir() => Ok(WeightSource::Checkpoint(path.into())),
+            Location::Local(_) if path.is_file() => Ok(WeightSource::Timm(path.to_path_buf())),
+            Location::Local(_) => bail!(
                 "{}: no such run directory, checkpoint directory or safetensors file",
                 path.display()
-            )
+            ),
         }
     }
 
-    pub fn path(&self) -> &Path {
+    /// Where the weights are.
+    pub fn location(&self) -> Location {
         match self {
-            WeightSource::Checkpoint(p) | WeightSource::Timm(p) => p,
+            WeightSource::Checkpoint(location) => location.clone(),
+            WeightSource::Timm(path) => path.into(),
         }
     }
 }
@@ -111,9 +108,9 @@ impl Pretrained {
 
     /// Reads one copy of the weights of a checkpoint (a run directory, for its newest, or a
     /// checkpoint directory).
-    pub fn from_checkpoint(path: &Path, copy: WeightCopy) -> Result<Pretrained> {
+    pub fn from_checkpoint(path: &Location, copy: WeightCopy) -> Result<Pretrained> {
         read_checkpoint(path, copy)
-            .with_context(|| format!("reading pretrained weights from {}", path.display()))
+            .with_context(|| format!("reading pretrained weights from {path}"))
     }
 
     /// Reads a timm state dict as the architecture `like` with the file's class count.
@@ -200,17 +197,16 @@ pub fn initialise_from(
     let pretrained = Pretrained::read(source, &model.spec, WeightCopy::Ema)?;
     let initialised = pretrained.initialise(layout, state)?;
     events.emit(&Event::Initialised {
-        from: source.path().to_path_buf(),
+        from: source.location(),
         loaded: initialised.loaded,
         new_head: (!initialised.reinitialised.is_empty())
             .then_some((initialised.pretrained_classes, model.spec.num_classes)),
     })
 }
 
-fn read_checkpoint(path: &Path, copy: WeightCopy) -> Result<Pretrained> {
+fn read_checkpoint(path: &Location, copy: WeightCopy) -> Result<Pretrained> {
     let dir = checkpoint::find(path)?;
-    let meta: CheckpointMeta = serde_json::from_slice(&std::fs::read(dir.join("meta.json"))?)
-        .with_context(|| format!("{}: unreadable checkpoint metadata", dir.display()))?;
+    let meta: CheckpointMeta = checkpoint::metadata(&dir)?;
     let model = meta.config.model()?;
     let layout = StateLayout::new(&model);
     let expected = layout.entries().iter().map(|e| (e.name.as_str(), &e.shape));

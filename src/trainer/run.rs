@@ -4,15 +4,12 @@
 //! and exact resumption. Everything it reports goes to an [`EventSink`].
 
 use std::collections::HashMap;
-use std::fs;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
-use fs4::fs_std::FileExt;
 use serde::{Deserialize, Serialize};
 
 use super::agreement_check::{check_agreement, extremes, Shared};
@@ -20,8 +17,7 @@ use super::checkpoint;
 use super::config::{CheckpointMeta, RunConfig};
 use super::evaluate::{evaluate, EvalSet};
 use super::events::{
-    EvalRecord, Event, EventSink, FanOut, MetricsLog, NonFiniteRecord, SkippedRecord, StageSummary,
-    StepRecord,
+    EvalRecord, Event, EventSink, FanOut, NonFiniteRecord, SkippedRecord, StageSummary, StepRecord,
 };
 use super::infeed::InfeedTime;
 use super::init::{check_host_memory, initial_state};
@@ -29,7 +25,7 @@ use super::input::{loader_stage, train_feeds, Call, InputPipeline};
 use super::plan::RunPlan;
 use super::pretrained::{initialise_from, WeightSource};
 use super::recipe::Recipe;
-use super::tensorboard::{TensorBoardLog, TENSORBOARD_DIR};
+use super::run_dir::{self, RunDir};
 use crate::data::{Cursor, FileShare, Loader, LoaderConfig, Shard, Source};
 use crate::hlo::Literal;
 use crate::model::{Model, ProgressiveStage};
@@ -38,6 +34,7 @@ use crate::program::device_state::DeviceState;
 use crate::program::executables::CompileEvent;
 use crate::runtime::RuntimeError;
 use crate::step::state::StateLayout;
+use crate::storage::Location;
 
 /// The outcome of a run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -94,7 +91,8 @@ pub fn train(
     let recipe = Recipe::for_run(config.recipe.as_deref(), &model.spec)?;
     let layout = StateLayout::new(&model);
     check_host_memory(&model, &layout)?;
-    let run_dir = RunDir::prepare(config, resume, ctx.placement().is_primary())?;
+    let store = run_dir::open(config)?;
+    let run_dir = RunDir::prepare(&store, config, resume, ctx.placement().is_primary(), sink)?;
     let plan = RunPlan::new(
         config,
         &model,
@@ -150,12 +148,9 @@ pub fn train(
     };
     let (stages, completed) = std::thread::scope(|scope| trainer.run(scope))?;
     let summary = RunSummary::new(stages, completed, trainer.nonfinite_skipped, started);
-    if run_dir.primary {
-        fs::write(
-            run_dir.root.join("summary.json"),
-            serde_json::to_string_pretty(&summary)?,
-        )?;
-    }
+    drop(trainer);
+    drop(events);
+    run_dir.finish(&summary)?;
     Ok(summary)
 }
 
@@ -290,77 +285,16 @@ fn train_loader(
     Ok(loader)
 }
 
-/// The run directory: `config.json`, `metrics.jsonl`, `checkpoints/`, `summary.json`. Only the
-/// primary process (the only one on a single host) writes them, holding the directory's lock; on
-/// a multi-host slice the others read checkpoints from it when resuming.
-struct RunDir {
-    root: PathBuf,
-    primary: bool,
-    checkpoints: PathBuf,
-    /// The checkpoints to resume from, newest first: an older one is the fallback when a newer
-    /// one is damaged.
-    resume_from: Vec<PathBuf>,
-    /// Held while the run lasts, so that a second trainer on the same directory refuses to start.
-    _lock: Option<fs::File>,
-}
-
 /// Where a run starts: its state on the device, the step, the data cursor and the checkpoint
 /// they come from.
 struct StartingPoint {
     state: DeviceState,
     step: u64,
     cursor: Cursor,
-    checkpoint: Option<PathBuf>,
+    checkpoint: Option<Location>,
 }
 
-impl RunDir {
-    /// Creates the directory and (on the primary process) locks it and writes `config.json`.
-    /// Without `resume`, a directory that already holds checkpoints is refused; with it, the
-    /// checkpoints are found.
-    fn prepare(config: &RunConfig, resume: bool, primary: bool) -> Result<RunDir> {
-        let root = config.out.clone();
-        fs::create_dir_all(&root)
-            .with_context(|| format!("creating run directory {}", root.display()))?;
-        let lock = primary.then(|| lock_run_dir(&root)).transpose()?;
-        let checkpoints = root.join("checkpoints");
-        let mut saved = checkpoint::list(&checkpoints)?;
-        if !resume && !saved.is_empty() {
-            bail!(
-                "{} already holds checkpoints: pass --resume to continue that run, or choose another --out",
-                root.display()
-            );
-        }
-        if primary {
-            fs::write(
-                root.join("config.json"),
-                serde_json::to_string_pretty(config)?,
-            )?;
-        }
-        saved.reverse();
-        Ok(RunDir {
-            root,
-            primary,
-            checkpoints,
-            resume_from: saved,
-            _lock: lock,
-        })
-    }
-
-    /// The metrics log, written by the primary process only.
-    fn metrics_log(&self) -> Result<Option<MetricsLog>> {
-        self.primary
-            .then(|| MetricsLog::open(&self.root.join("metrics.jsonl")))
-            .transpose()
-    }
-
-    /// The TensorBoard event file of this process's part of the run, written by the primary
-    /// process only.
-    fn tensorboard_log(&self) -> Result<Option<TensorBoardLog>> {
-        self.primary
-            .then(|| TensorBoardLog::create(&self.root.join(TENSORBOARD_DIR)))
-            .transpose()
-    }
-
+impl RunDir<'_> {
     /// The state to start from: the newest readable checkpoint's when resuming (each damaged
     /// newer one reported and passed over), fresh otherwise.
     fn starting_point(
@@ -413,64 +347,10 @@ impl RunDir {
             });
         }
         bail!(
-            "cannot resume: every checkpoint in {} is damaged",
-            self.checkpoints.display()
+            "cannot resume: every checkpoint of {} is damaged",
+            config.out.display()
         )
     }
-
-    /// Writes a checkpoint (on the primary process); returns its directory.
-    fn save(
-        &self,
-        state: &DeviceState,
-        step: u64,
-        cursor: Cursor,
-        config: &RunConfig,
-    ) -> Result<Option<PathBuf>> {
-        if !self.primary {
-            return Ok(None);
-        }
-        let meta = CheckpointMeta {
-            step,
-            cursor,
-            config: config.clone(),
-        };
-        let dir = checkpoint::save(
-            &self.checkpoints,
-            step,
-            &state.download()?,
-            &meta,
-            config.keep_checkpoints,
-        )
-        .with_context(|| {
-            format!(
-                "writing the checkpoint of step {step} failed; the checkpoints already in {} are intact",
-                self.checkpoints.display()
-            )
-        })?;
-        Ok(Some(dir))
-    }
-}
-
-/// Locks `root` for this process, or names the reason it cannot.
-fn lock_run_dir(root: &Path) -> Result<fs::File> {
-    let path = root.join(".lock");
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open the run lock {}", path.display()))?;
-    if !file
-        .try_lock_exclusive()
-        .with_context(|| format!("cannot lock {}", path.display()))?
-    {
-        bail!(
-            "another trainer is using {} (it holds {}): wait for it or choose another --out",
-            root.display(),
-            path.display()
-        );
-    }
-    Ok(file)
 }
 
 /// A train-step compile running in the background, for one image size.
@@ -485,11 +365,11 @@ struct Trainer<'r, 'e> {
     config: &'r RunConfig,
     model: &'r Model,
     plan: &'r RunPlan,
-    run_dir: &'r RunDir,
+    run_dir: &'r RunDir<'r>,
     state: DeviceState,
     step: u64,
     /// The newest checkpoint written or resumed from, named when the run fails.
-    last_checkpoint: Option<PathBuf>,
+    last_checkpoint: Option<Location>,
     /// Non-finite steps skipped so far (`skip_nonfinite`).
     nonfinite_skipped: u64,
     loader: Loader,
@@ -781,8 +661,8 @@ impl<'r> Trainer<'r, '_> {
         }
         let back = match &self.last_checkpoint {
             Some(dir) => format!(
-                "the last good checkpoint is {} (--resume continues from it; a lower --lr may help)",
-                dir.display()
+                "the last good checkpoint is {dir} (--resume continues from it; a lower --lr may \
+                 help)"
             ),
             None => "no checkpoint was written yet".into(),
         };

@@ -23,11 +23,6 @@ fn file_place(path: &Path) -> Result<(Store, String)> {
     Ok((Store::open(&folder)?, name))
 }
 
-/// Whether `path` names an object in a bucket rather than a local file.
-pub fn in_bucket(path: &Path) -> bool {
-    path.to_str().is_some_and(|text| text.starts_with("gs://"))
-}
-
 /// Reads the floating-point tensors of a state dict (f32, f16 or bf16, as f32) at `path` (a
 /// local path or a `gs://` URL); batch-norm counters are left out.
 pub fn read_state_dict(path: &Path) -> Result<BTreeMap<String, TorchTensor>> {

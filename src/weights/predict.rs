@@ -20,6 +20,7 @@ use crate::runtime::provision::PluginKind;
 use crate::runtime::{Arg, Buffer};
 use crate::step::graphs::{port, predict_step, Precision};
 use crate::step::state::Namespace;
+use crate::storage::Location;
 use crate::trainer::checkpoint;
 use crate::trainer::config::{CheckpointMeta, RunConfig};
 use crate::trainer::input::{DataSpec, InputPipeline};
@@ -92,9 +93,8 @@ impl Classifier {
                     let asked = load_spec(model)?.name;
                     ensure!(
                         asked == weights.spec.name,
-                        "--model {model}: the checkpoint {} is a run of {} (a checkpoint brings \
-                         its own model; --model names the architecture of a timm file)",
-                        dir.display(),
+                        "--model {model}: the checkpoint {dir} is a run of {} (a checkpoint \
+                         brings its own model; --model names the architecture of a timm file)",
                         weights.spec.name
                     );
                 }
@@ -163,13 +163,8 @@ impl Classifier {
 }
 
 /// The config of the run a checkpoint (or a run directory's newest) belongs to.
-fn run_config(path: &Path) -> Result<RunConfig> {
-    let dir = checkpoint::find(path)?;
-    let meta = dir.join("meta.json");
-    let meta: CheckpointMeta = serde_json::from_slice(
-        &std::fs::read(&meta).with_context(|| format!("reading {}", meta.display()))?,
-    )
-    .with_context(|| format!("{}: unreadable checkpoint metadata", meta.display()))?;
+fn run_config(path: &Location) -> Result<RunConfig> {
+    let meta: CheckpointMeta = checkpoint::metadata(checkpoint::find(path)?)?;
     Ok(meta.config)
 }
 

@@ -3,12 +3,13 @@
 //! fine-tunes and `eval` evaluates.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Result};
 
 use crate::data::Cursor;
 use crate::step::state::StateLayout;
+use crate::storage::{Location, Store};
 use crate::trainer::checkpoint;
 use crate::trainer::config::{CheckpointMeta, RunConfig};
 use crate::trainer::events::{Event, EventSink};
@@ -20,7 +21,7 @@ use crate::trainer::timm_file::write_state_dict;
 /// checkpoint directory) to `out` as a timm state dict loadable with
 /// `load_state_dict(strict=True)`. Returns the number of tensors written.
 pub fn export_timm(checkpoint: &Path, out: &Path, copy: WeightCopy) -> Result<usize> {
-    let pretrained = Pretrained::from_checkpoint(checkpoint, copy)?;
+    let pretrained = Pretrained::from_checkpoint(&Location::parse_path(checkpoint)?, copy)?;
     let model = crate::model::Model::new(pretrained.spec.clone())?;
     let values: HashMap<String, Vec<f32>> = model
         .params()
@@ -45,14 +46,16 @@ pub fn export_timm(checkpoint: &Path, out: &Path, copy: WeightCopy) -> Result<us
 /// where the file's differs from the run's the classifier is drawn afresh from the seed
 /// ([`Event::Initialised`] says so), so that `train --resume` with the same options continues
 /// from it for any class count. Returns the checkpoint's directory.
-pub fn import_timm(file: &Path, config: &RunConfig, events: &mut dyn EventSink) -> Result<PathBuf> {
+pub fn import_timm(
+    file: &Path,
+    config: &RunConfig,
+    events: &mut dyn EventSink,
+) -> Result<Location> {
     config.validate()?;
-    let root = config.out.join("checkpoints");
+    let out = Location::parse_path(&config.out)?;
+    let root = out.join("checkpoints");
     if !checkpoint::list(&root)?.is_empty() {
-        bail!(
-            "{} already holds checkpoints: import into a new --out",
-            config.out.display()
-        );
+        bail!("{out} already holds checkpoints: import into a new --out");
     }
     let spec_classes = config.model()?.spec.num_classes;
     let config = &config.with_classes(config.data.class_names()?.len())?;
@@ -73,10 +76,7 @@ pub fn import_timm(file: &Path, config: &RunConfig, events: &mut dyn EventSink) 
         cursor: Cursor::default(),
         config: config.clone(),
     };
-    std::fs::create_dir_all(&config.out)?;
-    std::fs::write(
-        config.out.join("config.json"),
-        serde_json::to_string_pretty(config)?,
-    )?;
+    let config_json = serde_json::to_string_pretty(config)?;
+    Store::open(&out)?.write("config.json", &mut config_json.as_bytes())?;
     checkpoint::save(&root, 0, &named, &meta, config.keep_checkpoints)
 }

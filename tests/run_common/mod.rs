@@ -7,6 +7,7 @@ use std::path::Path;
 use effnetv2::hlo::Literal;
 use effnetv2::model::{load_spec, Model};
 use effnetv2::step::state::StateLayout;
+use effnetv2::storage::Location;
 use effnetv2::trainer::checkpoint;
 use effnetv2::trainer::config::RunConfig;
 
@@ -30,12 +31,13 @@ pub fn short_run(out: &Path, steps: u64, stages: usize) -> RunConfig {
     }
 }
 
-/// The state tensors of the newest checkpoint under `out`, with their names, in layout order.
-pub fn final_state(out: &Path) -> Vec<(String, Literal)> {
+/// The state tensors of the newest checkpoint of the run `out` (local or in a bucket), with
+/// their names, in layout order.
+pub fn final_state(out: impl Into<Location>) -> Vec<(String, Literal)> {
     let model = Model::new(load_spec("tiny").unwrap()).unwrap();
     let layout = StateLayout::new(&model);
     let expected = layout.entries().iter().map(|e| (e.name.as_str(), &e.shape));
-    let dir = checkpoint::latest(&out.join("checkpoints"))
+    let dir = checkpoint::latest(out.into().join("checkpoints"))
         .unwrap()
         .expect("a final checkpoint");
     let tensors = checkpoint::load::<serde_json::Value>(&dir, expected)
