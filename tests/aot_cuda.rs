@@ -48,7 +48,19 @@ fn the_small_variants_last_train_step_and_eval_step_compile_for_an_h100() {
             GraphRole::Eval => assert_eq!(m.aliased, 0, "{what}"),
         }
     }
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    // Each graph's executable and, beside it, its compile report.
+    let mut stored: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    stored.sort();
+    let executables: Vec<&String> = stored.iter().filter(|n| n.ends_with(".pjrt")).collect();
+    assert_eq!(executables.len(), 2, "{stored:?}");
+    for executable in executables {
+        let report = executable.replace(".pjrt", ".report.json");
+        assert!(stored.contains(&report), "{report} missing: {stored:?}");
+    }
+    assert_eq!(stored.len(), 4, "{stored:?}");
 }
 
 #[test]
