@@ -26,7 +26,7 @@ const CONTENT_TYPE: &str = "application/octet-stream";
 pub(crate) struct GcsStore {
     // Declared before the runtime so it is dropped while the runtime still runs.
     operator: blocking::Operator,
-    _runtime: Arc<tokio::runtime::Runtime>,
+    runtime: Arc<tokio::runtime::Runtime>,
     place: GcsPrefix,
     credentials: CredentialSource,
 }
@@ -83,7 +83,7 @@ impl GcsStore {
         };
         Ok(GcsStore {
             operator,
-            _runtime: Arc::new(runtime),
+            runtime: Arc::new(runtime),
             place,
             credentials,
         })
@@ -144,7 +144,10 @@ impl GcsStore {
             .reader_options(name, options)
             .and_then(|reader| reader.into_std_read(0..size))
             .map_err(|e| self.error(name, e))?;
-        Ok(Box::new(reader))
+        Ok(Box::new(RuntimeTied {
+            reader,
+            _runtime: Arc::clone(&self.runtime),
+        }))
     }
 
     pub(crate) fn read_range(
@@ -162,7 +165,10 @@ impl GcsStore {
             .reader_options(name, options)
             .and_then(|reader| reader.into_std_read(range))
             .map_err(|e| self.error(name, e))?;
-        Ok(Box::new(reader))
+        Ok(Box::new(RuntimeTied {
+            reader,
+            _runtime: Arc::clone(&self.runtime),
+        }))
     }
 
     /// One upload of the whole object. Unconditional: one JSON-API request
@@ -223,5 +229,19 @@ impl GcsStore {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// A reader that keeps the client's runtime alive: a reader may outlive the store it came from
+/// (`Store::open(..)?.read(..)?`), and a reader whose runtime is gone fails its next read with a
+/// panic that carries no message.
+struct RuntimeTied<R> {
+    reader: R,
+    _runtime: Arc<tokio::runtime::Runtime>,
+}
+
+impl<R: Read> Read for RuntimeTied<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.read(buf)
     }
 }
