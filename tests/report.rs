@@ -197,10 +197,11 @@ fn the_report_defaults_to_the_run_directory() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("metrics.jsonl"), synthetic_log()).unwrap();
     let report = write_report(dir.path(), None).unwrap();
-    assert_eq!(report.png, dir.path().join("report.png"));
-    assert_eq!(report.svg, dir.path().join("report.svg"));
-    check_png(&report.png);
-    check_svg(&report.svg);
+    let (png, svg) = (dir.path().join("report.png"), dir.path().join("report.svg"));
+    assert_eq!(report.png, png.display().to_string());
+    assert_eq!(report.svg, svg.display().to_string());
+    check_png(&png);
+    check_svg(&svg);
 }
 
 #[test]

@@ -266,6 +266,19 @@ fn runs_live_in_a_bucket() {
         resolve(&read_text(&run, "metrics.jsonl")),
         resolve(&disk_metrics)
     );
+    // The report of a run in the bucket, written beside it.
+    let printed = succeeded(effnetv2(&host, &["report", whole]));
+    assert!(
+        printed.contains("wrote gs://runs/whole/report.png and gs://runs/whole/report.svg"),
+        "{printed}"
+    );
+    let mut png = Vec::new();
+    run.read("report.png")
+        .unwrap()
+        .read_to_end(&mut png)
+        .unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG in the bucket");
+    assert!(read_text(&run, "report.svg").starts_with("<svg"));
 
     // Killed before the marker of the second checkpoint (step 10), then in the middle of the
     // tensors of the next one written after resuming from step 5: each time the last committed

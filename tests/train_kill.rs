@@ -54,7 +54,7 @@ fn cache_without_executables(root: &Path) -> PathBuf {
 
 /// The resolved metrics log: each step's and each evaluation's numbers (timings left out).
 fn resolved_metrics(out: &Path) -> (Vec<String>, Vec<String>) {
-    let log = RunLog::read(&out.join("metrics.jsonl")).unwrap();
+    let log = RunLog::read(&out.into()).unwrap();
     let steps = log
         .steps
         .iter()

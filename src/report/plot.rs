@@ -7,37 +7,55 @@ pub mod figure;
 pub mod log;
 mod summary;
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 pub use chart::PLOT_SIZE;
 pub use log::RunLog;
 pub use summary::summary;
+
+use crate::storage::{Location, Store};
 
 /// What [`write_report`] produced.
 #[derive(Clone, Debug)]
 pub struct Report {
     /// The text summary (per stage, then the final accuracy).
     pub summary: String,
-    pub png: PathBuf,
-    pub svg: PathBuf,
+    /// Where the PNG and the SVG were written (a local path or a `gs://` URL).
+    pub png: String,
+    pub svg: String,
 }
 
-/// Reads `run_dir/metrics.jsonl` and writes `stem.png` and `stem.svg` (`stem` defaults to
-/// `run_dir/report`; a `.png` or `.svg` extension on it is dropped).
+/// Reads the `metrics.jsonl` of the run folder `run_dir` (local or `gs://bucket/run`) and writes
+/// `stem.png` and `stem.svg` (`stem` defaults to `run_dir/report`, and may be a `gs://` URL too;
+/// a `.png` or `.svg` extension on it is dropped).
 pub fn write_report(run_dir: &Path, stem: Option<&Path>) -> Result<Report> {
-    let log = RunLog::read(&run_dir.join("metrics.jsonl"))?;
-    let stem = stem.map_or_else(|| run_dir.join("report"), Path::to_path_buf);
-    let (png, svg) = (with_suffix(&stem, "png"), with_suffix(&stem, "svg"));
-    let title = title(run_dir, &log);
+    let run = Location::parse_path(run_dir)?;
+    let log = RunLog::read(&run)?;
+    let (folder, name) = match stem {
+        None => (run.clone(), "report".to_string()),
+        Some(stem) => {
+            let text = stem
+                .to_str()
+                .with_context(|| format!("{} is not a UTF-8 path", stem.display()))?;
+            Location::parse_file(text)?
+        }
+    };
+    let name = without_image_extension(&name);
+    let title = title(&run, &log);
     let chart = chart::RunChart {
         log: &log,
         title: &title,
     };
-    figure::write_png(&chart, &png)?;
-    figure::write_svg(&chart, &svg)?;
+    let store = Store::open(&folder)?;
+    let write = |extension: &str, bytes: &[u8]| -> Result<String> {
+        let file = format!("{name}.{extension}");
+        store.write(&file, &mut &bytes[..])?;
+        Ok(folder.file(&file))
+    };
+    let png = write("png", &figure::render_png(&chart)?)?;
+    let svg = write("svg", figure::render_svg(&chart)?.as_bytes())?;
     Ok(Report {
         summary: summary(&log),
         png,
@@ -45,11 +63,10 @@ pub fn write_report(run_dir: &Path, stem: Option<&Path>) -> Result<Report> {
     })
 }
 
-fn title(run_dir: &Path, log: &RunLog) -> String {
+fn title(run: &Location, log: &RunLog) -> String {
     let stages = log.stages().len();
     let mut title = format!(
-        "{}: {} steps in {stages} progressive stages",
-        run_dir.display(),
+        "{run}: {} steps in {stages} progressive stages",
         log.steps.len()
     );
     if let Some(e) = log.evals.last() {
@@ -62,16 +79,11 @@ fn title(run_dir: &Path, log: &RunLog) -> String {
     title
 }
 
-/// `stem` + `.extension`, keeping any dots in the stem ("run.v2" -> "run.v2.png").
-fn with_suffix(stem: &Path, extension: &str) -> PathBuf {
-    let stem = match stem.extension().and_then(|e| e.to_str()) {
-        Some("png" | "svg") => stem.with_extension(""),
-        _ => stem.to_path_buf(),
-    };
-    let mut name = OsString::from(stem);
-    name.push(".");
-    name.push(extension);
-    name.into()
+/// A file stem without a `.png` or `.svg` extension ("run.v2" stays "run.v2").
+fn without_image_extension(stem: &str) -> &str {
+    stem.strip_suffix(".png")
+        .or_else(|| stem.strip_suffix(".svg"))
+        .unwrap_or(stem)
 }
 
 #[cfg(test)]
@@ -79,18 +91,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn output_names_append_the_extension() {
-        assert_eq!(
-            with_suffix(Path::new("out/run.v2"), "png"),
-            Path::new("out/run.v2.png")
-        );
-        assert_eq!(
-            with_suffix(Path::new("out/curves.svg"), "png"),
-            Path::new("out/curves.png")
-        );
-        assert_eq!(
-            with_suffix(Path::new("report"), "svg"),
-            Path::new("report.svg")
-        );
+    fn an_image_extension_on_the_stem_is_dropped() {
+        assert_eq!(without_image_extension("run.v2"), "run.v2");
+        assert_eq!(without_image_extension("curves.svg"), "curves");
+        assert_eq!(without_image_extension("curves.png"), "curves");
+        assert_eq!(without_image_extension("report"), "report");
     }
 }

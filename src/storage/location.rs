@@ -135,6 +135,14 @@ impl Location {
         }
     }
 
+    /// How a user writes the file `name` of this folder: a local path, or `gs://bucket/prefix/name`.
+    pub fn file(&self, name: &str) -> String {
+        match self {
+            Location::Local(dir) => dir.join(name).display().to_string(),
+            Location::Gcs(_) => format!("{self}{name}"),
+        }
+    }
+
     /// The location of `name` (a `/`-separated relative name) inside this one.
     pub fn join(&self, name: &str) -> Location {
         match self {
@@ -234,6 +242,11 @@ mod tests {
         let joined = Location::parse("gs://bkt/runs").unwrap().join("ckpt-10");
         assert_eq!(joined.to_string(), "gs://bkt/runs/ckpt-10/");
         assert_eq!(joined.name(), "ckpt-10");
+        assert_eq!(joined.file("meta.json"), "gs://bkt/runs/ckpt-10/meta.json");
+        assert_eq!(
+            Location::Local("runs/a".into()).file("meta.json"),
+            Path::new("runs/a").join("meta.json").display().to_string()
+        );
         assert_eq!(
             Location::parse_path(Path::new("gs://bkt/runs")).unwrap(),
             Location::parse("gs://bkt/runs").unwrap()

@@ -25,6 +25,11 @@ pub trait Figure {
 
 /// Renders `figure` as a PNG at `path`.
 pub fn write_png(figure: &impl Figure, path: &Path) -> Result<()> {
+    fs::write(path, render_png(figure)?).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Renders `figure` as the bytes of a PNG file.
+pub fn render_png(figure: &impl Figure) -> Result<Vec<u8>> {
     register_fonts()?;
     let (width, height) = figure.size();
     let mut pixels = vec![0u8; width as usize * height as usize * 3];
@@ -33,17 +38,24 @@ pub fn write_png(figure: &impl Figure, path: &Path) -> Result<()> {
         figure
             .draw(&root)
             .and_then(|()| root.present().map_err(|e| anyhow::anyhow!("{e}")))
-            .with_context(|| format!("drawing {}", path.display()))?;
+            .context("drawing the PNG")?;
     }
     let image = image::RgbImage::from_raw(width, height, pixels)
         .expect("the buffer holds width x height RGB pixels");
+    let mut png = Vec::new();
     image
-        .save_with_format(path, image::ImageFormat::Png)
-        .with_context(|| format!("writing {}", path.display()))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .context("encoding the PNG")?;
+    Ok(png)
 }
 
 /// Renders `figure` as an SVG at `path`.
 pub fn write_svg(figure: &impl Figure, path: &Path) -> Result<()> {
+    fs::write(path, render_svg(figure)?).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Renders `figure` as the text of an SVG file.
+pub fn render_svg(figure: &impl Figure) -> Result<String> {
     register_fonts()?;
     let mut svg = String::new();
     {
@@ -51,9 +63,9 @@ pub fn write_svg(figure: &impl Figure, path: &Path) -> Result<()> {
         figure
             .draw(&root)
             .and_then(|()| root.present().map_err(|e| anyhow::anyhow!("{e}")))
-            .with_context(|| format!("drawing {}", path.display()))?;
+            .context("drawing the SVG")?;
     }
-    fs::write(path, svg).with_context(|| format!("writing {}", path.display()))
+    Ok(svg)
 }
 
 /// Registers the embedded DejaVu Sans under [`FONT`] (once per process).

@@ -6,12 +6,15 @@
 //! kept in file order.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::path::Path;
+use std::io::Read;
 
 use anyhow::{bail, Context, Result};
 
+use crate::storage::{Location, Store};
 use crate::trainer::events::Metric;
+
+/// The metrics log's name in a run folder.
+pub const METRICS_FILE: &str = "metrics.jsonl";
 pub use crate::trainer::events::{
     CompileRecord, EvalRecord, NonFiniteRecord, SkippedRecord, StepRecord,
 };
@@ -62,15 +65,20 @@ pub struct RunLog {
 }
 
 impl RunLog {
-    /// Reads a `metrics.jsonl`; fails when it cannot be read or holds no training step.
-    pub fn read(path: &Path) -> Result<RunLog> {
-        let text = fs::read_to_string(path)
-            .with_context(|| format!("reading the metrics log {}", path.display()))?;
+    /// Reads the `metrics.jsonl` of the run folder `run` (local or `gs://`); fails when it
+    /// cannot be read or holds no training step.
+    pub fn read(run: &Location) -> Result<RunLog> {
+        let place = run.file(METRICS_FILE);
+        let mut text = String::new();
+        Store::open(run)
+            .and_then(|store| store.read(METRICS_FILE))
+            .map_err(anyhow::Error::from)
+            .and_then(|mut reader| Ok(reader.read_to_string(&mut text)?))
+            .with_context(|| format!("reading the metrics log {place}"))?;
         let log = RunLog::parse(&text);
         if log.steps.is_empty() {
             bail!(
-                "{} holds no training step ({} unreadable lines): nothing to report yet",
-                path.display(),
+                "{place} holds no training step ({} unreadable lines): nothing to report yet",
                 log.bad_lines.len()
             );
         }
@@ -222,16 +230,14 @@ mod tests {
     #[test]
     fn a_log_without_steps_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("metrics.jsonl");
-        fs::write(&path, "").unwrap();
-        let err = RunLog::read(&path).unwrap_err().to_string();
+        std::fs::write(dir.path().join(METRICS_FILE), "").unwrap();
+        let err = RunLog::read(&dir.path().into()).unwrap_err().to_string();
         assert!(
             err.contains("metrics.jsonl") && err.contains("no training step"),
             "{err}"
         );
-        let missing = RunLog::read(&dir.path().join("absent.jsonl"))
-            .unwrap_err()
-            .to_string();
-        assert!(missing.contains("absent.jsonl"), "{missing}");
+        let absent = dir.path().join("absent");
+        let missing = format!("{:#}", RunLog::read(&absent.as_path().into()).unwrap_err());
+        assert!(missing.contains("absent"), "{missing}");
     }
 }
