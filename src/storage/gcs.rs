@@ -134,20 +134,7 @@ impl GcsStore {
             .stat(name)
             .map_err(|e| self.error(name, e))?
             .content_length();
-        let options = ReaderOptions {
-            chunk: Some(CHUNK),
-            concurrent: 2,
-            ..Default::default()
-        };
-        let reader = self
-            .operator
-            .reader_options(name, options)
-            .and_then(|reader| reader.into_std_read(0..size))
-            .map_err(|e| self.error(name, e))?;
-        Ok(Box::new(RuntimeTied {
-            reader,
-            _runtime: Arc::clone(&self.runtime),
-        }))
+        self.read_range(name, 0..size)
     }
 
     pub(crate) fn read_range(

@@ -10,38 +10,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fs4::fs_std::FileExt;
+#[path = "../python_env/mod.rs"]
+mod python_env;
 
 const REQUIREMENT: &str = "gcp-storage-emulator==2026.7.19";
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The emulator's command, from the cache's venv (created once, under a lock).
 fn emulator_program() -> PathBuf {
-    let venv = effnetv2::data::cache_dir()
-        .unwrap()
-        .join("gcs-emulator-venv");
-    std::fs::create_dir_all(&venv).unwrap();
-    let lock = std::fs::File::create(venv.with_extension("lock")).unwrap();
-    lock.lock_exclusive().unwrap();
-    let done = venv.join("installed");
-    if std::fs::read_to_string(&done).ok().as_deref() != Some(REQUIREMENT) {
-        let run = |command: &mut Command| {
-            let output = command.output().unwrap();
-            assert!(output.status.success(), "{command:?}: {output:?}");
-        };
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        run(Command::new(venv.join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg(REQUIREMENT));
-        std::fs::write(&done, REQUIREMENT).unwrap();
-    }
-    venv.join("bin/gcp-storage-emulator")
+    python_env::venv_python("gcs-emulator-venv", &[REQUIREMENT])
+        .with_file_name("gcp-storage-emulator")
 }
 
 /// A running emulator, killed on drop.
