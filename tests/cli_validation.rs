@@ -86,3 +86,24 @@ fn a_spec_too_large_for_this_machine_names_its_largest_tensor() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_bucket_without_usable_credentials_says_which_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.json");
+    std::fs::write(&key, r#"{"type": "not a key"}"#).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_effnetv2"))
+        .args(["report", "gs://some-bucket/run"])
+        .env_remove("STORAGE_EMULATOR_HOST")
+        .env("GOOGLE_APPLICATION_CREDENTIALS", &key)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no usable Cloud Storage credentials for bucket `some-bucket`")
+            && stderr.contains(&format!("the key file {}", key.display()))
+            && stderr.contains("GOOGLE_APPLICATION_CREDENTIALS"),
+        "{stderr}"
+    );
+}

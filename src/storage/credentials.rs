@@ -41,6 +41,31 @@ impl CredentialSource {
     }
 }
 
+impl CredentialSource {
+    /// What to do when this source yields no credential (the client could not sign a request).
+    pub fn why_unusable(&self) -> String {
+        match self {
+            CredentialSource::Emulator(host) => {
+                format!("the emulator at {host} needs none; this is a bug")
+            }
+            CredentialSource::KeyFile(path) => format!(
+                "the key file {} named by GOOGLE_APPLICATION_CREDENTIALS could not be loaded \
+                 (missing, unreadable, or not a service-account or authorized-user key)",
+                path.display()
+            ),
+            CredentialSource::ApplicationDefault(path) => format!(
+                "gcloud's application-default credentials {} could not be loaded; run `gcloud \
+                 auth application-default login` again",
+                path.display()
+            ),
+            CredentialSource::MetadataServer => "no metadata server answered (not a Cloud VM?); \
+                 set GOOGLE_APPLICATION_CREDENTIALS to a key file or run `gcloud auth \
+                 application-default login`"
+                .to_string(),
+        }
+    }
+}
+
 impl fmt::Display for CredentialSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -23,6 +23,14 @@ pub enum StorageError {
          preempted VM), break the lock by deleting `{location}`"
     )]
     Locked { location: String, holder: String },
+    #[error(
+        "no usable Cloud Storage credentials for bucket `{bucket}`: {}",
+        credentials.why_unusable()
+    )]
+    NoCredentials {
+        bucket: String,
+        credentials: CredentialSource,
+    },
     #[error("bucket `{bucket}` does not exist (credentials: {credentials})")]
     BucketNotFound {
         bucket: String,

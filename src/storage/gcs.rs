@@ -22,6 +22,8 @@ const RETRIES: usize = 6;
 /// Named, not left out: an object without a content type comes back with `null` there from the
 /// emulator, which the client refuses to parse.
 const CONTENT_TYPE: &str = "application/octet-stream";
+/// How the client's error reads when no credential could be loaded (reqsign's message).
+const SIGNING_FAILED: &str = "failed to load signing credential";
 
 pub(crate) struct GcsStore {
     // Declared before the runtime so it is dropped while the runtime still runs.
@@ -110,6 +112,12 @@ impl GcsStore {
             },
             ErrorKind::ConditionNotMatch => StorageError::AlreadyExists {
                 location: format!("gs://{bucket}/{object}"),
+            },
+            // reqsign's words when no credential could be loaded to sign the request; opendal
+            // gives it no kind of its own.
+            _ if error.to_string().contains(SIGNING_FAILED) => StorageError::NoCredentials {
+                bucket,
+                credentials,
             },
             _ => StorageError::Remote {
                 bucket,
