@@ -14,21 +14,14 @@ example `cargo test --test data_fixtures`) so that the cache holds them.
 Needs Pillow (the timm reference environment has it).
 """
 import argparse
-import os
 import pathlib
 
 from PIL import Image
 
+from effnetv2_cache import cache_dir
+
 SIZE = (450, 400)
 QUALITY = 96
-
-
-def cache_dir():
-    """The project's user cache, found as `effnetv2::data::cache_dir` finds it."""
-    if os.environ.get("EFFNETV2_CACHE"):
-        return pathlib.Path(os.environ["EFFNETV2_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(base) / "effnetv2"
 
 
 def windows(image):

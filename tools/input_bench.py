@@ -25,11 +25,12 @@ timm 1.0.31 (with Pillow 13 and its libjpeg-turbo) in `timm-venv`.
 import argparse
 import fcntl
 import json
-import os
 import pathlib
 import subprocess
 import sys
 import tempfile
+
+from effnetv2_cache import cache_dir
 
 TOOLS = pathlib.Path(__file__).resolve().parent
 # name -> (virtual environment, pinned requirements); the timm pins are tests/timm_common's.
@@ -40,14 +41,6 @@ ENVIRONMENTS = {
 REFERENCES = {"tfdata": "input-reference-venv", "timm": "timm-venv",
               "dali": "input-reference-venv"}
 BASELINE = "tfdata"
-
-
-def cache_dir():
-    """The project's user cache, found as `effnetv2::data::cache_dir` finds it."""
-    if os.environ.get("EFFNETV2_CACHE"):
-        return pathlib.Path(os.environ["EFFNETV2_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(base) / "effnetv2"
 
 
 def venv_python(name):
