@@ -82,9 +82,7 @@ impl CompileArgs {
         let cache = match (&self.cache_dir, self.no_cache) {
             (_, true) => None,
             (Some(dir), false) => Some(ExecutableCache::new(Some(Location::parse_path(dir)?))),
-            (None, false) => Some(ExecutableCache::from_env(
-                effnetv2::data::cache_dir()?.join("executables").into(),
-            )?),
+            (None, false) => Some(ExecutableCache::shared()?),
         };
         let device_kind = compiler
             .topology()

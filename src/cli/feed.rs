@@ -76,12 +76,12 @@ impl TargetArgs {
     }
 }
 
-/// Compiles `spec`'s train steps for one chip of `target` through the user cache's executable
-/// cache (the one `compile` and `train` use), with progress on standard error.
+/// Compiles `spec`'s train steps for one chip of `target` through the shared executable cache
+/// (the one `compile` and `train` use), with progress on standard error.
 fn compile_rates(target: &Target, spec: &ModelSpec, batch: i64) -> Result<ChipRates> {
     let chip = target.one_chip();
     let compiler = AotCompiler::new(chip.clone(), None)?;
-    let cache = ExecutableCache::new(Some(effnetv2::data::cache_dir()?.join("executables")));
+    let cache = ExecutableCache::shared()?;
     let model = Model::new(spec.clone())?;
     eprintln!(
         "per-chip rates: compiling {}'s train steps for {chip} at batch {batch} per device \

@@ -77,8 +77,7 @@ impl Context {
             })
             .collect::<Result<_>>()?;
         let default_single_device = client.default_device_assignment(1)?[0];
-        let cache =
-            ExecutableCache::from_env(crate::data::cache_dir()?.join("executables").into())?;
+        let cache = ExecutableCache::shared()?;
         Ok(Context {
             client,
             placement,

@@ -70,13 +70,15 @@ impl ExecutableCache {
         }
     }
 
-    /// The cache of a process: `EFFNETV2_EXECUTABLE_CACHE` when set, else `default`.
-    pub fn from_env(default: Location) -> Result<ExecutableCache> {
+    /// The cache `train`, `compile` and `bench --target` share by default:
+    /// `EFFNETV2_EXECUTABLE_CACHE` when set (a folder or `gs://`), else the user cache's
+    /// `executables/`.
+    pub fn shared() -> Result<ExecutableCache> {
         let dir = match std::env::var(SHARED_CACHE_VAR) {
             Ok(text) if !text.is_empty() => {
                 Location::parse(&text).with_context(|| format!("${SHARED_CACHE_VAR}"))?
             }
-            _ => default,
+            _ => crate::data::cache_dir()?.join("executables").into(),
         };
         Ok(ExecutableCache { dir: Some(dir) })
     }
