@@ -193,6 +193,9 @@ impl Metric {
     }
 }
 
+/// The metrics log's name in a run directory.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+
 /// The run's `metrics.jsonl`, appended to as the run goes (and across resumptions).
 pub struct MetricsLog(File);
 

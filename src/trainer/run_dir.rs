@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::checkpoint;
 use super::config::{CheckpointMeta, RunConfig};
-use super::events::{Event, EventSink, MetricsLog};
+use super::events::{Event, EventSink, MetricsLog, METRICS_FILE};
 use super::tensorboard::{TensorBoardLog, TENSORBOARD_DIR};
 use crate::data::Cursor;
 use crate::program::device_state::DeviceState;
@@ -25,7 +25,6 @@ use crate::storage::{Location, ObjectLock, StorageError, Store};
 
 /// The lock object: created only if absent, holding who took it.
 const LOCK: &str = ".trainer-lock";
-const METRICS: &str = "metrics.jsonl";
 const CHECKPOINTS: &str = "checkpoints";
 
 /// Opens the store of the run directory `config.out` names.
@@ -111,7 +110,7 @@ impl<'s> RunDir<'s> {
         if primary {
             run_dir.write_json("config.json", config)?;
             if let Staging::Uploaded(dir) = &run_dir.staging {
-                download_if_present(store, METRICS, &dir.path().join(METRICS))?;
+                download_if_present(store, METRICS_FILE, &dir.path().join(METRICS_FILE))?;
             }
         }
         Ok(run_dir)
@@ -128,7 +127,7 @@ impl<'s> RunDir<'s> {
     /// The metrics log, written by the primary process only.
     pub(super) fn metrics_log(&self) -> Result<Option<MetricsLog>> {
         self.primary
-            .then(|| MetricsLog::open(&self.staging.dir().join(METRICS)))
+            .then(|| MetricsLog::open(&self.staging.dir().join(METRICS_FILE)))
             .transpose()
     }
 

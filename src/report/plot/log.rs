@@ -11,13 +11,10 @@ use std::io::Read;
 use anyhow::{bail, Context, Result};
 
 use crate::storage::{Location, Store};
-use crate::trainer::events::Metric;
-
-/// The metrics log's name in a run folder.
-pub const METRICS_FILE: &str = "metrics.jsonl";
 pub use crate::trainer::events::{
     CompileRecord, EvalRecord, NonFiniteRecord, SkippedRecord, StepRecord,
 };
+use crate::trainer::events::{Metric, METRICS_FILE};
 
 /// A line that is not a metric: a write cut short by a crash, or an event this version does
 /// not know. Such lines are left out of the report rather than failing it.
