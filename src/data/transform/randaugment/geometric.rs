@@ -10,7 +10,7 @@ pub const FILL: u8 = 128;
 /// Applies the projective transform `[a0, a1, a2, b0, b1, b2, c0, c1]`, which maps an *output*
 /// pixel (x, y) to the input point `((a0 x + a1 y + a2) / k, (b0 x + b1 y + b2) / k)` with
 /// `k = c0 x + c1 y + 1`, sampled at the nearest pixel (rounding half away from zero).
-pub fn projective(image: &RgbImage, t: [f32; 8]) -> RgbImage {
+pub fn projective(image: &RgbImage, t: Transform) -> RgbImage {
     let (w, h) = image.dimensions();
     let src = image.as_raw();
     let mut out = vec![FILL; src.len()];
@@ -48,34 +48,41 @@ fn round_half_away(v: f32) -> i32 {
     }
 }
 
-/// Rotates counter-clockwise by `degrees` about the image centre (`tfa.image.rotate`).
-pub fn rotate(image: &RgbImage, degrees: f32) -> RgbImage {
+/// A projective transform `[a0, a1, a2, b0, b1, b2, c0, c1]` as [`projective`] takes it.
+pub type Transform = [f32; 8];
+
+/// The transform that samples every output pixel from itself.
+pub const IDENTITY: Transform = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0];
+
+/// Counter-clockwise rotation by `degrees` about the centre of a `width` x `height` image
+/// (`tfa.image.rotate`).
+pub fn rotation(width: u32, height: u32, degrees: f32) -> Transform {
     let radians = (f64::from(degrees) * std::f64::consts::PI / 180.0) as f32;
     let (cos, sin) = (radians.cos(), radians.sin());
-    let (w1, h1) = ((image.width() - 1) as f32, (image.height() - 1) as f32);
+    let (w1, h1) = ((width - 1) as f32, (height - 1) as f32);
     let x_offset = (w1 - (cos * w1 - sin * h1)) / 2.0;
     let y_offset = (h1 - (sin * w1 + cos * h1)) / 2.0;
-    projective(image, [cos, -sin, x_offset, sin, cos, y_offset, 0.0, 0.0])
+    [cos, -sin, x_offset, sin, cos, y_offset, 0.0, 0.0]
 }
 
 /// Output (x, y) samples input (x + level * y, y).
-pub fn shear_x(image: &RgbImage, level: f32) -> RgbImage {
-    projective(image, [1.0, level, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+pub fn shearing_x(level: f32) -> Transform {
+    [1.0, level, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
 }
 
 /// Output (x, y) samples input (x, level * x + y).
-pub fn shear_y(image: &RgbImage, level: f32) -> RgbImage {
-    projective(image, [1.0, 0.0, 0.0, level, 1.0, 0.0, 0.0, 0.0])
+pub fn shearing_y(level: f32) -> Transform {
+    [1.0, 0.0, 0.0, level, 1.0, 0.0, 0.0, 0.0]
 }
 
 /// Output (x, y) samples input (x + pixels, y): content moves left by `pixels`.
-pub fn translate_x(image: &RgbImage, pixels: f32) -> RgbImage {
-    projective(image, [1.0, 0.0, pixels, 0.0, 1.0, 0.0, 0.0, 0.0])
+pub fn translation_x(pixels: f32) -> Transform {
+    [1.0, 0.0, pixels, 0.0, 1.0, 0.0, 0.0, 0.0]
 }
 
 /// Output (x, y) samples input (x, y + pixels): content moves up by `pixels`.
-pub fn translate_y(image: &RgbImage, pixels: f32) -> RgbImage {
-    projective(image, [1.0, 0.0, 0.0, 0.0, 1.0, pixels, 0.0, 0.0])
+pub fn translation_y(pixels: f32) -> Transform {
+    [1.0, 0.0, 0.0, 0.0, 1.0, pixels, 0.0, 0.0]
 }
 
 /// Fills rows `[cy - pad, cy + pad)` x columns `[cx - pad, cx + pad)` (clipped) with [`FILL`].

@@ -14,6 +14,7 @@
 //! [`color::sharpness`]).
 
 pub mod color;
+pub mod encoded;
 pub mod geometric;
 
 use image::RgbImage;
@@ -265,13 +266,25 @@ pub enum Op {
 }
 
 impl Op {
+    /// The projective transform of a geometric operation on a `width` x `height` image; `None`
+    /// for the others.
+    pub fn transform(&self, width: u32, height: u32) -> Option<geometric::Transform> {
+        match *self {
+            Op::Rotate { degrees } => Some(geometric::rotation(width, height, degrees)),
+            Op::ShearX { level } => Some(geometric::shearing_x(level)),
+            Op::ShearY { level } => Some(geometric::shearing_y(level)),
+            Op::TranslateX { pixels } => Some(geometric::translation_x(pixels)),
+            Op::TranslateY { pixels } => Some(geometric::translation_y(pixels)),
+            _ => None,
+        }
+    }
+
     /// Applies the operation.
     pub fn apply(&self, image: &RgbImage) -> RgbImage {
         match *self {
             Op::AutoContrast => color::autocontrast(image),
             Op::Equalize => color::equalize(image),
             Op::Invert => color::invert(image),
-            Op::Rotate { degrees } => geometric::rotate(image, degrees),
             Op::Posterize { bits } => color::posterize(image, bits),
             Op::Solarize { threshold } => color::solarize(image, threshold),
             Op::SolarizeAdd { addition } => {
@@ -281,15 +294,19 @@ impl Op {
             Op::Contrast { factor } => color::contrast(image, factor),
             Op::Brightness { factor } => color::brightness(image, factor),
             Op::Sharpness { factor } => color::sharpness(image, factor),
-            Op::ShearX { level } => geometric::shear_x(image, level),
-            Op::ShearY { level } => geometric::shear_y(image, level),
-            Op::TranslateX { pixels } => geometric::translate_x(image, pixels),
-            Op::TranslateY { pixels } => geometric::translate_y(image, pixels),
             Op::Cutout {
                 pad,
                 center_x,
                 center_y,
             } => geometric::cutout(image, pad, center_x, center_y),
+            Op::Rotate { .. }
+            | Op::ShearX { .. }
+            | Op::ShearY { .. }
+            | Op::TranslateX { .. }
+            | Op::TranslateY { .. } => {
+                let transform = self.transform(image.width(), image.height());
+                geometric::projective(image, transform.expect("a geometric operation"))
+            }
         }
     }
 }
