@@ -16,14 +16,12 @@ repository):
 - tfdata: tf.data as the official preprocessing does it: `tf.io.read_file`,
   `tf.image.sample_distorted_bounding_box` (100 attempts, the whole image on failure) and
   `tf.image.decode_and_crop_jpeg` (libjpeg-turbo decodes only the window), `tf.image.resize`
-  (bilinear), `random_flip_left_right`, a uint8 cast, RandAugment, `(x - 128) / 128`. The
-  official RandAugment is TF code of its own repository, which runs only the chosen op of each
-  layer (a `tf.cond` per op). The stand-in uses the 11 op layers of Keras 3's
-  `keras.layers.RandAugment(num_ops=2, factor=MAGNITUDE / 10)` (Keras' own ops and strength
-  rules, 11 of them where the official list has 15) but picks each layer's op with
-  `tf.switch_case`, so only the 2 chosen ops run: the Keras layer itself applies all 11 ops in
-  each layer and keeps one with `where` (22 ops per image), which made it 7-11x slower. One thread: `tf.config.threading` intra/inter = 1, a
-  private thread pool of 1 and sequential `map`, no prefetch.
+  (bilinear), `random_flip_left_right`, a uint8 cast, RandAugment, `(x - 128) / 128`.
+  RandAugment is the official one (16 operations, the official argument rules, only the picked
+  operation of each layer run through `tf.switch_case`), written in TensorFlow ops from the spec
+  in tools/tf_randaugment.py (checked against numpy by tools/tf_randaugment_check.py). One
+  thread: `tf.config.threading` intra/inter = 1, a private thread pool of 1 and sequential
+  `map`, no prefetch.
 - timm: Pillow (libjpeg-turbo) + timm's `RandomResizedCropAndInterpolation(scale=(0.05, 1))`,
   `RandomHorizontalFlip`, `rand_augment_transform('rand-mM-n2')` (timm takes whole
   magnitudes: M rounded) and `ToTensor` + `Normalize`, `torch.set_num_threads(1)`.
@@ -45,12 +43,6 @@ WARM_UP = 16
 DALI_BATCH = 16
 AREA = (0.05, 1.0)
 ASPECT = (3 / 4, 4 / 3)
-# The op layers of `keras.layers.RandAugment` (its attributes of these names), in its order.
-KERAS_RANDAUGMENT_OPS = [
-    "random_shear", "random_translation", "random_rotation", "random_brightness",
-    "random_color_degeneration", "random_contrast", "random_sharpness",
-    "random_posterization", "solarization", "auto_contrast", "equalization",
-]
 
 
 def stages(text):
@@ -66,21 +58,8 @@ def timed(run, images):
 
 
 def tfdata(paths, size, magnitude, layers):
-    import keras
     import tensorflow as tf
-
-    keras_layer = keras.layers.RandAugment(value_range=(0, 255), num_ops=2,
-                                           factor=magnitude / 10.0)
-    ops = [getattr(keras_layer, name) for name in KERAS_RANDAUGMENT_OPS]
-
-    def rand_augment(image):
-        image = tf.cast(image, tf.float32)
-        for _ in range(layers):
-            choice = tf.random.uniform([], 0, len(ops), dtype=tf.int32)
-            branches = [lambda op=op: tf.cast(op(image, training=True), tf.float32)
-                        for op in ops]
-            image = tf.switch_case(choice, branches)
-        return tf.cast(tf.clip_by_value(image, 0.0, 255.0), tf.uint8)
+    from tf_randaugment import rand_augment
 
     def transform(path):
         encoded = tf.io.read_file(path)
@@ -95,7 +74,7 @@ def tfdata(paths, size, magnitude, layers):
         image = tf.image.random_flip_left_right(image)
         image = tf.cast(tf.clip_by_value(image, 0.0, 255.0), tf.uint8)
         if layers:
-            image = rand_augment(image)
+            image = rand_augment(image, layers, magnitude)
         return (tf.cast(image, tf.float32) - 128.0) / 128.0
 
     options = tf.data.Options()
