@@ -146,8 +146,8 @@ def cutout(image, pad, center_y, center_x):
     return out
 
 
-# (operation, arguments, numpy formula) with fixed parameters: the arguments of magnitudes 2, 5
-# and 10 and both signs; Solarize at M = 5 (from M = 10 on it is a no-op).
+# (operation, arguments, numpy formula) with fixed parameters: the arguments of magnitudes 2 to
+# 10 with both signs; Solarize also at M = 5 (from M = 10 on it is a no-op).
 CASES = [
     ("AutoContrast", (), auto_contrast),
     ("Equalize", (), equalize),
