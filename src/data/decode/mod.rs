@@ -2,19 +2,23 @@
 //!
 //! JPEGs go straight to zune-jpeg, the decoder that `image` itself wraps: the wrapper copies the
 //! whole file, parses the headers twice and converts the pixels once more, which cost 8 % of the
-//! decoding time on ImageNet-like files (docs/input-pipeline.md). Everything else (PNG, and JPEGs
-//! in colour spaces zune-jpeg cannot turn into RGB by itself) goes through `image`.
+//! decoding time on ImageNet-like files (docs/input-pipeline.md). Sequential colour JPEGs whose
+//! components are coded in separate scans go to jpeg-decoder instead: zune-jpeg 0.5.15 decodes
+//! the chroma-subsampled ones as colourless stripes and panics on some (see [`separate_scans`]).
+//! Everything else (PNG, and JPEGs in colour spaces zune-jpeg cannot turn into RGB by itself)
+//! goes through `image`.
+
+mod markers;
+mod separate_scans;
+mod zune;
 
 use std::io::Cursor;
 
 use image::error::{DecodingError, ImageFormatHint};
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, RgbImage};
-use zune_core::bytestream::ZCursor;
-use zune_core::colorspace::ColorSpace;
-use zune_core::options::DecoderOptions;
-use zune_jpeg::JpegDecoder;
 
 use super::error::{DataError, Result};
+pub use markers::jpeg_is_complete;
 
 /// Most memory one image may take to decode: its pixels in their stored colour type, or as 8-bit
 /// RGB, whichever is larger. 256 MiB is 89 megapixels of RGB, beyond any training photo; the
@@ -31,61 +35,34 @@ pub const MAX_DECODED_BYTES: u64 = 256 << 20;
 /// part with grey and report success, and a half-grey photo is bad data. An image larger than
 /// [`MAX_DECODED_BYTES`] is rejected with its size.
 pub fn decode_rgb(bytes: &[u8], what: &str) -> Result<RgbImage> {
-    if is_jpeg(bytes) {
+    if markers::is_jpeg(bytes) {
         if !jpeg_is_complete(bytes) {
             return Err(DataError::Truncated {
                 what: what.to_owned(),
             });
         }
-        if let Some(image) = decode_jpeg(bytes, what)? {
+        if markers::has_separate_colour_scans(bytes) {
+            return separate_scans::decode(bytes, what);
+        }
+        if let Some(image) = zune::decode(bytes, what)? {
             return Ok(image);
         }
     }
     decode_with_image(bytes, what)
 }
 
-/// Colour spaces that zune-jpeg converts to RGB itself (greyscale by replication, as
-/// `into_rgb8` does); JPEGs stored otherwise go through `image`.
-const DIRECT_COLOUR_SPACES: [ColorSpace; 5] = [
-    ColorSpace::YCbCr,
-    ColorSpace::Luma,
-    ColorSpace::RGB,
-    ColorSpace::CMYK,
-    ColorSpace::YCCK,
-];
-
-/// Decodes a complete JPEG with zune-jpeg into RGB, with the options `image` uses (lenient
-/// parsing, no size limit of the decoder's own: [`MAX_DECODED_BYTES`] is checked here). `None`
-/// when the stored colour space is not one of [`DIRECT_COLOUR_SPACES`].
-fn decode_jpeg(bytes: &[u8], what: &str) -> Result<Option<RgbImage>> {
-    let error = |source| DataError::Decode {
+/// The error for a JPEG that a decoder refused, with the decoder's reason.
+fn jpeg_error(
+    what: &str,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> DataError {
+    DataError::Decode {
         what: what.to_owned(),
         source: ImageError::Decoding(DecodingError::new(
             ImageFormatHint::Exact(ImageFormat::Jpeg),
             source,
         )),
-    };
-    let options = DecoderOptions::default()
-        .set_strict_mode(false)
-        .set_max_width(usize::MAX)
-        .set_max_height(usize::MAX)
-        .jpeg_set_out_colorspace(ColorSpace::RGB);
-    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    decoder.decode_headers().map_err(error)?;
-    let stored = decoder.input_colorspace().expect("headers were decoded");
-    if !DIRECT_COLOUR_SPACES.contains(&stored) {
-        return Ok(None);
     }
-    let (width, height) = decoder.dimensions().expect("headers were decoded");
-    let (width, height) = (width as u32, height as u32);
-    let needed = u64::from(width) * u64::from(height) * 3;
-    if needed > MAX_DECODED_BYTES {
-        return Err(too_large(what, width, height, needed));
-    }
-    let pixels = decoder.decode().map_err(error)?;
-    RgbImage::from_raw(width, height, pixels)
-        .map(Some)
-        .ok_or_else(|| error("the decoder returned fewer pixels than the header declares".into()))
 }
 
 /// Decodes any format `image` knows into RGB, its limits set to [`MAX_DECODED_BYTES`].
@@ -124,81 +101,9 @@ fn too_large(what: &str, width: u32, height: u32, needed: u64) -> DataError {
     }
 }
 
-/// JPEG markers used by the completeness check.
-const MARKER: u8 = 0xFF;
-const SOI: u8 = 0xD8;
-const EOI: u8 = 0xD9;
-const SOS: u8 = 0xDA;
-const TEM: u8 = 0x01;
-const RST: std::ops::RangeInclusive<u8> = 0xD0..=0xD7;
-
-fn is_jpeg(bytes: &[u8]) -> bool {
-    bytes.starts_with(&[MARKER, SOI])
-}
-
-/// Whether a JPEG stream reaches its end-of-image marker. Walks the marker segments by their
-/// lengths and skips entropy-coded data (where `FF` is always followed by a stuffed `00` or a
-/// restart marker), so an `FF D9` inside metadata or a thumbnail does not count. Bytes that are
-/// not markers between segments are skipped, as lenient decoders do.
-pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let mut i = 2;
-    loop {
-        while i < bytes.len() && bytes[i] != MARKER {
-            i += 1;
-        }
-        while i < bytes.len() && bytes[i] == MARKER {
-            i += 1;
-        }
-        let Some(&marker) = bytes.get(i) else {
-            return false;
-        };
-        i += 1;
-        match marker {
-            EOI => return true,
-            SOI | TEM => {}
-            m if RST.contains(&m) => {}
-            _ => {
-                let Some(length) = bytes.get(i..i + 2) else {
-                    return false;
-                };
-                i += usize::from(u16::from_be_bytes([length[0], length[1]]));
-                if marker == SOS {
-                    while i + 1 < bytes.len()
-                        && !(bytes[i] == MARKER
-                            && bytes[i + 1] != 0
-                            && !RST.contains(&bytes[i + 1]))
-                    {
-                        i += 1;
-                    }
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A minimal marker skeleton: SOI, an APP0 segment holding `FF D9`, SOS with entropy data
-    /// containing a stuffed `FF 00` and a restart marker, then EOI.
-    fn skeleton() -> Vec<u8> {
-        let mut jpeg = vec![MARKER, SOI];
-        jpeg.extend([MARKER, 0xE0, 0x00, 0x06, MARKER, EOI, 0x00, 0x00]);
-        jpeg.extend([MARKER, SOS, 0x00, 0x04, 0x01, 0x02]);
-        jpeg.extend([0x12, MARKER, 0x00, 0x34, MARKER, 0xD3, 0x56]);
-        jpeg.extend([MARKER, EOI]);
-        jpeg
-    }
-
-    #[test]
-    fn complete_stream_passes_and_every_truncation_fails() {
-        let jpeg = skeleton();
-        assert!(jpeg_is_complete(&jpeg));
-        for cut in 2..jpeg.len() {
-            assert!(!jpeg_is_complete(&jpeg[..cut]), "cut at {cut}");
-        }
-    }
 
     /// A PNG of a `width`x`height` RGB image whose data chunk is empty: the header, with valid
     /// CRCs, and nothing to decode.
@@ -230,12 +135,5 @@ mod tests {
         // Within the limit, the same header fails only for its missing data.
         let err = decode_rgb(&png_header(1000, 1000), "small.png").unwrap_err();
         assert!(matches!(err, DataError::Decode { .. }), "{err}");
-    }
-
-    #[test]
-    fn trailing_bytes_after_eoi_are_accepted() {
-        let mut jpeg = skeleton();
-        jpeg.extend([0x00, 0x00, 0x17]);
-        assert!(jpeg_is_complete(&jpeg));
     }
 }
