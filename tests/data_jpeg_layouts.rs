@@ -1,4 +1,5 @@
-//! JPEGs whose colour components are coded in separate scans decode to the right pixels.
+//! JPEGs whose colour components are coded in separate scans decode to the right pixels, and
+//! decoding only an image's top rows (a crop window's) gives exactly those of the full decode.
 //!
 //! zune-jpeg 0.5.15 decodes sequential 4:2:0 JPEGs with one scan per component as colourless
 //! stripes and panics on 4:2:0 CMYK ones; `decode_rgb` sends such files to jpeg-decoder. The
@@ -12,7 +13,7 @@
 mod data_support;
 
 use data_support::{foolbox_data, sklearn_images};
-use effnetv2::data::{decode_rgb, DataError};
+use effnetv2::data::{decode_rgb, decode_rgb_top, DataError};
 use image::RgbImage;
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
@@ -41,15 +42,28 @@ fn photos() -> Vec<RgbImage> {
 /// scan per component (the encoder's optimised Huffman tables), else in one interleaved scan.
 fn encode(
     pixels: &[u8],
-    (width, height): (u32, u32),
+    size: (u32, u32),
     colour: ColorType,
     sampling: SamplingFactor,
     separate_scans: bool,
 ) -> Vec<u8> {
+    encode_with(pixels, size, colour, sampling, |encoder| {
+        encoder.set_optimized_huffman_tables(separate_scans)
+    })
+}
+
+/// `pixels` as a quality-90 JPEG from an encoder that `configure` has set up.
+fn encode_with(
+    pixels: &[u8],
+    (width, height): (u32, u32),
+    colour: ColorType,
+    sampling: SamplingFactor,
+    configure: impl FnOnce(&mut Encoder<&mut Vec<u8>>),
+) -> Vec<u8> {
     let mut bytes = Vec::new();
     let mut encoder = Encoder::new(&mut bytes, 90);
     encoder.set_sampling_factor(sampling);
-    encoder.set_optimized_huffman_tables(separate_scans);
+    configure(&mut encoder);
     encoder
         .encode(pixels, width as u16, height as u16, colour)
         .unwrap();
@@ -139,13 +153,9 @@ fn progressive_jpegs_with_a_scan_per_component_stay_with_zune_and_decode_exactly
     for (p, photo) in photos().iter().enumerate() {
         let size = photo.dimensions();
         let interleaved = encode(photo, size, ColorType::Rgb, SamplingFactor::R_4_2_0, false);
-        let mut progressive = Vec::new();
-        let mut encoder = Encoder::new(&mut progressive, 90);
-        encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
-        encoder.set_progressive(true);
-        encoder
-            .encode(photo, size.0 as u16, size.1 as u16, ColorType::Rgb)
-            .unwrap();
+        let progressive = encode_with(photo, size, ColorType::Rgb, SamplingFactor::R_4_2_0, |e| {
+            e.set_progressive(true)
+        });
         assert!(scan_components(&progressive).len() > 3, "photo {p}");
         assert!(
             decode_rgb(&progressive, "progressive").unwrap()
@@ -216,4 +226,73 @@ fn truncated_or_corrupt_jpegs_with_a_scan_per_component_are_errors() {
         Err(DataError::Decode { what, .. }) => assert_eq!(what, "corrupt.jpg"),
         other => panic!("{other:?}"),
     }
+}
+
+/// The top `rows` rows of a sequential JPEG are decoded from a header claiming fewer rows
+/// (src/data/decode/zune.rs); they must be exactly the full decode's, for every number of rows
+/// (MCU rows of 8 and 16 pixels, bottoms on and off their edges), every chroma layout, restart
+/// markers, greyscale, and the routes that decode whole and cut (progressive, separate scans).
+#[test]
+fn decoding_the_top_rows_equals_the_full_decode_exactly() {
+    let mut jpegs: Vec<(String, Vec<u8>)> = ["china.jpg", "flower.jpg"]
+        .map(|name| {
+            (
+                name.to_owned(),
+                std::fs::read(sklearn_images().join(name)).unwrap(),
+            )
+        })
+        .into();
+    jpegs.push((
+        "progressive".to_owned(),
+        std::fs::read(foolbox_data().join("imagenet_00_243.jpg")).unwrap(),
+    ));
+    let crop = &photos()[3];
+    let size = crop.dimensions();
+    for sampling in [
+        SamplingFactor::R_4_2_0,
+        SamplingFactor::R_4_2_2,
+        SamplingFactor::R_4_4_0,
+        SamplingFactor::R_4_4_4,
+    ] {
+        let name = format!("{sampling:?}");
+        jpegs.push((
+            name.clone(),
+            encode(crop, size, ColorType::Rgb, sampling, false),
+        ));
+        let restarts = encode_with(crop, size, ColorType::Rgb, sampling, |e| {
+            e.set_restart_interval(3)
+        });
+        jpegs.push((format!("{name} with restarts"), restarts));
+    }
+    let separate = encode(crop, size, ColorType::Rgb, SamplingFactor::R_4_2_0, true);
+    jpegs.push(("separate scans".to_owned(), separate));
+    let grey = image::imageops::grayscale(crop);
+    let grey = encode(
+        grey.as_raw(),
+        size,
+        ColorType::Luma,
+        SamplingFactor::R_4_2_0,
+        false,
+    );
+    jpegs.push(("greyscale".to_owned(), grey));
+
+    for (name, jpeg) in &jpegs {
+        let full = decode_rgb(jpeg, name).unwrap();
+        let (width, height) = full.dimensions();
+        let row_bytes = width as usize * 3;
+        for rows in 0..=height + 1 {
+            let top = decode_rgb_top(jpeg, name, rows).unwrap();
+            let kept = rows.min(height);
+            assert_eq!(top.dimensions(), (width, kept), "{name}, {rows} rows");
+            assert!(
+                top.as_raw()[..] == full.as_raw()[..row_bytes * kept as usize],
+                "{name}: the top {rows} rows differ from the full decode's"
+            );
+        }
+    }
+    let cut = &jpegs[0].1[..jpegs[0].1.len() - 2];
+    assert!(matches!(
+        decode_rgb_top(cut, "cut.jpg", 8),
+        Err(DataError::Truncated { .. })
+    ));
 }

@@ -1,5 +1,6 @@
-//! Reading a JPEG's marker segments without decoding it: whether the stream is complete, and
-//! how its colour components are laid out in scans (which picks the decoder).
+//! Reading a JPEG's marker segments without decoding it: whether the stream is complete, how
+//! its colour components are laid out in scans (which picks the decoder), and where a
+//! sequential frame stores its height (which lets the decoder stop early).
 
 /// JPEG markers read here.
 const MARKER: u8 = 0xFF;
@@ -20,10 +21,11 @@ pub(super) fn is_jpeg(bytes: &[u8]) -> bool {
 }
 
 /// One marker of a JPEG stream and its segment's payload (after the length field; empty for
-/// the markers that carry no segment).
+/// the markers that carry no segment), which starts at byte `start` of the stream.
 struct Segment<'a> {
     marker: u8,
     payload: &'a [u8],
+    start: usize,
 }
 
 /// The markers of a JPEG stream after its SOI, in order, up to and including EOI. Walks the
@@ -65,6 +67,7 @@ impl<'a> Iterator for Markers<'a> {
         let marker = *bytes.get(i)?;
         i += 1;
         let mut payload: &[u8] = &[];
+        let mut start = i;
         match marker {
             EOI => self.ended = true,
             SOI | TEM => {}
@@ -72,7 +75,8 @@ impl<'a> Iterator for Markers<'a> {
             _ => {
                 let length = bytes.get(i..i + 2)?;
                 let length = usize::from(u16::from_be_bytes([length[0], length[1]])).max(2);
-                payload = bytes.get(i + 2..i + length)?;
+                start = i + 2;
+                payload = bytes.get(start..i + length)?;
                 i += length;
                 if marker == SOS {
                     while i + 1 < bytes.len()
@@ -86,7 +90,11 @@ impl<'a> Iterator for Markers<'a> {
             }
         }
         self.at = i;
-        Some(Segment { marker, payload })
+        Some(Segment {
+            marker,
+            payload,
+            start,
+        })
     }
 }
 
@@ -121,6 +129,42 @@ pub(super) fn has_separate_colour_scans(bytes: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// The frame header of a sequential JPEG (baseline or extended, Huffman-coded), as far as
+/// decoding only its top rows needs it.
+#[derive(Debug, PartialEq)]
+pub(super) struct SequentialFrame {
+    /// Rows of the image; never 0 (a height defined later by a DNL marker is not admitted).
+    pub height: u16,
+    /// Byte offset of the big-endian height field in the stream.
+    pub height_at: usize,
+    /// Pixel rows per MCU row: 8 times the largest vertical sampling factor.
+    pub mcu_rows: u16,
+}
+
+/// The frame header of `bytes` when it is a sequential JPEG with a known height; `None` for
+/// progressive and other frames, and for headers cut short.
+pub(super) fn sequential_frame(bytes: &[u8]) -> Option<SequentialFrame> {
+    let segment = Markers::new(bytes).find(|segment| SOF.contains(&segment.marker))?;
+    if !SEQUENTIAL.contains(&segment.marker) {
+        return None;
+    }
+    // Payload: precision, height (2), width (2), component count, then per component its id,
+    // sampling factors (horizontal << 4 | vertical) and quantisation table.
+    let payload = segment.payload;
+    let height = u16::from_be_bytes([*payload.get(1)?, *payload.get(2)?]);
+    let components = usize::from(*payload.get(5)?);
+    let vertical = (0..components)
+        .map(|c| payload.get(6 + 3 * c + 1).map(|factors| factors & 0x0F))
+        .collect::<Option<Vec<u8>>>()?
+        .into_iter()
+        .max()?;
+    (height > 0 && vertical > 0).then_some(SequentialFrame {
+        height,
+        height_at: segment.start + 1,
+        mcu_rows: 8 * u16::from(vertical),
+    })
 }
 
 #[cfg(test)]
@@ -199,5 +243,29 @@ mod tests {
         for jpeg in [frame(0xC0, 3, &[3]), frame(0xC0, 3, &[1, 1, 1])] {
             assert!(jpeg_is_complete(&jpeg));
         }
+    }
+
+    #[test]
+    fn the_sequential_frame_header_is_found_with_its_height_and_mcu_rows() {
+        let jpeg = frame(0xC1, 3, &[3]);
+        // SOI (2), marker (2), length (2), precision (1): the height follows.
+        let found = sequential_frame(&jpeg).unwrap();
+        assert_eq!(
+            found,
+            SequentialFrame {
+                height: 0x100,
+                height_at: 7,
+                mcu_rows: 8
+            }
+        );
+        assert_eq!(jpeg[7..9], [0x01, 0x00]);
+        let mut subsampled = jpeg.clone();
+        subsampled[2 + 2 + 8 + 1] = 0x22;
+        assert_eq!(sequential_frame(&subsampled).unwrap().mcu_rows, 16);
+        assert_eq!(sequential_frame(&frame(0xC2, 3, &[3])), None);
+        let mut unknown_height = jpeg.clone();
+        unknown_height[7..9].copy_from_slice(&[0, 0]);
+        assert_eq!(sequential_frame(&unknown_height), None);
+        assert_eq!(sequential_frame(&jpeg[..12]), None);
     }
 }

@@ -35,6 +35,16 @@ pub const MAX_DECODED_BYTES: u64 = 256 << 20;
 /// part with grey and report success, and a half-grey photo is bad data. An image larger than
 /// [`MAX_DECODED_BYTES`] is rejected with its size.
 pub fn decode_rgb(bytes: &[u8], what: &str) -> Result<RgbImage> {
+    decode_rgb_top(bytes, what, u32::MAX)
+}
+
+/// The top `rows` rows of an image (all of it where it has fewer), exactly as [`decode_rgb`]
+/// decodes them, with the same checks and errors: what a crop window needs, whose bottom is
+/// `rows`. A sequential JPEG (baseline, the layout of most photos) is decoded only down to the
+/// MCU row below them, so the rows further down are never entropy-decoded, which is most of a
+/// JPEG's decoding time (docs/input-pipeline.md, section 1); other images are decoded whole and
+/// cut.
+pub fn decode_rgb_top(bytes: &[u8], what: &str, rows: u32) -> Result<RgbImage> {
     if markers::is_jpeg(bytes) {
         if !jpeg_is_complete(bytes) {
             return Err(DataError::Truncated {
@@ -42,13 +52,24 @@ pub fn decode_rgb(bytes: &[u8], what: &str) -> Result<RgbImage> {
             });
         }
         if markers::has_separate_colour_scans(bytes) {
-            return separate_scans::decode(bytes, what);
+            return separate_scans::decode(bytes, what).map(|image| top(image, rows));
         }
-        if let Some(image) = zune::decode(bytes, what)? {
+        if let Some(image) = zune::decode(bytes, what, rows)? {
             return Ok(image);
         }
     }
-    decode_with_image(bytes, what)
+    decode_with_image(bytes, what).map(|image| top(image, rows))
+}
+
+/// The top `rows` rows of `image` (all of it where it has fewer), without copying.
+fn top(image: RgbImage, rows: u32) -> RgbImage {
+    let (width, height) = image.dimensions();
+    if rows >= height {
+        return image;
+    }
+    let mut pixels = image.into_raw();
+    pixels.truncate(width as usize * rows as usize * 3);
+    RgbImage::from_raw(width, rows, pixels).expect("a prefix of whole rows")
 }
 
 /// The error for a JPEG that a decoder refused, with the decoder's reason.
