@@ -98,7 +98,9 @@ impl<'a> Iterator for Markers<'a> {
     }
 }
 
-/// Whether a JPEG stream reaches its end-of-image marker (see [`Markers`] for how it is found).
+/// Whether a JPEG stream reaches its end-of-image marker, found by walking the marker segments
+/// by their lengths and skipping entropy-coded data, so that an `FF D9` inside metadata or a
+/// thumbnail does not count.
 pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
     Markers::new(bytes).any(|segment| segment.marker == EOI)
 }

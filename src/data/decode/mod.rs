@@ -4,7 +4,7 @@
 //! whole file, parses the headers twice and converts the pixels once more, which cost 8 % of the
 //! decoding time on ImageNet-like files (docs/input-pipeline.md). Sequential colour JPEGs whose
 //! components are coded in separate scans go to jpeg-decoder instead: zune-jpeg 0.5.15 decodes
-//! the chroma-subsampled ones as colourless stripes and panics on some (see [`separate_scans`]).
+//! the chroma-subsampled ones as colourless stripes and panics on some (`separate_scans.rs`).
 //! Everything else (PNG, and JPEGs in colour spaces zune-jpeg cannot turn into RGB by itself)
 //! goes through `image`.
 
