@@ -19,7 +19,7 @@ pub mod transform;
 
 pub use batch::{Batch, Cursor, SkippedImage};
 pub use cache::cache_dir;
-pub use decode::decode_rgb;
+pub use decode::{decode_rgb, decode_rgb_top};
 pub use error::{DataError, Result};
 pub use loader::{EpochReport, EvalConfig, Loader, LoaderConfig, Shard, Stage, RANDAUGMENT_LAYERS};
 pub use mix::MixConfig;
