@@ -1,8 +1,9 @@
 //! Device-side augmentation (`nn::augment`) on the CPU plugin against the host path it replaces:
 //! each RandAugment operation through the encoded stage chain against `Op::apply` on the same
 //! `u8` image (crops of real photos and edge cases), two layers of mixed operations against the
-//! host chain, and normalisation plus mixup/CutMix against `Normalization::write` and
-//! `mix_batch` with the same draws.
+//! host chain, normalisation plus mixup/CutMix against `Normalization::write` and `mix_batch`
+//! with the same draws, and the whole train step augmenting on the device against the step fed
+//! the host-augmented images.
 
 mod common;
 mod data_support;
@@ -15,6 +16,10 @@ use effnetv2::data::transform::randaugment::{Op, OpKind, PixelConsts};
 use effnetv2::data::Normalization;
 use effnetv2::hlo::{ElementType, Literal, Shape};
 use effnetv2::nn::augment::{self, MixArrays, RandAugmentArrays};
+use effnetv2::program::device_state::DeviceState;
+use effnetv2::step::graphs::{port, train_step, DeviceAugment, InputMode, Precision, StepConfig};
+use effnetv2::step::state::StateLayout;
+use effnetv2::trainer::init::initial_state;
 use image::RgbImage;
 use rand::Rng;
 
@@ -368,6 +373,201 @@ fn normalisation_and_mixing_match_the_host() {
                 (d - h).abs() <= 4.0 * f32::EPSILON * h.abs().max(2.0),
                 "{config:?}: value {i} is {d} on the device, {h} on the host"
             );
+        }
+    }
+}
+
+/// One batch of the step test: u8 crops, the drawn RandAugment operations (two layers), the
+/// mixing draws and the one-hot labels mixed as the host mixes them.
+struct StepBatch {
+    images: Vec<RgbImage>,
+    ops: Vec<Vec<Op>>,
+    partner: Vec<i32>,
+    weight: Vec<f32>,
+    paste: Vec<i32>,
+    labels: Vec<f32>,
+    classes: Vec<i32>,
+    /// The host path's images: the operations, normalisation and mixing on the host.
+    host_images: Vec<f32>,
+}
+
+const STEP_BATCH: usize = 6;
+const STEP_SIZE: usize = 16;
+const STEP_CLASSES: usize = 10;
+const MIXING: MixConfig = MixConfig {
+    mixup: 0.8,
+    cutmix: 1.0,
+};
+
+fn step_batch(seed: u64) -> StepBatch {
+    let (n, size) = (STEP_BATCH, STEP_SIZE);
+    let images = photo_crops(size as u32, size as u32, n + seed as usize)[seed as usize..].to_vec();
+    // Operations the device reproduces exactly (the blends are checked op by op above), so
+    // that both paths train on the same images.
+    let exact: Vec<OpKind> = OpKind::ALL
+        .into_iter()
+        .filter(|k| {
+            !matches!(
+                k,
+                OpKind::Color | OpKind::Contrast | OpKind::Brightness | OpKind::Sharpness
+            )
+        })
+        .collect();
+    let mut ops = vec![Vec::new(), Vec::new()];
+    for e in 0..n {
+        let mut rng = stream(seed, 0, e as u64, Purpose::Augment);
+        for layer in ops.iter_mut() {
+            let kind = exact[rng.gen_range(0..exact.len())];
+            layer.push(kind.resolve(10.0, RANDAUGMENT, size as u32, size as u32, &mut rng));
+        }
+    }
+    let augmented = host_randaugment(&images, &ops);
+    let normalization = Normalization::CENTRED;
+    let mut host_images = vec![0f32; n * size * size * 3];
+    for (image, out) in augmented
+        .iter()
+        .zip(host_images.chunks_exact_mut(size * size * 3))
+    {
+        normalization.write(image.as_raw(), out);
+    }
+    let classes: Vec<i32> = (0..n)
+        .map(|e| ((e as u64 * 3 + seed) % 10) as i32)
+        .collect();
+    let mut labels: Vec<f32> = classes
+        .iter()
+        .flat_map(|&c| (0..STEP_CLASSES as i32).map(move |k| f32::from(k == c)))
+        .collect();
+    let mut rngs: Vec<_> = (0..n as u64)
+        .map(|i| stream(seed, 0, i, Purpose::Mix))
+        .collect();
+    let (partner, weight, paste) = mixing_draws(n, size, MIXING, &rngs);
+    mix_batch(&mut host_images, &mut labels, size, MIXING, &mut rngs);
+    StepBatch {
+        images,
+        ops,
+        partner,
+        weight,
+        paste,
+        labels,
+        classes,
+        host_images,
+    }
+}
+
+/// Loss and correct count of each step of one call of the train step under `input` on
+/// `batches` (stacked when there are several), from the same initial state.
+fn train_call(
+    ctx: &effnetv2::program::context::Context,
+    model: &effnetv2::model::Model,
+    batches: &[StepBatch],
+    input: InputMode,
+) -> Vec<(f32, i32)> {
+    let k = batches.len();
+    let cfg = StepConfig {
+        steps_per_call: k as i64,
+        input,
+        ..StepConfig::official(
+            STEP_BATCH as i64,
+            STEP_SIZE as i64,
+            Precision::F32,
+            ctx.backend(),
+        )
+    };
+    let (exe, _) = ctx.compile(&train_step(model, &cfg).unwrap()).unwrap();
+    let layout = StateLayout::new(model);
+    let mut state = DeviceState::upload(ctx, &layout, &initial_state(&layout, 3)).unwrap();
+    let lead: Vec<i64> = if k > 1 { vec![k as i64] } else { vec![] };
+    let stacked = |dims: &[i64], part: &dyn Fn(&StepBatch) -> Literal| -> Literal {
+        let dims = [lead.as_slice(), dims].concat();
+        let bytes: Vec<u8> = batches.iter().flat_map(|b| part(b).into_bytes()).collect();
+        let ty = part(&batches[0]).ty();
+        Literal::from_bytes(effnetv2::hlo::ArrayShape::new(ty, &dims), bytes).unwrap()
+    };
+    let (n, s, c) = (STEP_BATCH as i64, STEP_SIZE as i64, STEP_CLASSES as i64);
+    let mut feeds: Vec<(&str, Literal)> = vec![
+        (
+            port::LABELS,
+            stacked(&[n, c], &|b| Literal::from_vec(&[n, c], &b.labels).unwrap()),
+        ),
+        (
+            port::CLASSES,
+            stacked(&[n], &|b| Literal::from_vec(&[n], &b.classes).unwrap()),
+        ),
+        (
+            port::LEARNING_RATE,
+            stacked(&[], &|_| Literal::scalar(0.05f32)),
+        ),
+        (port::DROPOUT_RATE, Literal::scalar(0.0f32)),
+    ];
+    if k > 1 {
+        feeds.push((port::STEPS, Literal::scalar(k as i32)));
+    }
+    match input {
+        InputMode::Normalised => feeds.push((
+            port::IMAGES,
+            stacked(&[n, s, s, 3], &|b| {
+                Literal::from_vec(&[n, s, s, 3], &b.host_images).unwrap()
+            }),
+        )),
+        InputMode::DeviceAugment(_) => {
+            feeds.push((
+                port::IMAGES,
+                stacked(&[n, s, s, 3], &|b| batch_literal(&b.images)),
+            ));
+            let encoded = |b: &StepBatch| {
+                let mut layers = EncodedLayers::identity(b.ops.len(), b.images.len());
+                for (l, layer) in b.ops.iter().enumerate() {
+                    for (e, op) in layer.iter().enumerate() {
+                        layers.set(l, e, &EncodedOp::of(op, s as u32, s as u32));
+                    }
+                }
+                layer_literals(&layers)
+            };
+            for (i, name) in port::AUGMENT.iter().enumerate() {
+                let dims = encoded(&batches[0])[i].shape().dims().to_vec();
+                feeds.push((name, stacked(&dims, &|b| encoded(b).swap_remove(i))));
+            }
+            feeds.push((
+                port::MIX_PARTNER,
+                stacked(&[n], &|b| Literal::from_vec(&[n], &b.partner).unwrap()),
+            ));
+            feeds.push((
+                port::MIX_WEIGHT,
+                stacked(&[n], &|b| Literal::from_vec(&[n], &b.weight).unwrap()),
+            ));
+            feeds.push((
+                port::MIX_PASTE,
+                stacked(&[n, 4], &|b| Literal::from_vec(&[n, 4], &b.paste).unwrap()),
+            ));
+        }
+    }
+    let feeds = ctx.upload_named(feeds).unwrap();
+    let outcomes = state.step(&exe, std::slice::from_ref(&feeds)).unwrap();
+    outcomes.iter().map(|o| (o.loss, o.correct)).collect()
+}
+
+#[test]
+fn the_train_step_augmenting_on_the_device_trains_as_on_host_augmented_images() {
+    let ctx = effnetv2::program::context::Context::open(
+        effnetv2::runtime::provision::PluginKind::DEFAULT,
+        None,
+    )
+    .unwrap();
+    let model = effnetv2::model::Model::new(effnetv2::model::load_spec("tiny").unwrap()).unwrap();
+    let device = InputMode::DeviceAugment(DeviceAugment::new(2, true, Normalization::CENTRED));
+    for k in [1, 2] {
+        let batches: Vec<StepBatch> = (0..k).map(|i| step_batch(20 + i as u64)).collect();
+        let host = train_call(&ctx, &model, &batches, InputMode::Normalised);
+        let on_device = train_call(&ctx, &model, &batches, device);
+        assert_eq!(host.len(), k);
+        for ((host_loss, host_correct), (loss, correct)) in host.iter().zip(&on_device) {
+            assert!(host_loss.is_finite() && *host_loss > 0.0, "{host:?}");
+            // The same images up to the mixing's last-ulp rounding (see above).
+            assert!(
+                (loss - host_loss).abs() <= 1e-5 * host_loss.abs(),
+                "K={k}: loss {loss} on device-augmented images, {host_loss} on the host's"
+            );
+            assert_eq!(correct, host_correct, "K={k}");
         }
     }
 }
