@@ -1,0 +1,194 @@
+//! Stage 1: per-channel value tables. The given tables (`Invert`, `Posterize`, `Solarize`,
+//! `SolarizeAdd`, identity for the rest) or the tables of `AutoContrast` and `Equalize`, computed
+//! from each image's own statistics, applied as matrix products of one-hot codes.
+
+use super::leading;
+use crate::data::transform::randaugment::encoded::TableSource;
+use crate::hlo::ComparisonDirection::{Eq, Le};
+use crate::hlo::{
+    error::Result, ArrayShape, BinaryOp, Builder, Computation, DotDimensionNumbers, ElementType,
+    PadDim, Value, WindowDim,
+};
+
+/// Values a channel can take, and so the length of a table.
+const LEVELS: i64 = 256;
+
+/// `images` (u8 `[B, H, W, 3]`) through each example's table: `given` (u8 `[B, 3, 256]`) or the
+/// computed one that `source` (s32 `[B]`, [`TableSource`] codes) names.
+pub(super) fn apply(b: &mut Builder, images: Value, given: Value, source: Value) -> Result<Value> {
+    let n = b.array_shape("table", images)?.dims()[0];
+    let dims = [n, 3, LEVELS];
+    let nibbles = Nibbles::of(b, images)?;
+    let autocontrast = autocontrast_tables(b, images)?;
+    let equalize = equalize_tables(b, images, &nibbles)?;
+    let source = leading(b, source, &dims)?;
+    let mut tables = given;
+    for (code, computed) in [
+        (TableSource::AutoContrast, autocontrast),
+        (TableSource::Equalize, equalize),
+    ] {
+        let code = b.full(
+            &ArrayShape::new(ElementType::S32, &dims),
+            code as i32 as f64,
+        )?;
+        let chosen = b.compare(Eq, source, code)?;
+        tables = b.select(chosen, computed, tables)?;
+    }
+    look_up(b, &nibbles, tables)
+}
+
+/// Every value of a batch split into its high and low four bits, each as a one-hot code: f32
+/// `[B, 3, H, W, 16]` (channels before the pixels, so that each (example, channel) is one
+/// matrix). Table look-ups and histograms are then matrix products, which a TPU runs on its
+/// matrix unit; a gather of single bytes at ten million places costs it more than the whole
+/// train step.
+struct Nibbles {
+    high: Value,
+    low: Value,
+}
+
+impl Nibbles {
+    fn of(b: &mut Builder, images: Value) -> Result<Nibbles> {
+        let planes = b.transpose(images, &[0, 3, 1, 2])?;
+        let dims = b.array_shape("table", planes)?.dims().to_vec();
+        let wide: Vec<i64> = dims.iter().copied().chain([16]).collect();
+        let u8s = |b: &mut Builder, v: f64| b.full(&ArrayShape::new(ElementType::U8, &dims), v);
+        let one_hot = |b: &mut Builder, digit: Value| -> Result<Value> {
+            let digit = b.broadcast_in_dim(digit, &wide, &[0, 1, 2, 3])?;
+            let codes = b.iota_of(ElementType::U8, &wide, 4)?;
+            let hit = b.compare(Eq, digit, codes)?;
+            b.convert(hit, ElementType::F32)
+        };
+        let four = u8s(b, 4.0)?;
+        let fifteen = u8s(b, 15.0)?;
+        let high = b.shift_right_logical(planes, four)?;
+        let low = b.and(planes, fifteen)?;
+        Ok(Nibbles {
+            high: one_hot(b, high)?,
+            low: one_hot(b, low)?,
+        })
+    }
+}
+
+/// Channel `c` of example `e` mapped through `tables[e, c]` (u8 `[B, 3, 256]`), back in the
+/// images' layout `[B, H, W, 3]`: the high nibble's code picks a row of the table seen as 16 x 16
+/// (a matrix product), the low nibble's code an entry of that row. Exact: each value is one
+/// table entry times one.
+fn look_up(b: &mut Builder, nibbles: &Nibbles, tables: Value) -> Result<Value> {
+    let n = b.array_shape("table", tables)?.dims()[0];
+    let tables = b.convert(tables, ElementType::F32)?;
+    let tables = b.reshape(tables, &[n, 3, 16, 16])?;
+    let rows = DotDimensionNumbers {
+        lhs_batch: vec![0, 1],
+        rhs_batch: vec![0, 1],
+        lhs_contracting: vec![4],
+        rhs_contracting: vec![2],
+    };
+    let rows = b.dot_general(nibbles.high, tables, &rows)?;
+    let entries = b.mul(rows, nibbles.low)?;
+    let values = b.reduce_sum(entries, &[4])?;
+    let values = b.convert(values, ElementType::U8)?;
+    b.transpose(values, &[0, 2, 3, 1])
+}
+
+/// `color::autocontrast`'s tables: per channel, `v * scale + offset` (f32, clipped, truncated)
+/// with `scale = 255 / (hi - lo)`, `offset = -lo * scale`; the identity for a flat channel.
+fn autocontrast_tables(b: &mut Builder, images: Value) -> Result<Value> {
+    let n = b.array_shape("autocontrast", images)?.dims()[0];
+    let dims = [n, 3, LEVELS];
+    let lo = b.reduce_binary(images, BinaryOp::Minimum, 255.0, &[1, 2])?;
+    let hi = b.reduce_binary(images, BinaryOp::Maximum, 0.0, &[1, 2])?;
+    let flat = b.compare(Le, hi, lo)?;
+    let flat = leading(b, flat, &dims)?;
+    let lo = b.convert(lo, ElementType::F32)?;
+    let hi = b.convert(hi, ElementType::F32)?;
+    let f32s = |b: &mut Builder, v: f64| b.full(&ArrayShape::new(ElementType::F32, &[n, 3]), v);
+    let full_range = f32s(b, 255.0)?;
+    let range = b.sub(hi, lo)?;
+    let scale = b.div(full_range, range)?;
+    let neg_lo = b.neg(lo)?;
+    let offset = b.mul(neg_lo, scale)?;
+    let scale = leading(b, scale, &dims)?;
+    let offset = leading(b, offset, &dims)?;
+    let v = b.iota_of(ElementType::F32, &dims, 2)?;
+    let scaled = b.mul(v, scale)?;
+    let stretched = b.add(scaled, offset)?;
+    let zero = b.scalar(0f32)?;
+    let top = b.scalar(255f32)?;
+    let zero = b.broadcast_in_dim(zero, &dims, &[])?;
+    let top = b.broadcast_in_dim(top, &dims, &[])?;
+    let clipped = b.clamp(zero, stretched, top)?;
+    let table = b.convert(clipped, ElementType::U8)?;
+    let identity = b.iota_of(ElementType::U8, &dims, 2)?;
+    b.select(flat, identity, table)
+}
+
+/// `color::equalize`'s tables: `lut[v] = (below[v] + step / 2) / step` (capped at 255), where
+/// `below[v]` counts the channel's values under `v` and `step = (count - count of the highest
+/// value) / 255`; the identity where `step == 0`.
+///
+/// The 256-bin histogram is a matrix product of the nibbles' codes: summed over the pixels,
+/// their product counts every (high, low) pair (32 compares per value instead of 256); `below`
+/// is its running sum. The counts are exact: f32 sums of ones (below 2^24), then integers.
+fn equalize_tables(b: &mut Builder, images: Value, nibbles: &Nibbles) -> Result<Value> {
+    let n = b.array_shape("equalize", images)?.dims()[0];
+    let pairs = DotDimensionNumbers {
+        lhs_batch: vec![0, 1],
+        rhs_batch: vec![0, 1],
+        lhs_contracting: vec![2, 3],
+        rhs_contracting: vec![2, 3],
+    };
+    let histogram = b.dot_general(nibbles.high, nibbles.low, &pairs)?;
+    let histogram = b.reshape(histogram, &[n, 3, LEVELS])?;
+    let histogram = b.convert(histogram, ElementType::S32)?;
+    let table_dims = [n, 3, LEVELS];
+    // `below[v]`, the sum of the bins under `v`: the histogram shifted up by one bin, then its
+    // running sum (a window of all 256 bins ending at each one), in integers.
+    let zero = b.scalar(0i32)?;
+    let keep = PadDim {
+        low: 0,
+        high: 0,
+        interior: 0,
+    };
+    let shift = PadDim {
+        low: 1,
+        high: -1,
+        interior: 0,
+    };
+    let shifted = b.pad(histogram, zero, &[keep, keep, shift])?;
+    let add = Computation::binary_reducer(BinaryOp::Add, ElementType::S32)?;
+    let running = [
+        WindowDim::new(1),
+        WindowDim::new(1),
+        WindowDim::new(LEVELS).padding(LEVELS - 1, 0),
+    ];
+    let below = b.reduce_window(shifted, zero, &running, &add)?;
+    // The values under the channel's highest one: all but the count of the highest value.
+    let highest = b.reduce_binary(images, BinaryOp::Maximum, 0.0, &[1, 2])?;
+    let highest = b.convert(highest, ElementType::S32)?;
+    let highest = leading(b, highest, &table_dims)?;
+    let level = b.iota_of(ElementType::S32, &table_dims, 2)?;
+    let at_highest = b.compare(Eq, level, highest)?;
+    let none = b.full(&ArrayShape::new(ElementType::S32, &table_dims), 0.0)?;
+    let below_highest = b.select(at_highest, below, none)?;
+    let below_highest = b.reduce_sum(below_highest, &[2])?;
+    let s32s = |b: &mut Builder, v: f64| b.full(&ArrayShape::new(ElementType::S32, &[n, 3]), v);
+    let bins = s32s(b, 255.0)?;
+    let step = b.div(below_highest, bins)?;
+    let zero = s32s(b, 0.0)?;
+    let unchanged = b.compare(Eq, step, zero)?;
+    let unchanged = leading(b, unchanged, &table_dims)?;
+    let one = s32s(b, 1.0)?;
+    let step = b.max(step, one)?;
+    let two = s32s(b, 2.0)?;
+    let half = b.div(step, two)?;
+    let step = leading(b, step, &table_dims)?;
+    let half = leading(b, half, &table_dims)?;
+    let rounded = b.add(below, half)?;
+    let lut = b.div(rounded, step)?;
+    let top = b.full(&ArrayShape::new(ElementType::S32, &table_dims), 255.0)?;
+    let lut = b.min(lut, top)?;
+    let lut = b.convert(lut, ElementType::U8)?;
+    let identity = b.iota_of(ElementType::U8, &table_dims, 2)?;
+    b.select(unchanged, identity, lut)
+}
