@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use super::recipe::Augmentation;
 use crate::data::source::{TRAIN_SPLIT, VALIDATION_SPLIT};
 use crate::data::tfrecord::Layout;
+use crate::data::transform::randaugment::encoded::EncodedLayers;
 use crate::data::{
-    detect_layout, tfrecord_class_names, AugmentSettings, Batch, DataError, FashionMnist,
-    FileShare, ImageFolder, LoaderConfig, Normalization, Policy, Preprocessing, Shard, Source,
-    Split, Stage, TfRecordShards, ZipShards, RANDAUGMENT_LAYERS,
+    detect_layout, tfrecord_class_names, AugmentOn, AugmentSettings, Batch, DataError,
+    DeviceImages, FashionMnist, FileShare, ImageFolder, LoaderConfig, Normalization, Policy,
+    Preprocessing, Shard, Source, Split, Stage, TfRecordShards, ZipShards, RANDAUGMENT_LAYERS,
 };
-use crate::hlo::Literal;
+use crate::hlo::{Literal, NativeType};
 use crate::model::{AugmentPolicy, ModelSpec, ProgressiveStage};
 use crate::step::graphs::port;
 use crate::storage::Location;
@@ -152,6 +153,7 @@ impl InputPipeline {
             drop_last: true,
             shuffle: self.shuffle,
             settings: AugmentSettings::default(),
+            augment_on: AugmentOn::Host,
         }
     }
 }
@@ -352,11 +354,32 @@ pub struct Call<'b> {
     pub slots: usize,
 }
 
+/// The names of the ports of a step that augments on the device (the step graph's side is
+/// `step::graphs::port`).
+mod device_port {
+    pub const AUGMENT_TABLE: &str = "augment_table";
+    pub const AUGMENT_TABLE_SOURCE: &str = "augment_table_source";
+    pub const AUGMENT_BLEND_KIND: &str = "augment_blend_kind";
+    pub const AUGMENT_BLEND_LEVEL: &str = "augment_blend_level";
+    pub const AUGMENT_BLEND_FACTOR: &str = "augment_blend_factor";
+    pub const AUGMENT_WARP: &str = "augment_warp";
+    pub const AUGMENT_CUTOUT: &str = "augment_cutout";
+    pub const MIX_PARTNER: &str = "mix_partner";
+    pub const MIX_WEIGHT: &str = "mix_weight";
+    pub const MIX_PASTE: &str = "mix_paste";
+}
+
 /// The train step's inputs by name for each of `replicas` local replicas: replica `r` gets the
 /// `r`-th of equal consecutive shares of every batch. With K > 1 the batches are stacked into K
 /// slots (unused ones repeat the first batch and the `steps` input tells the graph to skip
-/// them).
-pub fn train_feeds(call: &Call, replicas: usize) -> Result<Vec<Vec<(&'static str, Literal)>>> {
+/// them). Batches of device inputs ([`crate::data::BatchImages::Device`]) feed `u8` images, the encoded
+/// RandAugment layers (when there are any) and, when the step `mixes`, the mixing arrays
+/// ([`crate::data::DeviceMix`]).
+pub fn train_feeds(
+    call: &Call,
+    replicas: usize,
+    mixes: bool,
+) -> Result<Vec<Vec<(&'static str, Literal)>>> {
     let (batches, slots) = (call.batches, call.slots);
     anyhow::ensure!(
         !batches.is_empty() && batches.len() <= slots && call.learning_rates.len() == batches.len(),
@@ -369,52 +392,186 @@ pub fn train_feeds(call: &Call, replicas: usize) -> Result<Vec<Vec<(&'static str
         replicas > 0 && n % replicas == 0,
         "a batch of {n} does not split evenly over {replicas} replicas"
     );
-    let share = n / replicas;
+    let on_device = batches[0].images.device().is_some();
+    anyhow::ensure!(
+        batches
+            .iter()
+            .all(|b| b.images.device().is_some() == on_device),
+        "a call's batches mix normalised images and device inputs"
+    );
+    let stack = Stack {
+        batches,
+        slots,
+        n,
+        share: n / replicas,
+    };
+    let share = stack.share;
     let classes = batches[0].num_classes;
-    let slot = |i: usize| batches.get(i).unwrap_or(&batches[0]);
-    let lead: &[usize] = if slots > 1 { &[slots] } else { &[] };
-    let literal = |dims: &[usize], data: Vec<f32>| {
-        let dims: Vec<i64> = lead.iter().chain(dims).map(|&d| d as i64).collect();
-        Literal::from_vec(&dims, &data).map_err(anyhow::Error::msg)
-    };
-    // Replica `r`'s rows of one batch's per-example array.
-    let rows = |data: &[f32], r: usize| {
-        let per_example = data.len() / n;
-        data[per_example * share * r..per_example * share * (r + 1)].to_vec()
-    };
-    let stacked = |part: fn(&Batch) -> &[f32], r: usize| -> Vec<f32> {
-        (0..slots).flat_map(|i| rows(part(slot(i)), r)).collect()
-    };
     let mut rates = call.learning_rates.to_vec();
     rates.resize(slots, call.learning_rates[0]);
+    let layers = if on_device {
+        device(&batches[0]).augment.layers
+    } else {
+        0
+    };
+    if on_device && !mixes {
+        anyhow::ensure!(
+            batches.iter().all(|b| device(b).mix.is_identity()),
+            "the batches mix images but the train step was built without mixing"
+        );
+    }
     (0..replicas)
         .map(|r| {
-            let class_rows: Vec<i32> = (0..slots)
-                .flat_map(|i| slot(i).labels[share * r..share * (r + 1)].to_vec())
-                .collect();
-            let class_dims: Vec<i64> = lead.iter().chain(&[share]).map(|&d| d as i64).collect();
             let mut feed = vec![
                 (
                     port::IMAGES,
-                    literal(&[share, h, w, c], stacked(|b| &b.images, r))?,
+                    if on_device {
+                        stack.rows(r, None, &[h, w, c], |b| &device(b).pixels)?
+                    } else {
+                        stack.rows(r, None, &[h, w, c], |b| {
+                            b.images.normalised().unwrap_or_default()
+                        })?
+                    },
                 ),
                 (
                     port::LABELS,
-                    literal(&[share, classes], stacked(|b| &b.soft_labels, r))?,
+                    stack.rows(r, None, &[classes], |b| &b.soft_labels)?,
                 ),
-                (
-                    port::CLASSES,
-                    Literal::from_vec(&class_dims, &class_rows).map_err(anyhow::Error::msg)?,
-                ),
-                (port::LEARNING_RATE, literal(&[], rates.clone())?),
+                (port::CLASSES, stack.rows(r, None, &[], |b| &b.labels)?),
+                (port::LEARNING_RATE, stack.literal(&[], &rates)?),
                 (port::DROPOUT_RATE, Literal::scalar(call.dropout)),
             ];
             if slots > 1 {
                 feed.push((port::STEPS, Literal::scalar(batches.len() as i32)));
             }
+            if layers > 0 {
+                let l = Some(layers);
+                feed.extend([
+                    (
+                        device_port::AUGMENT_TABLE,
+                        stack.rows(r, l, &[3, 256], |b| &augment(b).table)?,
+                    ),
+                    (
+                        device_port::AUGMENT_TABLE_SOURCE,
+                        stack.rows(r, l, &[], |b| &augment(b).table_source)?,
+                    ),
+                    (
+                        device_port::AUGMENT_BLEND_KIND,
+                        stack.rows(r, l, &[], |b| &augment(b).blend_kind)?,
+                    ),
+                    (
+                        device_port::AUGMENT_BLEND_LEVEL,
+                        stack.rows(r, l, &[], |b| &augment(b).blend_level)?,
+                    ),
+                    (
+                        device_port::AUGMENT_BLEND_FACTOR,
+                        stack.rows(r, l, &[], |b| &augment(b).blend_factor)?,
+                    ),
+                    (
+                        device_port::AUGMENT_WARP,
+                        stack.rows(r, l, &[8], |b| &augment(b).warp)?,
+                    ),
+                    (
+                        device_port::AUGMENT_CUTOUT,
+                        stack.rows(r, l, &[4], |b| &augment(b).cutout)?,
+                    ),
+                ]);
+            }
+            if on_device && mixes {
+                let partners = stack.rows(r, None, &[], |b| &device(b).mix.partner)?;
+                anyhow::ensure!(
+                    partners
+                        .to_f64_vec()
+                        .iter()
+                        .all(|&p| p >= 0.0 && p < share as f64),
+                    "a mixing partner lies outside its replica's share of {share} examples"
+                );
+                feed.extend([
+                    (device_port::MIX_PARTNER, partners),
+                    (
+                        device_port::MIX_WEIGHT,
+                        stack.rows(r, None, &[], |b| &device(b).mix.weight)?,
+                    ),
+                    (
+                        device_port::MIX_PASTE,
+                        stack.rows(r, None, &[4], |b| &device(b).mix.paste)?,
+                    ),
+                ]);
+            }
             Ok(feed)
         })
         .collect()
+}
+
+/// The device inputs of a batch of a call whose batches all hold them (checked first).
+fn device(batch: &Batch) -> &DeviceImages {
+    batch
+        .images
+        .device()
+        .expect("every batch of the call holds device inputs")
+}
+
+/// The encoded RandAugment layers of a batch of device inputs.
+fn augment(batch: &Batch) -> &EncodedLayers {
+    &device(batch).augment
+}
+
+/// The K slots of a train-step call: its batches, the first repeated in the unused slots.
+struct Stack<'b> {
+    batches: &'b [Batch],
+    slots: usize,
+    /// Examples per batch, and per replica.
+    n: usize,
+    share: usize,
+}
+
+impl Stack<'_> {
+    fn slot(&self, i: usize) -> &Batch {
+        self.batches.get(i).unwrap_or(&self.batches[0])
+    }
+
+    /// `values` as an array of `dims` after the K dimension (when K > 1).
+    fn literal<T: NativeType>(&self, dims: &[usize], values: &[T]) -> Result<Literal> {
+        let lead: &[usize] = if self.slots > 1 { &[self.slots] } else { &[] };
+        let dims: Vec<i64> = lead.iter().chain(dims).map(|&d| d as i64).collect();
+        Literal::from_vec(&dims, values).map_err(anyhow::Error::msg)
+    }
+
+    /// Replica `r`'s rows of a per-example array of every slot's batch (`part`), stacked:
+    /// `[K?, blocks?, share, inner...]`. An array with `blocks` holds that many consecutive
+    /// blocks of all `n` examples (the RandAugment layers), each cut to the replica's rows.
+    fn rows<T: NativeType>(
+        &self,
+        r: usize,
+        blocks: Option<usize>,
+        inner: &[usize],
+        part: impl Fn(&Batch) -> &[T],
+    ) -> Result<Literal> {
+        let per_example: usize = inner.iter().product();
+        let outer = blocks.unwrap_or(1);
+        let mut values = Vec::with_capacity(self.slots * outer * self.share * per_example);
+        for i in 0..self.slots {
+            let data = part(self.slot(i));
+            anyhow::ensure!(
+                data.len() == outer * self.n * per_example,
+                "a batch array of {} values is not {outer} x {} examples x {per_example}",
+                data.len(),
+                self.n
+            );
+            for block in data.chunks_exact(self.n * per_example) {
+                values.extend_from_slice(
+                    &block[r * self.share * per_example..][..self.share * per_example],
+                );
+            }
+        }
+        let dims: Vec<usize> = blocks
+            .iter()
+            .copied()
+            .chain([self.share])
+            .chain(inner.iter().copied())
+            .collect();
+        self.literal(&dims, &values)
+    }
 }
 
 /// The eval step's inputs by name for one batch padded to `size` examples (padding has class
@@ -422,7 +579,11 @@ pub fn train_feeds(call: &Call, replicas: usize) -> Result<Vec<Vec<(&'static str
 pub fn eval_feeds(batch: &Batch, size: usize) -> Result<Vec<(&'static str, Literal)>> {
     let [n, h, w, c] = batch.image_dims();
     let per_image = h * w * c;
-    let mut images = batch.images.clone();
+    let mut images = batch
+        .images
+        .normalised()
+        .context("an evaluation batch holds normalised images")?
+        .to_vec();
     images.resize(size * per_image, 0.0);
     let mut classes = batch.labels.clone();
     classes.resize(size, -1);

@@ -5,6 +5,7 @@ use anyhow::{bail, Result};
 
 use super::config::RunConfig;
 use super::recipe::Augmentation;
+use crate::data::AugmentOn;
 use crate::model::ProgressiveStage;
 use crate::model::{Backend, Model};
 use crate::program::graph_plan::{plan_graphs, GraphRole, GraphSelection, PlannedGraph};
@@ -20,6 +21,9 @@ pub struct RunPlan {
     pub lr: LrSchedule,
     /// The train graphs in stage order, then the eval graph.
     pub graphs: Vec<PlannedGraph>,
+    /// Whether the train steps mix images on the device: augmentation on the device in a run
+    /// with mixup or CutMix in some stage (the stages without take arrays that mix nothing).
+    pub mixes_on_device: bool,
 }
 
 impl RunPlan {
@@ -58,6 +62,10 @@ impl RunPlan {
                 stage.cutmix_alpha = 0.0;
             }
         }
+        let mixes_on_device = config.augment_on == AugmentOn::Device
+            && stages
+                .iter()
+                .any(|s| s.mixup_alpha > 0.0 || s.cutmix_alpha > 0.0);
         let lr = LrSchedule {
             peak: scaled_lr(config.lr_base, config.batch as u64),
             steps_per_epoch,
@@ -89,6 +97,7 @@ impl RunPlan {
             total_steps,
             lr,
             graphs,
+            mixes_on_device,
         })
     }
 

@@ -270,6 +270,7 @@ fn train_loader(
             // Two calls' worth, so the next call's batches are assembled during this one.
             queue_depth: 4.max(2 * config.steps_per_call),
             settings: recipe.augment,
+            augment_on: config.augment_on,
             ..pipeline.loader_config(
                 input.batch,
                 loader_stage(&plan.stages[0]),
@@ -602,7 +603,7 @@ impl<'r> Trainer<'r, '_> {
             dropout: stage.dropout as f32,
             slots: self.config.steps_per_call,
         };
-        let feeds = train_feeds(&call, self.state.replicas())?
+        let feeds = train_feeds(&call, self.state.replicas(), self.plan.mixes_on_device)?
             .into_iter()
             .enumerate()
             .map(|(r, feed)| self.ctx.upload_named_to(r, feed))
