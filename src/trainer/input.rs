@@ -593,3 +593,153 @@ pub fn eval_feeds(batch: &Batch, size: usize) -> Result<Vec<(&'static str, Liter
     let classes = Literal::from_vec(&[size as i64], &classes).map_err(anyhow::Error::msg)?;
     Ok(vec![(port::IMAGES, images), (port::CLASSES, classes)])
 }
+
+#[cfg(test)]
+mod feed_tests {
+    use super::*;
+    use crate::data::transform::randaugment::Op;
+    use crate::data::{BatchImages, Cursor, DeviceMix};
+    use crate::hlo::ElementType;
+
+    const CLASSES: usize = 3;
+
+    /// A batch of `n` 2 x 2 device inputs whose every value tells its example (`offset + i`)
+    /// and whose mixing pairs examples within parts of `part`.
+    fn device_batch(n: usize, part: usize, offset: usize) -> Batch {
+        let pixels = (0..n * 12).map(|v| (offset + v / 12) as u8).collect();
+        let ops = (0..n)
+            .map(|i| {
+                let pixels = (offset + i) as f32;
+                vec![Op::Posterize { bits: 3 }, Op::TranslateX { pixels }]
+            })
+            .collect();
+        let mut images = DeviceImages::new(pixels, ops, 2, 2);
+        images.mix = DeviceMix {
+            partner: (0..n).map(|i| (part - 1 - i % part) as i32).collect(),
+            weight: (0..n).map(|i| (offset + i) as f32).collect(),
+            paste: (0..n * 4).map(|v| (offset + v / 4) as i32).collect(),
+        };
+        Batch {
+            images: BatchImages::Device(images),
+            soft_labels: (0..n * CLASSES)
+                .map(|v| (offset + v / CLASSES) as f32)
+                .collect(),
+            labels: (0..n).map(|i| (offset + i) as i32).collect(),
+            indices: (0..n).collect(),
+            image_size: 2,
+            num_classes: CLASSES,
+            epoch: 0,
+            position: 0,
+            skipped: Vec::new(),
+            end_of_epoch: false,
+            next: Cursor::default(),
+        }
+    }
+
+    fn port<'f>(feed: &'f [(&str, Literal)], name: &str) -> &'f Literal {
+        &feed.iter().find(|(n, _)| *n == name).unwrap().1
+    }
+
+    #[test]
+    fn device_inputs_feed_each_replica_its_rows_of_every_array_stacked_over_the_slots() {
+        let batches = [device_batch(4, 2, 0), device_batch(4, 2, 100)];
+        let call = Call {
+            batches: &batches,
+            learning_rates: &[0.1, 0.2],
+            dropout: 0.0,
+            slots: 3,
+        };
+        let feeds = train_feeds(&call, 2, true).unwrap();
+        let second = &feeds[1];
+        // Replica 1 holds examples 2 and 3 of each batch; the unused third slot repeats the first.
+        let examples = [2.0, 3.0, 102.0, 103.0, 2.0, 3.0];
+        let images = port(second, port::IMAGES);
+        assert_eq!(images.ty(), ElementType::U8);
+        assert_eq!(images.shape().dims(), [3, 2, 2, 2, 3]);
+        let per_example: Vec<f64> = images.to_f64_vec().chunks(12).map(|c| c[0]).collect();
+        assert_eq!(per_example, examples);
+        let table = port(second, device_port::AUGMENT_TABLE);
+        assert_eq!(table.ty(), ElementType::U8);
+        assert_eq!(table.shape().dims(), [3, 2, 2, 3, 256]);
+        // Layer 0 is Posterize 3 bits (value 255 -> 224) for every example; layer 1 the identity.
+        let values = table.to_f64_vec();
+        let slot = |k: usize, layer: usize, example: usize| ((k * 2 + layer) * 2 + example) * 768;
+        assert_eq!(values[slot(1, 0, 1) + 255], 224.0);
+        assert_eq!(values[slot(1, 1, 1) + 255], 255.0);
+        let warp = port(second, device_port::AUGMENT_WARP);
+        assert_eq!(warp.shape().dims(), [3, 2, 2, 8]);
+        // Layer 1's translation by the example's number is the warp's x offset.
+        let offsets: Vec<f64> = warp
+            .to_f64_vec()
+            .chunks(8)
+            .skip(2)
+            .step_by(4)
+            .map(|w| w[2])
+            .collect();
+        assert_eq!(offsets, [2.0, 102.0, 2.0]);
+        for (name, ty, dims) in [
+            (
+                device_port::AUGMENT_TABLE_SOURCE,
+                ElementType::S32,
+                vec![3, 2, 2],
+            ),
+            (
+                device_port::AUGMENT_BLEND_KIND,
+                ElementType::S32,
+                vec![3, 2, 2],
+            ),
+            (
+                device_port::AUGMENT_BLEND_LEVEL,
+                ElementType::F32,
+                vec![3, 2, 2],
+            ),
+            (
+                device_port::AUGMENT_BLEND_FACTOR,
+                ElementType::F32,
+                vec![3, 2, 2],
+            ),
+            (
+                device_port::AUGMENT_CUTOUT,
+                ElementType::S32,
+                vec![3, 2, 2, 4],
+            ),
+            (device_port::MIX_PARTNER, ElementType::S32, vec![3, 2]),
+            (device_port::MIX_PASTE, ElementType::S32, vec![3, 2, 4]),
+            (port::LABELS, ElementType::F32, vec![3, 2, CLASSES as i64]),
+        ] {
+            let literal = port(second, name);
+            assert_eq!(
+                (literal.ty(), literal.shape().dims()),
+                (ty, &dims[..]),
+                "{name}"
+            );
+        }
+        assert_eq!(port(second, device_port::MIX_WEIGHT).to_f64_vec(), examples);
+        assert_eq!(
+            port(second, device_port::MIX_PARTNER).to_f64_vec(),
+            [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+        );
+        assert_eq!(port(second, port::CLASSES).to_f64_vec(), examples);
+        // A step built without mixing takes no mixing arrays (and refuses batches that mix).
+        let plain = train_feeds(&call, 2, false).unwrap_err().to_string();
+        assert!(plain.contains("built without mixing"), "{plain}");
+    }
+
+    #[test]
+    fn a_partner_outside_its_replica_is_refused() {
+        // Mixed over the whole batch of 4, fed to two replicas of 2.
+        let batches = [device_batch(4, 4, 0)];
+        let call = Call {
+            batches: &batches,
+            learning_rates: &[0.1],
+            dropout: 0.0,
+            slots: 1,
+        };
+        let error = train_feeds(&call, 2, true).unwrap_err().to_string();
+        assert!(
+            error.contains("outside its replica's share of 2"),
+            "{error}"
+        );
+        assert_eq!(train_feeds(&call, 1, true).unwrap().len(), 1);
+    }
+}
