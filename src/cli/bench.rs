@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use effnetv2::data::throughput::{loader_rates, stage_cost};
-use effnetv2::data::{AugmentSettings, ImageFolder, LoaderConfig, Source, Stage, TrainTransform};
+use effnetv2::data::{
+    AugmentOn, AugmentSettings, ImageFolder, LoaderConfig, Source, Stage, TrainTransform,
+};
 use effnetv2::model::{load_spec, Model, ScheduleVariant};
 use effnetv2::step::graphs::{Precision, StepConfig};
 use effnetv2::trainer::bench::time_train_steps;
@@ -52,6 +54,11 @@ pub struct BenchArgs {
     /// the last stage's augmentation strength.
     #[arg(long, value_delimiter = ',')]
     sizes: Vec<usize>,
+    /// With --data: the loader's mode for the workers line: `host` (normalised f32 batches) or
+    /// `device` (u8 images and drawn augmentation for a step that augments). The per-core
+    /// table shows both where the model's policy runs on the device.
+    #[arg(long, default_value = "host")]
+    augment_on: AugmentOn,
     #[command(flatten)]
     target: TargetArgs,
     #[command(flatten)]
@@ -155,18 +162,42 @@ impl BenchArgs {
             dir.display(),
             spec.name
         );
-        println!("one core, ms per image (alternating turns on the same images):");
         println!(
-            "{:>6} {:>9} {:>8} {:>12} {:>8} {:>8} {:>12}",
-            "px", "magnitude", "decode", "crop-resize", "augment", "total", "img/s/core"
+            "one core, ms per image (alternating turns on the same images); device: the host's \
+             part with --augment-on device (decode, crop/resize/flip to u8, drawing):"
+        );
+        println!(
+            "{:>6} {:>9} {:>8} {:>12} {:>8} {:>8} {:>12} {:>12} {:>12} {:>8}",
+            "px",
+            "magnitude",
+            "decode",
+            "crop-resize",
+            "augment",
+            "total",
+            "img/s/core",
+            "device part",
+            "device img/s",
+            "vs host"
         );
         let turns = self.images.div_ceil(IMAGES_PER_TURN);
         let mut per_core = Vec::with_capacity(stages.len());
         for &stage in &stages {
             let cost = stage_cost(source.as_ref(), transform, stage, turns, IMAGES_PER_TURN)?;
-            per_core.push(cost.images_per_second());
+            let device = cost.device_images_per_second();
+            per_core.push(match self.augment_on {
+                AugmentOn::Host => cost.images_per_second(),
+                AugmentOn::Device => device.unwrap_or(cost.images_per_second()),
+            });
+            let device_columns = match (cost.device_host_part, device) {
+                (Some(part), Some(rate)) => format!(
+                    "{:>12.3} {rate:>12.1} {:>7.2}x",
+                    part * 1e3,
+                    rate / cost.images_per_second()
+                ),
+                _ => format!("{:>12} {:>12} {:>8}", "-", "-", "-"),
+            };
             println!(
-                "{:>6} {:>9.1} {:>8.3} {:>12.3} {:>8.3} {:>8.3} {:>12.1}",
+                "{:>6} {:>9.1} {:>8.3} {:>12.3} {:>8.3} {:>8.3} {:>12.1} {device_columns}",
                 stage.image_size,
                 stage.magnitude,
                 cost.decode * 1e3,
@@ -185,12 +216,14 @@ impl BenchArgs {
         let last = *stages.last().expect("a model has at least one stage");
         let config = LoaderConfig {
             drop_last: false,
+            augment_on: self.augment_on,
             ..pipeline.loader_config(self.batch as usize, last, 0, self.workers)
         };
         let rates = loader_rates(source, config, LOADER_TURNS, LOADER_TURN)?;
         println!(
-            "loader at {} px, batch {} with mixup/cutmix: 1 worker {:.1} img/s, {} workers {:.1} img/s \
-             ({:.2}x)",
+            "loader ({} mode) at {} px, batch {} with mixup/cutmix: 1 worker {:.1} img/s, {} workers \
+             {:.1} img/s ({:.2}x)",
+            self.augment_on,
             last.image_size,
             self.batch,
             rates.one,
