@@ -256,21 +256,9 @@ impl TrainTransform {
         (crop, mirror)
     }
 
-    /// Fails unless a step graph can apply this transform's policy ([`AugmentOn::Device`]): it
-    /// applies RandAugment's operations only, after the crop, resize and flip, and nothing
-    /// after the normalisation.
+    /// Fails unless a step graph can apply this transform's policy ([`AugmentOn::check`]).
     pub fn check_device(&self) -> Result<()> {
-        let refused = match (self.preprocessing, self.policy) {
-            (_, Policy::AutoAugmentV0) => "AutoAugment v0 (the B0-B3 policy)",
-            (Preprocessing::Finetune, _) => {
-                "the fine-tuning transform (flip and noise cutout, augmentation flip_cutout)"
-            }
-            _ => return Ok(()),
-        };
-        Err(DataError::Config(format!(
-            "augmentation on the device (--augment-on device) cannot run {refused}: only \
-             RandAugment runs in the step graph; use --augment-on host"
-        )))
+        AugmentOn::Device.check(self.preprocessing, self.policy)
     }
 
     /// The host's part of [`AugmentOn::Device`]: the crop, resize and flip truncated to `u8`
@@ -317,6 +305,26 @@ pub enum AugmentOn {
     /// In the train step: the host sends `u8` images after the crop, resize and flip (4x fewer
     /// bytes than `f32`) with the drawn operations and mixing ([`TrainTransform::draw`]).
     Device,
+}
+
+impl AugmentOn {
+    /// Fails unless `policy` after `preprocessing` can run here: on the host anything; on the
+    /// device RandAugment's operations only, after the crop, resize and flip, with nothing
+    /// after the normalisation.
+    pub fn check(self, preprocessing: Preprocessing, policy: Policy) -> Result<()> {
+        let refused = match (self, preprocessing, policy) {
+            (AugmentOn::Host, _, _) => return Ok(()),
+            (_, _, Policy::AutoAugmentV0) => "AutoAugment v0 (the B0-B3 policy)",
+            (_, Preprocessing::Finetune, _) => {
+                "the fine-tuning transform (flip and noise cutout, augmentation flip_cutout)"
+            }
+            _ => return Ok(()),
+        };
+        Err(DataError::Config(format!(
+            "augmentation on the device (--augment-on device) cannot run {refused}: only \
+             RandAugment runs in the step graph; use --augment-on host"
+        )))
+    }
 }
 
 impl std::fmt::Display for AugmentOn {
