@@ -83,8 +83,8 @@ fn apply_on_host(
             image = op.apply(&image);
         }
         for v in image.as_raw().chunks(3) {
-            for c in 0..3 {
-                images.push((f32::from(v[c]) - norm.mean[c]) / norm.std[c]);
+            for (c, &value) in v.iter().enumerate() {
+                images.push((f32::from(value) - norm.mean[c]) / norm.std[c]);
             }
         }
     }

@@ -69,8 +69,9 @@ pub enum BatchImages {
     /// `f32` NHWC, normalised as the model's spec says, augmented and mixed: every evaluation
     /// batch, and training batches augmented on the host.
     Normalised(Vec<f32>),
-    /// `u8` images with their drawn augmentation and mixing, for a step that applies them.
-    Device(DeviceImages),
+    /// `u8` images with their drawn augmentation and mixing, for a step that applies them
+    /// (boxed: the variant's arrays are many, the enum stays small).
+    Device(Box<DeviceImages>),
 }
 
 impl BatchImages {
@@ -193,7 +194,7 @@ pub(crate) fn assemble(
                 Policy::AutoAugmentV0 => 0,
             };
             let device = DeviceImages::new(quantized, ops, layers, size);
-            (BatchImages::Device(device), failed)
+            (BatchImages::Device(Box::new(device)), failed)
         }
         Recipe::Train { transform, .. } => {
             let mut images = vec![0f32; indices.len() * pixels];

@@ -620,7 +620,7 @@ mod feed_tests {
             paste: (0..n * 4).map(|v| (offset + v / 4) as i32).collect(),
         };
         Batch {
-            images: BatchImages::Device(images),
+            images: BatchImages::Device(Box::new(images)),
             soft_labels: (0..n * CLASSES)
                 .map(|v| (offset + v / CLASSES) as f32)
                 .collect(),
