@@ -1,13 +1,13 @@
 //! Data-movement ops compiled on the official CPU plugin and checked exactly against ndarray
 //! references: broadcast, reshape, transpose, slice, dynamic-slice, dynamic-update-slice, pad,
-//! concatenate and reverse.
+//! concatenate, reverse and gather.
 
 mod common;
 
 use common::{
     assert_exact, compile, execute, lit, module, random, random_f32, run, run1, shapes_of,
 };
-use effnetv2::hlo::{Literal, PadDim};
+use effnetv2::hlo::{GatherDimensionNumbers, Literal, PadDim};
 use ndarray::{concatenate, ArrayD, Axis, IxDyn, Slice};
 
 /// XLA's broadcast: result element `out` reads operand element `[out[mapping[0]], ...]`.
@@ -331,4 +331,121 @@ fn reverse_flips_the_given_dimensions() {
     assert_exact("dims 0 and 2", &out[0], &reversed(&[0, 2]));
     assert_exact("dim 1", &out[1], &reversed(&[1]));
     assert_exact("none", &out[2], &x);
+}
+
+/// XLA's gather written out per result element: the batch position selects an index vector,
+/// whose entries (clamped so that the slice fits) start the slice in the `start_index_map`
+/// dimensions; the offset position walks the slice's non-collapsed dimensions.
+fn gather_ref<T: Copy>(
+    x: &ArrayD<T>,
+    indices: &ArrayD<i32>,
+    dn: &GatherDimensionNumbers,
+    slice_sizes: &[usize],
+    out_dims: &[usize],
+) -> ArrayD<T> {
+    let ivd = dn.index_vector_dim as usize;
+    let offset_dims: Vec<usize> = dn.offset_dims.iter().map(|&d| d as usize).collect();
+    let kept: Vec<usize> = (0..x.ndim())
+        .filter(|d| !dn.collapsed_slice_dims.contains(&(*d as i64)))
+        .collect();
+    ArrayD::from_shape_fn(IxDyn(out_dims), |out| {
+        let batch: Vec<usize> = (0..out_dims.len())
+            .filter(|d| !offset_dims.contains(d))
+            .map(|d| out[d])
+            .collect();
+        let mut start = vec![0usize; x.ndim()];
+        for (k, &operand_dim) in dn.start_index_map.iter().enumerate() {
+            let mut at = batch.clone();
+            if ivd <= at.len() && indices.ndim() > batch.len() {
+                at.insert(ivd, k);
+            }
+            let d = operand_dim as usize;
+            let most = (x.shape()[d] - slice_sizes[d]) as i32;
+            start[d] = indices[IxDyn(&at)].clamp(0, most) as usize;
+        }
+        let mut index = start;
+        for (&operand_dim, &out_dim) in kept.iter().zip(&offset_dims) {
+            index[operand_dim] += out[out_dim];
+        }
+        x[IxDyn(&index)]
+    })
+}
+
+#[test]
+fn gather_reads_clamped_slices_at_index_vectors() {
+    let table = random(&[20], 0u8, 255, 16);
+    let lookups = random(&[2, 3, 4], 0i32, 19, 17);
+    let rows = random_f32(&[6, 3], 18);
+    let row_ids = ndarray::arr2(&[[0, 5], [-3, 9]]).into_dyn();
+    let images = random_f32(&[4, 2, 3, 3], 19);
+    let partners = ndarray::arr1(&[3, 2, 1, 0]).into_dyn();
+    let grid = random_f32(&[5, 7], 20);
+    let corners = ndarray::arr2(&[[0, 6, 2], [4, 1, -1]]).into_dyn();
+    let args = [
+        lit(&table),
+        lit(&lookups),
+        lit(&rows),
+        lit(&row_ids),
+        lit(&images),
+        lit(&partners),
+        lit(&grid),
+        lit(&corners),
+    ];
+    let table_dn = GatherDimensionNumbers {
+        offset_dims: vec![],
+        collapsed_slice_dims: vec![0],
+        start_index_map: vec![0],
+        index_vector_dim: 3,
+    };
+    let rows_dn = GatherDimensionNumbers {
+        offset_dims: vec![2],
+        collapsed_slice_dims: vec![0],
+        start_index_map: vec![0],
+        index_vector_dim: 2,
+    };
+    let batch_dn = GatherDimensionNumbers {
+        offset_dims: vec![1, 2, 3],
+        collapsed_slice_dims: vec![0],
+        start_index_map: vec![0],
+        index_vector_dim: 1,
+    };
+    // Two-element index vectors along dimension 0, mapped to the operand's dimensions in
+    // reverse order, with the slice's two dimensions around the batch dimension.
+    let window_dn = GatherDimensionNumbers {
+        offset_dims: vec![0, 2],
+        collapsed_slice_dims: vec![],
+        start_index_map: vec![1, 0],
+        index_vector_dim: 0,
+    };
+    let m = module("gather", &shapes_of(&args), |b, p| {
+        let values = [
+            b.gather(p[0], p[1], &table_dn, &[1])?,
+            b.gather(p[2], p[3], &rows_dn, &[1, 3])?,
+            b.gather(p[4], p[5], &batch_dn, &[1, 2, 3, 3])?,
+            b.gather(p[6], p[7], &window_dn, &[2, 3])?,
+        ];
+        b.tuple(&values)
+    });
+    let out = run(&m, &args);
+    assert_exact(
+        "table",
+        &out[0],
+        &gather_ref(&table, &lookups, &table_dn, &[1], &[2, 3, 4]),
+    );
+    assert_exact(
+        "rows",
+        &out[1],
+        &gather_ref(&rows, &row_ids, &rows_dn, &[1, 3], &[2, 2, 3]),
+    );
+    let swapped = gather_ref(&images, &partners, &batch_dn, &[1, 2, 3, 3], &[4, 2, 3, 3]);
+    assert_eq!(
+        swapped.index_axis(Axis(0), 0),
+        images.index_axis(Axis(0), 3)
+    );
+    assert_exact("batch", &out[2], &swapped);
+    assert_exact(
+        "windows",
+        &out[3],
+        &gather_ref(&grid, &corners, &window_dn, &[2, 3], &[2, 3, 3]),
+    );
 }

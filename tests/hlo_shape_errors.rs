@@ -3,8 +3,8 @@
 
 use effnetv2::hlo::{
     BinaryOp, Builder, ComparisonDirection, Computation, ConvDimensionNumbers, ConvSpec,
-    DotDimensionNumbers, ElementType, HloError, Module, PadDim, RandomAlgorithm, Shape, Value,
-    WindowDim,
+    DotDimensionNumbers, ElementType, GatherDimensionNumbers, HloError, Module, PadDim,
+    RandomAlgorithm, Shape, Value, WindowDim,
 };
 use ElementType::{Pred, F32, F64, S32, U64};
 
@@ -662,4 +662,46 @@ fn values_parameters_and_aliases_are_checked() {
         "input_output_alias",
         &["already aliased"],
     );
+}
+
+#[test]
+fn gather_checks_its_dimension_numbers() {
+    let (mut b, p) = with_params(&[(F32, &[6, 3]), (S32, &[4]), (F32, &[4])]);
+    let dn = GatherDimensionNumbers {
+        offset_dims: vec![1],
+        collapsed_slice_dims: vec![0],
+        start_index_map: vec![0],
+        index_vector_dim: 1,
+    };
+    expect_error(b.gather(p[0], p[2], &dn, &[1, 3]), "gather", &["integers"]);
+    expect_error(
+        b.gather(p[0], p[1], &dn, &[2, 3]),
+        "gather",
+        &["collapsed slice dimensions must have size 1"],
+    );
+    expect_error(
+        b.gather(p[0], p[1], &dn, &[1, 4]),
+        "gather",
+        &["slice sizes [1, 4] do not fit"],
+    );
+    let two_starts = GatherDimensionNumbers {
+        start_index_map: vec![0, 1],
+        ..dn.clone()
+    };
+    expect_error(
+        b.gather(p[0], p[1], &two_starts, &[1, 3]),
+        "gather",
+        &["one entry per index vector element (1)"],
+    );
+    let no_offsets = GatherDimensionNumbers {
+        offset_dims: vec![],
+        ..dn.clone()
+    };
+    expect_error(
+        b.gather(p[0], p[1], &no_offsets, &[1, 3]),
+        "gather",
+        &["offset_dims [] must be 1 increasing result dimensions"],
+    );
+    let shape = b.gather(p[0], p[1], &dn, &[1, 3]).unwrap();
+    assert_eq!(b.shape(shape), &Shape::array(F32, &[4, 3]));
 }

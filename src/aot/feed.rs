@@ -11,7 +11,7 @@ use super::tpu_host::TpuHost;
 use crate::model::{Backend, Model, ScheduleVariant};
 use crate::program::executables::ExecutableCache;
 use crate::program::graph_plan::{plan_graphs, GraphRole, GraphSelection};
-use crate::step::graphs::{Objective, Precision};
+use crate::step::graphs::{InputMode, Objective, Precision};
 
 /// Images per second one chip consumes in the train step of some progressive stages.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -107,6 +107,7 @@ impl ChipRates {
                 schedule: ScheduleVariant::Official,
                 stage: None,
                 eval: false,
+                input: InputMode::Normalised,
             },
         )?;
         let mut reports = Vec::with_capacity(graphs.len());

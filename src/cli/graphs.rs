@@ -1,12 +1,14 @@
 //! The graph-selection options `dump` and `compile` share: which model, batch, stages and
 //! precision, planned with [`effnetv2::program::graph_plan`].
 
-use anyhow::Result;
-use clap::Args;
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use effnetv2::data::Policy;
 use effnetv2::model::Backend;
 use effnetv2::model::{load_spec, Model, ScheduleVariant};
 use effnetv2::program::graph_plan::{plan_graphs, GraphSelection, PlannedGraph};
-use effnetv2::step::graphs::{Objective, Precision};
+use effnetv2::step::graphs::{DeviceAugment, InputMode, Objective, Precision};
+use effnetv2::trainer::input::InputPipeline;
 
 use super::train::{parse_precision, parse_schedule};
 
@@ -41,6 +43,43 @@ pub struct GraphArgs {
     /// Optimizer steps per train-step execution: a `while` loop over K stacked batches.
     #[arg(long, default_value_t = 1)]
     pub steps_per_call: i64,
+    /// Where the train steps augment: `host` takes f32 images augmented on the host; `device`
+    /// takes u8 images and applies RandAugment, normalisation and mixup/CutMix in the step.
+    #[arg(long, value_enum, default_value = "host")]
+    pub augment_on: AugmentOn,
+}
+
+/// Where the training images are augmented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AugmentOn {
+    Host,
+    Device,
+}
+
+impl AugmentOn {
+    /// The train steps' input for `model`: a device-augmenting step applies the model's
+    /// RandAugment layers and mixes (the mixing arrays are identity draws in a stage without
+    /// mixing).
+    fn input(self, model: &Model) -> Result<InputMode> {
+        match self {
+            AugmentOn::Host => Ok(InputMode::Normalised),
+            AugmentOn::Device => {
+                let pipeline = InputPipeline::for_spec(&model.spec)?;
+                let Policy::RandAugment { layers } = pipeline.policy else {
+                    bail!(
+                        "--augment-on device: model {} uses {:?}, which only runs on the host",
+                        model.spec.name,
+                        pipeline.policy
+                    );
+                };
+                Ok(InputMode::DeviceAugment(DeviceAugment::new(
+                    layers as i64,
+                    true,
+                    pipeline.normalization,
+                )))
+            }
+        }
+    }
 }
 
 impl GraphArgs {
@@ -63,6 +102,7 @@ impl GraphArgs {
                 schedule: self.schedule,
                 stage: self.stage,
                 eval: self.eval,
+                input: self.augment_on.input(&model)?,
             },
         )?;
         Ok((model, graphs))

@@ -227,6 +227,19 @@ pub struct DotDimensionNumbers {
     pub rhs_batch: Vec<i64>,
 }
 
+/// How a gather reads its operand (XLA's `GatherDimensionNumbers`, without the batching
+/// dimensions, which nothing here uses). Each index vector of `start_indices` (its dimension
+/// `index_vector_dim`; equal to the indices' rank for scalar indices) holds the start of one
+/// slice in the operand dimensions `start_index_map`; the slice's `collapsed_slice_dims` (of size
+/// 1) are dropped and its other dimensions become the result's `offset_dims`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GatherDimensionNumbers {
+    pub offset_dims: Vec<i64>,
+    pub collapsed_slice_dims: Vec<i64>,
+    pub start_index_map: Vec<i64>,
+    pub index_vector_dim: i64,
+}
+
 /// Padding of one dimension: `low` and `high` may be negative (cropping); `interior` >= 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PadDim {
@@ -295,6 +308,11 @@ pub enum Attribute<'a> {
     /// `lhs_batch_dims={..}` (if any), `lhs_contracting_dims={..}`, the same for `rhs`;
     /// `dot_dimension_numbers`.
     DotDimensions(&'a DotDimensionNumbers),
+    /// `offset_dims={..}, collapsed_slice_dims={..}, start_index_map={..}, index_vector_dim=d`;
+    /// `gather_dimension_numbers`.
+    GatherDimensions(&'a GatherDimensionNumbers),
+    /// `slice_sizes={..}`; `gather_slice_sizes`.
+    GatherSliceSizes(&'a [i64]),
     /// Nothing in text; `precision_config` with the default precision for both operands.
     DefaultPrecision,
     /// `index=i`; `tuple_index`.
@@ -348,6 +366,8 @@ impl Attribute<'_> {
             | Attribute::FeatureGroupCount(_)
             | Attribute::BatchGroupCount(_)
             | Attribute::DotDimensions(_)
+            | Attribute::GatherDimensions(_)
+            | Attribute::GatherSliceSizes(_)
             | Attribute::DefaultPrecision
             | Attribute::TupleIndex(_)
             | Attribute::RngAlgorithm(_)
@@ -401,6 +421,16 @@ impl Attribute<'_> {
                 named(unless_one(n, || format!("batch_group_count={n}")))
             }
             Attribute::DotDimensions(dn) => named(dot_dimensions_text(dn)),
+            Attribute::GatherDimensions(dn) => named(vec![
+                format!("offset_dims={{{}}}", join(&dn.offset_dims)),
+                format!(
+                    "collapsed_slice_dims={{{}}}",
+                    join(&dn.collapsed_slice_dims)
+                ),
+                format!("start_index_map={{{}}}", join(&dn.start_index_map)),
+                format!("index_vector_dim={}", dn.index_vector_dim),
+            ]),
+            Attribute::GatherSliceSizes(sizes) => one(format!("slice_sizes={{{}}}", join(sizes))),
             Attribute::DefaultPrecision => named(Vec::new()),
             Attribute::TupleIndex(index) => one(format!("index={index}")),
             Attribute::RngAlgorithm(algorithm) => one(format!("algorithm={}", algorithm.name())),
@@ -497,6 +527,15 @@ impl Attribute<'_> {
                     rhs_batch_dimensions: dn.rhs_batch.clone(),
                 })
             }
+            Attribute::GatherDimensions(dn) => {
+                p.gather_dimension_numbers = Some(pb::GatherDimensionNumbers {
+                    offset_dims: dn.offset_dims.clone(),
+                    collapsed_slice_dims: dn.collapsed_slice_dims.clone(),
+                    start_index_map: dn.start_index_map.clone(),
+                    index_vector_dim: dn.index_vector_dim,
+                })
+            }
+            Attribute::GatherSliceSizes(sizes) => p.gather_slice_sizes = sizes.to_vec(),
             Attribute::DefaultPrecision => {
                 p.precision_config = Some(pb::PrecisionConfig {
                     operand_precision: vec![pb::Precision::Default as i32; 2],

@@ -22,7 +22,8 @@ pub use literal::Literal;
 pub use module::{InputOutputAlias, Module};
 pub use op::{
     same_padding, BinaryOp, ComparisonDirection, ComputationId, ConvDimensionNumbers, Domain,
-    DotDimensionNumbers, Metadata, Op, PadDim, RandomAlgorithm, UnaryOp, WindowDim,
+    DotDimensionNumbers, GatherDimensionNumbers, Metadata, Op, PadDim, RandomAlgorithm, UnaryOp,
+    WindowDim,
 };
 pub use ops::ConvSpec;
 pub use shape::{ArrayShape, Shape};

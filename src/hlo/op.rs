@@ -11,7 +11,7 @@
 use super::attribute::Attribute;
 pub use super::attribute::{
     same_padding, ComparisonDirection, ComputationId, ConvDimensionNumbers, DotDimensionNumbers,
-    PadDim, RandomAlgorithm, WindowDim,
+    GatherDimensionNumbers, PadDim, RandomAlgorithm, WindowDim,
 };
 use super::element::ElementType;
 use super::literal::Literal;
@@ -256,6 +256,11 @@ pub enum Op {
     Reverse {
         dimensions: Vec<i64>,
     },
+    /// Slices of `slice_sizes` read at runtime indices (operands: the array, the indices).
+    Gather {
+        dimension_numbers: GatherDimensionNumbers,
+        slice_sizes: Vec<i64>,
+    },
     Select,
     Clamp,
     Compare {
@@ -325,6 +330,7 @@ impl Op {
             Op::Pad { .. } => "pad",
             Op::Concatenate { .. } => "concatenate",
             Op::Reverse { .. } => "reverse",
+            Op::Gather { .. } => "gather",
             Op::Select => "select",
             Op::Clamp => "clamp",
             Op::Compare { .. } => "compare",
@@ -373,6 +379,13 @@ impl Op {
                 vec![Attribute::Dimensions(std::slice::from_ref(dimension))]
             }
             Op::Reverse { dimensions } => vec![Attribute::Dimensions(dimensions)],
+            Op::Gather {
+                dimension_numbers,
+                slice_sizes,
+            } => vec![
+                Attribute::GatherDimensions(dimension_numbers),
+                Attribute::GatherSliceSizes(slice_sizes),
+            ],
             Op::Compare { direction } => vec![Attribute::Comparison(*direction)],
             Op::Reduce {
                 dimensions,
@@ -481,6 +494,7 @@ impl Op {
             | Op::Pad { .. }
             | Op::Concatenate { .. }
             | Op::Reverse { .. }
+            | Op::Gather { .. }
             | Op::Select
             | Op::Clamp
             | Op::Compare { .. }
@@ -517,6 +531,7 @@ impl Op {
             | Op::Pad { .. }
             | Op::Concatenate { .. }
             | Op::Reverse { .. }
+            | Op::Gather { .. }
             | Op::Select
             | Op::Clamp
             | Op::Compare { .. }

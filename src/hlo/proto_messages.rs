@@ -123,7 +123,8 @@ pub struct HloComputationProto {
 /// Which attribute an opcode reads: `parameter_number` (parameter), `literal` (constant),
 /// `dimensions` (iota, broadcast, transpose, reduce, concatenate, reverse), `slice_dimensions`
 /// (slice), `dynamic_slice_sizes` (dynamic-slice), `padding_config` (pad), `window`
-/// (convolution, reduce-window, select-and-scatter), `tuple_index` (get-tuple-element),
+/// (convolution, reduce-window, select-and-scatter), `gather_dimension_numbers`/
+/// `gather_slice_sizes` (gather), `tuple_index` (get-tuple-element),
 /// `comparison_direction`/`comparison_type` (compare), `rng_algorithm` (rng-bit-generator),
 /// `replica_groups`/`collective_device_list`/`channel_id`/`use_global_device_ids` (all-reduce).
 /// `called_computation_ids` is `[body, condition]` for while; for conditional it is
@@ -167,6 +168,10 @@ pub struct HloInstructionProto {
     pub channel_id: i64,
     #[prost(message, optional, tag = "30")]
     pub dot_dimension_numbers: Option<DotDimensionNumbers>,
+    #[prost(message, optional, tag = "33")]
+    pub gather_dimension_numbers: Option<GatherDimensionNumbers>,
+    #[prost(int64, repeated, tag = "34")]
+    pub gather_slice_sizes: Vec<i64>,
     /// `"EQ"`, `"NE"`, `"LT"`, `"LE"`, `"GT"` or `"GE"`.
     #[prost(string, tag = "63")]
     pub comparison_direction: String,
@@ -334,6 +339,19 @@ pub struct DotDimensionNumbers {
     pub lhs_batch_dimensions: Vec<i64>,
     #[prost(int64, repeated, tag = "4")]
     pub rhs_batch_dimensions: Vec<i64>,
+}
+
+/// `xla.GatherDimensionNumbers` (the batching dimensions, fields 5 and 6, are never set).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GatherDimensionNumbers {
+    #[prost(int64, repeated, tag = "1")]
+    pub offset_dims: Vec<i64>,
+    #[prost(int64, repeated, tag = "2")]
+    pub collapsed_slice_dims: Vec<i64>,
+    #[prost(int64, repeated, tag = "3")]
+    pub start_index_map: Vec<i64>,
+    #[prost(int64, tag = "4")]
+    pub index_vector_dim: i64,
 }
 
 /// `xla.PaddingConfig`: one entry per operand dimension of a `pad`.

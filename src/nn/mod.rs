@@ -1,9 +1,11 @@
 //! Neural-network layers as HLO: convolutions with TF `SAME` padding, batch norm, activations,
-//! squeeze-and-excite, pooling, dense, and the random regularisers (dropout, stochastic depth).
+//! squeeze-and-excite, pooling, dense, the random regularisers (dropout, stochastic depth), and
+//! device-side image augmentation ([`augment`]).
 //!
 //! Everything is NHWC with HWIO kernels. Layers are plain functions over [`Builder`] values, so
 //! autodiff sees ordinary HLO and the model code stays a readable sequence of calls.
 
+pub mod augment;
 mod bn_silu_se;
 mod layers;
 mod norm;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::graph::Lowering;
 use crate::model::Backend;
 use crate::model::{Model, ScheduleVariant};
-use crate::step::graphs::{eval_step, train_step, Objective, Precision, StepConfig};
+use crate::step::graphs::{eval_step, train_step, InputMode, Objective, Precision, StepConfig};
 use crate::step::signature::StepGraph;
 
 /// Which graphs of a run to plan.
@@ -36,6 +36,8 @@ pub struct GraphSelection {
     pub stage: Option<usize>,
     /// Also the eval step at the spec's eval image size.
     pub eval: bool,
+    /// What the train steps' `images` input holds (the eval step always takes f32 images).
+    pub input: InputMode,
 }
 
 /// What a planned graph computes.
@@ -70,6 +72,8 @@ pub struct PlannedGraph {
     precision: Precision,
     #[serde(skip)]
     backend: Backend,
+    #[serde(skip)]
+    input: InputMode,
 }
 
 impl PlannedGraph {
@@ -89,6 +93,7 @@ impl PlannedGraph {
             steps_per_call: self.steps_per_call,
             sync_batch_norm: self.sync_batch_norm,
             skip_nonfinite: self.skip_nonfinite,
+            input: self.input,
             ..StepConfig::official(
                 self.batch,
                 self.image_size as i64,
@@ -157,6 +162,7 @@ pub fn plan_graphs(model: &Model, selection: &GraphSelection) -> Result<Vec<Plan
         objective: selection.objective,
         precision: selection.precision,
         backend: selection.backend,
+        input: selection.input,
     };
     let mut graphs: Vec<PlannedGraph> = Vec::new();
     for stage in chosen {
@@ -207,6 +213,7 @@ mod tests {
             schedule: ScheduleVariant::Official,
             stage,
             eval,
+            input: InputMode::Normalised,
         }
     }
 

@@ -26,7 +26,7 @@ use crate::model::{Model, ModelSpec};
 use crate::program::context::Context;
 use crate::program::graph_plan::{plan_graphs, GraphSelection};
 use crate::runtime::provision::PluginKind;
-use crate::step::graphs::{Objective, Precision, StepConfig};
+use crate::step::graphs::{InputMode, Objective, Precision, StepConfig};
 use crate::trainer::bench::time_train_steps;
 use crate::trainer::config::RunConfig;
 use crate::trainer::events::Discard;
@@ -631,6 +631,7 @@ fn estimate(compiler: &AotCompiler, model: &Model, batch: usize) -> Result<f64> 
         schedule: ScheduleVariant::Official,
         stage: Some(0),
         eval: false,
+        input: InputMode::Normalised,
     };
     let graph = &plan_graphs(model, &selection)?[0];
     let report = compiler.report(model, graph, None)?;

@@ -18,6 +18,7 @@ use super::optimizer::{RmsProp, RmsSlots};
 use super::signature::{Port, Signature, SignatureError, StepGraph};
 use super::state::{Namespace, Role, StateLayout};
 use crate::autodiff;
+use crate::data::Normalization;
 use crate::hlo::passes;
 use crate::hlo::{
     error::Result, ArrayShape, Builder, ComparisonDirection, Computation, ElementType, HloError,
@@ -26,6 +27,7 @@ use crate::hlo::{
 use crate::model::graph::{forward, Lowering, Mode, Weights};
 use crate::model::Backend;
 use crate::model::Model;
+use crate::nn::augment::{self, MixArrays, RandAugmentArrays};
 use crate::nn::{Replicas, Rng};
 
 /// Arithmetic precision of the forward and backward pass.
@@ -79,10 +81,62 @@ pub struct StepConfig {
     /// the non-finite value, so the host can count the skipped steps.
     #[serde(default)]
     pub skip_nonfinite: bool,
+    /// What the `images` input holds; absent in configurations written before device-side
+    /// augmentation (and not written for the host path, so they stay as they were).
+    #[serde(default, skip_serializing_if = "InputMode::is_normalised")]
+    pub input: InputMode,
 }
 
 fn one_replica() -> i64 {
     1
+}
+
+/// What the train step's `images` input holds, and so which inputs the step takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum InputMode {
+    /// f32 images the host augmented, normalised and mixed.
+    #[default]
+    Normalised,
+    /// u8 images the host only cropped, resized and flipped; the step applies RandAugment,
+    /// normalises and mixes them (`nn::augment`) from per-example parameters.
+    DeviceAugment(DeviceAugment),
+}
+
+impl InputMode {
+    pub fn is_normalised(&self) -> bool {
+        *self == InputMode::Normalised
+    }
+}
+
+/// The augmentation a device-augmenting train step applies to its u8 images.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceAugment {
+    /// RandAugment layers (0: none, and no `augment_*` inputs).
+    pub layers: i64,
+    /// Whether mixup/CutMix runs (the `mix_*` inputs).
+    pub mixing: bool,
+    /// The model's input normalisation, per channel on the 0-255 scale.
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl DeviceAugment {
+    /// `layers` RandAugment layers, mixing or not, then `normalization`.
+    pub fn new(layers: i64, mixing: bool, normalization: Normalization) -> DeviceAugment {
+        DeviceAugment {
+            layers,
+            mixing,
+            mean: normalization.mean,
+            std: normalization.std,
+        }
+    }
+
+    pub fn normalization(&self) -> Normalization {
+        Normalization {
+            mean: self.mean,
+            std: self.std,
+        }
+    }
 }
 
 /// What a train step optimises beyond the cross-entropy and how it averages: the settings a
@@ -132,6 +186,7 @@ impl StepConfig {
             replicas: 1,
             sync_batch_norm: false,
             skip_nonfinite: false,
+            input: InputMode::Normalised,
         }
     }
 }
@@ -139,8 +194,43 @@ impl StepConfig {
 /// Names of the step graphs' inputs and results besides the state (whose ports are named by
 /// [`StateLayout`]) and the model variables (`ema/<param>` in the eval step).
 pub mod port {
-    /// f32 `[K?, B, H, W, C]`, normalised images.
+    /// f32 `[K?, B, H, W, C]`, normalised images; u8 in a device-augmenting step
+    /// (`InputMode::DeviceAugment`), cropped, resized and flipped only.
     pub const IMAGES: &str = "images";
+    /// A device-augmenting step's RandAugment parameters (when it has layers), one array of
+    /// `EncodedLayers` each with `K?` in front: u8 `[K?, L, B, 3, 256]`.
+    pub const AUGMENT_TABLE: &str = "augment_table";
+    /// s32 `[K?, L, B]`.
+    pub const AUGMENT_TABLE_SOURCE: &str = "augment_table_source";
+    /// s32 `[K?, L, B]`.
+    pub const AUGMENT_BLEND_KIND: &str = "augment_blend_kind";
+    /// f32 `[K?, L, B]`.
+    pub const AUGMENT_BLEND_LEVEL: &str = "augment_blend_level";
+    /// f32 `[K?, L, B]`.
+    pub const AUGMENT_BLEND_FACTOR: &str = "augment_blend_factor";
+    /// f32 `[K?, L, B, 8]`.
+    pub const AUGMENT_WARP: &str = "augment_warp";
+    /// s32 `[K?, L, B, 4]`.
+    pub const AUGMENT_CUTOUT: &str = "augment_cutout";
+    /// The RandAugment ports in the order of `nn::augment::RandAugmentArrays::values`.
+    pub const AUGMENT: [&str; 7] = [
+        AUGMENT_TABLE,
+        AUGMENT_TABLE_SOURCE,
+        AUGMENT_BLEND_KIND,
+        AUGMENT_BLEND_LEVEL,
+        AUGMENT_BLEND_FACTOR,
+        AUGMENT_WARP,
+        AUGMENT_CUTOUT,
+    ];
+    /// A device-augmenting step's mixing draws (when it mixes): s32 `[K?, B]`, each example's
+    /// partner as an index into the replica's own `B`.
+    pub const MIX_PARTNER: &str = "mix_partner";
+    /// f32 `[K?, B]`: the example's own weight (1 for CutMix).
+    pub const MIX_WEIGHT: &str = "mix_weight";
+    /// s32 `[K?, B, 4]`: the box pasted from the partner, `[x0, x1, y0, y1]` (empty for mixup).
+    pub const MIX_PASTE: &str = "mix_paste";
+    /// The mixing ports in the order of `nn::augment::MixArrays::values`.
+    pub const MIX: [&str; 3] = [MIX_PARTNER, MIX_WEIGHT, MIX_PASTE];
     /// f32 `[K?, B, classes]` soft labels (after mixup/cutmix, before smoothing).
     pub const LABELS: &str = "labels";
     /// s32 `[K?, B]` class of each example (-1 for eval padding), for the accuracy counts.
@@ -170,6 +260,92 @@ struct StepInputs {
     classes: Value,
     lr: Value,
     dropout: Value,
+    /// A device-augmenting step's RandAugment parameters, when it has layers.
+    augment: Option<RandAugmentArrays>,
+    /// A device-augmenting step's mixing draws, when it mixes.
+    mixing: Option<MixArrays>,
+}
+
+impl StepInputs {
+    /// The inputs `inputs` holds for a step of `mode`.
+    fn named(inputs: &HashMap<String, Value>, mode: &InputMode) -> StepInputs {
+        let (augment, mixing) = device_inputs(mode);
+        StepInputs {
+            images: named(inputs, port::IMAGES),
+            labels: named(inputs, port::LABELS),
+            classes: named(inputs, port::CLASSES),
+            lr: named(inputs, port::LEARNING_RATE),
+            dropout: named(inputs, port::DROPOUT_RATE),
+            augment: augment
+                .then(|| RandAugmentArrays::from_values(port::AUGMENT.map(|p| named(inputs, p)))),
+            mixing: mixing.then(|| MixArrays::from_values(port::MIX.map(|p| named(inputs, p)))),
+        }
+    }
+
+    /// Every input, in a fixed order (what the step loop carries).
+    fn values(&self) -> Vec<Value> {
+        let augment = self.augment.iter().flat_map(|a| a.values());
+        let mixing = self.mixing.iter().flat_map(|m| m.values());
+        [
+            self.images,
+            self.labels,
+            self.classes,
+            self.lr,
+            self.dropout,
+        ]
+        .into_iter()
+        .chain(augment)
+        .chain(mixing)
+        .collect()
+    }
+
+    /// The inputs of a step of `mode` from `next`, in [`Self::values`]' order.
+    fn from_values(mode: &InputMode, mut next: impl FnMut() -> Value) -> StepInputs {
+        let (augment, mixing) = device_inputs(mode);
+        StepInputs {
+            images: next(),
+            labels: next(),
+            classes: next(),
+            lr: next(),
+            dropout: next(),
+            augment: augment
+                .then(|| RandAugmentArrays::from_values(std::array::from_fn(|_| next()))),
+            mixing: mixing.then(|| MixArrays::from_values(std::array::from_fn(|_| next()))),
+        }
+    }
+
+    /// How many values [`Self::values`] has for a step of `mode`.
+    fn count(mode: &InputMode) -> usize {
+        let (augment, mixing) = device_inputs(mode);
+        5 + if augment { port::AUGMENT.len() } else { 0 } + if mixing { port::MIX.len() } else { 0 }
+    }
+
+    /// The f32 images the forward pass takes: the input itself, or in a device-augmenting step
+    /// the u8 input augmented, normalised and mixed.
+    fn model_images(&self, b: &mut Builder, mode: &InputMode) -> Result<Value> {
+        let InputMode::DeviceAugment(device) = mode else {
+            return Ok(self.images);
+        };
+        b.scoped("augment", |b| {
+            let mut images = self.images;
+            if let Some(arrays) = &self.augment {
+                images = augment::randaugment(b, images, arrays)?;
+            }
+            let mut images = augment::normalise(b, images, &device.normalization())?;
+            if let Some(arrays) = &self.mixing {
+                images = augment::mix(b, images, arrays)?;
+            }
+            Ok(images)
+        })
+    }
+}
+
+/// Whether a step of `mode` takes RandAugment parameters and mixing draws.
+fn device_inputs(mode: &InputMode) -> (bool, bool) {
+    match mode {
+        InputMode::Normalised => (false, false),
+        InputMode::DeviceAugment(d) => (d.layers > 0, d.mixing),
+    }
 }
 
 /// The value called `name` (a signature port the graph builder itself declared).
@@ -193,16 +369,40 @@ pub fn train_step_signature(model: &Model, cfg: &StepConfig, layout: &StateLayou
         .collect();
     let array = |ty, dims: &[i64]| ArrayShape::new(ty, &with(dims));
     let steps = (k > 1).then(|| Port::new(port::STEPS, ArrayShape::scalar(ElementType::S32)));
+    let stacked = |names: &[&str], shapes: &[ArrayShape]| -> Vec<Port> {
+        names
+            .iter()
+            .zip(shapes)
+            .map(|(name, shape)| Port::new(*name, array(shape.ty(), shape.dims())))
+            .collect()
+    };
+    let (image_type, device) = match cfg.input {
+        InputMode::Normalised => (ElementType::F32, Vec::new()),
+        InputMode::DeviceAugment(d) => {
+            let mut ports = Vec::new();
+            if d.layers > 0 {
+                ports.extend(stacked(
+                    &port::AUGMENT,
+                    &RandAugmentArrays::shapes(d.layers, bsz),
+                ));
+            }
+            if d.mixing {
+                ports.extend(stacked(&port::MIX, &MixArrays::shapes(bsz)));
+            }
+            (ElementType::U8, ports)
+        }
+    };
     let inputs = state
         .iter()
         .cloned()
         .chain([
-            Port::new(port::IMAGES, array(ElementType::F32, &[bsz, s, s, c])),
+            Port::new(port::IMAGES, array(image_type, &[bsz, s, s, c])),
             Port::new(port::LABELS, array(ElementType::F32, &[bsz, classes])),
             Port::new(port::CLASSES, array(ElementType::S32, &[bsz])),
             Port::new(port::LEARNING_RATE, array(ElementType::F32, &[])),
             Port::new(port::DROPOUT_RATE, ArrayShape::scalar(ElementType::F32)),
         ])
+        .chain(device)
         .chain(steps);
     let outputs = state.iter().cloned().chain([
         Port::new(port::LOSS, array(ElementType::F32, &[])),
@@ -245,13 +445,7 @@ pub fn train_step(model: &Model, cfg: &StepConfig) -> Result<StepGraph> {
         .iter()
         .map(|e| named(&inputs, &e.name))
         .collect();
-    let step = StepInputs {
-        images: named(&inputs, port::IMAGES),
-        labels: named(&inputs, port::LABELS),
-        classes: named(&inputs, port::CLASSES),
-        lr: named(&inputs, port::LEARNING_RATE),
-        dropout: named(&inputs, port::DROPOUT_RATE),
-    };
+    let step = StepInputs::named(&inputs, &cfg.input);
     let (new_state, loss, correct) = if cfg.steps_per_call == 1 {
         emit_step(&mut b, model, cfg, &layout, &state, &step)?
     } else {
@@ -321,12 +515,13 @@ fn emit_step(
     } else {
         Replicas::new(1)
     };
+    let images = x.model_images(b, &cfg.input)?;
     let out = b.scoped("forward", |b| {
         forward(
             b,
             model,
             &weights,
-            x.images,
+            images,
             cfg.lowering(),
             Mode::Train {
                 rng: &mut rng,
@@ -541,33 +736,33 @@ struct LoopCarry {
 
 impl LoopCarry {
     fn values(&self) -> Vec<Value> {
-        let i = &self.inputs;
         [self.counter, self.steps]
             .into_iter()
             .chain(self.state.iter().copied())
-            .chain([i.images, i.labels, i.classes, i.lr, i.dropout])
+            .chain(self.inputs.values())
             .chain([self.losses, self.corrects])
             .collect()
     }
 
-    /// The elements of a carried tuple with `state_len` state entries.
-    fn unpack(b: &mut Builder, tuple: Value, state_len: usize) -> Result<LoopCarry> {
-        let mut parts = (0..state_len as i64 + 9)
+    /// The elements of a carried tuple with `state_len` state entries and the inputs of a step
+    /// of `mode`.
+    fn unpack(
+        b: &mut Builder,
+        tuple: Value,
+        state_len: usize,
+        mode: &InputMode,
+    ) -> Result<LoopCarry> {
+        let len = state_len + StepInputs::count(mode) + 4;
+        let mut parts = (0..len as i64)
             .map(|j| b.get_tuple_element(tuple, j))
             .collect::<Result<Vec<_>>>()?
             .into_iter();
-        let mut next = || parts.next().expect("the carry has state_len + 9 elements");
+        let mut next = || parts.next().expect("the carry has all its elements");
         Ok(LoopCarry {
             counter: next(),
             steps: next(),
             state: (0..state_len).map(|_| next()).collect(),
-            inputs: StepInputs {
-                images: next(),
-                labels: next(),
-                classes: next(),
-                lr: next(),
-                dropout: next(),
-            },
+            inputs: StepInputs::from_values(mode, &mut next),
             losses: next(),
             corrects: next(),
         })
@@ -622,13 +817,13 @@ fn emit_step_loop(
 
     let mut cond = Builder::new("steps_left");
     let t = cond.parameter(0, loop_shape.clone(), "loop")?;
-    let carry = LoopCarry::unpack(&mut cond, t, state.len())?;
+    let carry = LoopCarry::unpack(&mut cond, t, state.len(), &cfg.input)?;
     let more = cond.compare(ComparisonDirection::Lt, carry.counter, carry.steps)?;
     let cond = cond.build(more)?;
 
     let body = step_loop_body(model, cfg, layout, &loop_shape)?;
     let result = b.while_loop(&cond, &body, init)?;
-    let done = LoopCarry::unpack(b, result, state.len())?;
+    let done = LoopCarry::unpack(b, result, state.len(), &cfg.input)?;
     Ok((done.state, done.losses, done.corrects))
 }
 
@@ -640,7 +835,7 @@ fn step_loop_body(
 ) -> Result<Computation> {
     let mut b = Builder::new("train_step_body");
     let t = b.parameter(0, loop_shape.clone(), "loop")?;
-    let carry = LoopCarry::unpack(&mut b, t, layout.len())?;
+    let carry = LoopCarry::unpack(&mut b, t, layout.len(), &cfg.input)?;
     let i = carry.counter;
     let zero = b.scalar(0i32)?;
     // The step-`i` slice of a `[K, ...]` input, without its leading dimension.
@@ -662,6 +857,14 @@ fn step_loop_body(
         classes: at(&mut b, stacked.classes)?,
         lr: at(&mut b, stacked.lr)?,
         dropout: stacked.dropout,
+        augment: match &stacked.augment {
+            Some(arrays) => Some(arrays.try_map(|v| at(&mut b, v))?),
+            None => None,
+        },
+        mixing: match &stacked.mixing {
+            Some(arrays) => Some(arrays.try_map(|v| at(&mut b, v))?),
+            None => None,
+        },
     };
     let (new_state, loss, correct) = emit_step(&mut b, model, cfg, layout, &carry.state, &step)?;
     let loss = b.reshape(loss, &[1])?;

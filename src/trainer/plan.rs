@@ -9,6 +9,7 @@ use crate::data::AugmentOn;
 use crate::model::ProgressiveStage;
 use crate::model::{Backend, Model};
 use crate::program::graph_plan::{plan_graphs, GraphRole, GraphSelection, PlannedGraph};
+use crate::step::graphs::InputMode;
 use crate::step::lr::{scaled_lr, steps_per_epoch, LrSchedule};
 
 /// A training run's plan.
@@ -89,6 +90,7 @@ impl RunPlan {
                 schedule: config.schedule,
                 stage: None,
                 eval: true,
+                input: InputMode::Normalised,
             },
         )?;
         Ok(RunPlan {

@@ -3,7 +3,7 @@
 use effnetv2::model::Backend;
 use effnetv2::model::ScheduleVariant;
 use effnetv2::program::graph_plan::GraphSelection;
-use effnetv2::step::graphs::{Objective, Precision};
+use effnetv2::step::graphs::{InputMode, Objective, Precision};
 
 /// A run's graphs at batch 128 per device in bf16, as a TPU or GPU runs them: the train step of
 /// `stage` (`None`: every stage), data-parallel over `replicas` devices, and with `eval` the
@@ -22,5 +22,6 @@ pub fn selection(stage: Option<usize>, eval: bool, replicas: i64) -> GraphSelect
         schedule: ScheduleVariant::Official,
         stage,
         eval,
+        input: InputMode::Normalised,
     }
 }

@@ -58,6 +58,7 @@ pub(crate) fn propagates_gradient(op: &Op) -> bool {
         | Op::Pad { .. }
         | Op::Concatenate { .. }
         | Op::Reverse { .. }
+        | Op::Gather { .. }
         | Op::Select
         | Op::Clamp
         | Op::Reduce { .. }
@@ -159,6 +160,7 @@ pub(super) fn apply(
             linalg::convolution(b, &n, &spec, ct.array(opcode)?)?
         }
         Op::Dot { dimension_numbers } => linalg::dot(b, &n, dimension_numbers, ct.array(opcode)?)?,
+        Op::Gather { .. } => return Err(structural::gather(b, node)),
         Op::SelectAndScatter { .. } => {
             return Err(unsupported(
                 b,

@@ -1,7 +1,7 @@
 //! Rules of the ops that move elements: each is linear, and its rule is the transposed movement.
 
 use super::{Grads, Node};
-use crate::hlo::error::Result;
+use crate::hlo::error::{HloError, Result};
 use crate::hlo::{Builder, PadDim, Value};
 
 /// Broadcast copies each operand element to every position of the unmapped result dimensions,
@@ -154,4 +154,16 @@ pub(super) fn zeros_like(b: &mut Builder, v: Value) -> Result<Value> {
 pub(super) fn scalar_zero(b: &mut Builder, v: Value) -> Result<Value> {
     let ty = b.array_shape("grad", v)?.ty();
     b.scalar_of(ty, 0.0)
+}
+
+/// Gather's gradient is a scatter-add into the operand, an op this crate does not emit. Gather
+/// is only applied to values that are never differentiated (the input images of device-side
+/// augmentation), so reaching this rule is an error that says why.
+pub(super) fn gather(b: &Builder, node: Value) -> HloError {
+    super::unsupported(
+        b,
+        node,
+        "its gradient would be a scatter, which this crate does not emit; gather only values \
+         that need no gradient (such as input images)",
+    )
 }

@@ -153,7 +153,7 @@ impl Normalization {
     }
 
     /// Writes the normalised `pixels` (row-major RGB) into `out`.
-    fn write<T: Copy + Into<f32>>(&self, pixels: &[T], out: &mut [f32]) {
+    pub fn write<T: Copy + Into<f32>>(&self, pixels: &[T], out: &mut [f32]) {
         for (o, v) in out.chunks_exact_mut(3).zip(pixels.chunks_exact(3)) {
             for c in 0..3 {
                 o[c] = (v[c].into() - self.mean[c]) / self.std[c];

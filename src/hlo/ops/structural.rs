@@ -1,10 +1,10 @@
 //! Ops that move data between positions: iota, broadcast, reshape, transpose, slices, pad,
-//! concatenate and reverse.
+//! concatenate, reverse and gather.
 
 use crate::hlo::builder::{Builder, Value};
 use crate::hlo::element::ElementType;
 use crate::hlo::error::{HloError, Result};
-use crate::hlo::op::{Op, PadDim};
+use crate::hlo::op::{GatherDimensionNumbers, Op, PadDim};
 use crate::hlo::shape::{ArrayShape, Shape};
 
 fn is_permutation(perm: &[i64], rank: usize) -> bool {
@@ -347,6 +347,119 @@ impl Builder {
             },
             &[x],
             s.into(),
+        )
+    }
+
+    /// XLA's `gather`: for every index vector of `indices` (integers), the slice of `slice_sizes`
+    /// of `x` starting there (starts clamped into range by XLA), laid out as `dn` says: the
+    /// result's dimensions are the indices' dimensions but `index_vector_dim`, with the slice's
+    /// dimensions not in `collapsed_slice_dims` inserted at `offset_dims`.
+    pub fn gather(
+        &mut self,
+        x: Value,
+        indices: Value,
+        dn: &GatherDimensionNumbers,
+        slice_sizes: &[i64],
+    ) -> Result<Value> {
+        self.check("gather", x)?;
+        self.check("gather", indices)?;
+        let s = self.array_shape("gather", x)?.clone();
+        let i = self.array_shape("gather", indices)?.clone();
+        let shapes = [self.shape(x), self.shape(indices)];
+        let err = |msg: String| Err(HloError::new("gather", &shapes, msg));
+        if !i.ty().is_integer() {
+            return err("the indices must be integers".into());
+        }
+        let rank = s.rank() as i64;
+        let index_vector_dim = dn.index_vector_dim;
+        if index_vector_dim < 0 || index_vector_dim > i.rank() as i64 {
+            return err(format!(
+                "index_vector_dim {index_vector_dim} is out of range"
+            ));
+        }
+        let vector_len = i
+            .dims()
+            .get(index_vector_dim as usize)
+            .copied()
+            .unwrap_or(1);
+        if dn.start_index_map.len() as i64 != vector_len {
+            return err(format!(
+                "start_index_map {:?} needs one entry per index vector element ({vector_len})",
+                dn.start_index_map
+            ));
+        }
+        let sorted_unique_in_range = |dims: &[i64], bound: i64| {
+            dims.windows(2).all(|w| w[0] < w[1]) && dims.iter().all(|&d| d >= 0 && d < bound)
+        };
+        let mut mapped = dn.start_index_map.clone();
+        mapped.sort_unstable();
+        if !sorted_unique_in_range(&mapped, rank) {
+            return err(format!(
+                "start_index_map {:?} must name distinct operand dimensions",
+                dn.start_index_map
+            ));
+        }
+        if !sorted_unique_in_range(&dn.collapsed_slice_dims, rank) {
+            return err(format!(
+                "collapsed_slice_dims {:?} must be increasing operand dimensions",
+                dn.collapsed_slice_dims
+            ));
+        }
+        if slice_sizes.len() != s.rank()
+            || slice_sizes
+                .iter()
+                .zip(s.dims())
+                .any(|(&z, &d)| z < 0 || z > d)
+        {
+            return err(format!(
+                "slice sizes {slice_sizes:?} do not fit the operand"
+            ));
+        }
+        if dn
+            .collapsed_slice_dims
+            .iter()
+            .any(|&d| slice_sizes[d as usize] > 1)
+        {
+            return err("collapsed slice dimensions must have size 1 (or 0)".into());
+        }
+        let kept: Vec<i64> = (0..rank)
+            .filter(|d| !dn.collapsed_slice_dims.contains(d))
+            .map(|d| slice_sizes[d as usize])
+            .collect();
+        let batch: Vec<i64> = i
+            .dims()
+            .iter()
+            .enumerate()
+            .filter(|&(d, _)| d as i64 != index_vector_dim)
+            .map(|(_, &size)| size)
+            .collect();
+        let out_rank = (batch.len() + kept.len()) as i64;
+        if dn.offset_dims.len() != kept.len() || !sorted_unique_in_range(&dn.offset_dims, out_rank)
+        {
+            return err(format!(
+                "offset_dims {:?} must be {} increasing result dimensions",
+                dn.offset_dims,
+                kept.len()
+            ));
+        }
+        let (mut kept, mut batch) = (kept.into_iter(), batch.into_iter());
+        let dims: Vec<i64> = (0..out_rank)
+            .map(|d| {
+                let from = if dn.offset_dims.contains(&d) {
+                    kept.next()
+                } else {
+                    batch.next()
+                };
+                from.expect("offset and batch dimensions add up to the result's rank")
+            })
+            .collect();
+        self.emit(
+            Op::Gather {
+                dimension_numbers: dn.clone(),
+                slice_sizes: slice_sizes.to_vec(),
+            },
+            &[x, indices],
+            ArrayShape::new(s.ty(), &dims).into(),
         )
     }
 
