@@ -17,7 +17,7 @@ use crate::data::{
 };
 use crate::hlo::{Literal, NativeType};
 use crate::model::{AugmentPolicy, ModelSpec, ProgressiveStage};
-use crate::step::graphs::port;
+use crate::step::graphs::{port, DeviceAugment, InputMode};
 use crate::storage::Location;
 
 /// The input pipeline a model's spec asks for, in the data layer's terms (which knows nothing of
@@ -156,6 +156,29 @@ impl InputPipeline {
             augment_on: AugmentOn::Host,
         }
     }
+}
+
+impl InputPipeline {
+    /// What the train steps of a run with this pipeline take, augmented `on` the host or the
+    /// device; `mixes`: whether some stage of the run mixes (its steps then take mixing arrays
+    /// in every stage). Fails for a policy the device cannot run, naming the option.
+    pub fn step_input(&self, on: AugmentOn, mixes: bool) -> Result<InputMode> {
+        on.check(self.preprocessing, self.policy)?;
+        Ok(match (on, self.policy) {
+            (AugmentOn::Device, Policy::RandAugment { layers }) => InputMode::DeviceAugment(
+                DeviceAugment::new(layers as i64, mixes, self.normalization),
+            ),
+            _ => InputMode::Normalised,
+        })
+    }
+}
+
+/// Whether any of `stages` mixes (mixup or CutMix): its device-augmenting train steps then
+/// take mixing arrays.
+pub fn any_mixing(stages: &[ProgressiveStage]) -> bool {
+    stages
+        .iter()
+        .any(|s| s.mixup_alpha > 0.0 || s.cutmix_alpha > 0.0)
 }
 
 /// The loader's settings for a progressive stage (a stage without RandAugment has magnitude
@@ -354,21 +377,6 @@ pub struct Call<'b> {
     pub slots: usize,
 }
 
-/// The names of the ports of a step that augments on the device (the step graph's side is
-/// `step::graphs::port`).
-mod device_port {
-    pub const AUGMENT_TABLE: &str = "augment_table";
-    pub const AUGMENT_TABLE_SOURCE: &str = "augment_table_source";
-    pub const AUGMENT_BLEND_KIND: &str = "augment_blend_kind";
-    pub const AUGMENT_BLEND_LEVEL: &str = "augment_blend_level";
-    pub const AUGMENT_BLEND_FACTOR: &str = "augment_blend_factor";
-    pub const AUGMENT_WARP: &str = "augment_warp";
-    pub const AUGMENT_CUTOUT: &str = "augment_cutout";
-    pub const MIX_PARTNER: &str = "mix_partner";
-    pub const MIX_WEIGHT: &str = "mix_weight";
-    pub const MIX_PASTE: &str = "mix_paste";
-}
-
 /// The train step's inputs by name for each of `replicas` local replicas: replica `r` gets the
 /// `r`-th of equal consecutive shares of every batch. With K > 1 the batches are stacked into K
 /// slots (unused ones repeat the first batch and the `steps` input tells the graph to skip
@@ -448,31 +456,31 @@ pub fn train_feeds(
                 let l = Some(layers);
                 feed.extend([
                     (
-                        device_port::AUGMENT_TABLE,
+                        port::AUGMENT_TABLE,
                         stack.rows(r, l, &[3, 256], |b| &augment(b).table)?,
                     ),
                     (
-                        device_port::AUGMENT_TABLE_SOURCE,
+                        port::AUGMENT_TABLE_SOURCE,
                         stack.rows(r, l, &[], |b| &augment(b).table_source)?,
                     ),
                     (
-                        device_port::AUGMENT_BLEND_KIND,
+                        port::AUGMENT_BLEND_KIND,
                         stack.rows(r, l, &[], |b| &augment(b).blend_kind)?,
                     ),
                     (
-                        device_port::AUGMENT_BLEND_LEVEL,
+                        port::AUGMENT_BLEND_LEVEL,
                         stack.rows(r, l, &[], |b| &augment(b).blend_level)?,
                     ),
                     (
-                        device_port::AUGMENT_BLEND_FACTOR,
+                        port::AUGMENT_BLEND_FACTOR,
                         stack.rows(r, l, &[], |b| &augment(b).blend_factor)?,
                     ),
                     (
-                        device_port::AUGMENT_WARP,
+                        port::AUGMENT_WARP,
                         stack.rows(r, l, &[8], |b| &augment(b).warp)?,
                     ),
                     (
-                        device_port::AUGMENT_CUTOUT,
+                        port::AUGMENT_CUTOUT,
                         stack.rows(r, l, &[4], |b| &augment(b).cutout)?,
                     ),
                 ]);
@@ -487,13 +495,13 @@ pub fn train_feeds(
                     "a mixing partner lies outside its replica's share of {share} examples"
                 );
                 feed.extend([
-                    (device_port::MIX_PARTNER, partners),
+                    (port::MIX_PARTNER, partners),
                     (
-                        device_port::MIX_WEIGHT,
+                        port::MIX_WEIGHT,
                         stack.rows(r, None, &[], |b| &device(b).mix.weight)?,
                     ),
                     (
-                        device_port::MIX_PASTE,
+                        port::MIX_PASTE,
                         stack.rows(r, None, &[4], |b| &device(b).mix.paste)?,
                     ),
                 ]);
@@ -658,7 +666,7 @@ mod feed_tests {
         assert_eq!(images.shape().dims(), [3, 2, 2, 2, 3]);
         let per_example: Vec<f64> = images.to_f64_vec().chunks(12).map(|c| c[0]).collect();
         assert_eq!(per_example, examples);
-        let table = port(second, device_port::AUGMENT_TABLE);
+        let table = port(second, port::AUGMENT_TABLE);
         assert_eq!(table.ty(), ElementType::U8);
         assert_eq!(table.shape().dims(), [3, 2, 2, 3, 256]);
         // Layer 0 is Posterize 3 bits (value 255 -> 224) for every example; layer 1 the identity.
@@ -666,7 +674,7 @@ mod feed_tests {
         let slot = |k: usize, layer: usize, example: usize| ((k * 2 + layer) * 2 + example) * 768;
         assert_eq!(values[slot(1, 0, 1) + 255], 224.0);
         assert_eq!(values[slot(1, 1, 1) + 255], 255.0);
-        let warp = port(second, device_port::AUGMENT_WARP);
+        let warp = port(second, port::AUGMENT_WARP);
         assert_eq!(warp.shape().dims(), [3, 2, 2, 8]);
         // Layer 1's translation by the example's number is the warp's x offset.
         let offsets: Vec<f64> = warp
@@ -678,33 +686,13 @@ mod feed_tests {
             .collect();
         assert_eq!(offsets, [2.0, 102.0, 2.0]);
         for (name, ty, dims) in [
-            (
-                device_port::AUGMENT_TABLE_SOURCE,
-                ElementType::S32,
-                vec![3, 2, 2],
-            ),
-            (
-                device_port::AUGMENT_BLEND_KIND,
-                ElementType::S32,
-                vec![3, 2, 2],
-            ),
-            (
-                device_port::AUGMENT_BLEND_LEVEL,
-                ElementType::F32,
-                vec![3, 2, 2],
-            ),
-            (
-                device_port::AUGMENT_BLEND_FACTOR,
-                ElementType::F32,
-                vec![3, 2, 2],
-            ),
-            (
-                device_port::AUGMENT_CUTOUT,
-                ElementType::S32,
-                vec![3, 2, 2, 4],
-            ),
-            (device_port::MIX_PARTNER, ElementType::S32, vec![3, 2]),
-            (device_port::MIX_PASTE, ElementType::S32, vec![3, 2, 4]),
+            (port::AUGMENT_TABLE_SOURCE, ElementType::S32, vec![3, 2, 2]),
+            (port::AUGMENT_BLEND_KIND, ElementType::S32, vec![3, 2, 2]),
+            (port::AUGMENT_BLEND_LEVEL, ElementType::F32, vec![3, 2, 2]),
+            (port::AUGMENT_BLEND_FACTOR, ElementType::F32, vec![3, 2, 2]),
+            (port::AUGMENT_CUTOUT, ElementType::S32, vec![3, 2, 2, 4]),
+            (port::MIX_PARTNER, ElementType::S32, vec![3, 2]),
+            (port::MIX_PASTE, ElementType::S32, vec![3, 2, 4]),
             (port::LABELS, ElementType::F32, vec![3, 2, CLASSES as i64]),
         ] {
             let literal = port(second, name);
@@ -714,9 +702,9 @@ mod feed_tests {
                 "{name}"
             );
         }
-        assert_eq!(port(second, device_port::MIX_WEIGHT).to_f64_vec(), examples);
+        assert_eq!(port(second, port::MIX_WEIGHT).to_f64_vec(), examples);
         assert_eq!(
-            port(second, device_port::MIX_PARTNER).to_f64_vec(),
+            port(second, port::MIX_PARTNER).to_f64_vec(),
             [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
         );
         assert_eq!(port(second, port::CLASSES).to_f64_vec(), examples);

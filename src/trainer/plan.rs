@@ -4,8 +4,8 @@
 use anyhow::{bail, Result};
 
 use super::config::RunConfig;
+use super::input::{any_mixing, InputPipeline};
 use super::recipe::Augmentation;
-use crate::data::AugmentOn;
 use crate::model::ProgressiveStage;
 use crate::model::{Backend, Model};
 use crate::program::graph_plan::{plan_graphs, GraphRole, GraphSelection, PlannedGraph};
@@ -63,10 +63,9 @@ impl RunPlan {
                 stage.cutmix_alpha = 0.0;
             }
         }
-        let mixes_on_device = config.augment_on == AugmentOn::Device
-            && stages
-                .iter()
-                .any(|s| s.mixup_alpha > 0.0 || s.cutmix_alpha > 0.0);
+        let input = InputPipeline::for_spec(&model.spec)?
+            .with_augmentation(config.augmentation)
+            .step_input(config.augment_on, any_mixing(&stages))?;
         let lr = LrSchedule {
             peak: scaled_lr(config.lr_base, config.batch as u64),
             steps_per_epoch,
@@ -90,7 +89,7 @@ impl RunPlan {
                 schedule: config.schedule,
                 stage: None,
                 eval: true,
-                input: InputMode::Normalised,
+                input,
             },
         )?;
         Ok(RunPlan {
@@ -99,7 +98,7 @@ impl RunPlan {
             total_steps,
             lr,
             graphs,
-            mixes_on_device,
+            mixes_on_device: matches!(input, InputMode::DeviceAugment(d) if d.mixing),
         })
     }
 
