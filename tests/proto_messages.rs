@@ -111,6 +111,10 @@ fn hlo_all_fields() -> HloModuleProto {
             lhs_batch_dimensions: vec![3],
             rhs_batch_dimensions: vec![4],
         }),
+        // Not in the fixture (it predates gather): the CPU plugin decoding a gather correctly
+        // (tests/hlo_ops_shape.rs) pins these two fields' numbers instead.
+        gather_dimension_numbers: None,
+        gather_slice_sizes: Vec::new(),
         comparison_direction: "GE".into(),
         id: (2 << 32) | 35,
         operand_ids: vec![36, (2 << 32) | 1],
