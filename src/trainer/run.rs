@@ -81,7 +81,12 @@ pub fn train(
     config.validate()?;
     // The spec is checked before anything is opened; a missing device or plugin fails before
     // any data is read.
-    let spec_classes = config.model()?.spec.num_classes;
+    let spec = config.model()?.spec;
+    let spec_classes = spec.num_classes;
+    // A policy the step cannot run on the device is refused here too.
+    InputPipeline::for_spec(&spec)?
+        .with_augmentation(config.augmentation)
+        .step_input(config.augment_on, false)?;
     let ctx = Context::open_devices(config.plugin, config.plugin_path.as_deref(), config.devices)?;
     let mut input = HostInput::for_run(&ctx, config)?;
     let (train_source, eval_source) = config.data.open_share(input.files)?;
