@@ -14,9 +14,9 @@ use effnetv2::data::{
     AugmentOn, AugmentSettings, ImageFolder, LoaderConfig, Source, Stage, TrainTransform,
 };
 use effnetv2::model::{load_spec, Model, ScheduleVariant};
-use effnetv2::step::graphs::{Precision, StepConfig};
+use effnetv2::step::graphs::{InputMode, Precision, StepConfig};
 use effnetv2::trainer::bench::time_train_steps;
-use effnetv2::trainer::input::{loader_stage, DataSpec, InputPipeline};
+use effnetv2::trainer::input::{any_mixing, loader_stage, DataSpec, InputPipeline};
 
 use super::feed::TargetArgs;
 use super::plugin::PluginArgs;
@@ -54,9 +54,10 @@ pub struct BenchArgs {
     /// the last stage's augmentation strength.
     #[arg(long, value_delimiter = ',')]
     sizes: Vec<usize>,
-    /// With --data: the loader's mode for the workers line: `host` (normalised f32 batches) or
-    /// `device` (u8 images and drawn augmentation for a step that augments). The per-core
-    /// table shows both where the model's policy runs on the device.
+    /// `device`: time each train step that augments on the device against the same step taking
+    /// host-augmented images (alternating turns, synthetic inputs); with --data, run the loader
+    /// line in device mode (u8 images and drawn augmentation). The per-core table of --data
+    /// shows both modes where the model's policy runs on the device.
     #[arg(long, default_value = "host")]
     augment_on: AugmentOn,
     #[command(flatten)]
@@ -78,10 +79,22 @@ impl BenchArgs {
             return self.run_data(dir);
         }
         let model = Model::new(load_spec(&self.model)?)?;
+        // With --augment-on device, each setting's step is timed against the same step taking
+        // host-augmented images, in alternating turns.
+        let inputs = match self.augment_on {
+            AugmentOn::Host => vec![InputMode::Normalised],
+            AugmentOn::Device => {
+                let spec = &model.spec;
+                let stages = spec.progressive_stages(ScheduleVariant::Official, 1)?;
+                let device = InputPipeline::for_spec(spec)?
+                    .step_input(AugmentOn::Device, any_mixing(&stages))?;
+                vec![InputMode::Normalised, device]
+            }
+        };
         let mut baseline = None;
         println!(
-            "{:>7} {:>4} {:>12} {:>10} {:>10}",
-            "devices", "K", "compile s", "img/s", "vs first"
+            "{:>7} {:>4} {:>7} {:>12} {:>10} {:>10}",
+            "devices", "K", "augment", "compile s", "img/s", "vs first"
         );
         for &devices in &self.devices {
             let ctx = self.plugin.open(Some(devices))?;
@@ -96,24 +109,35 @@ impl BenchArgs {
                 vec![1]
             };
             for k in ks {
-                let cfg = StepConfig {
-                    steps_per_call: k,
-                    replicas: devices as i64,
-                    ..StepConfig::official(
-                        self.batch / devices as i64,
-                        self.image_size,
-                        Precision::F32,
-                        ctx.backend(),
-                    )
-                };
-                let timing = time_train_steps(&ctx, &[(&model, &cfg)], self.steps)?.remove(0);
-                let ips = timing.examples_per_second;
-                let base = *baseline.get_or_insert(ips);
-                println!(
-                    "{devices:>7} {k:>4} {:>12.1} {ips:>10.1} {:>9.2}x",
-                    timing.compile.seconds,
-                    ips / base
-                );
+                let cfgs: Vec<StepConfig> = inputs
+                    .iter()
+                    .map(|&input| StepConfig {
+                        steps_per_call: k,
+                        replicas: devices as i64,
+                        input,
+                        ..StepConfig::official(
+                            self.batch / devices as i64,
+                            self.image_size,
+                            Precision::F32,
+                            ctx.backend(),
+                        )
+                    })
+                    .collect();
+                let benches: Vec<_> = cfgs.iter().map(|cfg| (&model, cfg)).collect();
+                let timings = time_train_steps(&ctx, &benches, self.steps)?;
+                for (timing, input) in timings.iter().zip(&inputs) {
+                    let ips = timing.examples_per_second;
+                    let base = *baseline.get_or_insert(ips);
+                    let on = match input {
+                        InputMode::Normalised => "host",
+                        InputMode::DeviceAugment(_) => "device",
+                    };
+                    println!(
+                        "{devices:>7} {k:>4} {on:>7} {:>12.1} {ips:>10.1} {:>9.2}x",
+                        timing.compile.seconds,
+                        ips / base
+                    );
+                }
             }
         }
         Ok(())
