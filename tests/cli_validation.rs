@@ -107,3 +107,45 @@ fn a_bucket_without_usable_credentials_says_which_and_what_to_do() {
         "{stderr}"
     );
 }
+
+#[test]
+fn device_augmentation_is_planned_for_randaugment_models_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = |model: &str| {
+        Command::new(env!("CARGO_BIN_EXE_effnetv2"))
+            .args([
+                "dump",
+                "--model",
+                model,
+                "--stage",
+                "0",
+                "--augment-on",
+                "device",
+            ])
+            .arg("--out")
+            .arg(dir.path().join(model))
+            .output()
+            .unwrap()
+    };
+    let refused = dump("b0");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        stderr.contains("--augment-on device: model efficientnetv2-b0 uses AutoAugmentV0"),
+        "{stderr}"
+    );
+    let planned = dump("tiny");
+    assert!(planned.status.success(), "{planned:?}");
+    let text =
+        std::fs::read_to_string(dir.path().join("tiny/train_step_16px_b128.hlo.txt")).unwrap();
+    for port in [
+        "%images.",
+        "%augment_table.",
+        "%augment_warp.",
+        "%mix_partner.",
+        "%mix_paste.",
+    ] {
+        assert!(text.contains(port), "{port} is an input");
+    }
+    assert!(text.contains("u8[128,16,16,3]{3,2,1,0} parameter"));
+}

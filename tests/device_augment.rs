@@ -362,8 +362,12 @@ fn normalisation_and_mixing_match_the_host() {
             );
         }
         let mixed = module("mix", &shapes, |b, p| {
-            let images = augment::normalise(b, p[0], &normalization)?;
-            augment::mix(b, images, &MixArrays::from_values([p[1], p[2], p[3]]))
+            augment::mix(
+                b,
+                p[0],
+                &normalization,
+                &MixArrays::from_values([p[1], p[2], p[3]]),
+            )
         });
         let device = run1(&mixed, &args).to_vec::<f32>().unwrap();
         // The normalised values within an ulp, and `a * w + b * (1 - w)` perhaps one fused

@@ -331,11 +331,11 @@ impl StepInputs {
             if let Some(arrays) = &self.augment {
                 images = augment::randaugment(b, images, arrays)?;
             }
-            let mut images = augment::normalise(b, images, &device.normalization())?;
-            if let Some(arrays) = &self.mixing {
-                images = augment::mix(b, images, arrays)?;
+            let normalization = device.normalization();
+            match &self.mixing {
+                Some(arrays) => augment::mix(b, images, &normalization, arrays),
+                None => augment::normalise(b, images, &normalization),
             }
-            Ok(images)
         })
     }
 }

@@ -5,13 +5,18 @@ use super::geometry::inside_boxes;
 use super::leading;
 use crate::data::Normalization;
 use crate::hlo::{
-    error::Result, ArrayShape, Builder, ElementType, GatherDimensionNumbers, HloError, Literal,
-    Value,
+    error::Result, ArrayShape, Builder, DotDimensionNumbers, ElementType, HloError, Literal, Value,
 };
 
 /// `(v - mean[c]) / std[c]` in f32 for u8 images `[B, H, W, 3]`, the host's formula and order.
 pub fn normalise(b: &mut Builder, images: Value, normalization: &Normalization) -> Result<Value> {
-    let dims = b.array_shape("normalise", images)?.dims().to_vec();
+    let values = b.convert(images, ElementType::F32)?;
+    normalised(b, values, normalization)
+}
+
+/// [`normalise`] of f32 values.
+fn normalised(b: &mut Builder, values: Value, normalization: &Normalization) -> Result<Value> {
+    let dims = b.array_shape("normalise", values)?.dims().to_vec();
     let per_channel = |b: &mut Builder, values: [f32; 3]| -> Result<Value> {
         let literal =
             Literal::from_vec(&[3], &values).map_err(|m| HloError::new("normalise", &[], m))?;
@@ -20,7 +25,6 @@ pub fn normalise(b: &mut Builder, images: Value, normalization: &Normalization) 
     };
     let mean = per_channel(b, normalization.mean)?;
     let std = per_channel(b, normalization.std)?;
-    let values = b.convert(images, ElementType::F32)?;
     let centred = b.sub(values, mean)?;
     b.div(centred, std)
 }
@@ -69,23 +73,40 @@ impl MixArrays {
     }
 }
 
-/// Mixes normalised f32 images `[B, H, W, C]`: example k becomes its partner's pixels inside
-/// its paste box and `own * w + partner * (1 - w)` elsewhere, both read from the unmixed batch.
-/// The partner's image is a gather along the batch.
-pub fn mix(b: &mut Builder, images: Value, arrays: &MixArrays) -> Result<Value> {
+/// u8 images `[B, H, W, 3]` normalised ([`normalise`]) and mixed: example k becomes its
+/// partner's pixels inside its paste box and `own * w + partner * (1 - w)` elsewhere, both read
+/// from the unmixed batch, as `mix_batch` computes on the host's normalised images.
+///
+/// The partners' images are a matrix product of the batch with the one-hot partner matrix,
+/// taken on the u8 values (exact in any precision a matrix unit uses) and normalised after:
+/// a gather of whole images along the batch costs a TPU more than the rest of the step.
+pub fn mix(
+    b: &mut Builder,
+    images: Value,
+    normalization: &Normalization,
+    arrays: &MixArrays,
+) -> Result<Value> {
+    use crate::hlo::ComparisonDirection::Eq;
     b.scoped("mix", |b| {
         let dims = b.array_shape("mix", images)?.dims().to_vec();
-        let dn = GatherDimensionNumbers {
-            offset_dims: vec![1, 2, 3],
-            collapsed_slice_dims: vec![0],
-            start_index_map: vec![0],
-            index_vector_dim: 1,
+        let n = dims[0];
+        let values = b.convert(images, ElementType::F32)?;
+        let partner = b.broadcast_in_dim(arrays.partner, &[n, n], &[0])?;
+        let example = b.iota_of(ElementType::S32, &[n, n], 1)?;
+        let picks = b.compare(Eq, partner, example)?;
+        let picks = b.convert(picks, ElementType::F32)?;
+        let along_batch = DotDimensionNumbers {
+            lhs_contracting: vec![1],
+            rhs_contracting: vec![0],
+            ..Default::default()
         };
-        let partner = b.gather(images, arrays.partner, &dn, &[1, dims[1], dims[2], dims[3]])?;
+        let partner = b.dot_general(picks, values, &along_batch)?;
+        let own = normalised(b, values, normalization)?;
+        let partner = normalised(b, partner, normalization)?;
         let own_weight = leading(b, arrays.weight, &dims)?;
         let one = b.full(&ArrayShape::new(ElementType::F32, &dims), 1.0)?;
         let partner_weight = b.sub(one, own_weight)?;
-        let own = b.mul(images, own_weight)?;
+        let own = b.mul(own, own_weight)?;
         let other = b.mul(partner, partner_weight)?;
         let blended = b.add(own, other)?;
         let pasted = inside_boxes(b, &dims, arrays.paste)?;

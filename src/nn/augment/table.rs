@@ -1,13 +1,13 @@
 //! Stage 1: per-channel value tables. The given tables (`Invert`, `Posterize`, `Solarize`,
 //! `SolarizeAdd`, identity for the rest) or the tables of `AutoContrast` and `Equalize`, computed
-//! from each image's own statistics, applied as one flat gather.
+//! from each image's own statistics, applied as matrix products of one-hot codes.
 
 use super::leading;
 use crate::data::transform::randaugment::encoded::TableSource;
-use crate::hlo::ComparisonDirection::{Eq, Le, Lt};
+use crate::hlo::ComparisonDirection::{Eq, Le};
 use crate::hlo::{
-    error::Result, ArrayShape, BinaryOp, Builder, DotDimensionNumbers, ElementType,
-    GatherDimensionNumbers, Value,
+    error::Result, ArrayShape, BinaryOp, Builder, Computation, DotDimensionNumbers, ElementType,
+    PadDim, Value, WindowDim,
 };
 
 /// Values a channel can take, and so the length of a table.
@@ -18,8 +18,9 @@ const LEVELS: i64 = 256;
 pub(super) fn apply(b: &mut Builder, images: Value, given: Value, source: Value) -> Result<Value> {
     let n = b.array_shape("table", images)?.dims()[0];
     let dims = [n, 3, LEVELS];
+    let nibbles = Nibbles::of(b, images)?;
     let autocontrast = autocontrast_tables(b, images)?;
-    let equalize = equalize_tables(b, images)?;
+    let equalize = equalize_tables(b, images, &nibbles)?;
     let source = leading(b, source, &dims)?;
     let mut tables = given;
     for (code, computed) in [
@@ -33,31 +34,61 @@ pub(super) fn apply(b: &mut Builder, images: Value, given: Value, source: Value)
         let chosen = b.compare(Eq, source, code)?;
         tables = b.select(chosen, computed, tables)?;
     }
-    look_up(b, images, tables)
+    look_up(b, &nibbles, tables)
 }
 
-/// Channel `c` of example `e` mapped through `tables[e, c]`: a gather from the flattened tables
-/// at `(e * 3 + c) * 256 + value`.
-fn look_up(b: &mut Builder, images: Value, tables: Value) -> Result<Value> {
-    let dims = b.array_shape("table", images)?.dims().to_vec();
-    let n = dims[0];
-    let flat = b.reshape(tables, &[n * 3 * LEVELS])?;
-    let example = b.iota_of(ElementType::S32, &dims, 0)?;
-    let channel = b.iota_of(ElementType::S32, &dims, 3)?;
-    let three = b.full(&ArrayShape::new(ElementType::S32, &dims), 3.0)?;
-    let levels = b.full(&ArrayShape::new(ElementType::S32, &dims), LEVELS as f64)?;
-    let row = b.mul(example, three)?;
-    let row = b.add(row, channel)?;
-    let start = b.mul(row, levels)?;
-    let value = b.convert(images, ElementType::S32)?;
-    let index = b.add(start, value)?;
-    let dn = GatherDimensionNumbers {
-        offset_dims: vec![],
-        collapsed_slice_dims: vec![0],
-        start_index_map: vec![0],
-        index_vector_dim: 4,
+/// Every value of a batch split into its high and low four bits, each as a one-hot code: f32
+/// `[B, 3, H, W, 16]` (channels before the pixels, so that each (example, channel) is one
+/// matrix). Table look-ups and histograms are then matrix products, which a TPU runs on its
+/// matrix unit; a gather of single bytes at ten million places costs it more than the whole
+/// train step.
+struct Nibbles {
+    high: Value,
+    low: Value,
+}
+
+impl Nibbles {
+    fn of(b: &mut Builder, images: Value) -> Result<Nibbles> {
+        let planes = b.transpose(images, &[0, 3, 1, 2])?;
+        let dims = b.array_shape("table", planes)?.dims().to_vec();
+        let wide: Vec<i64> = dims.iter().copied().chain([16]).collect();
+        let u8s = |b: &mut Builder, v: f64| b.full(&ArrayShape::new(ElementType::U8, &dims), v);
+        let one_hot = |b: &mut Builder, digit: Value| -> Result<Value> {
+            let digit = b.broadcast_in_dim(digit, &wide, &[0, 1, 2, 3])?;
+            let codes = b.iota_of(ElementType::U8, &wide, 4)?;
+            let hit = b.compare(Eq, digit, codes)?;
+            b.convert(hit, ElementType::F32)
+        };
+        let four = u8s(b, 4.0)?;
+        let fifteen = u8s(b, 15.0)?;
+        let high = b.shift_right_logical(planes, four)?;
+        let low = b.and(planes, fifteen)?;
+        Ok(Nibbles {
+            high: one_hot(b, high)?,
+            low: one_hot(b, low)?,
+        })
+    }
+}
+
+/// Channel `c` of example `e` mapped through `tables[e, c]` (u8 `[B, 3, 256]`), back in the
+/// images' layout `[B, H, W, 3]`: the high nibble's code picks a row of the table seen as 16 x 16
+/// (a matrix product), the low nibble's code an entry of that row. Exact: each value is one
+/// table entry times one.
+fn look_up(b: &mut Builder, nibbles: &Nibbles, tables: Value) -> Result<Value> {
+    let n = b.array_shape("table", tables)?.dims()[0];
+    let tables = b.convert(tables, ElementType::F32)?;
+    let tables = b.reshape(tables, &[n, 3, 16, 16])?;
+    let rows = DotDimensionNumbers {
+        lhs_batch: vec![0, 1],
+        rhs_batch: vec![0, 1],
+        lhs_contracting: vec![4],
+        rhs_contracting: vec![2],
     };
-    b.gather(flat, index, &dn, &[1])
+    let rows = b.dot_general(nibbles.high, tables, &rows)?;
+    let entries = b.mul(rows, nibbles.low)?;
+    let values = b.reduce_sum(entries, &[4])?;
+    let values = b.convert(values, ElementType::U8)?;
+    b.transpose(values, &[0, 2, 3, 1])
 }
 
 /// `color::autocontrast`'s tables: per channel, `v * scale + offset` (f32, clipped, truncated)
@@ -96,48 +127,42 @@ fn autocontrast_tables(b: &mut Builder, images: Value) -> Result<Value> {
 /// `below[v]` counts the channel's values under `v` and `step = (count - count of the highest
 /// value) / 255`; the identity where `step == 0`.
 ///
-/// The 256-bin histogram is a matrix product: each value splits into its high and low four
-/// bits, and the product of their one-hot codes (16 + 16 compares per value instead of 256)
-/// summed over the pixels counts every (high, low) pair; `below` is the histogram times a
-/// triangular matrix. The counts are exact in f32 (below 2^24).
-fn equalize_tables(b: &mut Builder, images: Value) -> Result<Value> {
-    let dims = b.array_shape("equalize", images)?.dims().to_vec();
-    let n = dims[0];
-    let one_hot = |b: &mut Builder, digit: Value| -> Result<Value> {
-        let wide = [dims[0], dims[1], dims[2], 3, 16];
-        let digit = b.broadcast_in_dim(digit, &wide, &[0, 1, 2, 3])?;
-        let codes = b.iota_of(ElementType::U8, &wide, 4)?;
-        let hit = b.compare(Eq, digit, codes)?;
-        b.convert(hit, ElementType::F32)
-    };
-    let u8s = |b: &mut Builder, v: f64| b.full(&ArrayShape::new(ElementType::U8, &dims), v);
-    let four = u8s(b, 4.0)?;
-    let fifteen = u8s(b, 15.0)?;
-    let high = b.shift_right_logical(images, four)?;
-    let low = b.and(images, fifteen)?;
-    let high = one_hot(b, high)?;
-    let low = one_hot(b, low)?;
+/// The 256-bin histogram is a matrix product of the nibbles' codes: summed over the pixels,
+/// their product counts every (high, low) pair (32 compares per value instead of 256); `below`
+/// is its running sum. The counts are exact: f32 sums of ones (below 2^24), then integers.
+fn equalize_tables(b: &mut Builder, images: Value, nibbles: &Nibbles) -> Result<Value> {
+    let n = b.array_shape("equalize", images)?.dims()[0];
     let pairs = DotDimensionNumbers {
-        lhs_batch: vec![0, 3],
-        rhs_batch: vec![0, 3],
-        lhs_contracting: vec![1, 2],
-        rhs_contracting: vec![1, 2],
+        lhs_batch: vec![0, 1],
+        rhs_batch: vec![0, 1],
+        lhs_contracting: vec![2, 3],
+        rhs_contracting: vec![2, 3],
     };
-    let histogram = b.dot_general(high, low, &pairs)?;
+    let histogram = b.dot_general(nibbles.high, nibbles.low, &pairs)?;
     let histogram = b.reshape(histogram, &[n, 3, LEVELS])?;
+    let histogram = b.convert(histogram, ElementType::S32)?;
     let table_dims = [n, 3, LEVELS];
-    let square = [LEVELS, LEVELS];
-    let from = b.iota_of(ElementType::S32, &square, 0)?;
-    let to = b.iota_of(ElementType::S32, &square, 1)?;
-    let under = b.compare(Lt, from, to)?;
-    let under = b.convert(under, ElementType::F32)?;
-    let cumulative = DotDimensionNumbers {
-        lhs_contracting: vec![2],
-        rhs_contracting: vec![0],
-        ..Default::default()
+    // `below[v]`, the sum of the bins under `v`: the histogram shifted up by one bin, then its
+    // running sum (a window of all 256 bins ending at each one), in integers.
+    let zero = b.scalar(0i32)?;
+    let keep = PadDim {
+        low: 0,
+        high: 0,
+        interior: 0,
     };
-    let below = b.dot_general(histogram, under, &cumulative)?;
-    let below = b.convert(below, ElementType::S32)?;
+    let shift = PadDim {
+        low: 1,
+        high: -1,
+        interior: 0,
+    };
+    let shifted = b.pad(histogram, zero, &[keep, keep, shift])?;
+    let add = Computation::binary_reducer(BinaryOp::Add, ElementType::S32)?;
+    let running = [
+        WindowDim::new(1),
+        WindowDim::new(1),
+        WindowDim::new(LEVELS).padding(LEVELS - 1, 0),
+    ];
+    let below = b.reduce_window(shifted, zero, &running, &add)?;
     // The values under the channel's highest one: all but the count of the highest value.
     let highest = b.reduce_binary(images, BinaryOp::Maximum, 0.0, &[1, 2])?;
     let highest = b.convert(highest, ElementType::S32)?;
