@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use effnetv2::data::rng::{stream, Purpose};
 use effnetv2::data::{
-    decode_rgb, AugmentSettings, ImageFolder, Loader, LoaderConfig, Normalization, Policy,
-    Preprocessing, Shard, TrainTransform,
+    decode_rgb, AugmentOn, AugmentSettings, ImageFolder, Loader, LoaderConfig, Normalization,
+    Policy, Preprocessing, Shard, TrainTransform,
 };
 
 /// Minimum measuring time per figure.
@@ -103,6 +103,7 @@ fn loader_rate(root: &std::path::Path, workers: usize) -> f64 {
         shuffle: true,
         settings: AugmentSettings::default(),
         shard: Shard::WHOLE,
+        augment_on: AugmentOn::Host,
     };
     let mut loader = Loader::new(source, config).expect("loader");
     loader.next().expect("batch").expect("batch"); // warm-up

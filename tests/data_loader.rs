@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use data_support::{files, foolbox_data};
 use effnetv2::data::{
-    decode_rgb, pack_shards, AugmentSettings, Batch, Cursor, EvalConfig, EvalTransform,
+    decode_rgb, pack_shards, AugmentOn, AugmentSettings, Batch, Cursor, EvalConfig, EvalTransform,
     ImageFolder, Loader, LoaderConfig, Normalization, Policy, Preprocessing, Shard, Source, Stage,
     ZipShards,
 };
@@ -46,6 +46,7 @@ fn config() -> LoaderConfig {
         shuffle: true,
         settings: AugmentSettings::default(),
         shard: Shard::WHOLE,
+        augment_on: AugmentOn::Host,
     }
 }
 
@@ -132,7 +133,12 @@ fn batches_do_not_depend_on_workers_or_runs() {
         for row in b.soft_labels.chunks(3) {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         }
-        assert!(b.images.iter().all(|v| (-1.0..=1.0).contains(v)));
+        assert!(b
+            .images
+            .normalised()
+            .unwrap()
+            .iter()
+            .all(|v| (-1.0..=1.0).contains(v)));
     }
 }
 
@@ -177,9 +183,9 @@ fn a_stage_change_takes_effect_with_the_next_batch() {
     loader.set_stage(stage).unwrap();
     assert_eq!(loader.stage(), Some(stage));
     let after = take(&mut loader, 2);
-    assert!(after
-        .iter()
-        .all(|b| b.image_size == 48 && b.images.len() == b.len() * 48 * 48 * 3));
+    assert!(after.iter().all(
+        |b| b.image_size == 48 && b.images.normalised().unwrap().len() == b.len() * 48 * 48 * 3
+    ));
     // No mixing in the new stage: labels are one-hot again.
     assert!(after[0].soft_labels.iter().all(|&v| v == 0.0 || v == 1.0));
     // The same as a loader configured with that stage from the start, resumed at the same place.
@@ -294,7 +300,11 @@ fn join(shards: &[Vec<Batch>]) -> Vec<Batch> {
                     (part.epoch, part.position, part.next),
                     (whole.epoch, whole.position, whole.next)
                 );
-                whole.images.extend_from_slice(&part.images);
+                whole
+                    .images
+                    .normalised_mut()
+                    .unwrap()
+                    .extend_from_slice(part.images.normalised().unwrap());
                 whole.soft_labels.extend_from_slice(&part.soft_labels);
                 whole.labels.extend_from_slice(&part.labels);
                 whole.indices.extend_from_slice(&part.indices);
@@ -425,7 +435,10 @@ fn evaluation_is_one_ordered_pass_of_the_eval_transform() {
             .collect::<Vec<_>>(),
         labels
     );
-    assert_eq!(batches[0].images[..40 * 40 * 3], expected_first[..]);
+    assert_eq!(
+        batches[0].images.normalised().unwrap()[..40 * 40 * 3],
+        expected_first[..]
+    );
 }
 
 #[test]

@@ -314,7 +314,11 @@ fn predict_classifies_real_images_and_skips_bad_files() {
         .iter()
         .flat_map(|p| preprocess(&p.file, &classifier.transform).unwrap())
         .collect();
-    assert_eq!(batch.images, ours, "the loader's eval preprocessing");
+    assert_eq!(
+        batch.images.normalised().unwrap(),
+        ours,
+        "the loader's eval preprocessing"
+    );
 
     let by_name = |path: &Path| -> &Prediction {
         let name = path

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use effnetv2::data::tfrecord::Layout;
 use effnetv2::data::{
-    pack_tfrecords, AugmentSettings, Batch, EvalConfig, FileShare, ImageFolder, Loader,
+    pack_tfrecords, AugmentOn, AugmentSettings, Batch, EvalConfig, FileShare, ImageFolder, Loader,
     LoaderConfig, Normalization, Policy, Preprocessing, Shard, Source, TfRecordShards,
 };
 use effnetv2::storage::Location;
@@ -488,6 +488,7 @@ fn a_loader_over_tfrecords_resumes_exactly() {
         shuffle: true,
         settings: AugmentSettings::default(),
         shard: Shard::WHOLE,
+        augment_on: AugmentOn::Host,
     };
     let take = |loader: &mut Loader, n: usize| -> Vec<Batch> {
         (0..n).map(|_| loader.next().unwrap().unwrap()).collect()
@@ -664,6 +665,7 @@ fn hosts_split_the_shards_by_file_with_equal_steps() {
                         shuffle: true,
                         settings: AugmentSettings::default(),
                         shard: Shard::WHOLE,
+                        augment_on: AugmentOn::Host,
                     },
                 )
                 .unwrap();

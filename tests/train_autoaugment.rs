@@ -103,7 +103,7 @@ fn b0_loaders_deliver_exactly_the_legacy_autoaugment_transforms() {
             let mut rng = stream(seed, batch.epoch, index as u64, Purpose::Augment);
             transform.apply(&image(index), &mut rng, &mut want);
             assert_eq!(
-                batch.images[slot * pixels..][..pixels],
+                batch.images.normalised().unwrap()[slot * pixels..][..pixels],
                 want[..],
                 "epoch {}, example {index}",
                 batch.epoch
@@ -134,7 +134,10 @@ fn b0_loaders_deliver_exactly_the_legacy_autoaugment_transforms() {
         for (slot, &index) in batch.indices.iter().enumerate() {
             let mut want = vec![0f32; pixels];
             eval_transform.apply(&image(index), &mut want);
-            assert_eq!(batch.images[slot * pixels..][..pixels], want[..]);
+            assert_eq!(
+                batch.images.normalised().unwrap()[slot * pixels..][..pixels],
+                want[..]
+            );
         }
     }
     assert_eq!(folder.len(), 6);

@@ -10,11 +10,13 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use effnetv2::data::throughput::{loader_rates, stage_cost};
-use effnetv2::data::{AugmentSettings, ImageFolder, LoaderConfig, Source, Stage, TrainTransform};
+use effnetv2::data::{
+    AugmentOn, AugmentSettings, ImageFolder, LoaderConfig, Source, Stage, TrainTransform,
+};
 use effnetv2::model::{load_spec, Model, ScheduleVariant};
-use effnetv2::step::graphs::{Precision, StepConfig};
+use effnetv2::step::graphs::{InputMode, Precision, StepConfig};
 use effnetv2::trainer::bench::time_train_steps;
-use effnetv2::trainer::input::{loader_stage, DataSpec, InputPipeline};
+use effnetv2::trainer::input::{any_mixing, loader_stage, DataSpec, InputPipeline};
 
 use super::feed::TargetArgs;
 use super::plugin::PluginArgs;
@@ -52,6 +54,12 @@ pub struct BenchArgs {
     /// the last stage's augmentation strength.
     #[arg(long, value_delimiter = ',')]
     sizes: Vec<usize>,
+    /// `device`: time each train step that augments on the device against the same step taking
+    /// host-augmented images (alternating turns, synthetic inputs); with --data, run the loader
+    /// line in device mode (u8 images and drawn augmentation). The per-core table of --data
+    /// shows both modes where the model's policy runs on the device.
+    #[arg(long, default_value = "host")]
+    augment_on: AugmentOn,
     #[command(flatten)]
     target: TargetArgs,
     #[command(flatten)]
@@ -71,10 +79,22 @@ impl BenchArgs {
             return self.run_data(dir);
         }
         let model = Model::new(load_spec(&self.model)?)?;
+        // With --augment-on device, each setting's step is timed against the same step taking
+        // host-augmented images, in alternating turns.
+        let inputs = match self.augment_on {
+            AugmentOn::Host => vec![InputMode::Normalised],
+            AugmentOn::Device => {
+                let spec = &model.spec;
+                let stages = spec.progressive_stages(ScheduleVariant::Official, 1)?;
+                let device = InputPipeline::for_spec(spec)?
+                    .step_input(AugmentOn::Device, any_mixing(&stages))?;
+                vec![InputMode::Normalised, device]
+            }
+        };
         let mut baseline = None;
         println!(
-            "{:>7} {:>4} {:>12} {:>10} {:>10}",
-            "devices", "K", "compile s", "img/s", "vs first"
+            "{:>7} {:>4} {:>7} {:>12} {:>10} {:>10}",
+            "devices", "K", "augment", "compile s", "img/s", "vs first"
         );
         for &devices in &self.devices {
             let ctx = self.plugin.open(Some(devices))?;
@@ -89,24 +109,35 @@ impl BenchArgs {
                 vec![1]
             };
             for k in ks {
-                let cfg = StepConfig {
-                    steps_per_call: k,
-                    replicas: devices as i64,
-                    ..StepConfig::official(
-                        self.batch / devices as i64,
-                        self.image_size,
-                        Precision::F32,
-                        ctx.backend(),
-                    )
-                };
-                let timing = time_train_steps(&ctx, &[(&model, &cfg)], self.steps)?.remove(0);
-                let ips = timing.examples_per_second;
-                let base = *baseline.get_or_insert(ips);
-                println!(
-                    "{devices:>7} {k:>4} {:>12.1} {ips:>10.1} {:>9.2}x",
-                    timing.compile.seconds,
-                    ips / base
-                );
+                let cfgs: Vec<StepConfig> = inputs
+                    .iter()
+                    .map(|&input| StepConfig {
+                        steps_per_call: k,
+                        replicas: devices as i64,
+                        input,
+                        ..StepConfig::official(
+                            self.batch / devices as i64,
+                            self.image_size,
+                            Precision::F32,
+                            ctx.backend(),
+                        )
+                    })
+                    .collect();
+                let benches: Vec<_> = cfgs.iter().map(|cfg| (&model, cfg)).collect();
+                let timings = time_train_steps(&ctx, &benches, self.steps)?;
+                for (timing, input) in timings.iter().zip(&inputs) {
+                    let ips = timing.examples_per_second;
+                    let base = *baseline.get_or_insert(ips);
+                    let on = match input {
+                        InputMode::Normalised => "host",
+                        InputMode::DeviceAugment(_) => "device",
+                    };
+                    println!(
+                        "{devices:>7} {k:>4} {on:>7} {:>12.1} {ips:>10.1} {:>9.2}x",
+                        timing.compile.seconds,
+                        ips / base
+                    );
+                }
             }
         }
         Ok(())
@@ -155,18 +186,42 @@ impl BenchArgs {
             dir.display(),
             spec.name
         );
-        println!("one core, ms per image (alternating turns on the same images):");
         println!(
-            "{:>6} {:>9} {:>8} {:>12} {:>8} {:>8} {:>12}",
-            "px", "magnitude", "decode", "crop-resize", "augment", "total", "img/s/core"
+            "one core, ms per image (alternating turns on the same images); device: the host's \
+             part with --augment-on device (decode, crop/resize/flip to u8, drawing):"
+        );
+        println!(
+            "{:>6} {:>9} {:>8} {:>12} {:>8} {:>8} {:>12} {:>12} {:>12} {:>8}",
+            "px",
+            "magnitude",
+            "decode",
+            "crop-resize",
+            "augment",
+            "total",
+            "img/s/core",
+            "device part",
+            "device img/s",
+            "vs host"
         );
         let turns = self.images.div_ceil(IMAGES_PER_TURN);
         let mut per_core = Vec::with_capacity(stages.len());
         for &stage in &stages {
             let cost = stage_cost(source.as_ref(), transform, stage, turns, IMAGES_PER_TURN)?;
-            per_core.push(cost.images_per_second());
+            let device = cost.device_images_per_second();
+            per_core.push(match self.augment_on {
+                AugmentOn::Host => cost.images_per_second(),
+                AugmentOn::Device => device.unwrap_or(cost.images_per_second()),
+            });
+            let device_columns = match (cost.device_host_part, device) {
+                (Some(part), Some(rate)) => format!(
+                    "{:>12.3} {rate:>12.1} {:>7.2}x",
+                    part * 1e3,
+                    rate / cost.images_per_second()
+                ),
+                _ => format!("{:>12} {:>12} {:>8}", "-", "-", "-"),
+            };
             println!(
-                "{:>6} {:>9.1} {:>8.3} {:>12.3} {:>8.3} {:>8.3} {:>12.1}",
+                "{:>6} {:>9.1} {:>8.3} {:>12.3} {:>8.3} {:>8.3} {:>12.1} {device_columns}",
                 stage.image_size,
                 stage.magnitude,
                 cost.decode * 1e3,
@@ -185,12 +240,14 @@ impl BenchArgs {
         let last = *stages.last().expect("a model has at least one stage");
         let config = LoaderConfig {
             drop_last: false,
+            augment_on: self.augment_on,
             ..pipeline.loader_config(self.batch as usize, last, 0, self.workers)
         };
         let rates = loader_rates(source, config, LOADER_TURNS, LOADER_TURN)?;
         println!(
-            "loader at {} px, batch {} with mixup/cutmix: 1 worker {:.1} img/s, {} workers {:.1} img/s \
-             ({:.2}x)",
+            "loader ({} mode) at {} px, batch {} with mixup/cutmix: 1 worker {:.1} img/s, {} workers \
+             {:.1} img/s ({:.2}x)",
+            self.augment_on,
             last.image_size,
             self.batch,
             rates.one,

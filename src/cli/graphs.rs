@@ -1,14 +1,14 @@
 //! The graph-selection options `dump` and `compile` share: which model, batch, stages and
 //! precision, planned with [`effnetv2::program::graph_plan`].
 
-use anyhow::{bail, Result};
-use clap::{Args, ValueEnum};
-use effnetv2::data::Policy;
+use anyhow::{Context as _, Result};
+use clap::Args;
+use effnetv2::data::AugmentOn;
 use effnetv2::model::Backend;
 use effnetv2::model::{load_spec, Model, ScheduleVariant};
 use effnetv2::program::graph_plan::{plan_graphs, GraphSelection, PlannedGraph};
-use effnetv2::step::graphs::{DeviceAugment, InputMode, Objective, Precision};
-use effnetv2::trainer::input::InputPipeline;
+use effnetv2::step::graphs::{InputMode, Objective, Precision};
+use effnetv2::trainer::input::{any_mixing, InputPipeline};
 
 use super::train::{parse_precision, parse_schedule};
 
@@ -45,41 +45,19 @@ pub struct GraphArgs {
     pub steps_per_call: i64,
     /// Where the train steps augment: `host` takes f32 images augmented on the host; `device`
     /// takes u8 images and applies RandAugment, normalisation and mixup/CutMix in the step.
-    #[arg(long, value_enum, default_value = "host")]
+    #[arg(long, default_value = "host")]
     pub augment_on: AugmentOn,
 }
 
-/// Where the training images are augmented.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum AugmentOn {
-    Host,
-    Device,
-}
-
-impl AugmentOn {
-    /// The train steps' input for `model`: a device-augmenting step applies the model's
-    /// RandAugment layers and mixes (the mixing arrays are identity draws in a stage without
-    /// mixing).
-    fn input(self, model: &Model) -> Result<InputMode> {
-        match self {
-            AugmentOn::Host => Ok(InputMode::Normalised),
-            AugmentOn::Device => {
-                let pipeline = InputPipeline::for_spec(&model.spec)?;
-                let Policy::RandAugment { layers } = pipeline.policy else {
-                    bail!(
-                        "--augment-on device: model {} uses {:?}, which only runs on the host",
-                        model.spec.name,
-                        pipeline.policy
-                    );
-                };
-                Ok(InputMode::DeviceAugment(DeviceAugment::new(
-                    layers as i64,
-                    true,
-                    pipeline.normalization,
-                )))
-            }
-        }
-    }
+/// The train steps' input for `model` augmented `on` the host or the device: a device step
+/// applies the model's RandAugment layers, and mixes when some stage of its schedule does (as
+/// `train` builds it).
+fn step_input(model: &Model, schedule: ScheduleVariant, on: AugmentOn) -> Result<InputMode> {
+    let spec = &model.spec;
+    let stages = spec.progressive_stages(schedule, spec.progressive.stages as u64)?;
+    InputPipeline::for_spec(spec)?
+        .step_input(on, any_mixing(&stages))
+        .with_context(|| format!("model {}", spec.name))
 }
 
 impl GraphArgs {
@@ -102,7 +80,7 @@ impl GraphArgs {
                 schedule: self.schedule,
                 stage: self.stage,
                 eval: self.eval,
-                input: self.augment_on.input(&model)?,
+                input: step_input(&model, self.schedule, self.augment_on)?,
             },
         )?;
         Ok((model, graphs))

@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use effnetv2::data::tfrecord::Layout;
+use effnetv2::data::AugmentOn;
 use effnetv2::model::{load_spec, ScheduleVariant};
 use effnetv2::step::graphs::Precision;
 use effnetv2::step::lr::Decay;
@@ -86,6 +87,12 @@ pub struct TrainArgs {
     /// the same batches [default: the recipe's, else model].
     #[arg(long, value_parser = parse_augmentation)]
     augment: Option<Augmentation>,
+    /// Where RandAugment, the normalisation and mixup/CutMix run: `host` (the loader sends
+    /// normalised f32 images) or `device` (the loader sends u8 images after crop, resize and
+    /// flip with the drawn operations, 4x fewer bytes, and the train step applies them; not
+    /// for AutoAugment (B0-B3) or flip_cutout) [default: the recipe's, else host].
+    #[arg(long)]
+    augment_on: Option<AugmentOn>,
     /// Progressive schedule: the official code's or the paper's.
     #[arg(long, default_value = "official", value_parser = parse_schedule)]
     schedule: ScheduleVariant,
@@ -209,6 +216,7 @@ impl TrainArgs {
             stages: self.stages,
             image_size: self.image_size.map(TrainImageSize::Pixels),
             augmentation: self.augment,
+            augment_on: self.augment_on,
         }
     }
 

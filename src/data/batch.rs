@@ -1,17 +1,20 @@
 //! Assembling one batch: decode and transform its examples on the worker pool, repair unreadable
-//! examples, build labels, mix.
+//! examples, build labels, mix (or, for a step that augments on the device, draw the
+//! augmentation and mixing for it).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use image::RgbImage;
 use rayon::prelude::*;
 use rayon::ThreadPool;
 use serde::{Deserialize, Serialize};
 
+use super::device_input::{DeviceImages, DeviceMix};
 use super::error::{DataError, Result};
-use super::mix::{mix_batch, MixConfig};
+use super::mix::{MixConfig, MixPlan};
 use super::rng::{stream, Purpose};
 use super::source::Source;
-use super::transform::{EvalTransform, TrainTransform};
+use super::transform::{AugmentOn, EvalTransform, Policy, TrainTransform};
 
 /// Where a loader stands: the next example to deliver is number `position` of epoch `epoch`'s
 /// order. Store it in a checkpoint and pass it to `Loader::resume`.
@@ -33,8 +36,8 @@ pub struct SkippedImage {
 /// One batch in the layout the train step takes.
 #[derive(Clone, Debug)]
 pub struct Batch {
-    /// Images, f32 NHWC `[len, image_size, image_size, 3]`, normalised as the model's spec says.
-    pub images: Vec<f32>,
+    /// Images `[len, image_size, image_size, 3]`.
+    pub images: BatchImages,
     /// Soft labels `[len, num_classes]` (one-hot unless mixed); each row sums to 1.
     pub soft_labels: Vec<f32>,
     /// Class of each example before mixing (S32 for the accuracy computation).
@@ -60,6 +63,43 @@ pub struct Batch {
     pub next: Cursor,
 }
 
+/// A batch's images, in the form its step takes them ([`AugmentOn`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum BatchImages {
+    /// `f32` NHWC, normalised as the model's spec says, augmented and mixed: every evaluation
+    /// batch, and training batches augmented on the host.
+    Normalised(Vec<f32>),
+    /// `u8` images with their drawn augmentation and mixing, for a step that applies them
+    /// (boxed: the variant's arrays are many, the enum stays small).
+    Device(Box<DeviceImages>),
+}
+
+impl BatchImages {
+    /// The normalised images; `None` for device inputs.
+    pub fn normalised(&self) -> Option<&[f32]> {
+        match self {
+            BatchImages::Normalised(images) => Some(images),
+            BatchImages::Device(_) => None,
+        }
+    }
+
+    /// The normalised images, to change; `None` for device inputs.
+    pub fn normalised_mut(&mut self) -> Option<&mut Vec<f32>> {
+        match self {
+            BatchImages::Normalised(images) => Some(images),
+            BatchImages::Device(_) => None,
+        }
+    }
+
+    /// The device inputs; `None` for normalised images.
+    pub fn device(&self) -> Option<&DeviceImages> {
+        match self {
+            BatchImages::Normalised(_) => None,
+            BatchImages::Device(images) => Some(images),
+        }
+    }
+}
+
 impl Batch {
     /// Number of examples.
     pub fn len(&self) -> usize {
@@ -83,6 +123,8 @@ pub(crate) enum Recipe {
     Train {
         transform: TrainTransform,
         mix: MixConfig,
+        /// Checked by the loader: [`TrainTransform::check_device`] passes for `Device`.
+        on: AugmentOn,
     },
     Eval(EvalTransform),
 }
@@ -125,55 +167,60 @@ pub(crate) fn assemble(
     let group = indices.len() / groups;
     let size = recipe.image_size();
     let pixels = size * size * 3;
-    let mut images = vec![0f32; indices.len() * pixels];
-    let failures: Vec<Option<SkippedImage>> = pool.install(|| {
-        images
-            .par_chunks_mut(pixels)
-            .zip(indices.par_iter())
-            .map(|(out, &index)| {
-                if stop.load(Ordering::Relaxed) {
-                    return None;
-                }
-                let image = match source.load(index) {
-                    Ok(image) => image,
-                    Err(e) => {
-                        return Some(SkippedImage {
-                            index,
-                            reason: e.to_string(),
-                        })
-                    }
-                };
-                match recipe {
-                    Recipe::Train { transform, .. } => {
-                        let mut rng = stream(seed, slot.epoch, index as u64, Purpose::Augment);
-                        transform.apply(&image, &mut rng, out);
-                    }
-                    Recipe::Eval(transform) => transform.apply(&image, out),
-                }
-                None
-            })
-            .collect()
-    });
+    let augment_stream = |index: usize| stream(seed, slot.epoch, index as u64, Purpose::Augment);
     let mut indices = indices.to_vec();
-    let skipped: Vec<SkippedImage> = failures.iter().flatten().cloned().collect();
-    if !skipped.is_empty() {
-        let failed: Vec<bool> = failures.iter().map(Option::is_some).collect();
-        match recipe {
-            Recipe::Train { .. } => images
-                .chunks_mut(group * pixels)
-                .zip(indices.chunks_mut(group))
-                .zip(failed.chunks(group))
-                .try_for_each(|((images, indices), failed)| {
-                    fill_from_neighbours(images, indices, failed, pixels)
-                })
-                .ok_or_else(|| DataError::EmptyBatch {
-                    epoch: slot.epoch,
-                    position: slot.position,
-                    first: skipped[0].reason.clone(),
-                })?,
-            Recipe::Eval(_) => drop_failed(&mut images, &mut indices, &failed, pixels),
+    let (images, failed) = match recipe {
+        Recipe::Train {
+            transform,
+            on: AugmentOn::Device,
+            ..
+        } => {
+            let mut quantized = vec![0u8; indices.len() * pixels];
+            let mut ops = vec![Vec::new(); indices.len()];
+            let slots = quantized.par_chunks_mut(pixels).zip(ops.par_iter_mut());
+            let failed = load_each(source, &indices, slots, pool, stop, |image, index, slot| {
+                let drawn = transform.draw(image, &mut augment_stream(index));
+                slot.0.copy_from_slice(drawn.image.as_raw());
+                *slot.1 = drawn.ops;
+            });
+            let repair = repair(&failed, group, slot)?;
+            for &(to, from) in &repair {
+                quantized.copy_within(from * pixels..(from + 1) * pixels, to * pixels);
+                ops[to] = ops[from].clone();
+                indices[to] = indices[from];
+            }
+            let layers = match transform.policy {
+                Policy::RandAugment { layers } => layers,
+                Policy::AutoAugmentV0 => 0,
+            };
+            let device = DeviceImages::new(quantized, ops, layers, size);
+            (BatchImages::Device(Box::new(device)), failed)
         }
-    }
+        Recipe::Train { transform, .. } => {
+            let mut images = vec![0f32; indices.len() * pixels];
+            let slots = images.par_chunks_mut(pixels);
+            let failed = load_each(source, &indices, slots, pool, stop, |image, index, out| {
+                transform.apply(image, &mut augment_stream(index), out)
+            });
+            for (to, from) in repair(&failed, group, slot)? {
+                images.copy_within(from * pixels..(from + 1) * pixels, to * pixels);
+                indices[to] = indices[from];
+            }
+            (BatchImages::Normalised(images), failed)
+        }
+        Recipe::Eval(transform) => {
+            let mut images = vec![0f32; indices.len() * pixels];
+            let slots = images.par_chunks_mut(pixels);
+            let failed = load_each(source, &indices, slots, pool, stop, |image, _, out| {
+                transform.apply(image, out)
+            });
+            let failures: Vec<bool> = failed.iter().map(Option::is_some).collect();
+            drop_failed(&mut images, &mut indices, &failures, pixels);
+            (BatchImages::Normalised(images), failed)
+        }
+    };
+    let mut images = images;
+    let skipped: Vec<SkippedImage> = failed.into_iter().flatten().collect();
     let num_classes = source.num_classes();
     let labels: Vec<i32> = indices.iter().map(|&i| source.label(i) as i32).collect();
     let mut soft_labels = vec![0f32; labels.len() * num_classes];
@@ -182,20 +229,31 @@ pub(crate) fn assemble(
     }
     if let Recipe::Train { mix, .. } = recipe {
         if mix.is_active() {
-            let mut rngs: Vec<_> = indices
-                .iter()
-                .map(|&i| stream(seed, slot.epoch, i as u64, Purpose::Mix))
+            let plans: Vec<MixPlan> = indices
+                .chunks(group)
+                .map(|part| {
+                    let mut rngs: Vec<_> = part
+                        .iter()
+                        .map(|&i| stream(seed, slot.epoch, i as u64, Purpose::Mix))
+                        .collect();
+                    MixPlan::draw(size, mix, &mut rngs)
+                })
                 .collect();
-            // Inside the pool: the partners of a group are mixed in parallel by the workers.
-            pool.install(|| {
-                for ((images, labels), rngs) in images
-                    .chunks_mut(group * pixels)
-                    .zip(soft_labels.chunks_mut(group * num_classes))
-                    .zip(rngs.chunks_mut(group))
-                {
-                    mix_batch(images, labels, size, mix, rngs);
-                }
-            });
+            for (plan, labels) in plans
+                .iter()
+                .zip(soft_labels.chunks_mut(group * num_classes))
+            {
+                plan.mix_labels(labels);
+            }
+            match &mut images {
+                // Inside the pool: the partners of a part are mixed in parallel by the workers.
+                BatchImages::Normalised(images) => pool.install(|| {
+                    for (plan, images) in plans.iter().zip(images.chunks_mut(group * pixels)) {
+                        plan.mix_images(images);
+                    }
+                }),
+                BatchImages::Device(device) => device.mix = DeviceMix::of_parts(&plans),
+            }
         }
     }
     Ok(Batch {
@@ -213,21 +271,68 @@ pub(crate) fn assemble(
     })
 }
 
-/// Gives every failed slot the image and index of the next good slot (cyclically). Returns `None`
-/// when no slot is good.
-fn fill_from_neighbours(
-    images: &mut [f32],
-    indices: &mut [usize],
-    failed: &[bool],
-    pixels: usize,
-) -> Option<()> {
-    let n = failed.len();
-    for slot in (0..n).filter(|&s| failed[s]) {
-        let donor = (1..n).map(|d| (slot + d) % n).find(|&d| !failed[d])?;
-        images.copy_within(donor * pixels..(donor + 1) * pixels, slot * pixels);
-        indices[slot] = indices[donor];
+/// Loads the examples of `indices` and hands each with its output slot (of `slots`, in the
+/// same order) and source index to `work`, in parallel on `pool`. Returns, per slot, the
+/// failure that left it unwritten.
+fn load_each<S: Send>(
+    source: &dyn Source,
+    indices: &[usize],
+    slots: impl IndexedParallelIterator<Item = S>,
+    pool: &ThreadPool,
+    stop: &AtomicBool,
+    work: impl Fn(&RgbImage, usize, S) + Sync,
+) -> Vec<Option<SkippedImage>> {
+    pool.install(|| {
+        slots
+            .zip(indices.par_iter())
+            .map(|(slot, &index)| {
+                if stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+                match source.load(index) {
+                    Ok(image) => {
+                        work(&image, index, slot);
+                        None
+                    }
+                    Err(e) => Some(SkippedImage {
+                        index,
+                        reason: e.to_string(),
+                    }),
+                }
+            })
+            .collect()
+    })
+}
+
+/// How a training batch of parts of `group` examples replaces its `failed` slots: each by the
+/// next good slot of its part (cyclically), as `(slot, donor)` pairs. Fails when a part has no
+/// good slot.
+fn repair(
+    failed: &[Option<SkippedImage>],
+    group: usize,
+    slot: Slot,
+) -> Result<Vec<(usize, usize)>> {
+    let empty = || DataError::EmptyBatch {
+        epoch: slot.epoch,
+        position: slot.position,
+        first: failed
+            .iter()
+            .flatten()
+            .next()
+            .map_or_else(String::new, |f| f.reason.clone()),
+    };
+    let mut pairs = Vec::new();
+    for (part, failed) in failed.chunks(group).enumerate() {
+        let n = failed.len();
+        for bad in (0..n).filter(|&s| failed[s].is_some()) {
+            let donor = (1..n)
+                .map(|d| (bad + d) % n)
+                .find(|&d| failed[d].is_none())
+                .ok_or_else(empty)?;
+            pairs.push((part * group + bad, part * group + donor));
+        }
     }
-    Some(())
+    Ok(pairs)
 }
 
 /// Removes the failed slots, keeping the order of the others.

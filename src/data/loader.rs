@@ -18,7 +18,7 @@ use super::error::{DataError, Result};
 use super::mix::MixConfig;
 use super::source::Source;
 use super::transform::{
-    AugmentSettings, EvalTransform, Normalization, Policy, Preprocessing, TrainTransform,
+    AugmentOn, AugmentSettings, EvalTransform, Normalization, Policy, Preprocessing, TrainTransform,
 };
 
 /// RandAugment layers of the official recipe.
@@ -132,6 +132,10 @@ pub struct LoaderConfig {
     /// Crop-area floor and RandAugment pixel constants, fixed for the loader's life; the official
     /// values suit 224+ px images, small images need them scaled down.
     pub settings: AugmentSettings,
+    /// Whether batches hold normalised, augmented and mixed images ([`AugmentOn::Host`]) or
+    /// `u8` images with the drawn augmentation and mixing for the step to apply
+    /// ([`AugmentOn::Device`], RandAugment only).
+    pub augment_on: AugmentOn,
 }
 
 impl LoaderConfig {
@@ -220,7 +224,10 @@ impl Loader {
                 "a sharded loader needs drop_last: every batch must split into equal parts".into(),
             ));
         }
-        let recipe = train_recipe(config.stage(), config.frame())?;
+        if config.augment_on == AugmentOn::Device {
+            config.frame().check_device()?;
+        }
+        let recipe = train_recipe(config.stage(), config.frame(), config.augment_on)?;
         let layout = layout(
             source.as_ref(),
             config.batch,
@@ -291,12 +298,12 @@ impl Loader {
     /// Switches to a new progressive-learning stage; the next batch returned uses it. Fails on an
     /// evaluation loader or an invalid stage.
     pub fn set_stage(&mut self, stage: Stage) -> Result<()> {
-        let Recipe::Train { transform, .. } = self.recipe else {
+        let Recipe::Train { transform, on, .. } = self.recipe else {
             return Err(DataError::Config(
                 "an evaluation loader has no training stage".into(),
             ));
         };
-        let recipe = train_recipe(stage, transform)?;
+        let recipe = train_recipe(stage, transform, on)?;
         if recipe != self.recipe {
             self.recipe = recipe;
             self.restart()?;
@@ -307,7 +314,7 @@ impl Loader {
     /// The current stage (`None` for an evaluation loader).
     pub fn stage(&self) -> Option<Stage> {
         match self.recipe {
-            Recipe::Train { transform, mix } => Some(Stage {
+            Recipe::Train { transform, mix, .. } => Some(Stage {
                 image_size: transform.image_size,
                 magnitude: transform.magnitude,
                 mixup: mix.mixup,
@@ -498,8 +505,9 @@ fn check_size(image_size: usize) -> Result<()> {
 }
 
 /// The training recipe of `stage` with the stage-independent parts of `frame` (whose own size
-/// and magnitude are replaced), validated (the settings are checked once by [`Loader::new`]).
-fn train_recipe(stage: Stage, frame: TrainTransform) -> Result<Recipe> {
+/// and magnitude are replaced), augmented `on` the host or the device, validated (the settings
+/// and the device's support are checked once by [`Loader::new`]).
+fn train_recipe(stage: Stage, frame: TrainTransform, on: AugmentOn) -> Result<Recipe> {
     check_size(stage.image_size)?;
     if !stage.magnitude.is_finite() || stage.magnitude < 0.0 {
         return Err(DataError::Config(format!(
@@ -519,6 +527,7 @@ fn train_recipe(stage: Stage, frame: TrainTransform) -> Result<Recipe> {
             ..frame
         },
         mix,
+        on,
     })
 }
 

@@ -2,6 +2,8 @@
 //!
 //! With both alphas positive the first `n / 2` examples get mixup and the rest CutMix; otherwise
 //! the whole batch gets whichever is positive. Partners are the same (half-)batch reversed.
+//! The draws form a [`MixPlan`], which the host applies ([`mix_batch`]) or hands to a step that
+//! mixes on the device.
 //! Quirk kept: the CutMix label weight is the mixed area of the *whole* CutMix half (one scalar),
 //! not each example's own box area.
 
@@ -51,6 +53,14 @@ pub struct CutBox {
 }
 
 impl CutBox {
+    /// The box of no pixel.
+    pub const EMPTY: CutBox = CutBox {
+        x0: 0,
+        y0: 0,
+        x1: 0,
+        y1: 0,
+    };
+
     /// Number of pixels inside.
     pub fn area(&self) -> usize {
         (self.x1 - self.x0) * (self.y1 - self.y0)
@@ -97,143 +107,171 @@ pub fn mix_batch<R: Rng>(
     config: MixConfig,
     rngs: &mut [R],
 ) {
-    let n = rngs.len();
-    if n == 0 {
+    if rngs.is_empty() || !config.is_active() {
         return;
     }
-    let classes = labels.len() / n;
-    let mut batch = Views {
-        images,
-        labels,
-        pixels: size * size * 3,
-        classes,
-    };
-    match (config.mixup > 0.0, config.cutmix > 0.0) {
-        (true, true) => {
-            let half = n / 2;
-            batch.mixup(0..half, config.mixup, rngs);
-            batch.cutmix(half..n, size, config.cutmix, rngs);
+    let plan = MixPlan::draw(size, config, rngs);
+    plan.mix_labels(labels);
+    plan.mix_images(images);
+}
+
+/// How the examples of a batch (or of one replica's share) mix, drawn from their mixing streams:
+/// with both alphas positive the first `n / 2` examples get mixup and the rest CutMix, else the
+/// whole batch the one that is positive; partners are the same (half-)batch reversed.
+///
+/// Example `k`'s image becomes its partner's inside `paste[k]`, and
+/// `own * weight[k] + partner * (1 - weight[k])` elsewhere: mixup examples have an empty box and
+/// their drawn weight, CutMix examples weight 1 and their box, unmixed ones (mixing off) weight
+/// 1 and no box. Its label becomes `own * label_weights[k].0 + partner * label_weights[k].1`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MixPlan {
+    /// Side of the images.
+    pub size: usize,
+    /// Each example's partner, an index among the plan's examples.
+    pub partner: Vec<usize>,
+    pub weight: Vec<f32>,
+    pub paste: Vec<CutBox>,
+    pub label_weights: Vec<(f32, f32)>,
+}
+
+impl MixPlan {
+    /// The plan that mixes nothing.
+    fn identity(examples: usize, size: usize) -> MixPlan {
+        MixPlan {
+            size,
+            partner: (0..examples).collect(),
+            weight: vec![1.0; examples],
+            paste: vec![CutBox::EMPTY; examples],
+            label_weights: vec![(1.0, 0.0); examples],
         }
-        (true, false) => batch.mixup(0..n, config.mixup, rngs),
-        (false, true) => batch.cutmix(0..n, size, config.cutmix, rngs),
-        (false, false) => {}
-    }
-}
-
-/// The images of example `k` and of its partner `n - 1 - k`.
-type Pair<'a> = (&'a mut [f32], &'a mut [f32]);
-
-/// Mutable views of a batch with the per-example lengths.
-struct Views<'a> {
-    images: &'a mut [f32],
-    labels: &'a mut [f32],
-    pixels: usize,
-    classes: usize,
-}
-
-impl Views<'_> {
-    /// The images of `range` as pairs of partners `(k, len - 1 - k)` for `k < len / 2`, and the
-    /// middle image of an odd-length range (its own partner). The pairs are disjoint, so they are
-    /// mixed in place and in parallel (on the current rayon pool: the loader's workers) with the
-    /// same arithmetic as one example at a time.
-    fn partners(
-        &mut self,
-        range: &Range<usize>,
-    ) -> (
-        impl IndexedParallelIterator<Item = (usize, Pair<'_>)>,
-        Option<&mut [f32]>,
-    ) {
-        let pixels = self.pixels;
-        let images = &mut self.images[range.start * pixels..range.end * pixels];
-        let (front, back) = images.split_at_mut(range.len() / 2 * pixels);
-        let (middle, back) = back.split_at_mut(if range.len() % 2 == 1 { pixels } else { 0 });
-        let pairs = front
-            .par_chunks_mut(pixels)
-            .zip(back.par_chunks_mut(pixels).rev())
-            .enumerate();
-        (pairs, (!middle.is_empty()).then_some(middle))
     }
 
-    /// A copy of the labels of `range`, so partners read unmixed values.
-    fn original_labels(&self, range: &Range<usize>) -> Vec<f32> {
-        self.labels[range.start * self.classes..range.end * self.classes].to_vec()
+    /// The plan of `rngs.len()` examples of `size` x `size` under `config`, `rngs[i]` being
+    /// example `i`'s mixing stream: each example draws its mixup weight or its CutMix box.
+    pub fn draw<R: Rng>(size: usize, config: MixConfig, rngs: &mut [R]) -> MixPlan {
+        let n = rngs.len();
+        let mut plan = MixPlan::identity(n, size);
+        match (config.mixup > 0.0, config.cutmix > 0.0) {
+            (true, true) => {
+                let half = n / 2;
+                plan.mixup(0..half, config.mixup, rngs);
+                plan.cutmix(half..n, config.cutmix, rngs);
+            }
+            (true, false) => plan.mixup(0..n, config.mixup, rngs),
+            (false, true) => plan.cutmix(0..n, config.cutmix, rngs),
+            (false, false) => {}
+        }
+        plan
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.partner.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.partner.is_empty()
+    }
+
+    /// Pairs each example of `range` with its mirror in the range.
+    fn pair_within(&mut self, range: &Range<usize>) {
+        for (k, i) in range.clone().enumerate() {
+            self.partner[i] = range.end - 1 - k;
+        }
     }
 
     fn mixup<R: Rng>(&mut self, range: Range<usize>, alpha: f32, rngs: &mut [R]) {
-        let labels = self.original_labels(&range);
-        let weights: Vec<f32> = range
-            .clone()
-            .map(|i| mixup_weight(alpha, &mut rngs[i]))
-            .collect();
-        let len = range.len();
-        for (k, &w) in weights.iter().enumerate() {
-            self.mix_labels(range.start + k, &labels, (k, w), (len - 1 - k, 1.0 - w));
+        self.pair_within(&range);
+        for i in range {
+            let w = mixup_weight(alpha, &mut rngs[i]);
+            self.weight[i] = w;
+            self.label_weights[i] = (w, 1.0 - w);
         }
-        let (pairs, middle) = self.partners(&range);
-        pairs.for_each(|(k, (own, other))| {
-            let (w_own, w_other) = (weights[k], weights[len - 1 - k]);
+    }
+
+    fn cutmix<R: Rng>(&mut self, range: Range<usize>, alpha: f32, rngs: &mut [R]) {
+        self.pair_within(&range);
+        for i in range.clone() {
+            self.paste[i] = cutmix_box(self.size, alpha, &mut rngs[i]);
+        }
+        let pasted: usize = self.paste[range.clone()].iter().map(CutBox::area).sum();
+        let mix_area = pasted as f32 / (range.len() * self.size * self.size) as f32;
+        for i in range {
+            self.label_weights[i] = (1.0 - mix_area, mix_area);
+        }
+    }
+
+    /// Mixes `labels` (`[n, classes]`) as planned, each from the unmixed rows.
+    pub fn mix_labels(&self, labels: &mut [f32]) {
+        let classes = labels.len() / self.len().max(1);
+        let originals = labels.to_vec();
+        let row = |i: usize| &originals[i * classes..][..classes];
+        for (i, out) in labels.chunks_exact_mut(classes).enumerate() {
+            let (w_own, w_partner) = self.label_weights[i];
+            for ((o, &a), &b) in out.iter_mut().zip(row(i)).zip(row(self.partner[i])) {
+                *o = a * w_own + b * w_partner;
+            }
+        }
+    }
+
+    /// Mixes `images` (`[n, size, size, 3]`) in place as planned, on the current rayon pool:
+    /// partners are pairs (each is the other's partner), so the pairs are disjoint and are
+    /// mixed in parallel, both images read before either is written.
+    pub fn mix_images(&self, images: &mut [f32]) {
+        let pixels = self.size * self.size * 3;
+        let mut slots: Vec<Option<&mut [f32]>> = images.chunks_mut(pixels).map(Some).collect();
+        let mut pairs = Vec::new();
+        for k in 0..slots.len() {
+            let p = self.partner[k];
+            if p < k {
+                continue;
+            }
+            let own = slots[k].take().expect("each example is in one pair");
+            let other = (p != k).then(|| slots[p].take().expect("partners are pairs"));
+            pairs.push((k, own, other));
+        }
+        pairs
+            .into_par_iter()
+            .for_each(|(k, own, other)| match other {
+                Some(other) => self.mix_pair((k, own), (self.partner[k], other)),
+                None => self.mix_alone(k, own),
+            });
+    }
+
+    /// Example `k` and its partner `p` mixed with each other.
+    fn mix_pair(&self, (k, own): (usize, &mut [f32]), (p, other): (usize, &mut [f32])) {
+        let size = self.size;
+        let into_own = self.paste[k]
+            .rows(size)
+            .map(|row| other[row].to_vec())
+            .collect::<Vec<_>>();
+        let into_other = self.paste[p]
+            .rows(size)
+            .map(|row| own[row].to_vec())
+            .collect::<Vec<_>>();
+        let (w_own, w_other) = (self.weight[k], self.weight[p]);
+        if w_own != 1.0 || w_other != 1.0 {
             for (a, b) in own.iter_mut().zip(other.iter_mut()) {
                 let (original_a, original_b) = (*a, *b);
                 *a = original_a * w_own + original_b * (1.0 - w_own);
                 *b = original_b * w_other + original_a * (1.0 - w_other);
             }
-        });
-        if let Some(middle) = middle {
-            let w = weights[len / 2];
-            for v in middle {
+        }
+        for (row, values) in self.paste[k].rows(size).zip(into_own) {
+            own[row].copy_from_slice(&values);
+        }
+        for (row, values) in self.paste[p].rows(size).zip(into_other) {
+            other[row].copy_from_slice(&values);
+        }
+    }
+
+    /// Example `k`, its own partner (the middle of an odd range): its pasted box is its own.
+    fn mix_alone(&self, k: usize, image: &mut [f32]) {
+        let w = self.weight[k];
+        if w != 1.0 {
+            for v in image {
                 *v = *v * w + *v * (1.0 - w);
             }
-        }
-    }
-
-    fn cutmix<R: Rng>(&mut self, range: Range<usize>, size: usize, alpha: f32, rngs: &mut [R]) {
-        let labels = self.original_labels(&range);
-        let boxes: Vec<CutBox> = range
-            .clone()
-            .map(|i| cutmix_box(size, alpha, &mut rngs[i]))
-            .collect();
-        let pasted: usize = boxes.iter().map(CutBox::area).sum();
-        let mix_area = pasted as f32 / (range.len() * size * size) as f32;
-        let len = range.len();
-        for k in 0..len {
-            let own = (k, 1.0 - mix_area);
-            self.mix_labels(range.start + k, &labels, own, (len - 1 - k, mix_area));
-        }
-        // The middle image of an odd range pastes its own pixels: nothing changes.
-        let (pairs, _) = self.partners(&range);
-        pairs.for_each(|(k, (own, other))| {
-            let (own_box, other_box) = (boxes[k], boxes[len - 1 - k]);
-            // Both boxes are read from the unmixed images before either is written.
-            let into_own = own_box
-                .rows(size)
-                .map(|row| other[row].to_vec())
-                .collect::<Vec<_>>();
-            let into_other = other_box
-                .rows(size)
-                .map(|row| own[row].to_vec())
-                .collect::<Vec<_>>();
-            for (row, values) in own_box.rows(size).zip(into_own) {
-                own[row].copy_from_slice(&values);
-            }
-            for (row, values) in other_box.rows(size).zip(into_other) {
-                other[row].copy_from_slice(&values);
-            }
-        });
-    }
-
-    /// `labels[i] = w_own * labels[own] + w_partner * labels[partner]`, from the unmixed copies.
-    fn mix_labels(
-        &mut self,
-        i: usize,
-        originals: &[f32],
-        (own, w_own): (usize, f32),
-        (partner, w_partner): (usize, f32),
-    ) {
-        let own = &originals[own * self.classes..][..self.classes];
-        let other = &originals[partner * self.classes..][..self.classes];
-        let out = &mut self.labels[i * self.classes..][..self.classes];
-        for ((o, &a), &b) in out.iter_mut().zip(own).zip(other) {
-            *o = a * w_own + b * w_partner;
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod cache;
 pub mod decode;
+pub mod device_input;
 pub mod error;
 pub mod loader;
 pub mod mix;
@@ -17,17 +18,19 @@ pub mod tfrecord;
 pub mod throughput;
 pub mod transform;
 
-pub use batch::{Batch, Cursor, SkippedImage};
+pub use batch::{Batch, BatchImages, Cursor, SkippedImage};
 pub use cache::cache_dir;
 pub use decode::{decode_rgb, decode_rgb_top};
+pub use device_input::{DeviceImages, DeviceMix};
 pub use error::{DataError, Result};
 pub use loader::{EpochReport, EvalConfig, Loader, LoaderConfig, Shard, Stage, RANDAUGMENT_LAYERS};
-pub use mix::MixConfig;
+pub use mix::{MixConfig, MixPlan};
 pub use source::{
     detect_layout, fashion_mnist_dir, install_fashion_mnist, pack_shards, pack_tfrecords,
     tfrecord_class_names, FashionMnist, FileShare, ImageFolder, MaxSide, Source, Split,
     TfRecordShards, ZipShards,
 };
 pub use transform::{
-    AugmentSettings, EvalTransform, Normalization, Policy, Preprocessing, TrainTransform,
+    AugmentOn, AugmentSettings, DrawnExample, EvalTransform, Normalization, Policy, Preprocessing,
+    TrainTransform,
 };

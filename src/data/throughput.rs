@@ -27,6 +27,10 @@ pub struct StageCost {
     /// Seconds per image of the augmentation policy and its `u8` round trip (on top of the
     /// rest); zero when the pipeline has no policy.
     pub augment: f64,
+    /// Seconds per image of the host's part of augmentation on the device (on top of decoding):
+    /// crop, resize and flip to `u8` and the drawing of the operations
+    /// ([`TrainTransform::draw`]); `None` when the policy cannot run on the device.
+    pub device_host_part: Option<f64>,
     /// Images that failed to load (skipped, as the loader skips them).
     pub failed: usize,
 }
@@ -36,6 +40,11 @@ impl StageCost {
     pub fn images_per_second(&self) -> f64 {
         1.0 / (self.decode + self.crop_resize + self.augment)
     }
+
+    /// Images per second one core turns into the inputs of a step that augments on the device.
+    pub fn device_images_per_second(&self) -> Option<f64> {
+        self.device_host_part.map(|part| 1.0 / (self.decode + part))
+    }
 }
 
 /// What one turn of the per-core measurement does with an image.
@@ -44,10 +53,13 @@ enum Work {
     Decode,
     CropResize,
     Transform,
+    /// The host's part of [`AugmentOn::Device`](super::transform::AugmentOn::Device).
+    Draw,
 }
 
 /// Measures [`StageCost`] of `transform` (at `stage`'s size and magnitude) on `source`:
-/// `turns` rounds, each running the three variants in rotating order on the next
+/// `turns` rounds, each running the variants (the three host ones, and the device mode's host
+/// part where the policy runs on the device) in rotating order on the next
 /// `images_per_turn` images of the source (cycled), on the calling thread, after one untimed
 /// turn that brings the files into the page cache and warms the allocator.
 pub fn stage_cost(
@@ -72,10 +84,15 @@ pub fn stage_cost(
         ..full
     };
     let mut out = vec![0f32; stage.image_size * stage.image_size * 3];
-    let mut seconds = [0f64; 3];
+    let mut seconds = [0f64; 4];
     let mut failed = 0;
     let mut next = 0;
-    let works = [Work::Decode, Work::CropResize, Work::Transform];
+    let on_device = full.check_device().is_ok();
+    let works = if on_device {
+        &[Work::Decode, Work::CropResize, Work::Transform, Work::Draw][..]
+    } else {
+        &[Work::Decode, Work::CropResize, Work::Transform][..]
+    };
     for index in (0..images_per_turn).map(|i| i % source.len()) {
         if let Ok(image) = source.load(index) {
             full.apply(
@@ -101,6 +118,9 @@ pub fn stage_cost(
                     Work::Decode => {}
                     Work::CropResize => no_policy.apply(&image, &mut rng, &mut out),
                     Work::Transform => full.apply(&image, &mut rng, &mut out),
+                    Work::Draw => {
+                        std::hint::black_box(full.draw(&image, &mut rng));
+                    }
                 }
                 std::hint::black_box(&out);
             }
@@ -119,6 +139,7 @@ pub fn stage_cost(
         } else {
             0.0
         },
+        device_host_part: on_device.then(|| (per_image[3] - per_image[0]).max(0.0)),
         failed,
     })
 }

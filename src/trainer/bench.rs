@@ -119,11 +119,15 @@ fn synthetic_feeds<'s>(
         .collect()
 }
 
-/// A fixed pattern for one input: images spread over [-1, 1), one-hot labels, dropout 0.1,
-/// every stacked batch, a small learning rate.
+/// A fixed pattern for one input: images spread over [-1, 1) (or over 0-255 in `u8`), one-hot
+/// labels, dropout 0.1, every stacked batch, a small learning rate.
 fn synthetic(name: &str, shape: &ArrayShape) -> Result<Literal> {
     let n = shape.element_count() as usize;
     let literal = match (name, shape.ty()) {
+        (port::IMAGES, ElementType::U8) => Literal::from_vec(
+            shape.dims(),
+            &(0..n).map(|i| (i * 7919 % 256) as u8).collect::<Vec<_>>(),
+        ),
         (port::IMAGES, _) => Literal::from_vec(
             shape.dims(),
             &(0..n)
@@ -142,6 +146,12 @@ fn synthetic(name: &str, shape: &ArrayShape) -> Result<Literal> {
         (port::DROPOUT_RATE, _) => Literal::from_vec(shape.dims(), &vec![0.1f32; n]),
         (port::STEPS, _) => Ok(Literal::scalar(i32::MAX)),
         (_, ElementType::S32) => Literal::from_vec(shape.dims(), &vec![0i32; n]),
+        // A device-augmenting step's value tables: the identity. Its other parameters are
+        // zeros and small numbers; the step's work does not depend on them (no branching).
+        (_, ElementType::U8) => Literal::from_vec(
+            shape.dims(),
+            &(0..n).map(|i| (i % 256) as u8).collect::<Vec<_>>(),
+        ),
         _ => Literal::from_vec(shape.dims(), &vec![0.01f32; n]),
     };
     literal.map_err(anyhow::Error::msg)

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::input::DataSpec;
 use super::recipe::{Augmentation, NamedImageSize, TrainImageSize, TrainSettings};
-use crate::data::Cursor;
+use crate::data::{AugmentOn, Cursor};
 use crate::model::{load_spec, MinMax, Model, ModelSpec, ScheduleVariant};
 use crate::runtime::provision::PluginKind;
 use crate::step::graphs::{Objective, Precision};
@@ -78,6 +78,10 @@ pub struct RunConfig {
     pub image_size: Option<TrainImageSize>,
     #[serde(default)]
     pub augmentation: Augmentation,
+    /// Where RandAugment, the normalisation and mixup/CutMix run: the host, or the train step
+    /// (the host then sends `u8` images and the drawn parameters).
+    #[serde(default)]
+    pub augment_on: AugmentOn,
     /// The weights the run started from (a run or checkpoint directory, or a timm file);
     /// `None`: drawn from the seed.
     #[serde(default)]
@@ -147,6 +151,7 @@ impl Default for RunConfig {
             survival_prob: None,
             image_size: None,
             augmentation: Augmentation::Model,
+            augment_on: AugmentOn::Host,
             init: None,
             eval_batch: 500,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -222,6 +227,7 @@ impl RunConfig {
             stages,
             image_size,
             augmentation,
+            augment_on,
         } = settings.clone();
         self.epochs = epochs.unwrap_or(self.epochs);
         self.min_steps = min_steps.or(self.min_steps);
@@ -239,6 +245,7 @@ impl RunConfig {
         self.stages = stages.or(self.stages);
         self.image_size = image_size.or(self.image_size);
         self.augmentation = augmentation.unwrap_or(self.augmentation);
+        self.augment_on = augment_on.unwrap_or(self.augment_on);
     }
 
     /// The run's length in steps over `train_examples` examples: `steps` if set, else the
@@ -394,6 +401,11 @@ impl RunConfig {
             "--image-size",
             format!("{:?}", saved.image_size),
             format!("{:?}", self.image_size),
+        )?;
+        differs(
+            "--augment-on",
+            saved.augment_on.to_string(),
+            self.augment_on.to_string(),
         )?;
         differs(
             "--data",

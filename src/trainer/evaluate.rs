@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use super::config::RunConfig;
 use super::input::{eval_feeds, InputPipeline};
@@ -85,7 +85,11 @@ pub fn evaluate(
         if keep < batch.len() {
             let per_image: usize = batch.image_dims()[1..].iter().product();
             batch.labels.truncate(keep);
-            batch.images.truncate(keep * per_image);
+            batch
+                .images
+                .normalised_mut()
+                .context("an evaluation batch holds normalised images")?
+                .truncate(keep * per_image);
         }
         if batch.is_empty() {
             continue;

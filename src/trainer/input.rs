@@ -9,14 +9,15 @@ use serde::{Deserialize, Serialize};
 use super::recipe::Augmentation;
 use crate::data::source::{TRAIN_SPLIT, VALIDATION_SPLIT};
 use crate::data::tfrecord::Layout;
+use crate::data::transform::randaugment::encoded::EncodedLayers;
 use crate::data::{
-    detect_layout, tfrecord_class_names, AugmentSettings, Batch, DataError, FashionMnist,
-    FileShare, ImageFolder, LoaderConfig, Normalization, Policy, Preprocessing, Shard, Source,
-    Split, Stage, TfRecordShards, ZipShards, RANDAUGMENT_LAYERS,
+    detect_layout, tfrecord_class_names, AugmentOn, AugmentSettings, Batch, DataError,
+    DeviceImages, FashionMnist, FileShare, ImageFolder, LoaderConfig, Normalization, Policy,
+    Preprocessing, Shard, Source, Split, Stage, TfRecordShards, ZipShards, RANDAUGMENT_LAYERS,
 };
-use crate::hlo::Literal;
+use crate::hlo::{Literal, NativeType};
 use crate::model::{AugmentPolicy, ModelSpec, ProgressiveStage};
-use crate::step::graphs::port;
+use crate::step::graphs::{port, DeviceAugment, InputMode};
 use crate::storage::Location;
 
 /// The input pipeline a model's spec asks for, in the data layer's terms (which knows nothing of
@@ -152,8 +153,32 @@ impl InputPipeline {
             drop_last: true,
             shuffle: self.shuffle,
             settings: AugmentSettings::default(),
+            augment_on: AugmentOn::Host,
         }
     }
+}
+
+impl InputPipeline {
+    /// What the train steps of a run with this pipeline take, augmented `on` the host or the
+    /// device; `mixes`: whether some stage of the run mixes (its steps then take mixing arrays
+    /// in every stage). Fails for a policy the device cannot run, naming the option.
+    pub fn step_input(&self, on: AugmentOn, mixes: bool) -> Result<InputMode> {
+        on.check(self.preprocessing, self.policy)?;
+        Ok(match (on, self.policy) {
+            (AugmentOn::Device, Policy::RandAugment { layers }) => InputMode::DeviceAugment(
+                DeviceAugment::new(layers as i64, mixes, self.normalization),
+            ),
+            _ => InputMode::Normalised,
+        })
+    }
+}
+
+/// Whether any of `stages` mixes (mixup or CutMix): its device-augmenting train steps then
+/// take mixing arrays.
+pub fn any_mixing(stages: &[ProgressiveStage]) -> bool {
+    stages
+        .iter()
+        .any(|s| s.mixup_alpha > 0.0 || s.cutmix_alpha > 0.0)
 }
 
 /// The loader's settings for a progressive stage (a stage without RandAugment has magnitude
@@ -355,8 +380,14 @@ pub struct Call<'b> {
 /// The train step's inputs by name for each of `replicas` local replicas: replica `r` gets the
 /// `r`-th of equal consecutive shares of every batch. With K > 1 the batches are stacked into K
 /// slots (unused ones repeat the first batch and the `steps` input tells the graph to skip
-/// them).
-pub fn train_feeds(call: &Call, replicas: usize) -> Result<Vec<Vec<(&'static str, Literal)>>> {
+/// them). Batches of device inputs ([`crate::data::BatchImages::Device`]) feed `u8` images, the encoded
+/// RandAugment layers (when there are any) and, when the step `mixes`, the mixing arrays
+/// ([`crate::data::DeviceMix`]).
+pub fn train_feeds(
+    call: &Call,
+    replicas: usize,
+    mixes: bool,
+) -> Result<Vec<Vec<(&'static str, Literal)>>> {
     let (batches, slots) = (call.batches, call.slots);
     anyhow::ensure!(
         !batches.is_empty() && batches.len() <= slots && call.learning_rates.len() == batches.len(),
@@ -369,52 +400,186 @@ pub fn train_feeds(call: &Call, replicas: usize) -> Result<Vec<Vec<(&'static str
         replicas > 0 && n % replicas == 0,
         "a batch of {n} does not split evenly over {replicas} replicas"
     );
-    let share = n / replicas;
+    let on_device = batches[0].images.device().is_some();
+    anyhow::ensure!(
+        batches
+            .iter()
+            .all(|b| b.images.device().is_some() == on_device),
+        "a call's batches mix normalised images and device inputs"
+    );
+    let stack = Stack {
+        batches,
+        slots,
+        n,
+        share: n / replicas,
+    };
+    let share = stack.share;
     let classes = batches[0].num_classes;
-    let slot = |i: usize| batches.get(i).unwrap_or(&batches[0]);
-    let lead: &[usize] = if slots > 1 { &[slots] } else { &[] };
-    let literal = |dims: &[usize], data: Vec<f32>| {
-        let dims: Vec<i64> = lead.iter().chain(dims).map(|&d| d as i64).collect();
-        Literal::from_vec(&dims, &data).map_err(anyhow::Error::msg)
-    };
-    // Replica `r`'s rows of one batch's per-example array.
-    let rows = |data: &[f32], r: usize| {
-        let per_example = data.len() / n;
-        data[per_example * share * r..per_example * share * (r + 1)].to_vec()
-    };
-    let stacked = |part: fn(&Batch) -> &[f32], r: usize| -> Vec<f32> {
-        (0..slots).flat_map(|i| rows(part(slot(i)), r)).collect()
-    };
     let mut rates = call.learning_rates.to_vec();
     rates.resize(slots, call.learning_rates[0]);
+    let layers = if on_device {
+        device(&batches[0]).augment.layers
+    } else {
+        0
+    };
+    if on_device && !mixes {
+        anyhow::ensure!(
+            batches.iter().all(|b| device(b).mix.is_identity()),
+            "the batches mix images but the train step was built without mixing"
+        );
+    }
     (0..replicas)
         .map(|r| {
-            let class_rows: Vec<i32> = (0..slots)
-                .flat_map(|i| slot(i).labels[share * r..share * (r + 1)].to_vec())
-                .collect();
-            let class_dims: Vec<i64> = lead.iter().chain(&[share]).map(|&d| d as i64).collect();
             let mut feed = vec![
                 (
                     port::IMAGES,
-                    literal(&[share, h, w, c], stacked(|b| &b.images, r))?,
+                    if on_device {
+                        stack.rows(r, None, &[h, w, c], |b| &device(b).pixels)?
+                    } else {
+                        stack.rows(r, None, &[h, w, c], |b| {
+                            b.images.normalised().unwrap_or_default()
+                        })?
+                    },
                 ),
                 (
                     port::LABELS,
-                    literal(&[share, classes], stacked(|b| &b.soft_labels, r))?,
+                    stack.rows(r, None, &[classes], |b| &b.soft_labels)?,
                 ),
-                (
-                    port::CLASSES,
-                    Literal::from_vec(&class_dims, &class_rows).map_err(anyhow::Error::msg)?,
-                ),
-                (port::LEARNING_RATE, literal(&[], rates.clone())?),
+                (port::CLASSES, stack.rows(r, None, &[], |b| &b.labels)?),
+                (port::LEARNING_RATE, stack.literal(&[], &rates)?),
                 (port::DROPOUT_RATE, Literal::scalar(call.dropout)),
             ];
             if slots > 1 {
                 feed.push((port::STEPS, Literal::scalar(batches.len() as i32)));
             }
+            if layers > 0 {
+                let l = Some(layers);
+                feed.extend([
+                    (
+                        port::AUGMENT_TABLE,
+                        stack.rows(r, l, &[3, 256], |b| &augment(b).table)?,
+                    ),
+                    (
+                        port::AUGMENT_TABLE_SOURCE,
+                        stack.rows(r, l, &[], |b| &augment(b).table_source)?,
+                    ),
+                    (
+                        port::AUGMENT_BLEND_KIND,
+                        stack.rows(r, l, &[], |b| &augment(b).blend_kind)?,
+                    ),
+                    (
+                        port::AUGMENT_BLEND_LEVEL,
+                        stack.rows(r, l, &[], |b| &augment(b).blend_level)?,
+                    ),
+                    (
+                        port::AUGMENT_BLEND_FACTOR,
+                        stack.rows(r, l, &[], |b| &augment(b).blend_factor)?,
+                    ),
+                    (
+                        port::AUGMENT_WARP,
+                        stack.rows(r, l, &[8], |b| &augment(b).warp)?,
+                    ),
+                    (
+                        port::AUGMENT_CUTOUT,
+                        stack.rows(r, l, &[4], |b| &augment(b).cutout)?,
+                    ),
+                ]);
+            }
+            if on_device && mixes {
+                let partners = stack.rows(r, None, &[], |b| &device(b).mix.partner)?;
+                anyhow::ensure!(
+                    partners
+                        .to_f64_vec()
+                        .iter()
+                        .all(|&p| p >= 0.0 && p < share as f64),
+                    "a mixing partner lies outside its replica's share of {share} examples"
+                );
+                feed.extend([
+                    (port::MIX_PARTNER, partners),
+                    (
+                        port::MIX_WEIGHT,
+                        stack.rows(r, None, &[], |b| &device(b).mix.weight)?,
+                    ),
+                    (
+                        port::MIX_PASTE,
+                        stack.rows(r, None, &[4], |b| &device(b).mix.paste)?,
+                    ),
+                ]);
+            }
             Ok(feed)
         })
         .collect()
+}
+
+/// The device inputs of a batch of a call whose batches all hold them (checked first).
+fn device(batch: &Batch) -> &DeviceImages {
+    batch
+        .images
+        .device()
+        .expect("every batch of the call holds device inputs")
+}
+
+/// The encoded RandAugment layers of a batch of device inputs.
+fn augment(batch: &Batch) -> &EncodedLayers {
+    &device(batch).augment
+}
+
+/// The K slots of a train-step call: its batches, the first repeated in the unused slots.
+struct Stack<'b> {
+    batches: &'b [Batch],
+    slots: usize,
+    /// Examples per batch, and per replica.
+    n: usize,
+    share: usize,
+}
+
+impl Stack<'_> {
+    fn slot(&self, i: usize) -> &Batch {
+        self.batches.get(i).unwrap_or(&self.batches[0])
+    }
+
+    /// `values` as an array of `dims` after the K dimension (when K > 1).
+    fn literal<T: NativeType>(&self, dims: &[usize], values: &[T]) -> Result<Literal> {
+        let lead: &[usize] = if self.slots > 1 { &[self.slots] } else { &[] };
+        let dims: Vec<i64> = lead.iter().chain(dims).map(|&d| d as i64).collect();
+        Literal::from_vec(&dims, values).map_err(anyhow::Error::msg)
+    }
+
+    /// Replica `r`'s rows of a per-example array of every slot's batch (`part`), stacked:
+    /// `[K?, blocks?, share, inner...]`. An array with `blocks` holds that many consecutive
+    /// blocks of all `n` examples (the RandAugment layers), each cut to the replica's rows.
+    fn rows<T: NativeType>(
+        &self,
+        r: usize,
+        blocks: Option<usize>,
+        inner: &[usize],
+        part: impl Fn(&Batch) -> &[T],
+    ) -> Result<Literal> {
+        let per_example: usize = inner.iter().product();
+        let outer = blocks.unwrap_or(1);
+        let mut values = Vec::with_capacity(self.slots * outer * self.share * per_example);
+        for i in 0..self.slots {
+            let data = part(self.slot(i));
+            anyhow::ensure!(
+                data.len() == outer * self.n * per_example,
+                "a batch array of {} values is not {outer} x {} examples x {per_example}",
+                data.len(),
+                self.n
+            );
+            for block in data.chunks_exact(self.n * per_example) {
+                values.extend_from_slice(
+                    &block[r * self.share * per_example..][..self.share * per_example],
+                );
+            }
+        }
+        let dims: Vec<usize> = blocks
+            .iter()
+            .copied()
+            .chain([self.share])
+            .chain(inner.iter().copied())
+            .collect();
+        self.literal(&dims, &values)
+    }
 }
 
 /// The eval step's inputs by name for one batch padded to `size` examples (padding has class
@@ -422,7 +587,11 @@ pub fn train_feeds(call: &Call, replicas: usize) -> Result<Vec<Vec<(&'static str
 pub fn eval_feeds(batch: &Batch, size: usize) -> Result<Vec<(&'static str, Literal)>> {
     let [n, h, w, c] = batch.image_dims();
     let per_image = h * w * c;
-    let mut images = batch.images.clone();
+    let mut images = batch
+        .images
+        .normalised()
+        .context("an evaluation batch holds normalised images")?
+        .to_vec();
     images.resize(size * per_image, 0.0);
     let mut classes = batch.labels.clone();
     classes.resize(size, -1);
@@ -431,4 +600,134 @@ pub fn eval_feeds(batch: &Batch, size: usize) -> Result<Vec<(&'static str, Liter
         .map_err(anyhow::Error::msg)?;
     let classes = Literal::from_vec(&[size as i64], &classes).map_err(anyhow::Error::msg)?;
     Ok(vec![(port::IMAGES, images), (port::CLASSES, classes)])
+}
+
+#[cfg(test)]
+mod feed_tests {
+    use super::*;
+    use crate::data::transform::randaugment::Op;
+    use crate::data::{BatchImages, Cursor, DeviceMix};
+    use crate::hlo::ElementType;
+
+    const CLASSES: usize = 3;
+
+    /// A batch of `n` 2 x 2 device inputs whose every value tells its example (`offset + i`)
+    /// and whose mixing pairs examples within parts of `part`.
+    fn device_batch(n: usize, part: usize, offset: usize) -> Batch {
+        let pixels = (0..n * 12).map(|v| (offset + v / 12) as u8).collect();
+        let ops = (0..n)
+            .map(|i| {
+                let pixels = (offset + i) as f32;
+                vec![Op::Posterize { bits: 3 }, Op::TranslateX { pixels }]
+            })
+            .collect();
+        let mut images = DeviceImages::new(pixels, ops, 2, 2);
+        images.mix = DeviceMix {
+            partner: (0..n).map(|i| (part - 1 - i % part) as i32).collect(),
+            weight: (0..n).map(|i| (offset + i) as f32).collect(),
+            paste: (0..n * 4).map(|v| (offset + v / 4) as i32).collect(),
+        };
+        Batch {
+            images: BatchImages::Device(Box::new(images)),
+            soft_labels: (0..n * CLASSES)
+                .map(|v| (offset + v / CLASSES) as f32)
+                .collect(),
+            labels: (0..n).map(|i| (offset + i) as i32).collect(),
+            indices: (0..n).collect(),
+            image_size: 2,
+            num_classes: CLASSES,
+            epoch: 0,
+            position: 0,
+            skipped: Vec::new(),
+            end_of_epoch: false,
+            next: Cursor::default(),
+        }
+    }
+
+    fn port<'f>(feed: &'f [(&str, Literal)], name: &str) -> &'f Literal {
+        &feed.iter().find(|(n, _)| *n == name).unwrap().1
+    }
+
+    #[test]
+    fn device_inputs_feed_each_replica_its_rows_of_every_array_stacked_over_the_slots() {
+        let batches = [device_batch(4, 2, 0), device_batch(4, 2, 100)];
+        let call = Call {
+            batches: &batches,
+            learning_rates: &[0.1, 0.2],
+            dropout: 0.0,
+            slots: 3,
+        };
+        let feeds = train_feeds(&call, 2, true).unwrap();
+        let second = &feeds[1];
+        // Replica 1 holds examples 2 and 3 of each batch; the unused third slot repeats the first.
+        let examples = [2.0, 3.0, 102.0, 103.0, 2.0, 3.0];
+        let images = port(second, port::IMAGES);
+        assert_eq!(images.ty(), ElementType::U8);
+        assert_eq!(images.shape().dims(), [3, 2, 2, 2, 3]);
+        let per_example: Vec<f64> = images.to_f64_vec().chunks(12).map(|c| c[0]).collect();
+        assert_eq!(per_example, examples);
+        let table = port(second, port::AUGMENT_TABLE);
+        assert_eq!(table.ty(), ElementType::U8);
+        assert_eq!(table.shape().dims(), [3, 2, 2, 3, 256]);
+        // Layer 0 is Posterize 3 bits (value 255 -> 224) for every example; layer 1 the identity.
+        let values = table.to_f64_vec();
+        let slot = |k: usize, layer: usize, example: usize| ((k * 2 + layer) * 2 + example) * 768;
+        assert_eq!(values[slot(1, 0, 1) + 255], 224.0);
+        assert_eq!(values[slot(1, 1, 1) + 255], 255.0);
+        let warp = port(second, port::AUGMENT_WARP);
+        assert_eq!(warp.shape().dims(), [3, 2, 2, 8]);
+        // Layer 1's translation by the example's number is the warp's x offset.
+        let offsets: Vec<f64> = warp
+            .to_f64_vec()
+            .chunks(8)
+            .skip(2)
+            .step_by(4)
+            .map(|w| w[2])
+            .collect();
+        assert_eq!(offsets, [2.0, 102.0, 2.0]);
+        for (name, ty, dims) in [
+            (port::AUGMENT_TABLE_SOURCE, ElementType::S32, vec![3, 2, 2]),
+            (port::AUGMENT_BLEND_KIND, ElementType::S32, vec![3, 2, 2]),
+            (port::AUGMENT_BLEND_LEVEL, ElementType::F32, vec![3, 2, 2]),
+            (port::AUGMENT_BLEND_FACTOR, ElementType::F32, vec![3, 2, 2]),
+            (port::AUGMENT_CUTOUT, ElementType::S32, vec![3, 2, 2, 4]),
+            (port::MIX_PARTNER, ElementType::S32, vec![3, 2]),
+            (port::MIX_PASTE, ElementType::S32, vec![3, 2, 4]),
+            (port::LABELS, ElementType::F32, vec![3, 2, CLASSES as i64]),
+        ] {
+            let literal = port(second, name);
+            assert_eq!(
+                (literal.ty(), literal.shape().dims()),
+                (ty, &dims[..]),
+                "{name}"
+            );
+        }
+        assert_eq!(port(second, port::MIX_WEIGHT).to_f64_vec(), examples);
+        assert_eq!(
+            port(second, port::MIX_PARTNER).to_f64_vec(),
+            [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+        );
+        assert_eq!(port(second, port::CLASSES).to_f64_vec(), examples);
+        // A step built without mixing takes no mixing arrays (and refuses batches that mix).
+        let plain = train_feeds(&call, 2, false).unwrap_err().to_string();
+        assert!(plain.contains("built without mixing"), "{plain}");
+    }
+
+    #[test]
+    fn a_partner_outside_its_replica_is_refused() {
+        // Mixed over the whole batch of 4, fed to two replicas of 2.
+        let batches = [device_batch(4, 4, 0)];
+        let call = Call {
+            batches: &batches,
+            learning_rates: &[0.1],
+            dropout: 0.0,
+            slots: 1,
+        };
+        let error = train_feeds(&call, 2, true).unwrap_err().to_string();
+        assert!(
+            error.contains("outside its replica's share of 2"),
+            "{error}"
+        );
+        assert_eq!(train_feeds(&call, 1, true).unwrap().len(), 1);
+    }
 }

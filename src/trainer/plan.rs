@@ -4,6 +4,7 @@
 use anyhow::{bail, Result};
 
 use super::config::RunConfig;
+use super::input::{any_mixing, InputPipeline};
 use super::recipe::Augmentation;
 use crate::model::ProgressiveStage;
 use crate::model::{Backend, Model};
@@ -21,6 +22,9 @@ pub struct RunPlan {
     pub lr: LrSchedule,
     /// The train graphs in stage order, then the eval graph.
     pub graphs: Vec<PlannedGraph>,
+    /// Whether the train steps mix images on the device: augmentation on the device in a run
+    /// with mixup or CutMix in some stage (the stages without take arrays that mix nothing).
+    pub mixes_on_device: bool,
 }
 
 impl RunPlan {
@@ -59,6 +63,9 @@ impl RunPlan {
                 stage.cutmix_alpha = 0.0;
             }
         }
+        let input = InputPipeline::for_spec(&model.spec)?
+            .with_augmentation(config.augmentation)
+            .step_input(config.augment_on, any_mixing(&stages))?;
         let lr = LrSchedule {
             peak: scaled_lr(config.lr_base, config.batch as u64),
             steps_per_epoch,
@@ -82,7 +89,7 @@ impl RunPlan {
                 schedule: config.schedule,
                 stage: None,
                 eval: true,
-                input: InputMode::Normalised,
+                input,
             },
         )?;
         Ok(RunPlan {
@@ -91,6 +98,7 @@ impl RunPlan {
             total_steps,
             lr,
             graphs,
+            mixes_on_device: matches!(input, InputMode::DeviceAugment(d) if d.mixing),
         })
     }
 

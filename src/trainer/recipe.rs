@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::data::AugmentSettings;
+use crate::data::{AugmentOn, AugmentSettings};
 use crate::model::ModelSpec;
 use crate::step::lr::Decay;
 
@@ -128,6 +128,9 @@ pub struct TrainSettings {
     pub image_size: Option<TrainImageSize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub augmentation: Option<Augmentation>,
+    /// Where the augmentation runs (`"host"` or `"device"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment_on: Option<AugmentOn>,
 }
 
 impl TrainSettings {
@@ -149,6 +152,7 @@ impl TrainSettings {
             stages: self.stages.or(fallback.stages),
             image_size: self.image_size.or(fallback.image_size),
             augmentation: self.augmentation.or(fallback.augmentation),
+            augment_on: self.augment_on.or(fallback.augment_on),
         }
     }
 }
@@ -325,6 +329,7 @@ mod settings_tests {
                 stages: Some(1),
                 image_size: Some(TrainImageSize::Named(NamedImageSize::Eval)),
                 augmentation: Some(Augmentation::FlipCutout),
+                augment_on: None,
             }
         );
         // Paper section 5.3 over the code's Cifar10Ft: 10,000 steps, 0.001 at batch 512,

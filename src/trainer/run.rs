@@ -81,7 +81,12 @@ pub fn train(
     config.validate()?;
     // The spec is checked before anything is opened; a missing device or plugin fails before
     // any data is read.
-    let spec_classes = config.model()?.spec.num_classes;
+    let spec = config.model()?.spec;
+    let spec_classes = spec.num_classes;
+    // A policy the step cannot run on the device is refused here too.
+    InputPipeline::for_spec(&spec)?
+        .with_augmentation(config.augmentation)
+        .step_input(config.augment_on, false)?;
     let ctx = Context::open_devices(config.plugin, config.plugin_path.as_deref(), config.devices)?;
     let mut input = HostInput::for_run(&ctx, config)?;
     let (train_source, eval_source) = config.data.open_share(input.files)?;
@@ -270,6 +275,7 @@ fn train_loader(
             // Two calls' worth, so the next call's batches are assembled during this one.
             queue_depth: 4.max(2 * config.steps_per_call),
             settings: recipe.augment,
+            augment_on: config.augment_on,
             ..pipeline.loader_config(
                 input.batch,
                 loader_stage(&plan.stages[0]),
@@ -602,7 +608,7 @@ impl<'r> Trainer<'r, '_> {
             dropout: stage.dropout as f32,
             slots: self.config.steps_per_call,
         };
-        let feeds = train_feeds(&call, self.state.replicas())?
+        let feeds = train_feeds(&call, self.state.replicas(), self.plan.mixes_on_device)?
             .into_iter()
             .enumerate()
             .map(|(r, feed)| self.ctx.upload_named_to(r, feed))

@@ -14,6 +14,7 @@ pub use settings::AugmentSettings;
 
 use image::RgbImage;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::data::error::{DataError, Result};
 
@@ -190,22 +191,8 @@ impl TrainTransform {
             size * size * 3,
             "output buffer of the train transform"
         );
-        let (width, height) = image.dimensions();
-        let area_min = self.settings.crop_area_min(self.preprocessing);
-        let crop = match self.preprocessing {
-            Preprocessing::Standard => random_crop(width, height, area_min, rng),
-            Preprocessing::Legacy => legacy_random_crop(
-                width,
-                height,
-                area_min,
-                size,
-                self.settings.eval_crop_padding,
-                rng,
-            ),
-            Preprocessing::Finetune | Preprocessing::Deterministic => CropBox::whole(width, height),
-        };
+        let (crop, mirror) = self.crop_and_flip(image, rng);
         let deterministic = self.preprocessing == Preprocessing::Deterministic;
-        let mirror = !deterministic && rng.gen::<f32>() < 0.5;
         let resize_normalised = |out: &mut [f32]| {
             self.preprocessing.resize_normalised(
                 image,
@@ -244,6 +231,129 @@ impl TrainTransform {
         };
         self.normalization.write(augmented.as_raw(), out);
     }
+}
+
+impl TrainTransform {
+    /// The pipeline's random crop of `image` and whether to mirror it: the first draws of an
+    /// example's stream, whichever side augments it.
+    fn crop_and_flip(&self, image: &RgbImage, rng: &mut impl Rng) -> (CropBox, bool) {
+        let (width, height) = image.dimensions();
+        let area_min = self.settings.crop_area_min(self.preprocessing);
+        let crop = match self.preprocessing {
+            Preprocessing::Standard => random_crop(width, height, area_min, rng),
+            Preprocessing::Legacy => legacy_random_crop(
+                width,
+                height,
+                area_min,
+                self.image_size,
+                self.settings.eval_crop_padding,
+                rng,
+            ),
+            Preprocessing::Finetune | Preprocessing::Deterministic => CropBox::whole(width, height),
+        };
+        let deterministic = self.preprocessing == Preprocessing::Deterministic;
+        let mirror = !deterministic && rng.gen::<f32>() < 0.5;
+        (crop, mirror)
+    }
+
+    /// Fails unless a step graph can apply this transform's policy ([`AugmentOn::check`]).
+    pub fn check_device(&self) -> Result<()> {
+        AugmentOn::Device.check(self.preprocessing, self.policy)
+    }
+
+    /// The host's part of [`AugmentOn::Device`]: the crop, resize and flip truncated to `u8`
+    /// and the policy's RandAugment operations drawn but not applied, with exactly the draws of
+    /// [`Self::apply`] from the same stream (the crop, the flip, then per layer the pick and
+    /// its argument). With no policy (`layers == 0`) the image is still truncated to `u8`,
+    /// where [`Self::apply`] keeps the resize's values: at most one grey level apart.
+    ///
+    /// # Panics
+    /// If [`Self::check_device`] fails (a caller bug: the loader checks it once).
+    pub fn draw(&self, image: &RgbImage, rng: &mut impl Rng) -> DrawnExample {
+        let Policy::RandAugment { layers } = self.policy else {
+            panic!("{:?} does not run on the device", self.policy);
+        };
+        assert!(
+            self.preprocessing != Preprocessing::Finetune,
+            "the fine-tuning transform does not run on the device"
+        );
+        let (crop, mirror) = self.crop_and_flip(image, rng);
+        let size = self.image_size;
+        let image = self
+            .preprocessing
+            .resize_quantized(image, crop, size, mirror);
+        let ops = if self.preprocessing == Preprocessing::Deterministic {
+            Vec::new()
+        } else {
+            RandAugment {
+                layers,
+                magnitude: self.magnitude,
+            }
+            .draw(size as u32, size as u32, &self.settings, rng)
+        };
+        DrawnExample { image, ops }
+    }
+}
+
+/// Where the augmentation policy, the normalisation and mixup/CutMix of training images run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AugmentOn {
+    /// All on the host: batches of normalised `f32` images ([`TrainTransform::apply`]).
+    #[default]
+    Host,
+    /// In the train step: the host sends `u8` images after the crop, resize and flip (4x fewer
+    /// bytes than `f32`) with the drawn operations and mixing ([`TrainTransform::draw`]).
+    Device,
+}
+
+impl AugmentOn {
+    /// Fails unless `policy` after `preprocessing` can run here: on the host anything; on the
+    /// device RandAugment's operations only, after the crop, resize and flip, with nothing
+    /// after the normalisation.
+    pub fn check(self, preprocessing: Preprocessing, policy: Policy) -> Result<()> {
+        let refused = match (self, preprocessing, policy) {
+            (AugmentOn::Host, _, _) => return Ok(()),
+            (_, _, Policy::AutoAugmentV0) => "AutoAugment v0 (the B0-B3 policy)",
+            (_, Preprocessing::Finetune, _) => {
+                "the fine-tuning transform (flip and noise cutout, augmentation flip_cutout)"
+            }
+            _ => return Ok(()),
+        };
+        Err(DataError::Config(format!(
+            "augmentation on the device (--augment-on device) cannot run {refused}: only \
+             RandAugment runs in the step graph; use --augment-on host"
+        )))
+    }
+}
+
+impl std::fmt::Display for AugmentOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(match self {
+            AugmentOn::Host => "host",
+            AugmentOn::Device => "device",
+        })
+    }
+}
+
+impl std::str::FromStr for AugmentOn {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<AugmentOn, String> {
+        match s {
+            "host" => Ok(AugmentOn::Host),
+            "device" => Ok(AugmentOn::Device),
+            _ => Err(format!("unknown --augment-on '{s}': use host or device")),
+        }
+    }
+}
+
+/// One training example for [`AugmentOn::Device`]: its image after crop, resize and flip, and
+/// the RandAugment operations drawn for it, in the order they apply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrawnExample {
+    pub image: RgbImage,
+    pub ops: Vec<randaugment::Op>,
 }
 
 /// The evaluation transform: the pipeline's centre crop, its resize, then the normalisation,

@@ -330,15 +330,32 @@ impl RandAugment {
         settings: &AugmentSettings,
         rng: &mut impl Rng,
     ) -> RgbImage {
-        let consts = settings.pixel_consts(Policy::RandAugment {
-            layers: self.layers,
-        });
-        for _ in 0..self.layers {
-            let kind = settings.randaugment_ops.pick(rng);
-            let op = kind.resolve(self.magnitude, consts, image.width(), image.height(), rng);
+        for op in self.draw(image.width(), image.height(), settings, rng) {
             image = op.apply(&image);
         }
         image
+    }
+
+    /// Draws the policy's operations for a `width` x `height` image without applying them: per
+    /// layer the pick, then its argument, the very draws [`Self::apply`] makes (no operation
+    /// changes the image's size, and none draws while applied), so a device that applies them
+    /// augments as the host would.
+    pub fn draw(
+        &self,
+        width: u32,
+        height: u32,
+        settings: &AugmentSettings,
+        rng: &mut impl Rng,
+    ) -> Vec<Op> {
+        let consts = settings.pixel_consts(Policy::RandAugment {
+            layers: self.layers,
+        });
+        (0..self.layers)
+            .map(|_| {
+                let kind = settings.randaugment_ops.pick(rng);
+                kind.resolve(self.magnitude, consts, width, height, rng)
+            })
+            .collect()
     }
 }
 
