@@ -43,11 +43,34 @@ fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
     out.into_inner()
 }
 
-/// PNGs of every colour type the decoder converts (grey, grey+alpha, RGB, RGBA, 16-bit) and
-/// baseline JPEGs in colour and grey.
+/// `image` as a 4:2:0 JPEG with one scan per component (`jpeg-encoder`'s optimised Huffman
+/// tables), the layout `decode_rgb` gives to jpeg-decoder, in RGB or as CMYK.
+fn separate_scan_jpeg(image: &RgbImage, cmyk: bool) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut bytes, 90);
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+    encoder.set_optimized_huffman_tables(true);
+    let (width, height) = (image.width() as u16, image.height() as u16);
+    let encoded = if cmyk {
+        let pixels: Vec<u8> = image
+            .pixels()
+            .flat_map(|p| [p[0], p[1], p[2], 40])
+            .collect();
+        encoder.encode(&pixels, width, height, jpeg_encoder::ColorType::Cmyk)
+    } else {
+        encoder.encode(image.as_raw(), width, height, jpeg_encoder::ColorType::Rgb)
+    };
+    encoded.expect("encoding a seed");
+    bytes
+}
+
+/// PNGs of every colour type the decoder converts (grey, grey+alpha, RGB, RGBA, 16-bit),
+/// baseline JPEGs in colour and grey, and JPEGs with one scan per component (RGB, CMYK).
 fn image_seeds() -> Vec<Vec<u8>> {
     let rgb = DynamicImage::ImageRgb8(picture(12, 9));
     vec![
+        separate_scan_jpeg(&picture(33, 17), false),
+        separate_scan_jpeg(&picture(33, 17), true),
         encode(rgb.clone(), ImageFormat::Png),
         encode(DynamicImage::ImageRgba8(rgb.to_rgba8()), ImageFormat::Png),
         encode(DynamicImage::ImageLuma8(rgb.to_luma8()), ImageFormat::Png),
