@@ -95,10 +95,11 @@ pub fn stage_cost(
         &[Work::Decode, Work::CropResize, Work::Transform][..]
     };
     for index in (0..images_per_turn).map(|i| i % source.len()) {
-        if let Ok(image) = source.read(index) {
-            let mut rng = stream(0, 0, index as u64, Purpose::Augment);
-            let _unusable_is_counted_in_the_turns = full.apply_loaded(image, &mut rng, &mut out);
-        }
+        let mut rng = stream(0, 0, index as u64, Purpose::Augment);
+        // An unusable image is counted in the timed turns.
+        let _ = source
+            .read(index)
+            .and_then(|image| full.apply_loaded(image, &mut rng, &mut out));
     }
     for turn in 0..turns {
         let first = next;

@@ -90,10 +90,20 @@ fn jpeg_error(
 
 /// The width and height an image's header declares (a JPEG's frame header, read by zune-jpeg;
 /// any other format's by `image`), without decoding its pixels: what a crop is drawn from. A
-/// file that is not an image fails here with the error [`decode_rgb`] gives it.
+/// file that is not an image, or a JPEG whose header is unreadable, fails here with the error
+/// [`decode_rgb`] gives it (a truncated JPEG's as [`DataError::Truncated`], which that checks
+/// first).
 pub fn image_dimensions(bytes: &[u8], what: &str) -> Result<(u32, u32)> {
     if markers::is_jpeg(bytes) {
-        return zune::dimensions(bytes, what);
+        return zune::dimensions(bytes, what).map_err(|error| {
+            if jpeg_is_complete(bytes) {
+                error
+            } else {
+                DataError::Truncated {
+                    what: what.to_owned(),
+                }
+            }
+        });
     }
     let (decoder, _) = image_decoder(bytes, what)?;
     Ok(decoder.dimensions())
@@ -182,5 +192,29 @@ mod tests {
         // Within the limit, the same header fails only for its missing data.
         let err = decode_rgb(&png_header(1000, 1000), "small.png").unwrap_err();
         assert!(matches!(err, DataError::Decode { .. }), "{err}");
+    }
+
+    #[test]
+    fn dimensions_come_from_the_header_and_a_non_image_fails_as_decoding_it_does() {
+        let header = LoadedImage::Encoded {
+            bytes: png_header(1000, 700),
+            what: "small.png".into(),
+        };
+        assert_eq!(header.dimensions().unwrap(), (1000, 700));
+        for bytes in [
+            &b"GIF89a, but not really"[..],
+            b"plain text",
+            &[0xFF, 0xD8, 0xFF],
+        ] {
+            let loaded = LoadedImage::Encoded {
+                bytes: bytes.to_vec(),
+                what: "odd.jpg".into(),
+            };
+            let by_header = loaded.dimensions().unwrap_err().to_string();
+            assert_eq!(
+                by_header,
+                decode_rgb(bytes, "odd.jpg").unwrap_err().to_string()
+            );
+        }
     }
 }
