@@ -6,11 +6,11 @@ mod data_support;
 use std::path::Path;
 use std::sync::Arc;
 
-use data_support::{files, foolbox_data};
+use data_support::{files, foolbox_data, sklearn_images};
 use effnetv2::data::{
     decode_rgb, pack_shards, AugmentOn, AugmentSettings, Batch, Cursor, EvalConfig, EvalTransform,
-    ImageFolder, Loader, LoaderConfig, Normalization, Policy, Preprocessing, Shard, Source, Stage,
-    ZipShards,
+    ImageFolder, LoadedImage, Loader, LoaderConfig, Normalization, Policy, Preprocessing, Shard,
+    Source, Stage, ZipShards,
 };
 
 /// A three-class folder of real fixtures: progressive JPEGs, colour PNGs and greyscale PNGs.
@@ -390,6 +390,71 @@ fn hosts_reading_their_shards_together_read_the_whole_batches() {
     );
     let message = not_dropping.err().expect("needs drop_last").to_string();
     assert!(message.contains("drop_last"), "{message}");
+}
+
+/// A source that hands over every image of `0` decoded whole: the route before the training
+/// transform decoded only down to its crop's bottom.
+struct DecodedWhole(Arc<dyn Source>);
+
+impl Source for DecodedWhole {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn class_names(&self) -> &[String] {
+        self.0.class_names()
+    }
+
+    fn label(&self, index: usize) -> usize {
+        self.0.label(index)
+    }
+
+    fn read(&self, index: usize) -> effnetv2::data::Result<LoadedImage> {
+        self.0.load(index).map(LoadedImage::Decoded)
+    }
+}
+
+#[test]
+fn decoding_down_to_the_crop_gives_the_batches_of_whole_decoding() {
+    // Baseline 4:2:0 photos (decoded only down to the crop's bottom) in copies, so that each
+    // is cropped differently, progressive JPEGs (decoded whole and cut) and a truncated JPEG.
+    let dir = tempfile::tempdir().unwrap();
+    for (class, photo) in [("china", "china.jpg"), ("flower", "flower.jpg")] {
+        std::fs::create_dir_all(dir.path().join(class)).unwrap();
+        for copy in 0..4 {
+            let to = dir.path().join(class).join(format!("{copy}.jpg"));
+            std::fs::copy(sklearn_images().join(photo), to).unwrap();
+        }
+    }
+    let progressive = dir.path().join("imagenet");
+    std::fs::create_dir_all(&progressive).unwrap();
+    for path in files(&foolbox_data(), "imagenet_0", ".jpg")
+        .into_iter()
+        .take(3)
+    {
+        std::fs::copy(&path, progressive.join(path.file_name().unwrap())).unwrap();
+    }
+    let china = std::fs::read(sklearn_images().join("china.jpg")).unwrap();
+    std::fs::write(progressive.join("cut.jpg"), &china[..china.len() / 2]).unwrap();
+    let source = folder_source(dir.path());
+    for augment_on in [AugmentOn::Host, AugmentOn::Device] {
+        let config = LoaderConfig {
+            batch: 6,
+            image_size: 48,
+            augment_on,
+            ..config()
+        };
+        let batches = |source: Arc<dyn Source>| take(&mut Loader::new(source, config).unwrap(), 4);
+        let cropped = batches(source.clone());
+        let whole = batches(Arc::new(DecodedWhole(source.clone())));
+        assert_same(&cropped, &whole);
+        let skipped: Vec<_> = cropped.iter().flat_map(|b| b.skipped.clone()).collect();
+        assert_eq!(skipped.len(), 2, "{augment_on}: {skipped:?}");
+        assert!(
+            skipped.iter().all(|s| s.reason.contains("cut.jpg")),
+            "{skipped:?}"
+        );
+    }
 }
 
 #[test]

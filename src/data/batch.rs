@@ -4,11 +4,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use image::RgbImage;
 use rayon::prelude::*;
 use rayon::ThreadPool;
 use serde::{Deserialize, Serialize};
 
+use super::decode::LoadedImage;
 use super::device_input::{DeviceImages, DeviceMix};
 use super::error::{DataError, Result};
 use super::mix::{MixConfig, MixPlan};
@@ -179,9 +179,10 @@ pub(crate) fn assemble(
             let mut ops = vec![Vec::new(); indices.len()];
             let slots = quantized.par_chunks_mut(pixels).zip(ops.par_iter_mut());
             let failed = load_each(source, &indices, slots, pool, stop, |image, index, slot| {
-                let drawn = transform.draw(image, &mut augment_stream(index));
+                let drawn = transform.draw_loaded(image, &mut augment_stream(index))?;
                 slot.0.copy_from_slice(drawn.image.as_raw());
                 *slot.1 = drawn.ops;
+                Ok(())
             });
             let repair = repair(&failed, group, slot)?;
             for &(to, from) in &repair {
@@ -200,7 +201,7 @@ pub(crate) fn assemble(
             let mut images = vec![0f32; indices.len() * pixels];
             let slots = images.par_chunks_mut(pixels);
             let failed = load_each(source, &indices, slots, pool, stop, |image, index, out| {
-                transform.apply(image, &mut augment_stream(index), out)
+                transform.apply_loaded(image, &mut augment_stream(index), out)
             });
             for (to, from) in repair(&failed, group, slot)? {
                 images.copy_within(from * pixels..(from + 1) * pixels, to * pixels);
@@ -212,7 +213,8 @@ pub(crate) fn assemble(
             let mut images = vec![0f32; indices.len() * pixels];
             let slots = images.par_chunks_mut(pixels);
             let failed = load_each(source, &indices, slots, pool, stop, |image, _, out| {
-                transform.apply(image, out)
+                transform.apply(&image.decode()?, out);
+                Ok(())
             });
             let failures: Vec<bool> = failed.iter().map(Option::is_some).collect();
             drop_failed(&mut images, &mut indices, &failures, pixels);
@@ -271,16 +273,17 @@ pub(crate) fn assemble(
     })
 }
 
-/// Loads the examples of `indices` and hands each with its output slot (of `slots`, in the
-/// same order) and source index to `work`, in parallel on `pool`. Returns, per slot, the
-/// failure that left it unwritten.
+/// Reads the examples of `indices` and hands each, not yet decoded, with its output slot (of
+/// `slots`, in the same order) and source index to `work`, which decodes what it needs, in
+/// parallel on `pool`. Returns, per slot, the failure (of the read or of `work`) that left it
+/// unwritten.
 fn load_each<S: Send>(
     source: &dyn Source,
     indices: &[usize],
     slots: impl IndexedParallelIterator<Item = S>,
     pool: &ThreadPool,
     stop: &AtomicBool,
-    work: impl Fn(&RgbImage, usize, S) + Sync,
+    work: impl Fn(LoadedImage, usize, S) -> Result<()> + Sync,
 ) -> Vec<Option<SkippedImage>> {
     pool.install(|| {
         slots
@@ -289,11 +292,11 @@ fn load_each<S: Send>(
                 if stop.load(Ordering::Relaxed) {
                     return None;
                 }
-                match source.load(index) {
-                    Ok(image) => {
-                        work(&image, index, slot);
-                        None
-                    }
+                match source
+                    .read(index)
+                    .and_then(|image| work(image, index, slot))
+                {
+                    Ok(()) => None,
                     Err(e) => Some(SkippedImage {
                         index,
                         reason: e.to_string(),

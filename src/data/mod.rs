@@ -20,7 +20,7 @@ pub mod transform;
 
 pub use batch::{Batch, BatchImages, Cursor, SkippedImage};
 pub use cache::cache_dir;
-pub use decode::{decode_rgb, decode_rgb_top};
+pub use decode::{decode_rgb, decode_rgb_top, LoadedImage};
 pub use device_input::{DeviceImages, DeviceMix};
 pub use error::{DataError, Result};
 pub use loader::{EpochReport, EvalConfig, Loader, LoaderConfig, Shard, Stage, RANDAUGMENT_LAYERS};

@@ -20,7 +20,8 @@ use super::transform::{Policy, TrainTransform};
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StageCost {
     pub stage: Stage,
-    /// Seconds per image to read and decode.
+    /// Seconds per image to read, draw the crop and decode down to its bottom, as the loader
+    /// does ([`TrainTransform::apply_loaded`]).
     pub decode: f64,
     /// Seconds per image to crop, resize, flip and normalise (on top of decoding).
     pub crop_resize: f64,
@@ -94,13 +95,11 @@ pub fn stage_cost(
         &[Work::Decode, Work::CropResize, Work::Transform][..]
     };
     for index in (0..images_per_turn).map(|i| i % source.len()) {
-        if let Ok(image) = source.load(index) {
-            full.apply(
-                &image,
-                &mut stream(0, 0, index as u64, Purpose::Augment),
-                &mut out,
-            );
-        }
+        let mut rng = stream(0, 0, index as u64, Purpose::Augment);
+        // An unusable image is counted in the timed turns.
+        let _ = source
+            .read(index)
+            .and_then(|image| full.apply_loaded(image, &mut rng, &mut out));
     }
     for turn in 0..turns {
         let first = next;
@@ -109,19 +108,18 @@ pub fn stage_cost(
             let start = Instant::now();
             for i in first..first + images_per_turn {
                 let index = i % source.len();
-                let Ok(image) = source.load(index) else {
-                    failed += usize::from(works[k] == Work::Decode);
-                    continue;
-                };
                 let mut rng = stream(0, turn as u64, index as u64, Purpose::Augment);
-                match works[k] {
-                    Work::Decode => {}
-                    Work::CropResize => no_policy.apply(&image, &mut rng, &mut out),
-                    Work::Transform => full.apply(&image, &mut rng, &mut out),
-                    Work::Draw => {
-                        std::hint::black_box(full.draw(&image, &mut rng));
-                    }
-                }
+                let done = source.read(index).and_then(|image| match works[k] {
+                    Work::Decode => full.decode_crop(image, &mut rng).map(|decoded| {
+                        std::hint::black_box(decoded);
+                    }),
+                    Work::CropResize => no_policy.apply_loaded(image, &mut rng, &mut out),
+                    Work::Transform => full.apply_loaded(image, &mut rng, &mut out),
+                    Work::Draw => full.draw_loaded(image, &mut rng).map(|drawn| {
+                        std::hint::black_box(drawn);
+                    }),
+                });
+                failed += usize::from(done.is_err() && works[k] == Work::Decode);
                 std::hint::black_box(&out);
             }
             seconds[k] += start.elapsed().as_secs_f64();
@@ -203,6 +201,7 @@ mod tests {
     use image::RgbImage;
 
     use super::*;
+    use crate::data::decode::LoadedImage;
     use crate::data::transform::{AugmentSettings, Normalization, Preprocessing};
 
     /// Three images, the second of which fails to load.
@@ -218,14 +217,14 @@ mod tests {
         fn label(&self, _: usize) -> usize {
             0
         }
-        fn load(&self, index: usize) -> Result<RgbImage> {
+        fn read(&self, index: usize) -> Result<LoadedImage> {
             match index {
                 1 => Err(DataError::Truncated {
                     what: "broken.jpg".into(),
                 }),
-                _ => Ok(RgbImage::from_fn(40, 30, |x, y| {
+                _ => Ok(LoadedImage::Decoded(RgbImage::from_fn(40, 30, |x, y| {
                     image::Rgb([x as u8 * 6, y as u8 * 8, 90])
-                })),
+                }))),
             }
         }
     }

@@ -8,6 +8,7 @@
 //! Everything else (PNG, and JPEGs in colour spaces zune-jpeg cannot turn into RGB by itself)
 //! goes through `image`.
 
+mod loaded;
 mod markers;
 mod separate_scans;
 mod zune;
@@ -18,6 +19,7 @@ use image::error::{DecodingError, ImageFormatHint};
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, RgbImage};
 
 use super::error::{DataError, Result};
+pub use loaded::LoadedImage;
 pub use markers::jpeg_is_complete;
 
 /// Most memory one image may take to decode: its pixels in their stored colour type, or as 8-bit
@@ -86,19 +88,53 @@ fn jpeg_error(
     }
 }
 
-/// Decodes any format `image` knows into RGB, its limits set to [`MAX_DECODED_BYTES`].
-fn decode_with_image(bytes: &[u8], what: &str) -> Result<RgbImage> {
-    let error = |source| DataError::Decode {
+/// The width and height an image's header declares (a JPEG's frame header, read by zune-jpeg;
+/// any other format's by `image`), without decoding its pixels: what a crop is drawn from. A
+/// file that is not an image, or a JPEG whose header is unreadable, fails here with the error
+/// [`decode_rgb`] gives it (a truncated JPEG's as [`DataError::Truncated`], which that checks
+/// first).
+pub fn image_dimensions(bytes: &[u8], what: &str) -> Result<(u32, u32)> {
+    if markers::is_jpeg(bytes) {
+        return zune::dimensions(bytes, what).map_err(|error| {
+            if jpeg_is_complete(bytes) {
+                error
+            } else {
+                DataError::Truncated {
+                    what: what.to_owned(),
+                }
+            }
+        });
+    }
+    let (decoder, _) = image_decoder(bytes, what)?;
+    Ok(decoder.dimensions())
+}
+
+/// The error for an image that `image` refused.
+fn image_error(what: &str, source: ImageError) -> DataError {
+    DataError::Decode {
         what: what.to_owned(),
         source,
-    };
+    }
+}
+
+/// `image`'s decoder for `bytes` (format sniffed from them), with the limits it is to decode
+/// under: at most [`MAX_DECODED_BYTES`].
+fn image_decoder<'a>(bytes: &'a [u8], what: &str) -> Result<(impl ImageDecoder + 'a, Limits)> {
+    let error = |source| image_error(what, source);
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| error(ImageError::IoError(e)))?;
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_DECODED_BYTES);
     reader.limits(limits.clone());
-    let mut decoder = reader.into_decoder().map_err(error)?;
+    let decoder = reader.into_decoder().map_err(error)?;
+    Ok((decoder, limits))
+}
+
+/// Decodes any format `image` knows into RGB, its limits set to [`MAX_DECODED_BYTES`].
+fn decode_with_image(bytes: &[u8], what: &str) -> Result<RgbImage> {
+    let error = |source| image_error(what, source);
+    let (mut decoder, mut limits) = image_decoder(bytes, what)?;
     let (width, height) = decoder.dimensions();
     let stored = decoder.total_bytes();
     let needed = stored.max(u64::from(width) * u64::from(height) * 3);
@@ -156,5 +192,29 @@ mod tests {
         // Within the limit, the same header fails only for its missing data.
         let err = decode_rgb(&png_header(1000, 1000), "small.png").unwrap_err();
         assert!(matches!(err, DataError::Decode { .. }), "{err}");
+    }
+
+    #[test]
+    fn dimensions_come_from_the_header_and_a_non_image_fails_as_decoding_it_does() {
+        let header = LoadedImage::Encoded {
+            bytes: png_header(1000, 700),
+            what: "small.png".into(),
+        };
+        assert_eq!(header.dimensions().unwrap(), (1000, 700));
+        for bytes in [
+            &b"GIF89a, but not really"[..],
+            b"plain text",
+            &[0xFF, 0xD8, 0xFF],
+        ] {
+            let loaded = LoadedImage::Encoded {
+                bytes: bytes.to_vec(),
+                what: "odd.jpg".into(),
+            };
+            let by_header = loaded.dimensions().unwrap_err().to_string();
+            assert_eq!(
+                by_header,
+                decode_rgb(bytes, "odd.jpg").unwrap_err().to_string()
+            );
+        }
     }
 }

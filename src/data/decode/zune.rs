@@ -83,3 +83,13 @@ fn options() -> DecoderOptions {
         .set_max_height(usize::MAX)
         .jpeg_set_out_colorspace(ColorSpace::RGB)
 }
+
+/// The width and height a JPEG's frame header declares, read without decoding any pixels.
+pub(super) fn dimensions(bytes: &[u8], what: &str) -> Result<(u32, u32)> {
+    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options());
+    decoder
+        .decode_headers()
+        .map_err(|source| jpeg_error(what, source))?;
+    let (width, height) = decoder.dimensions().expect("headers were decoded");
+    Ok((width as u32, height as u32))
+}

@@ -13,6 +13,7 @@ use image::{Rgb, RgbImage};
 
 use super::Source;
 use crate::data::cache::cache_dir;
+use crate::data::decode::LoadedImage;
 use crate::data::error::{DataError, Result};
 
 /// Where `apt-get install dataset-fashion-mnist` puts the files.
@@ -145,12 +146,16 @@ impl Source for FashionMnist {
         usize::from(self.labels[index])
     }
 
-    fn load(&self, index: usize) -> Result<RgbImage> {
+    fn read(&self, index: usize) -> Result<LoadedImage> {
         let pixels = self.pixels(index);
-        Ok(RgbImage::from_fn(SIDE as u32, SIDE as u32, |x, y| {
-            let v = pixels[y as usize * SIDE + x as usize];
-            Rgb([v, v, v])
-        }))
+        Ok(LoadedImage::Decoded(RgbImage::from_fn(
+            SIDE as u32,
+            SIDE as u32,
+            |x, y| {
+                let v = pixels[y as usize * SIDE + x as usize];
+                Rgb([v, v, v])
+            },
+        )))
     }
 }
 

@@ -2,10 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use image::RgbImage;
-
 use super::{has_image_extension, labels::write_labels, Source};
-use crate::data::decode::decode_rgb;
+use crate::data::decode::LoadedImage;
 use crate::data::error::{DataError, Result};
 
 /// Images found under one sub-folder per class.
@@ -114,10 +112,13 @@ impl Source for ImageFolder {
         self.items[index].1
     }
 
-    fn load(&self, index: usize) -> Result<RgbImage> {
+    fn read(&self, index: usize) -> Result<LoadedImage> {
         let path = self.path(index);
         let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-        decode_rgb(&bytes, &path.display().to_string())
+        Ok(LoadedImage::Encoded {
+            bytes,
+            what: path.display().to_string(),
+        })
     }
 }
 

@@ -22,6 +22,7 @@ pub use tfrecord::{
 
 use image::RgbImage;
 
+use super::decode::LoadedImage;
 use super::error::Result;
 
 /// A finite, indexable set of labelled images that worker threads read concurrently.
@@ -48,9 +49,15 @@ pub trait Source: Send + Sync {
     /// Class index of example `index`.
     fn label(&self, index: usize) -> usize;
 
-    /// Reads and decodes example `index` into RGB. An error means this example is unusable (corrupt
-    /// or unreadable); the loader skips it and keeps going.
-    fn load(&self, index: usize) -> Result<RgbImage>;
+    /// Reads example `index` without decoding it, so that a training crop decodes only the rows
+    /// it needs. An error means this example is unusable (unreadable); the loader skips it and
+    /// keeps going, as it does for one that then fails to decode.
+    fn read(&self, index: usize) -> Result<LoadedImage>;
+
+    /// Reads and decodes example `index` whole into RGB.
+    fn load(&self, index: usize) -> Result<RgbImage> {
+        self.read(index)?.decode()
+    }
 
     /// The order in which epoch `epoch` visits the examples: a permutation of `0..len()` that is
     /// a pure function of its arguments (so a resumed run sees the same order). By default a

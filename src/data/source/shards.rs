@@ -9,14 +9,13 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use image::RgbImage;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use super::labels::{read_labels, write_labels, LABELS_FILE};
 use super::max_side::{packed_images, MaxSide};
 use super::{has_image_extension, ImageFolder, Source};
-use crate::data::decode::{decode_rgb, MAX_DECODED_BYTES};
+use crate::data::decode::{LoadedImage, MAX_DECODED_BYTES};
 use crate::data::error::{DataError, Result};
 
 /// How many shards of `images_per_shard` images `folder` packs into, with `out_dir` created for
@@ -234,11 +233,11 @@ impl Source for ZipShards {
         self.entries[index].label
     }
 
-    fn load(&self, index: usize) -> Result<RgbImage> {
+    fn read(&self, index: usize) -> Result<LoadedImage> {
         let bytes = self.read_bytes(index)?;
         let entry = &self.entries[index];
         let what = format!("{}:{}", self.shards[entry.shard].path.display(), entry.name);
-        decode_rgb(&bytes, &what)
+        Ok(LoadedImage::Encoded { bytes, what })
     }
 }
 

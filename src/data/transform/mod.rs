@@ -16,6 +16,7 @@ use image::RgbImage;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::data::decode::LoadedImage;
 use crate::data::error::{DataError, Result};
 
 /// Which official preprocessing crops and resizes the images. The model's spec decides: the
@@ -185,13 +186,52 @@ impl TrainTransform {
     /// # Panics
     /// If `out.len() != image_size * image_size * 3` (a caller bug, not bad data).
     pub fn apply(&self, image: &RgbImage, rng: &mut impl Rng, out: &mut [f32]) {
+        let (crop, mirror) = self.crop_and_flip(image.dimensions(), rng);
+        self.apply_cropped(image, crop, mirror, rng, out);
+    }
+
+    /// [`Self::apply`] to an image not yet decoded: the crop is drawn from the header's
+    /// dimensions and only the rows down to its bottom are decoded, which gives the same output
+    /// from the same draws. So a JPEG damaged only below the crop window is used for this draw,
+    /// where decoding it whole would fail; an image that fails to decode is an error.
+    pub fn apply_loaded(
+        &self,
+        image: LoadedImage,
+        rng: &mut impl Rng,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let (image, crop, mirror) = self.decode_crop(image, rng)?;
+        self.apply_cropped(&image, crop, mirror, rng, out);
+        Ok(())
+    }
+
+    /// The first draws of [`Self::apply_loaded`] and [`Self::draw_loaded`], the crop and the
+    /// flip, from the header's dimensions, and the image decoded down to the crop's bottom.
+    pub(crate) fn decode_crop(
+        &self,
+        image: LoadedImage,
+        rng: &mut impl Rng,
+    ) -> Result<(RgbImage, CropBox, bool)> {
+        let (crop, mirror) = self.crop_and_flip(image.dimensions()?, rng);
+        let image = image.decode_top(crop.y + crop.height)?;
+        Ok((image, crop, mirror))
+    }
+
+    /// [`Self::apply`] after its first draws, the `crop` of `image` and whether to `mirror` it.
+    fn apply_cropped(
+        &self,
+        image: &RgbImage,
+        crop: CropBox,
+        mirror: bool,
+        rng: &mut impl Rng,
+        out: &mut [f32],
+    ) {
         let size = self.image_size;
         assert_eq!(
             out.len(),
             size * size * 3,
             "output buffer of the train transform"
         );
-        let (crop, mirror) = self.crop_and_flip(image, rng);
         let deterministic = self.preprocessing == Preprocessing::Deterministic;
         let resize_normalised = |out: &mut [f32]| {
             self.preprocessing.resize_normalised(
@@ -234,10 +274,9 @@ impl TrainTransform {
 }
 
 impl TrainTransform {
-    /// The pipeline's random crop of `image` and whether to mirror it: the first draws of an
+    /// The pipeline's random crop of an image of these dimensions and whether to mirror it: the first draws of an
     /// example's stream, whichever side augments it.
-    fn crop_and_flip(&self, image: &RgbImage, rng: &mut impl Rng) -> (CropBox, bool) {
-        let (width, height) = image.dimensions();
+    fn crop_and_flip(&self, (width, height): (u32, u32), rng: &mut impl Rng) -> (CropBox, bool) {
         let area_min = self.settings.crop_area_min(self.preprocessing);
         let crop = match self.preprocessing {
             Preprocessing::Standard => random_crop(width, height, area_min, rng),
@@ -270,6 +309,28 @@ impl TrainTransform {
     /// # Panics
     /// If [`Self::check_device`] fails (a caller bug: the loader checks it once).
     pub fn draw(&self, image: &RgbImage, rng: &mut impl Rng) -> DrawnExample {
+        let (crop, mirror) = self.crop_and_flip(image.dimensions(), rng);
+        self.draw_cropped(image, crop, mirror, rng)
+    }
+
+    /// [`Self::draw`] from an image not yet decoded, as [`Self::apply_loaded`] is to
+    /// [`Self::apply`]: only the rows down to the crop's bottom are decoded.
+    ///
+    /// # Panics
+    /// If [`Self::check_device`] fails.
+    pub fn draw_loaded(&self, image: LoadedImage, rng: &mut impl Rng) -> Result<DrawnExample> {
+        let (image, crop, mirror) = self.decode_crop(image, rng)?;
+        Ok(self.draw_cropped(&image, crop, mirror, rng))
+    }
+
+    /// [`Self::draw`] after its first draws, the `crop` of `image` and whether to `mirror` it.
+    fn draw_cropped(
+        &self,
+        image: &RgbImage,
+        crop: CropBox,
+        mirror: bool,
+        rng: &mut impl Rng,
+    ) -> DrawnExample {
         let Policy::RandAugment { layers } = self.policy else {
             panic!("{:?} does not run on the device", self.policy);
         };
@@ -277,7 +338,6 @@ impl TrainTransform {
             self.preprocessing != Preprocessing::Finetune,
             "the fine-tuning transform does not run on the device"
         );
-        let (crop, mirror) = self.crop_and_flip(image, rng);
         let size = self.image_size;
         let image = self
             .preprocessing

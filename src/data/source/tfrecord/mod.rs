@@ -28,7 +28,6 @@ use std::io::BufReader;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use image::RgbImage;
 use rayon::prelude::*;
 
 pub use files::{detect_layout, TRAIN_SPLIT, VALIDATION_SPLIT};
@@ -36,7 +35,7 @@ pub use pack::pack_tfrecords;
 
 use super::labels::{parse_labels, LABELS_FILE};
 use super::Source;
-use crate::data::decode::decode_rgb;
+use crate::data::decode::LoadedImage;
 use crate::data::error::{DataError, Result};
 use crate::data::rng::{stream, Purpose};
 use crate::data::tfrecord::framing::{
@@ -471,7 +470,7 @@ impl Source for TfRecordShards {
         interleaved_order(&self.shard_ranges, INTERLEAVE, SHUFFLE_BUFFER, &mut rng)
     }
 
-    fn load(&self, index: usize) -> Result<RgbImage> {
+    fn read(&self, index: usize) -> Result<LoadedImage> {
         let image = self.load_example(index)?;
         let entry = &self.entries[index];
         let what = format!(
@@ -479,6 +478,9 @@ impl Source for TfRecordShards {
             self.shards[entry.shard].what(),
             entry.record
         );
-        decode_rgb(&image.encoded, &what)
+        Ok(LoadedImage::Encoded {
+            bytes: image.encoded,
+            what,
+        })
     }
 }
