@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use aot_common::selection;
 use effnetv2::aot::{AotCompiler, ChipRates, GraphReport, Target};
+use effnetv2::data::Normalization;
 use effnetv2::hlo::{ArrayShape, BinaryOp, Builder, Computation, ElementType, Module};
 use effnetv2::model::{load_spec, Model};
 use effnetv2::program::executables::ExecutableCache;
@@ -17,6 +18,7 @@ use effnetv2::program::graph_plan::{plan_graphs, GraphRole, GraphSelection, Plan
 use effnetv2::program::placement::Placement;
 use effnetv2::runtime::CompileOptions;
 use effnetv2::step::agreement_graph::agreement_step;
+use effnetv2::step::graphs::{DeviceAugment, InputMode};
 use effnetv2::step::state::StateLayout;
 
 fn compiler(target: &str) -> AotCompiler {
@@ -245,6 +247,29 @@ fn a_train_step_looping_over_k_batches_compiles_for_a_v5e_chip() {
     );
     assert_eq!(
         m.aliased, m1.aliased,
+        "the state is donated in place in both"
+    );
+}
+
+#[test]
+fn a_train_step_augmenting_on_the_device_compiles_for_a_v5e_chip() {
+    // `--augment-on device`: u8 images, RandAugment's four stages (gathers, one-hot products),
+    // normalisation and mixing in the step must compile for the TPU too.
+    let chip = compiler("tpu:v5e");
+    let model = model("tiny");
+    let host = &plan(&model, Some(0), false, 1)[0];
+    let on_device = GraphSelection {
+        input: InputMode::DeviceAugment(DeviceAugment::new(2, true, Normalization::CENTRED)),
+        ..selection(Some(0), false, 1)
+    };
+    let on_device = &plan_graphs(&model, &on_device).unwrap()[0];
+    let report = chip
+        .report(&model, on_device, None)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    check_report(&model, &report);
+    let single = chip.report(&model, host, None).unwrap();
+    assert_eq!(
+        report.cost.memory.aliased, single.cost.memory.aliased,
         "the state is donated in place in both"
     );
 }
