@@ -184,6 +184,46 @@ fn every_operation_on_photos_matches_the_host() {
     }
 }
 
+/// Rotations over the whole circle (on square images; on others up to the 60 degrees the warp
+/// supports there), shears and translations up to magnitude 20 and beyond, at angles and
+/// offsets that land on half pixels.
+fn geometric_ops(square: bool) -> Vec<Op> {
+    let mut degrees: Vec<f32> = (-24..=24).map(|i| i as f32 * 7.5).collect();
+    degrees.extend([
+        0.3, -0.3, 44.9, 45.1, -45.1, 59.9, 60.0, 67.5, 89.9, 135.2, 180.0, -179.0,
+    ]);
+    let mut ops: Vec<Op> = degrees
+        .into_iter()
+        .filter(|d| square || d.abs() <= 60.0)
+        .map(|degrees| Op::Rotate { degrees })
+        .collect();
+    for level in [0.05f32, 0.15, 0.25, 0.3, 0.45, 0.6, 0.9] {
+        for level in [level, -level] {
+            ops.extend([Op::ShearX { level }, Op::ShearY { level }]);
+        }
+    }
+    for pixels in [0.5f32, 1.5, 2.5, 13.3, 50.0, 100.0, 200.0] {
+        for pixels in [pixels, -pixels] {
+            ops.extend([Op::TranslateX { pixels }, Op::TranslateY { pixels }]);
+        }
+    }
+    ops
+}
+
+#[test]
+fn geometric_operations_match_the_host_exactly_at_every_angle() {
+    for (w, h) in [(33, 33), (48, 40), (29, 52)] {
+        let ops = geometric_ops(w == h);
+        let images = photo_crops(w, h, ops.len());
+        let layers = vec![ops.clone()];
+        let device = device_randaugment(&images, &layers);
+        let host = host_randaugment(&images, &layers);
+        for (e, op) in ops.iter().enumerate() {
+            compare(&format!("{op:?} on {w}x{h}"), &device[e], &host[e], 0, 0.0);
+        }
+    }
+}
+
 #[test]
 fn value_statistics_of_flat_and_tiny_images_match_the_host() {
     // A flat image, one flat channel, two values only, and a photo crop: AutoContrast and
