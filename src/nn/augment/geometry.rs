@@ -41,20 +41,8 @@ pub(super) fn warp(b: &mut Builder, images: Value, warp: Value) -> Result<Value>
     let readers = Readers::of(b, &formulas, [n, h, w])?;
     let intermediate = along_columns(b, images, readers.row)?;
     // Pass 2: per example and row, the slots' one-hot reader codes `[B, H, 2W, W]` contracted
-    // with the intermediate `[B, H, 2W, 3]` over the slots. The slots that have a reader carry
-    // their values plus one (at most 256, exact in bf16), so that a pixel without a source
-    // comes out as 0 and gets the fill.
-    let slots = [n, h, 2 * w, 3];
-    let none = b.full(&ArrayShape::new(ElementType::S32, &[n, h, 2 * w]), -1.0)?;
-    let read = b.compare(Ne, readers.pixel, none)?;
-    let read = b.broadcast_in_dim(read, &slots, &[0, 1, 2])?;
-    let bf16s = |b: &mut Builder, dims: &[i64], v: f64| {
-        b.full(&ArrayShape::new(ElementType::Bf16, dims), v)
-    };
-    let one = bf16s(b, &slots, 1.0)?;
-    let shifted = b.add(intermediate, one)?;
-    let zero = bf16s(b, &slots, 0.0)?;
-    let shifted = b.select(read, shifted, zero)?;
+    // with the intermediate `[B, H, 2W, 3]` over the slots. A pixel without a source comes out
+    // as 0 ([`along_columns`] adds one to the others) and gets the fill.
     let codes = one_hot(b, readers.pixel, w)?;
     let along_rows = DotDimensionNumbers {
         lhs_batch: vec![0, 1],
@@ -62,14 +50,25 @@ pub(super) fn warp(b: &mut Builder, images: Value, warp: Value) -> Result<Value>
         lhs_contracting: vec![2],
         rhs_contracting: vec![2],
     };
-    let sampled = b.dot_general(codes, shifted, &along_rows)?;
-    let zero = bf16s(b, &dims, 0.0)?;
-    let unread = b.compare(Eq, sampled, zero)?;
-    let one = bf16s(b, &dims, 1.0)?;
-    let colours = b.sub(sampled, one)?;
-    let colours = b.convert(colours, ElementType::U8)?;
+    let sampled = b.dot_general(codes, intermediate, &along_rows)?;
+    let colours = b.convert(sampled, ElementType::U8)?;
+    let read = sources_inside(b, &formulas, [n, h, w])?;
+    let read = b.broadcast_in_dim(read, &dims, &[0, 1, 2])?;
     let fill = b.full(&ArrayShape::new(ElementType::U8, &dims), FILL as f64)?;
-    b.select(unread, fill, colours)
+    b.select(read, colours, fill)
+}
+
+/// Where output pixel (x, y) has its source inside the image: pred `[B, H, W]`.
+fn sources_inside(b: &mut Builder, formulas: &Formulas, plane: [i64; 3]) -> Result<Value> {
+    let [_, h, w] = plane;
+    let (c, r) = (formulas.spread(b, &plane)?);
+    let x = b.iota_of(ElementType::F32, &plane, 2)?;
+    let y = b.iota_of(ElementType::F32, &plane, 1)?;
+    let column = host_formula(b, c, x, y)?;
+    let row = host_formula(b, r, x, y)?;
+    let column = inside(b, column, w)?;
+    let row = inside(b, row, h)?;
+    b.and(column, row)
 }
 
 /// Each example's two coordinate formulas (`[B]` coefficient triplets `p, q, r` of
@@ -83,6 +82,19 @@ struct Formulas {
 }
 
 impl Formulas {
+    /// The column and the row formulas' coefficients broadcast to `dims` (`[B, ...]`).
+    fn spread(&self, b: &mut Builder, dims: &[i64]) -> Result<([Value; 3], [Value; 3])> {
+        let mut spread = |triplet: [Value; 3]| -> Result<[Value; 3]> {
+            let [p, q, r] = triplet;
+            Ok([
+                leading(b, p, dims)?,
+                leading(b, q, dims)?,
+                leading(b, r, dims)?,
+            ])
+        };
+        Ok((spread(self.column)?, spread(self.row)?))
+    }
+
     fn of(b: &mut Builder, warp: Value, square: bool) -> Result<Formulas> {
         let mut t = Vec::with_capacity(6);
         for i in 0..6 {
@@ -136,15 +148,7 @@ impl Readers {
         let dims = [n, h, 2, w];
         let f32s = |b: &mut Builder, v: f64| b.full(&ArrayShape::new(ElementType::F32, &dims), v);
         let s32s = |b: &mut Builder, v: f64| b.full(&ArrayShape::new(ElementType::S32, &dims), v);
-        let mut spread = |triplet: [Value; 3]| -> Result<[Value; 3]> {
-            let [p, q, r] = triplet;
-            Ok([
-                leading(b, p, &dims)?,
-                leading(b, q, &dims)?,
-                leading(b, r, &dims)?,
-            ])
-        };
-        let (c, r) = (spread(formulas.column)?, spread(formulas.row)?);
+        let (c, r) = formulas.spread(b, &dims)?;
         let y = b.iota_of(ElementType::F32, &dims, 1)?;
         let rank = b.iota_of(ElementType::S32, &dims, 2)?;
         let source_column = b.iota_of(ElementType::F32, &dims, 3)?;
@@ -222,9 +226,9 @@ fn one_hot(b: &mut Builder, index: Value, size: i64) -> Result<Value> {
 }
 
 /// Pass 1: bf16 `[B, H, 2W, 3]` whose slot `column + W * k` of row y holds input pixel
-/// (`column`, `rows[y, slot]`) of `images` (u8 `[B, H, W, 3]`), 0 where `rows` is -1: per
-/// example and input column, the rows' one-hot codes times that column. The intermediate is
-/// transposed to rows as bytes, the cheapest form.
+/// (`column`, `rows[y, slot]`) of `images` (u8 `[B, H, W, 3]`) plus one, and 0 where `rows` is
+/// -1 (whose one-hot code is all zeros): per example and input column, the rows' one-hot codes
+/// times that column. Values up to 256 are exact in bf16.
 fn along_columns(b: &mut Builder, images: Value, rows: Value) -> Result<Value> {
     let dims = b.array_shape("warp", images)?.dims().to_vec();
     let (n, h, w) = (dims[0], dims[1], dims[2]);
