@@ -3,7 +3,7 @@
 
 use super::{column, leading, within};
 use crate::data::transform::randaugment::geometric::FILL;
-use crate::hlo::ComparisonDirection::{Eq, Ge, Gt, Le, Ne};
+use crate::hlo::ComparisonDirection::{Eq, Ge, Gt, Le};
 use crate::hlo::{error::Result, ArrayShape, Builder, DotDimensionNumbers, ElementType, Value};
 
 /// Each example's affine transform `warp` (f32 `[B, 8]`, `geometric::Transform`, whose
@@ -25,7 +25,8 @@ use crate::hlo::{error::Result, ArrayShape, Builder, DotDimensionNumbers, Elemen
 /// `|cos|`, so for square images (as training crops are) an example whose source row moves
 /// faster (`|b0| > |a0|`, rotations past 45 degrees) reads the transposed image instead
 /// ([`Formulas`]), which keeps the step at least `1/sqrt(2)`. On other images a rotation past
-/// 60 degrees would give a third reader the [`FILL`].
+/// 60 degrees would leave a third reader of a column black (no RandAugment magnitude does so on
+/// the square crops training uses).
 pub(super) fn warp(b: &mut Builder, images: Value, warp: Value) -> Result<Value> {
     let dims = b.array_shape("warp", images)?.dims().to_vec();
     let (n, h, w) = (dims[0], dims[1], dims[2]);
@@ -61,7 +62,7 @@ pub(super) fn warp(b: &mut Builder, images: Value, warp: Value) -> Result<Value>
 /// Where output pixel (x, y) has its source inside the image: pred `[B, H, W]`.
 fn sources_inside(b: &mut Builder, formulas: &Formulas, plane: [i64; 3]) -> Result<Value> {
     let [_, h, w] = plane;
-    let (c, r) = (formulas.spread(b, &plane)?);
+    let (c, r) = formulas.spread(b, &plane)?;
     let x = b.iota_of(ElementType::F32, &plane, 2)?;
     let y = b.iota_of(ElementType::F32, &plane, 1)?;
     let column = host_formula(b, c, x, y)?;
