@@ -4,7 +4,7 @@
 
 use super::leading;
 use crate::data::transform::randaugment::encoded::TableSource;
-use crate::hlo::ComparisonDirection::{Eq, Le};
+use crate::hlo::ComparisonDirection::{Eq, Le, Lt};
 use crate::hlo::{
     error::Result, ArrayShape, BinaryOp, Builder, Computation, DotDimensionNumbers, ElementType,
     PadDim, Value, WindowDim,
@@ -18,9 +18,12 @@ const LEVELS: i64 = 256;
 pub(super) fn apply(b: &mut Builder, images: Value, given: Value, source: Value) -> Result<Value> {
     let n = b.array_shape("table", images)?.dims()[0];
     let dims = [n, 3, LEVELS];
-    let nibbles = Nibbles::of(b, images)?;
+    // The histogram's counts need f32 (up to H * W); the look-up's entries (up to 255) are
+    // exact in bf16, half the bytes.
+    let counting = Nibbles::of(b, images, ElementType::F32)?;
     let autocontrast = autocontrast_tables(b, images)?;
-    let equalize = equalize_tables(b, images, &nibbles)?;
+    let equalize = equalize_tables(b, images, &counting)?;
+    let nibbles = Nibbles::of(b, images, ElementType::Bf16)?;
     let source = leading(b, source, &dims)?;
     let mut tables = given;
     for (code, computed) in [
@@ -37,46 +40,53 @@ pub(super) fn apply(b: &mut Builder, images: Value, given: Value, source: Value)
     look_up(b, &nibbles, tables)
 }
 
-/// Every value of a batch split into its high and low four bits, each as a one-hot code: f32
-/// `[B, 3, H, W, 16]` (channels before the pixels, so that each (example, channel) is one
-/// matrix). Table look-ups and histograms are then matrix products, which a TPU runs on its
-/// matrix unit; a gather of single bytes at ten million places costs it more than the whole
+/// Every value of a batch split into its high and low four bits, each as a one-hot code of a
+/// float type: `[B, 3, H, W, 16]` (channels before the pixels, so that each (example, channel)
+/// is one matrix). Table look-ups and histograms are then matrix products, which a TPU runs on
+/// its matrix unit; a gather of single bytes at ten million places costs it more than the whole
 /// train step.
+///
+/// The codes are comparisons of each value with the 16 codes (`v ^ 16k < 16` for the high
+/// nibble, `(v ^ k) & 15 == 0` for the low one), never a nibble computed from the value alone:
+/// XLA would compute such a nibble once per value and write it to memory, two more u8 images,
+/// where the comparisons stay inside the matrix product's fusion, which reads the u8 image.
 struct Nibbles {
     high: Value,
     low: Value,
 }
 
 impl Nibbles {
-    fn of(b: &mut Builder, images: Value) -> Result<Nibbles> {
+    /// The codes of `images` (u8 `[B, H, W, 3]`) as values of `ty`.
+    fn of(b: &mut Builder, images: Value, ty: ElementType) -> Result<Nibbles> {
         let planes = b.transpose(images, &[0, 3, 1, 2])?;
         let dims = b.array_shape("table", planes)?.dims().to_vec();
         let wide: Vec<i64> = dims.iter().copied().chain([16]).collect();
-        let u8s = |b: &mut Builder, v: f64| b.full(&ArrayShape::new(ElementType::U8, &dims), v);
-        let one_hot = |b: &mut Builder, digit: Value| -> Result<Value> {
-            let digit = b.broadcast_in_dim(digit, &wide, &[0, 1, 2, 3])?;
-            let codes = b.iota_of(ElementType::U8, &wide, 4)?;
-            let hit = b.compare(Eq, digit, codes)?;
-            b.convert(hit, ElementType::F32)
-        };
-        let four = u8s(b, 4.0)?;
+        let values = b.broadcast_in_dim(planes, &wide, &[0, 1, 2, 3])?;
+        let u8s = |b: &mut Builder, v: f64| b.full(&ArrayShape::new(ElementType::U8, &wide), v);
+        let code = b.iota_of(ElementType::U8, &wide, 4)?;
+        let sixteen = u8s(b, 16.0)?;
         let fifteen = u8s(b, 15.0)?;
-        let high = b.shift_right_logical(planes, four)?;
-        let low = b.and(planes, fifteen)?;
-        Ok(Nibbles {
-            high: one_hot(b, high)?,
-            low: one_hot(b, low)?,
-        })
+        let zero = u8s(b, 0.0)?;
+        let row_start = b.mul(code, sixteen)?;
+        let in_row = b.xor(values, row_start)?;
+        let high = b.compare(Lt, in_row, sixteen)?;
+        let column = b.xor(values, code)?;
+        let column = b.and(column, fifteen)?;
+        let low = b.compare(Eq, column, zero)?;
+        let (high, low) = (b.convert(high, ty)?, b.convert(low, ty)?);
+        Ok(Nibbles { high, low })
     }
 }
 
 /// Channel `c` of example `e` mapped through `tables[e, c]` (u8 `[B, 3, 256]`), back in the
 /// images' layout `[B, H, W, 3]`: the high nibble's code picks a row of the table seen as 16 x 16
-/// (a matrix product), the low nibble's code an entry of that row. Exact: each value is one
-/// table entry times one.
+/// (a matrix product, in bf16), the low nibble's code an entry of that row, taken as u8 before
+/// the sum over the row: the u8 result is what XLA then moves back into the images' layout,
+/// a quarter of the bytes of an f32 one. Exact: each value is one table entry (at most 255,
+/// exact in bf16) times one, and the other fifteen entries of the row are zeros.
 fn look_up(b: &mut Builder, nibbles: &Nibbles, tables: Value) -> Result<Value> {
     let n = b.array_shape("table", tables)?.dims()[0];
-    let tables = b.convert(tables, ElementType::F32)?;
+    let tables = b.convert(tables, ElementType::Bf16)?;
     let tables = b.reshape(tables, &[n, 3, 16, 16])?;
     let rows = DotDimensionNumbers {
         lhs_batch: vec![0, 1],
@@ -86,8 +96,8 @@ fn look_up(b: &mut Builder, nibbles: &Nibbles, tables: Value) -> Result<Value> {
     };
     let rows = b.dot_general(nibbles.high, tables, &rows)?;
     let entries = b.mul(rows, nibbles.low)?;
-    let values = b.reduce_sum(entries, &[4])?;
-    let values = b.convert(values, ElementType::U8)?;
+    let entries = b.convert(entries, ElementType::U8)?;
+    let values = b.reduce_binary(entries, BinaryOp::Add, 0.0, &[4])?;
     b.transpose(values, &[0, 2, 3, 1])
 }
 
