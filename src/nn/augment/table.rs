@@ -4,7 +4,7 @@
 
 use super::leading;
 use crate::data::transform::randaugment::encoded::TableSource;
-use crate::hlo::ComparisonDirection::{Eq, Le, Lt};
+use crate::hlo::ComparisonDirection::{Eq, Gt, Le, Lt};
 use crate::hlo::{
     error::Result, ArrayShape, BinaryOp, Builder, Computation, DotDimensionNumbers, ElementType,
     PadDim, Value, WindowDim,
@@ -21,8 +21,9 @@ pub(super) fn apply(b: &mut Builder, images: Value, given: Value, source: Value)
     // The histogram's counts need f32 (up to H * W); the look-up's entries (up to 255) are
     // exact in bf16, half the bytes.
     let counting = Nibbles::of(b, images, ElementType::F32)?;
-    let autocontrast = autocontrast_tables(b, images)?;
-    let equalize = equalize_tables(b, images, &counting)?;
+    let statistics = Statistics::of(b, &counting)?;
+    let autocontrast = autocontrast_tables(b, &statistics)?;
+    let equalize = equalize_tables(b, &statistics)?;
     let nibbles = Nibbles::of(b, images, ElementType::Bf16)?;
     let source = leading(b, source, &dims)?;
     let mut tables = given;
@@ -101,13 +102,55 @@ fn look_up(b: &mut Builder, nibbles: &Nibbles, tables: Value) -> Result<Value> {
     b.transpose(values, &[0, 2, 3, 1])
 }
 
+/// Each channel's 256-bin histogram (s32 `[B, 3, 256]`) and its lowest and highest values
+/// (s32 `[B, 3]`), all from the one pass over the image that the histogram takes.
+struct Statistics {
+    histogram: Value,
+    lowest: Value,
+    highest: Value,
+}
+
+impl Statistics {
+    /// The histogram is a matrix product of the nibbles' codes: summed over the pixels, their
+    /// product counts every (high, low) pair (32 compares per value instead of 256). The counts
+    /// are exact: f32 sums of ones (below 2^24), then integers. The lowest and highest values
+    /// are the first and last bins that are not empty.
+    fn of(b: &mut Builder, nibbles: &Nibbles) -> Result<Statistics> {
+        let n = b.array_shape("histogram", nibbles.high)?.dims()[0];
+        let dims = [n, 3, LEVELS];
+        let pairs = DotDimensionNumbers {
+            lhs_batch: vec![0, 1],
+            rhs_batch: vec![0, 1],
+            lhs_contracting: vec![2, 3],
+            rhs_contracting: vec![2, 3],
+        };
+        let histogram = b.dot_general(nibbles.high, nibbles.low, &pairs)?;
+        let histogram = b.reshape(histogram, &dims)?;
+        let histogram = b.convert(histogram, ElementType::S32)?;
+        let s32s = |b: &mut Builder, v: f64| b.full(&ArrayShape::new(ElementType::S32, &dims), v);
+        let empty = s32s(b, 0.0)?;
+        let present = b.compare(Gt, histogram, empty)?;
+        let level = b.iota_of(ElementType::S32, &dims, 2)?;
+        let above_all = s32s(b, LEVELS as f64)?;
+        let below_all = s32s(b, -1.0)?;
+        let lowest = b.select(present, level, above_all)?;
+        let lowest = b.reduce_binary(lowest, BinaryOp::Minimum, LEVELS as f64, &[2])?;
+        let highest = b.select(present, level, below_all)?;
+        let highest = b.reduce_binary(highest, BinaryOp::Maximum, -1.0, &[2])?;
+        Ok(Statistics {
+            histogram,
+            lowest,
+            highest,
+        })
+    }
+}
+
 /// `color::autocontrast`'s tables: per channel, `v * scale + offset` (f32, clipped, truncated)
 /// with `scale = 255 / (hi - lo)`, `offset = -lo * scale`; the identity for a flat channel.
-fn autocontrast_tables(b: &mut Builder, images: Value) -> Result<Value> {
-    let n = b.array_shape("autocontrast", images)?.dims()[0];
+fn autocontrast_tables(b: &mut Builder, statistics: &Statistics) -> Result<Value> {
+    let n = b.array_shape("autocontrast", statistics.histogram)?.dims()[0];
     let dims = [n, 3, LEVELS];
-    let lo = b.reduce_binary(images, BinaryOp::Minimum, 255.0, &[1, 2])?;
-    let hi = b.reduce_binary(images, BinaryOp::Maximum, 0.0, &[1, 2])?;
+    let (lo, hi) = (statistics.lowest, statistics.highest);
     let flat = b.compare(Le, hi, lo)?;
     let flat = leading(b, flat, &dims)?;
     let lo = b.convert(lo, ElementType::F32)?;
@@ -136,21 +179,10 @@ fn autocontrast_tables(b: &mut Builder, images: Value) -> Result<Value> {
 /// `color::equalize`'s tables: `lut[v] = (below[v] + step / 2) / step` (capped at 255), where
 /// `below[v]` counts the channel's values under `v` and `step = (count - count of the highest
 /// value) / 255`; the identity where `step == 0`.
-///
-/// The 256-bin histogram is a matrix product of the nibbles' codes: summed over the pixels,
-/// their product counts every (high, low) pair (32 compares per value instead of 256); `below`
-/// is its running sum. The counts are exact: f32 sums of ones (below 2^24), then integers.
-fn equalize_tables(b: &mut Builder, images: Value, nibbles: &Nibbles) -> Result<Value> {
-    let n = b.array_shape("equalize", images)?.dims()[0];
-    let pairs = DotDimensionNumbers {
-        lhs_batch: vec![0, 1],
-        rhs_batch: vec![0, 1],
-        lhs_contracting: vec![2, 3],
-        rhs_contracting: vec![2, 3],
-    };
-    let histogram = b.dot_general(nibbles.high, nibbles.low, &pairs)?;
-    let histogram = b.reshape(histogram, &[n, 3, LEVELS])?;
-    let histogram = b.convert(histogram, ElementType::S32)?;
+/// `below` is the histogram's running sum.
+fn equalize_tables(b: &mut Builder, statistics: &Statistics) -> Result<Value> {
+    let histogram = statistics.histogram;
+    let n = b.array_shape("equalize", histogram)?.dims()[0];
     let table_dims = [n, 3, LEVELS];
     // `below[v]`, the sum of the bins under `v`: the histogram shifted up by one bin, then its
     // running sum (a window of all 256 bins ending at each one), in integers.
@@ -174,9 +206,7 @@ fn equalize_tables(b: &mut Builder, images: Value, nibbles: &Nibbles) -> Result<
     ];
     let below = b.reduce_window(shifted, zero, &running, &add)?;
     // The values under the channel's highest one: all but the count of the highest value.
-    let highest = b.reduce_binary(images, BinaryOp::Maximum, 0.0, &[1, 2])?;
-    let highest = b.convert(highest, ElementType::S32)?;
-    let highest = leading(b, highest, &table_dims)?;
+    let highest = leading(b, statistics.highest, &table_dims)?;
     let level = b.iota_of(ElementType::S32, &table_dims, 2)?;
     let at_highest = b.compare(Eq, level, highest)?;
     let none = b.full(&ArrayShape::new(ElementType::S32, &table_dims), 0.0)?;
