@@ -4,7 +4,7 @@
 
 use super::leading;
 use crate::data::transform::randaugment::encoded::TableSource;
-use crate::hlo::ComparisonDirection::{Eq, Le};
+use crate::hlo::ComparisonDirection::{Eq, Gt, Le, Lt};
 use crate::hlo::{
     error::Result, ArrayShape, BinaryOp, Builder, Computation, DotDimensionNumbers, ElementType,
     PadDim, Value, WindowDim,
@@ -18,9 +18,13 @@ const LEVELS: i64 = 256;
 pub(super) fn apply(b: &mut Builder, images: Value, given: Value, source: Value) -> Result<Value> {
     let n = b.array_shape("table", images)?.dims()[0];
     let dims = [n, 3, LEVELS];
-    let nibbles = Nibbles::of(b, images)?;
-    let autocontrast = autocontrast_tables(b, images)?;
-    let equalize = equalize_tables(b, images, &nibbles)?;
+    // The histogram's counts need f32 (up to H * W); the look-up's entries (up to 255) are
+    // exact in bf16, half the bytes.
+    let counting = Nibbles::of(b, images, ElementType::F32)?;
+    let statistics = Statistics::of(b, &counting)?;
+    let autocontrast = autocontrast_tables(b, &statistics)?;
+    let equalize = equalize_tables(b, &statistics)?;
+    let nibbles = Nibbles::of(b, images, ElementType::Bf16)?;
     let source = leading(b, source, &dims)?;
     let mut tables = given;
     for (code, computed) in [
@@ -37,46 +41,53 @@ pub(super) fn apply(b: &mut Builder, images: Value, given: Value, source: Value)
     look_up(b, &nibbles, tables)
 }
 
-/// Every value of a batch split into its high and low four bits, each as a one-hot code: f32
-/// `[B, 3, H, W, 16]` (channels before the pixels, so that each (example, channel) is one
-/// matrix). Table look-ups and histograms are then matrix products, which a TPU runs on its
-/// matrix unit; a gather of single bytes at ten million places costs it more than the whole
+/// Every value of a batch split into its high and low four bits, each as a one-hot code of a
+/// float type: `[B, 3, H, W, 16]` (channels before the pixels, so that each (example, channel)
+/// is one matrix). Table look-ups and histograms are then matrix products, which a TPU runs on
+/// its matrix unit; a gather of single bytes at ten million places costs it more than the whole
 /// train step.
+///
+/// The codes are comparisons of each value with the 16 codes (`v ^ 16k < 16` for the high
+/// nibble, `(v ^ k) & 15 == 0` for the low one), never a nibble computed from the value alone:
+/// XLA would compute such a nibble once per value and write it to memory, two more u8 images,
+/// where the comparisons stay inside the matrix product's fusion, which reads the u8 image.
 struct Nibbles {
     high: Value,
     low: Value,
 }
 
 impl Nibbles {
-    fn of(b: &mut Builder, images: Value) -> Result<Nibbles> {
+    /// The codes of `images` (u8 `[B, H, W, 3]`) as values of `ty`.
+    fn of(b: &mut Builder, images: Value, ty: ElementType) -> Result<Nibbles> {
         let planes = b.transpose(images, &[0, 3, 1, 2])?;
         let dims = b.array_shape("table", planes)?.dims().to_vec();
         let wide: Vec<i64> = dims.iter().copied().chain([16]).collect();
-        let u8s = |b: &mut Builder, v: f64| b.full(&ArrayShape::new(ElementType::U8, &dims), v);
-        let one_hot = |b: &mut Builder, digit: Value| -> Result<Value> {
-            let digit = b.broadcast_in_dim(digit, &wide, &[0, 1, 2, 3])?;
-            let codes = b.iota_of(ElementType::U8, &wide, 4)?;
-            let hit = b.compare(Eq, digit, codes)?;
-            b.convert(hit, ElementType::F32)
-        };
-        let four = u8s(b, 4.0)?;
+        let values = b.broadcast_in_dim(planes, &wide, &[0, 1, 2, 3])?;
+        let u8s = |b: &mut Builder, v: f64| b.full(&ArrayShape::new(ElementType::U8, &wide), v);
+        let code = b.iota_of(ElementType::U8, &wide, 4)?;
+        let sixteen = u8s(b, 16.0)?;
         let fifteen = u8s(b, 15.0)?;
-        let high = b.shift_right_logical(planes, four)?;
-        let low = b.and(planes, fifteen)?;
-        Ok(Nibbles {
-            high: one_hot(b, high)?,
-            low: one_hot(b, low)?,
-        })
+        let zero = u8s(b, 0.0)?;
+        let row_start = b.mul(code, sixteen)?;
+        let in_row = b.xor(values, row_start)?;
+        let high = b.compare(Lt, in_row, sixteen)?;
+        let column = b.xor(values, code)?;
+        let column = b.and(column, fifteen)?;
+        let low = b.compare(Eq, column, zero)?;
+        let (high, low) = (b.convert(high, ty)?, b.convert(low, ty)?);
+        Ok(Nibbles { high, low })
     }
 }
 
 /// Channel `c` of example `e` mapped through `tables[e, c]` (u8 `[B, 3, 256]`), back in the
 /// images' layout `[B, H, W, 3]`: the high nibble's code picks a row of the table seen as 16 x 16
-/// (a matrix product), the low nibble's code an entry of that row. Exact: each value is one
-/// table entry times one.
+/// (a matrix product, in bf16), the low nibble's code an entry of that row, taken as u8 before
+/// the sum over the row: the u8 result is what XLA then moves back into the images' layout,
+/// a quarter of the bytes of an f32 one. Exact: each value is one table entry (at most 255,
+/// exact in bf16) times one, and the other fifteen entries of the row are zeros.
 fn look_up(b: &mut Builder, nibbles: &Nibbles, tables: Value) -> Result<Value> {
     let n = b.array_shape("table", tables)?.dims()[0];
-    let tables = b.convert(tables, ElementType::F32)?;
+    let tables = b.convert(tables, ElementType::Bf16)?;
     let tables = b.reshape(tables, &[n, 3, 16, 16])?;
     let rows = DotDimensionNumbers {
         lhs_batch: vec![0, 1],
@@ -86,18 +97,60 @@ fn look_up(b: &mut Builder, nibbles: &Nibbles, tables: Value) -> Result<Value> {
     };
     let rows = b.dot_general(nibbles.high, tables, &rows)?;
     let entries = b.mul(rows, nibbles.low)?;
-    let values = b.reduce_sum(entries, &[4])?;
-    let values = b.convert(values, ElementType::U8)?;
+    let entries = b.convert(entries, ElementType::U8)?;
+    let values = b.reduce_binary(entries, BinaryOp::Add, 0.0, &[4])?;
     b.transpose(values, &[0, 2, 3, 1])
+}
+
+/// Each channel's 256-bin histogram (s32 `[B, 3, 256]`) and its lowest and highest values
+/// (s32 `[B, 3]`), all from the one pass over the image that the histogram takes.
+struct Statistics {
+    histogram: Value,
+    lowest: Value,
+    highest: Value,
+}
+
+impl Statistics {
+    /// The histogram is a matrix product of the nibbles' codes: summed over the pixels, their
+    /// product counts every (high, low) pair (32 compares per value instead of 256). The counts
+    /// are exact: f32 sums of ones (below 2^24), then integers. The lowest and highest values
+    /// are the first and last bins that are not empty.
+    fn of(b: &mut Builder, nibbles: &Nibbles) -> Result<Statistics> {
+        let n = b.array_shape("histogram", nibbles.high)?.dims()[0];
+        let dims = [n, 3, LEVELS];
+        let pairs = DotDimensionNumbers {
+            lhs_batch: vec![0, 1],
+            rhs_batch: vec![0, 1],
+            lhs_contracting: vec![2, 3],
+            rhs_contracting: vec![2, 3],
+        };
+        let histogram = b.dot_general(nibbles.high, nibbles.low, &pairs)?;
+        let histogram = b.reshape(histogram, &dims)?;
+        let histogram = b.convert(histogram, ElementType::S32)?;
+        let s32s = |b: &mut Builder, v: f64| b.full(&ArrayShape::new(ElementType::S32, &dims), v);
+        let empty = s32s(b, 0.0)?;
+        let present = b.compare(Gt, histogram, empty)?;
+        let level = b.iota_of(ElementType::S32, &dims, 2)?;
+        let above_all = s32s(b, LEVELS as f64)?;
+        let below_all = s32s(b, -1.0)?;
+        let lowest = b.select(present, level, above_all)?;
+        let lowest = b.reduce_binary(lowest, BinaryOp::Minimum, LEVELS as f64, &[2])?;
+        let highest = b.select(present, level, below_all)?;
+        let highest = b.reduce_binary(highest, BinaryOp::Maximum, -1.0, &[2])?;
+        Ok(Statistics {
+            histogram,
+            lowest,
+            highest,
+        })
+    }
 }
 
 /// `color::autocontrast`'s tables: per channel, `v * scale + offset` (f32, clipped, truncated)
 /// with `scale = 255 / (hi - lo)`, `offset = -lo * scale`; the identity for a flat channel.
-fn autocontrast_tables(b: &mut Builder, images: Value) -> Result<Value> {
-    let n = b.array_shape("autocontrast", images)?.dims()[0];
+fn autocontrast_tables(b: &mut Builder, statistics: &Statistics) -> Result<Value> {
+    let n = b.array_shape("autocontrast", statistics.histogram)?.dims()[0];
     let dims = [n, 3, LEVELS];
-    let lo = b.reduce_binary(images, BinaryOp::Minimum, 255.0, &[1, 2])?;
-    let hi = b.reduce_binary(images, BinaryOp::Maximum, 0.0, &[1, 2])?;
+    let (lo, hi) = (statistics.lowest, statistics.highest);
     let flat = b.compare(Le, hi, lo)?;
     let flat = leading(b, flat, &dims)?;
     let lo = b.convert(lo, ElementType::F32)?;
@@ -126,21 +179,10 @@ fn autocontrast_tables(b: &mut Builder, images: Value) -> Result<Value> {
 /// `color::equalize`'s tables: `lut[v] = (below[v] + step / 2) / step` (capped at 255), where
 /// `below[v]` counts the channel's values under `v` and `step = (count - count of the highest
 /// value) / 255`; the identity where `step == 0`.
-///
-/// The 256-bin histogram is a matrix product of the nibbles' codes: summed over the pixels,
-/// their product counts every (high, low) pair (32 compares per value instead of 256); `below`
-/// is its running sum. The counts are exact: f32 sums of ones (below 2^24), then integers.
-fn equalize_tables(b: &mut Builder, images: Value, nibbles: &Nibbles) -> Result<Value> {
-    let n = b.array_shape("equalize", images)?.dims()[0];
-    let pairs = DotDimensionNumbers {
-        lhs_batch: vec![0, 1],
-        rhs_batch: vec![0, 1],
-        lhs_contracting: vec![2, 3],
-        rhs_contracting: vec![2, 3],
-    };
-    let histogram = b.dot_general(nibbles.high, nibbles.low, &pairs)?;
-    let histogram = b.reshape(histogram, &[n, 3, LEVELS])?;
-    let histogram = b.convert(histogram, ElementType::S32)?;
+/// `below` is the histogram's running sum.
+fn equalize_tables(b: &mut Builder, statistics: &Statistics) -> Result<Value> {
+    let histogram = statistics.histogram;
+    let n = b.array_shape("equalize", histogram)?.dims()[0];
     let table_dims = [n, 3, LEVELS];
     // `below[v]`, the sum of the bins under `v`: the histogram shifted up by one bin, then its
     // running sum (a window of all 256 bins ending at each one), in integers.
@@ -164,9 +206,7 @@ fn equalize_tables(b: &mut Builder, images: Value, nibbles: &Nibbles) -> Result<
     ];
     let below = b.reduce_window(shifted, zero, &running, &add)?;
     // The values under the channel's highest one: all but the count of the highest value.
-    let highest = b.reduce_binary(images, BinaryOp::Maximum, 0.0, &[1, 2])?;
-    let highest = b.convert(highest, ElementType::S32)?;
-    let highest = leading(b, highest, &table_dims)?;
+    let highest = leading(b, statistics.highest, &table_dims)?;
     let level = b.iota_of(ElementType::S32, &table_dims, 2)?;
     let at_highest = b.compare(Eq, level, highest)?;
     let none = b.full(&ArrayShape::new(ElementType::S32, &table_dims), 0.0)?;
