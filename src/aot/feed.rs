@@ -81,13 +81,15 @@ impl ChipRates {
     }
 
     /// Compiles the train step of every progressive stage of `model` for one chip of the
-    /// compiler's target, `batch` examples per device, bf16, the official schedule, as
-    /// `train` on the target runs it; through `cache`, so that asking again costs no compile.
-    /// `on_graph` sees each report as it comes (a compile of S takes minutes).
+    /// compiler's target, `batch` examples per device, bf16, the official schedule, taking
+    /// `input` (host-augmented images, or u8 images it augments itself), as `train` on the
+    /// target runs it; through `cache`, so that asking again costs no compile. `on_graph` sees
+    /// each report as it comes (a compile of S takes minutes).
     pub fn compile(
         compiler: &AotCompiler,
         model: &Model,
         batch: i64,
+        input: InputMode,
         cache: Option<&ExecutableCache>,
         mut on_graph: impl FnMut(&GraphReport),
     ) -> Result<ChipRates> {
@@ -107,7 +109,7 @@ impl ChipRates {
                 schedule: ScheduleVariant::Official,
                 stage: None,
                 eval: false,
-                input: InputMode::Normalised,
+                input,
             },
         )?;
         let mut reports = Vec::with_capacity(graphs.len());

@@ -150,16 +150,16 @@ impl BenchArgs {
         anyhow::ensure!(self.batch > 0, "--batch must be at least 1");
         let spec = load_spec(&self.model)?;
         let pipeline = InputPipeline::for_spec(&spec)?;
-        let demand = self.target.demand(&spec, self.batch)?;
+        let progressive = spec.progressive_stages(ScheduleVariant::Official, 1)?;
+        // The chips' rates of the steps this mode trains with: with --augment-on device the
+        // step augments, and costs the chip more.
+        let input = pipeline.step_input(self.augment_on, any_mixing(&progressive))?;
+        let demand = self.target.demand(&spec, self.batch, input)?;
         let source: Arc<dyn Source> = match dir.to_str().map(str::parse::<DataSpec>) {
             Some(Ok(data)) => data.open()?.0,
             _ => Arc::new(ImageFolder::open(dir)?),
         };
-        let mut stages: Vec<Stage> = spec
-            .progressive_stages(ScheduleVariant::Official, 1)?
-            .iter()
-            .map(loader_stage)
-            .collect();
+        let mut stages: Vec<Stage> = progressive.iter().map(loader_stage).collect();
         if !self.sizes.is_empty() {
             anyhow::ensure!(
                 self.sizes.iter().all(|&size| size > 0),

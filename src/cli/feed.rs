@@ -9,6 +9,7 @@ use clap::Args;
 use effnetv2::aot::{AotCompiler, ChipRates, HostFeed, SliceHosts, Target};
 use effnetv2::model::{Model, ModelSpec, ScheduleVariant};
 use effnetv2::program::executables::ExecutableCache;
+use effnetv2::step::graphs::InputMode;
 
 #[derive(Debug, Args)]
 pub struct TargetArgs {
@@ -20,8 +21,8 @@ pub struct TargetArgs {
     #[arg(long, requires = "data")]
     target: Option<Target>,
     /// With --target: take the per-chip images/s from this output of `effnetv2 compile --json`
-    /// (the same chip generation, any slice, e.g. computed once on another machine) instead of
-    /// compiling.
+    /// (the same chip generation, any slice, e.g. computed once on another machine, with the
+    /// same --augment-on) instead of compiling.
     #[arg(long, requires = "target")]
     target_costs: Option<PathBuf>,
 }
@@ -34,10 +35,10 @@ pub struct Demand {
 }
 
 impl TargetArgs {
-    /// The demand of `--target` for `spec`'s train steps at `batch` per device; `None` without
-    /// `--target`. Everything is checked here, before any image is measured: the slice has VM
-    /// hosts, the rates are for its chip and for the model's stage sizes.
-    pub fn demand(&self, spec: &ModelSpec, batch: i64) -> Result<Option<Demand>> {
+    /// The demand of `--target` for `spec`'s train steps at `batch` per device taking `input`;
+    /// `None` without `--target`. Everything is checked here, before any image is measured: the
+    /// slice has VM hosts, the rates are for its chip and for the model's stage sizes.
+    pub fn demand(&self, spec: &ModelSpec, batch: i64, input: InputMode) -> Result<Option<Demand>> {
         let Some(target) = &self.target else {
             return Ok(None);
         };
@@ -49,7 +50,7 @@ impl TargetArgs {
                     .with_context(|| format!("{what}: cannot read the file"))?;
                 ChipRates::from_compile_json(&text, &what)?
             }
-            None => compile_rates(target, spec, batch)?,
+            None => compile_rates(target, spec, batch, input)?,
         };
         if rates.compiled_for.accelerator != target.accelerator {
             bail!(
@@ -76,9 +77,14 @@ impl TargetArgs {
     }
 }
 
-/// Compiles `spec`'s train steps for one chip of `target` through the shared executable cache
-/// (the one `compile` and `train` use), with progress on standard error.
-fn compile_rates(target: &Target, spec: &ModelSpec, batch: i64) -> Result<ChipRates> {
+/// Compiles `spec`'s train steps taking `input` for one chip of `target` through the shared
+/// executable cache (the one `compile` and `train` use), with progress on standard error.
+fn compile_rates(
+    target: &Target,
+    spec: &ModelSpec,
+    batch: i64,
+    input: InputMode,
+) -> Result<ChipRates> {
     let chip = target.one_chip();
     let compiler = AotCompiler::new(chip.clone(), None)?;
     let cache = ExecutableCache::shared()?;
@@ -88,7 +94,7 @@ fn compile_rates(target: &Target, spec: &ModelSpec, batch: i64) -> Result<ChipRa
          (minutes each for a large model the first time; cached after)",
         spec.name
     );
-    ChipRates::compile(&compiler, &model, batch, Some(&cache), |report| {
+    ChipRates::compile(&compiler, &model, batch, input, Some(&cache), |report| {
         let how = if report.cached {
             "from the cache".to_owned()
         } else {
