@@ -42,8 +42,8 @@ pub(super) fn warp(b: &mut Builder, images: Value, warp: Value) -> Result<Value>
     let readers = Readers::of(b, &formulas, [n, h, w])?;
     let intermediate = along_columns(b, images, readers.row)?;
     // Pass 2: per example and row, the slots' one-hot reader codes `[B, H, 2W, W]` contracted
-    // with the intermediate `[B, H, 2W, 3]` over the slots. A pixel without a source comes out
-    // as 0 ([`along_columns`] adds one to the others) and gets the fill.
+    // with the intermediate `[B, H, 2W, 3]` over the slots; pixels whose source is outside the
+    // image (read by no slot) then get the fill.
     let codes = one_hot(b, readers.pixel, w)?;
     let along_rows = DotDimensionNumbers {
         lhs_batch: vec![0, 1],
@@ -96,6 +96,9 @@ impl Formulas {
         Ok((spread(self.column)?, spread(self.row)?))
     }
 
+    /// The formulas of each example's transform `warp` (f32 `[B, 8]`); on `square` images the
+    /// examples whose source row moves faster along an output row than their source column
+    /// read the transposed image.
     fn of(b: &mut Builder, warp: Value, square: bool) -> Result<Formulas> {
         let mut t = Vec::with_capacity(6);
         for i in 0..6 {
@@ -227,9 +230,9 @@ fn one_hot(b: &mut Builder, index: Value, size: i64) -> Result<Value> {
 }
 
 /// Pass 1: bf16 `[B, H, 2W, 3]` whose slot `column + W * k` of row y holds input pixel
-/// (`column`, `rows[y, slot]`) of `images` (u8 `[B, H, W, 3]`) plus one, and 0 where `rows` is
-/// -1 (whose one-hot code is all zeros): per example and input column, the rows' one-hot codes
-/// times that column. Values up to 256 are exact in bf16.
+/// (`column`, `rows[y, slot]`) of `images` (u8 `[B, H, W, 3]`), 0 where `rows` is -1 (whose
+/// one-hot code is all zeros): per example and input column, the rows' one-hot codes times that
+/// column, exact in bf16. It changes layout as bytes, the cheapest form.
 fn along_columns(b: &mut Builder, images: Value, rows: Value) -> Result<Value> {
     let dims = b.array_shape("warp", images)?.dims().to_vec();
     let (n, h, w) = (dims[0], dims[1], dims[2]);
