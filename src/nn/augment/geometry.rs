@@ -1,7 +1,7 @@
 //! Stages 3 and 4: `geometric::projective` (nearest sampling, [`FILL`] outside) and the cutout
 //! box.
 
-use super::{column, leading, within};
+use super::{column, leading, one_hot, within};
 use crate::data::transform::randaugment::geometric::FILL;
 use crate::hlo::ComparisonDirection::{Eq, Ge, Gt, Le};
 use crate::hlo::{error::Result, ArrayShape, Builder, DotDimensionNumbers, ElementType, Value};
@@ -44,7 +44,7 @@ pub(super) fn warp(b: &mut Builder, images: Value, warp: Value) -> Result<Value>
     // Pass 2: per example and row, the slots' one-hot reader codes `[B, H, 2W, W]` contracted
     // with the intermediate `[B, H, 2W, 3]` over the slots; pixels whose source is outside the
     // image (read by no slot) then get the fill.
-    let codes = one_hot(b, readers.pixel, w)?;
+    let codes = one_hot(b, readers.pixel, w, ElementType::Bf16)?;
     let along_rows = DotDimensionNumbers {
         lhs_batch: vec![0, 1],
         rhs_batch: vec![0, 1],
@@ -217,18 +217,6 @@ fn inside(b: &mut Builder, v: Value, size: i64) -> Result<Value> {
     b.and(from_first, to_last)
 }
 
-/// `index` (s32, any shape) as bf16 one-hot codes of `size` in a new last dimension; -1 (or any
-/// index outside `0..size`) is all zeros.
-fn one_hot(b: &mut Builder, index: Value, size: i64) -> Result<Value> {
-    let dims = b.array_shape("warp", index)?.dims().to_vec();
-    let rank = dims.len() as i64;
-    let wide: Vec<i64> = dims.iter().copied().chain([size]).collect();
-    let index = b.broadcast_in_dim(index, &wide, &(0..rank).collect::<Vec<_>>())?;
-    let codes = b.iota_of(ElementType::S32, &wide, rank)?;
-    let hit = b.compare(Eq, index, codes)?;
-    b.convert(hit, ElementType::Bf16)
-}
-
 /// Pass 1: bf16 `[B, H, 2W, 3]` whose slot `column + W * k` of row y holds input pixel
 /// (`column`, `rows[y, slot]`) of `images` (u8 `[B, H, W, 3]`), 0 where `rows` is -1 (whose
 /// one-hot code is all zeros): per example and input column, the rows' one-hot codes times that
@@ -239,7 +227,7 @@ fn along_columns(b: &mut Builder, images: Value, rows: Value) -> Result<Value> {
     // Each input column's slot rows: `[B, H, 2, W]` as `[B, W, 2, H]`.
     let rows = b.reshape(rows, &[n, h, 2, w])?;
     let rows = b.transpose(rows, &[0, 3, 2, 1])?;
-    let codes = one_hot(b, rows, h)?;
+    let codes = one_hot(b, rows, h, ElementType::Bf16)?;
     let values = b.convert(images, ElementType::Bf16)?;
     let per_column = DotDimensionNumbers {
         lhs_batch: vec![0, 1],

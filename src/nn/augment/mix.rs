@@ -2,7 +2,7 @@
 //! batch, as the host's `Normalization` and `data::mix::mix_batch` compute them.
 
 use super::geometry::inside_boxes;
-use super::leading;
+use super::{leading, one_hot};
 use crate::data::Normalization;
 use crate::hlo::{
     error::Result, ArrayShape, Builder, DotDimensionNumbers, ElementType, HloError, Literal, Value,
@@ -86,15 +86,11 @@ pub fn mix(
     normalization: &Normalization,
     arrays: &MixArrays,
 ) -> Result<Value> {
-    use crate::hlo::ComparisonDirection::Eq;
     b.scoped("mix", |b| {
         let dims = b.array_shape("mix", images)?.dims().to_vec();
         let n = dims[0];
         let values = b.convert(images, ElementType::F32)?;
-        let partner = b.broadcast_in_dim(arrays.partner, &[n, n], &[0])?;
-        let example = b.iota_of(ElementType::S32, &[n, n], 1)?;
-        let picks = b.compare(Eq, partner, example)?;
-        let picks = b.convert(picks, ElementType::F32)?;
+        let picks = one_hot(b, arrays.partner, n, ElementType::F32)?;
         let along_batch = DotDimensionNumbers {
             lhs_contracting: vec![1],
             rhs_contracting: vec![0],

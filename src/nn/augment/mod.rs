@@ -159,6 +159,20 @@ fn column(b: &mut Builder, v: Value, i: i64) -> Result<Value> {
     b.reshape(one, &[n])
 }
 
+/// `index` (s32, any shape) as one-hot codes of `ty` and `size` in a new last dimension; -1 (or
+/// any index outside `0..size`) is all zeros. A TPU runs a matrix product with such codes, built
+/// inside the product's fusion, where a gather would cost it a memory tile per index.
+fn one_hot(b: &mut Builder, index: Value, size: i64, ty: ElementType) -> Result<Value> {
+    use crate::hlo::ComparisonDirection::Eq;
+    let dims = b.array_shape("augment", index)?.dims().to_vec();
+    let rank = dims.len() as i64;
+    let wide: Vec<i64> = dims.iter().copied().chain([size]).collect();
+    let index = b.broadcast_in_dim(index, &wide, &(0..rank).collect::<Vec<_>>())?;
+    let codes = b.iota_of(ElementType::S32, &wide, rank)?;
+    let hit = b.compare(Eq, index, codes)?;
+    b.convert(hit, ty)
+}
+
 /// `inside(lo <= v < hi)` for an s32 array `v` and per-example bounds `[B]` broadcast to it.
 fn within(b: &mut Builder, v: Value, lo: Value, hi: Value) -> Result<Value> {
     use crate::hlo::ComparisonDirection::{Ge, Lt};
